@@ -1,0 +1,20 @@
+"""Where edgeclip keeps caches and runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Cache root: $EDGECLIP_CACHE, else ~/.cache/edgeclip. Created on demand."""
+    root = Path(os.environ.get("EDGECLIP_CACHE", Path.home() / ".cache" / "edgeclip"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def devices_dir() -> Path:
+    """Target profiles: $EDGECLIP_DEVICES, else the repository's devices/ folder."""
+    return Path(os.environ.get("EDGECLIP_DEVICES", REPO_ROOT / "devices"))

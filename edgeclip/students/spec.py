@@ -1,0 +1,59 @@
+"""The spec every student (and teacher tower) travels with; saved next to its checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgeclip.data.preprocess import Preprocess
+from edgeclip.io_utils import read_json, write_json
+
+ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier"]
+
+
+@dataclass
+class ModelSpec:
+    """What an exporter, runtime or benchmark needs to know about a model, besides its weights.
+
+    - classifier / zero_shot_classifier: input `image` → output `logits` (N, len(class_names)).
+    - image_encoder: `image` → `embedding` (N, embed_dim). text_encoder: `text` (N, context) int64 → `embedding`.
+    - dual_encoder: both towers; exported per tower.
+    """
+
+    name: str
+    kind: ModelKind
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    class_names: list[str] = field(default_factory=list)
+    embed_dim: int | None = None
+    context_length: int | None = None
+    input_names: list[str] = field(default_factory=lambda: ["image"])
+    output_names: list[str] = field(default_factory=lambda: ["logits"])
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=lambda: {"image": {0: "batch"}, "logits": {0: "batch"}})
+    parity_atol: float = 1e-3
+    parity_rtol: float = 1e-3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        data = dict(data)
+        data["preprocess"] = Preprocess.from_dict(data.get("preprocess", {}))
+        # JSON turns int keys into strings.
+        data["dynamic_axes"] = {k: {int(a): n for a, n in v.items()} for k, v in data.get("dynamic_axes", {}).items()}
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelSpec":
+        return cls.from_dict(read_json(path))
