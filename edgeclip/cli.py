@@ -1,0 +1,68 @@
+"""`edgeclip` command line: parses arguments and hands them to edgeclip.commands.<subcommand>.
+
+No logic lives here. Each module in edgeclip/commands/ defines `register(subparsers)`, which adds
+its parser (with help and examples) and sets `func(args) -> int` as the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgeclip import __version__
+from edgeclip.errors import UserError
+
+# Order is the order of `edgeclip --help`.
+SUBCOMMANDS = ["build", "distill", "eval", "export", "bench", "list", "demo"]
+
+EPILOG = """examples:
+  edgeclip list students
+  edgeclip build --recipe quickstart --target cpu
+  edgeclip distill --recipe digits-kd --student resnet18_w8 --shots 10
+  edgeclip export --model runs/<id>/student --backend onnx --precision int8
+  edgeclip bench --artifact runs/<id>/artifacts/onnx-int8 --target cpu
+"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example blocks as written and shows defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeclip",
+        description="Distill CLIP into small models for edge devices, export them, and measure what they keep.",
+        epilog=EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edgeclip {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"edgeclip.commands.{name}_cmd").register(subparsers)
+    return parser
+
+
+class UsageError(UserError):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # argparse exits 2 on usage errors itself, with a one-line message: that matches our contract.
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"edgeclip: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgeclip: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

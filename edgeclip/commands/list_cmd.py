@@ -1,0 +1,82 @@
+"""`edgeclip list recipes|targets|students|backends|teachers|datasets`."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeclip.commands import add_parser
+
+KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_parser(
+        subparsers, "list", help="list recipes, targets, students, backends, teachers or datasets",
+        description="List what edgeclip knows about.",
+        examples="""
+  edgeclip list students     # every student with its parameter count
+  edgeclip list targets      # device profiles and their budgets
+  edgeclip list backends     # export formats, precisions, and whether they run here
+""",
+    )
+    parser.add_argument("kind", choices=KINDS, help="what to list")
+    parser.set_defaults(func=run)
+
+
+def format_table(headers: list[str], rows: list[list[object]]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
+    if kind == "recipes":
+        from edgeclip.config import list_recipes
+
+        return ["recipe", "description"], [list(r) for r in list_recipes()]
+    if kind == "students":
+        from edgeclip.students import list_students
+
+        return ["student", "kind", "params", "description"], [
+            [s["name"], s["kind"], f"{s['params'] / 1e6:.2f}M" if s["params"] >= 1e5 else f"{s['params']:,}", s.get("description", "")]
+            for s in list_students()
+        ]
+    if kind == "targets":
+        from edgeclip.targets import list_targets
+
+        return ["target", "aliases", "backends", "precision", "measurable here", "budgets"], [
+            [t.name, ", ".join(t.aliases), ", ".join(t.backends), ", ".join(t.precisions),
+             "yes" if t.runs_here else "no (" + t.where_to_measure + ")",
+             ", ".join(f"{k}={v}" for k, v in t.budgets.items() if v is not None)]
+            for t in list_targets()
+        ]
+    if kind == "backends":
+        from edgeclip.exporters import list_backends
+
+        return ["backend", "precisions", "file", "runs here", "notes"], [
+            [b["name"], ", ".join(b["precisions"]), b["suffix"], "yes" if b["runs_here"] else "no", b.get("notes", "")]
+            for b in list_backends()
+        ]
+    if kind == "teachers":
+        from edgeclip.teacher import PROXY_TEACHERS
+
+        rows = [[name, "proxy (trained here on first use)"] for name in PROXY_TEACHERS.names()]
+        rows.append(["ARCH:TAG", "open_clip architecture + pretrained tag, e.g. ViT-B-32:openai (needs the hub or a cached copy)"])
+        rows.append(["ARCH:PATH", "open_clip architecture + local checkpoint, e.g. ViT-B-32:/models/vitb32.safetensors"])
+        rows.append(["ARCH:random", "random weights (latency/size only)"])
+        rows.append(["PATH", "an edgeclip teacher checkpoint (.pt written by edgeclip)"])
+        return ["teacher", "description"], rows
+    from edgeclip.data import list_datasets
+
+    rows = [[name, description] for name, description in list_datasets()]
+    rows.append(["PATH", "a folder of class folders (optionally with train/ and test/)"])
+    return ["dataset", "description"], rows
+
+
+def run(args: argparse.Namespace) -> int:
+    headers, rows = _rows(args.kind)
+    print(format_table(headers, rows))
+    return 0

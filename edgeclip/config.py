@@ -1,0 +1,202 @@
+"""Typed recipes: dataclasses loaded from YAML, overridable with `--set key=value`.
+
+A recipe is a YAML file shipped in `edgeclip/recipes/` (referred to by name) or any path. Unknown
+keys and badly typed values are rejected with a close-match hint. No code runs from YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgeclip.errors import UserError, close_matches, unknown_name_error
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+@dataclass
+class DataConfig:
+    """Where images come from. Specs are `digits`, `synthetic:N`, or a folder (see data.open_image_dataset)."""
+
+    train: str = "digits"
+    test: str = "digits"
+    calibration: str = ""  # defaults to the train data
+    calibration_count: int = 64
+    shots: int = 0  # k images per class from the train split; 0 = all
+    skip_corrupt: bool = False
+    templates: str = "digits"  # prompt template set for the zero-shot head
+    classname_map: str = ""  # optional YAML/JSON map of class name → disambiguated name
+
+
+@dataclass
+class StudentConfig:
+    name: str = "mobilenetv3_small"
+    image_size: int = 32
+    checkpoint: str = ""  # use this trained student instead of distilling one
+
+
+@dataclass
+class DistillConfig:
+    """Hinton KD (paper 000 §3.1): L = alpha·tau²·KL + beta·CE. Defaults are the paper's."""
+
+    method: str = "classifier_kd"
+    teacher_head: str = "finetuned"  # finetuned | zero_shot
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: list[int] = field(default_factory=lambda: [60, 90])
+    gamma: float = 0.1
+    alpha: float = 0.5
+    beta: float = 0.5
+    tau: float = 1.0
+    augment: bool = True
+    head_epochs: int = 30  # fine-tuned teacher MLP head
+    head_lr: float = 1e-3
+    head_hidden: int = 256
+    head_dropout: float = 0.1
+    head_input: str = "similarity"  # similarity (paper) | features (MLP probe)
+    num_workers: int = 0
+    teacher_epochs: int = 0  # CE epochs for CNN teachers trained here; 0 = same as epochs
+    scratch_baseline: bool = False  # also train the student with CE only, same budget, for comparison
+    overconfidence_gamma: float = 0.5  # paper 000 §3.3.2 threshold for the over-confidence probability p
+
+
+@dataclass
+class ExportConfig:
+    backends: list[str] = field(default_factory=lambda: ["onnx"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    opset: int = 18
+    parity_samples: int = 16
+
+
+@dataclass
+class BenchConfig:
+    warmup: int = 10
+    iterations: int = 100
+    max_seconds: float = 10.0
+    throughput_batch: int = 16
+    threads: int = 0  # 0 = let the runtime decide
+    accuracy_samples: int = 0  # 0 = the whole test split
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    teacher: str = "proxy-digits"
+    data: DataConfig = field(default_factory=DataConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """(name, description) of every shipped recipe."""
+    rows = []
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        rows.append((path.stem, str(data.get("description", "")).strip()))
+    return rows
+
+
+def recipe_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"recipe file '{path}' does not exist; pass a shipped recipe name (see `edgeclip list recipes`) or an existing YAML path")
+        return path
+    shipped = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise unknown_name_error("recipe", name_or_path, [p.stem for p in RECIPES_DIR.glob("*.yaml")], "see `edgeclip list recipes` or pass a YAML path")
+    return shipped
+
+
+def load_recipe(name_or_path: str = "", overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe by shipped name or path, apply `key=value` overrides, validate."""
+    data: dict[str, Any] = {}
+    if name_or_path:
+        path = recipe_path(name_or_path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"recipe '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+        if not isinstance(data, dict):
+            raise UserError(f"recipe '{path}' must be a YAML mapping of sections (teacher, data, student, ...)")
+        data.setdefault("name", Path(path).stem)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set '{item}' is not key=value; write e.g. --set distill.epochs=5")
+        _set_dotted(data, key.strip(), yaml.safe_load(value))
+    return build_dataclass(Recipe, data, "")
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Construct dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise UserError(f"'{where or cls.__name__}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{where}.{key}" if where else key
+        if key not in fields:
+            hint = close_matches(key, fields)
+            did = f"; did you mean '{where + '.' if where else ''}{hint[0]}'?" if hint else ""
+            raise UserError(f"unknown recipe key '{dotted}'{did} (valid: {', '.join(fields)})")
+        kwargs[key] = _coerce(hints[key], value, dotted)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, value if value is not None else {}, where)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            value = [value]
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise UserError(f"recipe key '{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}")

@@ -1,0 +1,86 @@
+"""Prompt template sets for zero-shot heads, and the class-name disambiguation map.
+
+A template is a format string with one `{}` slot for the class name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from edgeclip.errors import UserError, unknown_name_error
+
+
+def _openai_imagenet() -> list[str]:
+    # open_clip ships OpenAI's 80 ImageNet templates as lambdas; turn them into format strings.
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return [template("{}") for template in OPENAI_IMAGENET_TEMPLATES]
+
+
+def _simple_imagenet() -> list[str]:
+    from open_clip.zero_shot_metadata import SIMPLE_IMAGENET_TEMPLATES
+
+    return [template("{}") for template in SIMPLE_IMAGENET_TEMPLATES]
+
+
+# OpenAI's 18 CIFAR-10/100 templates (CLIP repository, notebooks/Prompt_Engineering_for_ImageNet).
+CIFAR_TEMPLATES = [
+    "a photo of a {}.", "a blurry photo of a {}.", "a black and white photo of a {}.",
+    "a low contrast photo of a {}.", "a high contrast photo of a {}.", "a bad photo of a {}.",
+    "a good photo of a {}.", "a photo of a small {}.", "a photo of a big {}.", "a photo of the {}.",
+    "a blurry photo of the {}.", "a black and white photo of the {}.", "a low contrast photo of the {}.",
+    "a high contrast photo of the {}.", "a bad photo of the {}.", "a good photo of the {}.",
+    "a photo of the small {}.", "a photo of the big {}.",
+]
+
+# Used both to caption digits when training the proxy teacher and for its zero-shot head.
+DIGITS_TEMPLATES = [
+    "a photo of the digit {}.",
+    "a handwritten {}.",
+    "the number {}, written by hand.",
+    "a low resolution image of the digit {}.",
+    "a scan of a handwritten {}.",
+    "an 8x8 picture of the number {}.",
+]
+
+TEMPLATE_SETS = {
+    "openai_imagenet": _openai_imagenet,
+    "simple_imagenet": _simple_imagenet,
+    "cifar": lambda: list(CIFAR_TEMPLATES),
+    "digits": lambda: list(DIGITS_TEMPLATES),
+    "plain": lambda: ["{}"],
+}
+
+
+def get_templates(name: str) -> list[str]:
+    """A named template set, or templates read from a text file (one per line, each with `{}`)."""
+    path = Path(name)
+    if path.suffix == ".txt" and path.is_file():
+        templates = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        bad = [t for t in templates if "{}" not in t]
+        if bad:
+            raise UserError(f"template '{bad[0]}' in {path} has no '{{}}' slot for the class name; add one")
+        return templates
+    if name not in TEMPLATE_SETS:
+        raise unknown_name_error("template set", name, TEMPLATE_SETS, "or pass a .txt file with one template per line")
+    return TEMPLATE_SETS[name]()
+
+
+def load_classname_map(path: str | Path | None) -> dict[str, str]:
+    """User-editable map of class name → disambiguated prompt name (YAML or JSON mapping).
+
+    Example: `{"saint_bernard": "Saint Bernard, a type of dog"}`.
+    """
+    if not path:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"class-name map '{path}' does not exist; pass a YAML/JSON file mapping class names to prompt names")
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserError(f"class-name map '{path}' must map each class name to a string")
+    return {str(k): v for k, v in data.items()}

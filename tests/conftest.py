@@ -1,0 +1,39 @@
+"""Test-wide set-up: a private cache per session, quiet progress bars, seeded torch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Before edgeclip is imported anywhere: tests must not read or write the user's cache. Set
+# EDGECLIP_TEST_CACHE to reuse one between runs (e.g. a trained proxy teacher) while developing.
+os.environ["EDGECLIP_CACHE"] = os.environ.get("EDGECLIP_TEST_CACHE") or tempfile.mkdtemp(prefix="edgeclip-test-cache-")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    import torch
+
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def proxy_teacher():
+    """The digits proxy CLIP, trained once per test session (or taken from EDGECLIP_TEST_CACHE)."""
+    from edgeclip.teacher.proxy import load_proxy_teacher
+
+    return load_proxy_teacher(progress=False)
+
+
+@pytest.fixture
+def tiny_clip_config() -> dict:
+    """A tiny open_clip config: fast to build and run, real tokenizer vocabulary."""
+    return {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 16, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
+        "text_cfg": {"context_length": 12, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+    }
