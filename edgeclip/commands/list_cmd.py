@@ -49,8 +49,8 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
 
         return ["target", "aliases", "backends", "precision", "measurable here", "budgets"], [
             [t.name, ", ".join(t.aliases), ", ".join(t.backends), ", ".join(t.precisions),
-             "yes" if t.runs_here else "no (" + t.where_to_measure + ")",
-             ", ".join(f"{k}={v}" for k, v in t.budgets.items() if v is not None)]
+             "yes" if t.runs_here and not t.build_on_device else "no (measure on the device)",
+             ", ".join(f"{k}={v}" for k, v in vars(t.budgets).items() if v is not None)]
             for t in list_targets()
         ]
     if kind == "backends":

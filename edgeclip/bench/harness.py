@@ -1,0 +1,318 @@
+"""Benchmark several backends fairly, and evaluate one on labelled images.
+
+`benchmark_interleaved` times backends round-robin: each cycle times every backend once, so
+thermal throttling, frequency scaling or a noisy neighbour during the run affects all backends
+alike instead of penalising whichever happened to run last.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
+from edgeclip.bench.metrics import agreement, retention, top1_accuracy
+from edgeclip.bench.report import ReportRow, one_line
+from edgeclip.errors import UserError
+
+RunFn = Callable[[Any], Any]
+
+
+def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str, Any], *, warmup: int = 10,
+                          iterations: int = 100, max_seconds: float = 30.0) -> dict[str, dict[str, Any]]:
+    """Latency stats per runner, timed one call per runner per cycle.
+
+    `input` is one batch for all runners, or a mapping name -> batch (backends that need another
+    dtype or layout). The starting runner rotates every cycle so no backend always follows the
+    same one (cache and allocator state carry over between calls). A runner that raises is
+    dropped from the rotation and reported as {"error": "<type>: <message>"}; the others go on.
+    Stops after `iterations` cycles or `max_seconds`, so every runner gets the same count.
+    """
+    names = list(runners)
+    batches = {n: (input[n] if isinstance(input, Mapping) else input) for n in names}
+    errors: dict[str, str] = {}
+    samples: dict[str, list[float]] = {n: [] for n in names}
+
+    def call(name: str, timed: bool) -> None:
+        try:
+            if timed:
+                samples[name].append(time_call(runners[name], batches[name]))
+            else:
+                runners[name](batches[name])
+        except Exception as exc:  # a failing backend becomes a failed row, never a crash
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    for _ in range(max(0, warmup)):
+        for name in names:
+            if name not in errors:
+                call(name, timed=False)
+    deadline = time.perf_counter() + max_seconds
+    for cycle in range(iterations):
+        live = [n for n in names if n not in errors]
+        if not live:
+            break
+        start = cycle % len(live)
+        for name in live[start:] + live[:start]:
+            call(name, timed=True)
+        if time.perf_counter() >= deadline:
+            break
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in errors:
+            results[name] = {"error": errors[name]}
+        else:
+            results[name] = latency_stats(samples[name])
+    return results
+
+
+def run_batched(run_fn: RunFn, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Outputs of `run_fn` over `images` in batches, concatenated along axis 0."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    outputs = [np.asarray(run_fn(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    return np.concatenate(outputs, axis=0)
+
+
+def evaluate_runtime(run_fn: RunFn, images: np.ndarray, labels: np.ndarray,
+                     reference_logits: np.ndarray | None = None, teacher_logits: np.ndarray | None = None,
+                     *, batch_size: int = 32) -> dict[str, Any]:
+    """Top-1 accuracy on (images, labels), and top-1 agreement with the teacher and the reference.
+
+    reference = the unexported PyTorch model the artifact came from (export fidelity);
+    teacher = the CLIP teacher (what distillation kept). Returns the logits too, so a caller can
+    use one runtime's outputs as another's reference.
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 4 or len(images) != len(labels):
+        raise ValueError(f"expected images (N,3,H,W) and N labels, got {images.shape} and {labels.shape}")
+    logits = run_batched(run_fn, images, batch_size)
+    return {
+        "accuracy": top1_accuracy(logits, labels),
+        "agreement_teacher": None if teacher_logits is None else agreement(logits, teacher_logits),
+        "agreement_reference": None if reference_logits is None else agreement(logits, reference_logits),
+        "num_samples": int(len(labels)),
+        "logits": logits,
+    }
+
+
+# ---- artifacts -> report rows (used by `edgeclip bench` and the build orchestrator) ----------
+
+@dataclass
+class BenchSettings:
+    warmup: int = 10
+    iterations: int = 100
+    max_seconds: float = 10.0  # per measurement phase (interleaved latency gets this per backend)
+    throughput_batch: int = 16
+    threads: int = 0  # 0 = let the runtime decide
+    memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
+
+
+@dataclass
+class EvalData:
+    images: np.ndarray  # (N,3,H,W) float32, preprocessed
+    labels: np.ndarray  # (N,)
+    teacher_logits: np.ndarray | None = None
+    source: str = ""
+
+
+def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", limit: int = 0) -> EvalData:
+    """Labelled evaluation images: an .npz (images, labels[, teacher_logits]) or a dataset spec
+    (`digits`, a folder) preprocessed with the artifact's own preprocessing."""
+    path = Path(spec)
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise UserError(f"evaluation data {path} does not exist; pass an .npz with images and labels or a dataset spec")
+        with np.load(path) as npz:
+            if not {"images", "labels"} <= set(npz.files):
+                raise UserError(f"{path} lacks 'images' and 'labels' arrays (has {npz.files}); save them with np.savez")
+            data = EvalData(npz["images"].astype(np.float32), npz["labels"].astype(np.int64),
+                            npz["teacher_logits"] if "teacher_logits" in npz.files else None, str(path))
+    else:
+        from edgeclip.data import open_image_dataset, preprocess_all
+
+        dataset = open_image_dataset(str(spec), split)
+        data = EvalData(preprocess_all(dataset, preprocess).numpy(), np.asarray(dataset.labels, np.int64),
+                        source=f"{spec} ({split} split)")
+    if limit and limit < len(data.labels):
+        data = EvalData(data.images[:limit], data.labels[:limit],
+                        None if data.teacher_logits is None else data.teacher_logits[:limit], data.source)
+    return data
+
+
+def _needs_target(backend: str) -> str:
+    from edgeclip.targets import list_targets
+
+    where = [t.name for t in list_targets() if backend in t.backends]
+    return f"needs_target: {backend} runs on {', '.join(where) or 'its own device'}; bench there (--remote user@host)"
+
+
+def _example_batch(manifest: dict[str, Any], batch: int, seed: int = 0) -> np.ndarray:
+    """Random input of the artifact's declared shape: images (N,3,S,S) or token ids (N,context)."""
+    declared = manifest["inputs"][0]
+    fixed = declared["shape"][0] if isinstance(declared["shape"][0], int) else None
+    shape = [fixed or batch] + [int(d) for d in declared["shape"][1:]]
+    rng = np.random.default_rng(seed)
+    if str(declared.get("dtype", "float32")).startswith("int"):
+        return rng.integers(1, 400, size=shape, dtype=np.int64)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _reference(manifest: dict[str, Any], cache: dict[str, Any]) -> tuple[Any, ReportRow] | None:
+    """(TorchRuntime or None, reference row) for the checkpoint the artifact was exported from."""
+    source = (manifest.get("source_checkpoint") or {}).get("path")
+    if not source or not Path(source).exists():
+        return None
+    if source not in cache:
+        from edgeclip.bench.flops import count_flops, count_tower_flops
+        from edgeclip.students.checkpoint import load_checkpoint
+        from edgeclip.utils import count_params
+
+        model, spec, _ = load_checkpoint(source)
+        row = ReportRow(name=spec.name, role="reference", backend="torch", precision="fp32", params=count_params(model),
+                        notes=f"unexported PyTorch model from {source}")
+        runtime = None
+        if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
+            row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
+        else:
+            from edgeclip.runtimes.torch_runtime import TorchRuntime
+
+            runtime = TorchRuntime(model, spec)
+            row.flops = count_flops(model, (torch_tensor(_example_batch(runtime.manifest, 1)),))
+        cache[source] = (runtime, row)
+    return cache[source]
+
+
+def torch_tensor(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(array)
+
+
+def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings | None = None, *,
+                    data: str | Path | None = None, split: str = "test", limit: int = 0,
+                    teacher_accuracy: float | None = None) -> list[ReportRow]:
+    """Benchmark exported artifacts on this machine into report rows.
+
+    Missing/corrupt artifacts raise UserError (via the runtimes). A backend this machine cannot
+    run is a `needs_target` row; one that breaks while running is a `failed` row. When the
+    manifest names its source checkpoint, the unexported PyTorch model joins as the reference row
+    (params, FLOPs, agreement_reference).
+    """
+    from edgeclip.bench.memory import measure_peak_memory
+    from edgeclip.exporters.manifest import read_manifest
+    from edgeclip.runtimes import load_runtime
+    from edgeclip.targets import backend_available
+
+    settings = settings or BenchSettings()
+    rows: dict[str, ReportRow] = {}
+    runners: dict[str, Any] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    references: dict[str, Any] = {}
+    reference_of: dict[str, str] = {}  # artifact key -> reference key
+    for index, directory in enumerate(map(Path, artifact_dirs)):
+        manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
+        key = f"{index}:{directory}"
+        manifests[key] = manifest
+        row = rows[key] = ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
+                                    backend=manifest["backend"], precision=manifest["precision"],
+                                    size_mb=(manifest.get("size_bytes") or 0) / 1e6 or None, notes=str(directory))
+        reference = _reference(manifest, references)
+        if reference is not None:
+            ref_runtime, ref_row = reference
+            row.params = ref_row.params
+            tower = {"image_encoder": "image", "text_encoder": "text"}.get(manifest.get("kind", ""))
+            row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
+            ref_key = f"ref:{manifest['source_checkpoint']['path']}"
+            reference_of[key] = ref_key
+            if ref_key not in rows:
+                rows[ref_key] = ref_row
+                manifests[ref_key] = ref_runtime.manifest if ref_runtime else {}
+                if ref_runtime is not None:
+                    runners[ref_key] = ref_runtime
+        if manifest.get("status", "ready") != "ready":
+            row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
+        elif not backend_available(manifest["backend"]):
+            row.status = _needs_target(manifest["backend"])
+        else:
+            runners[key] = load_runtime(directory, threads=settings.threads)  # corrupt model -> UserError
+
+    runs = {k: r.run for k, r in runners.items()}
+    inputs = {k: _example_batch(manifests[k], 1) for k in runs}
+    stats = benchmark_interleaved(runs, inputs, warmup=settings.warmup, iterations=settings.iterations,
+                                  max_seconds=settings.max_seconds * max(1, len(runs)))
+    for key, result in stats.items():
+        if "error" in result:
+            rows[key].status = f"failed: {one_line(result['error'])}"
+            runs.pop(key)
+            continue
+        rows[key].latency_ms = result
+        if settings.throughput_batch > 0:
+            rows[key].throughput = _guarded(rows[key], lambda: measure_throughput(
+                runs[key], _example_batch(manifests[key], settings.throughput_batch), max_seconds=settings.max_seconds))
+        if settings.memory and manifests[key].get("backend") in ("onnx", "openvino"):
+            directory = key.split(":", 1)[1]
+            rows[key].peak_mem_mb = _guarded(rows[key], lambda: measure_peak_memory(directory, threads=settings.threads))
+
+    if data is not None:
+        _evaluate_rows(rows, runs, manifests, reference_of, data, split, limit, teacher_accuracy)
+    for key, row in rows.items():
+        if (manifests.get(key, {}).get("parity") or {}).get("passed") is False and row.status == "ok":
+            row.status = "failed: parity against PyTorch failed at export (see manifest.json parity)"
+    order = {"teacher": 0, "reference": 1}
+    return sorted(rows.values(), key=lambda r: order.get(r.role, 2))  # stable: artifacts keep the caller's order
+
+
+def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:
+    try:
+        return measure()
+    except Exception as exc:  # one measurement failing fails its row, not the run
+        row.status = f"failed: {one_line(f'{type(exc).__name__}: {exc}')}"
+        return None
+
+
+def _evaluate_rows(rows: dict[str, ReportRow], runs: dict[str, RunFn], manifests: dict[str, dict[str, Any]],
+                   reference_of: dict[str, str], data: str | Path, split: str, limit: int,
+                   teacher_accuracy: float | None) -> None:
+    """Accuracy / agreement for classifier rows; references first so artifacts can agree with them."""
+    from edgeclip.data.preprocess import Preprocess
+
+    cache: dict[str, EvalData] = {}
+    logits: dict[str, np.ndarray] = {}
+    teacher_logits = None
+    ordered = sorted(runs, key=lambda k: not k.startswith("ref:"))
+    for key in ordered:
+        manifest = manifests[key]
+        if manifest.get("kind") not in ("classifier", "zero_shot_classifier"):
+            rows[key].notes = "; ".join(filter(None, [rows[key].notes, "accuracy needs a classifier; embeddings not scored"]))
+            continue
+        preprocessing = manifest["preprocessing"]
+        cache_key = json.dumps(preprocessing, sort_keys=True)
+        if cache_key not in cache:
+            cache[cache_key] = load_eval_data(data, Preprocess.from_dict(preprocessing), split=split, limit=limit)
+        eval_data = cache[cache_key]
+        teacher_logits = eval_data.teacher_logits if eval_data.teacher_logits is not None else teacher_logits
+        result = _guarded(rows[key], lambda: evaluate_runtime(
+            runs[key], eval_data.images, eval_data.labels, logits.get(reference_of.get(key, "")), eval_data.teacher_logits))
+        if result is None:
+            continue
+        logits[key] = result["logits"]
+        row = rows[key]
+        row.accuracy, row.agreement_teacher = result["accuracy"], result["agreement_teacher"]
+        row.agreement_reference = result["agreement_reference"] if not key.startswith("ref:") else None
+    source = "given by the caller (--teacher-accuracy)"
+    if teacher_accuracy is None and teacher_logits is not None:
+        teacher_accuracy = top1_accuracy(teacher_logits, next(iter(cache.values())).labels)
+        source = f"accuracy of the teacher_logits stored in {data}"
+    if teacher_accuracy is None:
+        return
+    rows["teacher"] = ReportRow(name="teacher", role="teacher", backend="torch", precision="fp32",
+                                accuracy=teacher_accuracy, notes=source)
+    for row in rows.values():
+        if row.role != "teacher" and row.accuracy is not None:
+            row.retention = retention(row.accuracy, teacher_accuracy)

@@ -1,0 +1,128 @@
+"""report.html: one self-contained file (inline CSS, plot embedded as base64 PNG, no scripts)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+
+from edgeclip.bench.report import TABLE_HEADER, Report, ReportRow, describe_environment, fmt, table_cells
+
+STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .55rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
+td:last-child{white-space:normal;max-width:28rem}
+tr.teacher td{background:#fff6e0}
+.ok{color:#11772d;font-weight:600}.failed,.fail{color:#b3261e;font-weight:600}
+.skipped,.needs,.not-measured{color:#8a6d00;font-weight:600}.pass{color:#11772d;font-weight:600}
+figure{margin:1rem 0}figcaption{color:#555;font-size:.85rem}
+"""
+
+
+def _status_class(status: str) -> str:
+    return STATUS_CLASSES.get(status.split(":", 1)[0], "failed")
+
+
+def accuracy_latency_png(rows: list[ReportRow], dpi: int = 110) -> tuple[bytes | None, list[str]]:
+    """Scatter of accuracy vs p50 latency, one labelled point per row, the teacher as a red star.
+
+    Returns (PNG bytes or None when no row has both values, labels of rows left out).
+    """
+    plotted = [r for r in rows if r.accuracy is not None and not math.isnan(r.accuracy)
+               and r.latency_ms and r.latency_ms.get("p50") is not None]
+    left_out = [r.label for r in rows if r not in plotted]
+    if not plotted:
+        return None, left_out
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on servers or CI
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=dpi)
+    # Neighbours along x get labels above/below in turn, so close points do not print over each other.
+    offsets = [(7, 6), (7, -20), (7, 18), (7, -32)]
+    try:
+        for rank, row in enumerate(sorted(plotted, key=lambda r: r.latency_ms["p50"])):
+            x, y = row.latency_ms["p50"], row.accuracy * 100
+            teacher = row.role == "teacher"
+            ax.scatter([x], [y], s=220 if teacher else 70, marker="*" if teacher else "o",
+                       color="#d62728" if teacher else ("#1f77b4" if row.role == "student" else "#7f7f7f"),
+                       edgecolors="black", linewidths=0.6, zorder=3,
+                       label="teacher" if teacher else row.role)
+            ax.annotate(f"{row.name}\n{row.backend}-{row.precision}", (x, y), textcoords="offset points",
+                        xytext=offsets[rank % len(offsets)], fontsize=8, fontweight="bold" if teacher else "normal")
+        # A teacher measured for accuracy only (no latency here) still sets the bar: a dashed line.
+        for row in rows:
+            if row.role == "teacher" and row not in plotted and row.accuracy is not None:
+                ax.axhline(row.accuracy * 100, color="#d62728", linestyle="--", linewidth=1.2,
+                           label=f"teacher accuracy ({row.name})")
+        latencies = [r.latency_ms["p50"] for r in plotted]
+        if min(latencies) > 0 and max(latencies) / min(latencies) > 20:
+            ax.set_xscale("log")  # teacher vs int8 student can differ by orders of magnitude
+        ax.margins(x=0.25, y=0.15)
+        ax.set_xlabel("latency p50, batch 1 (ms)  — lower is better")
+        ax.set_ylabel("top-1 accuracy (%)  — higher is better")
+        ax.set_title("Accuracy vs latency")
+        ax.grid(True, alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue(), left_out
+
+
+def render_html(report: Report) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+             f"<title>edgeclip report {esc(report.run_id)}</title><style>{CSS}</style></head><body>",
+             f"<h1>edgeclip benchmark report <code>{esc(report.run_id)}</code></h1>",
+             f"<p>Created {esc(report.created)}.</p>"]
+    if report.target:
+        parts.append(f"<p>Target: <b>{esc(str(report.target.get('name')))}</b> — "
+                     f"{esc(str(report.target.get('description', '')))}</p>")
+    parts.append("<h2>Results</h2><table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADER)
+                 + "</tr></thead><tbody>")
+    for row in report.rows:
+        cells = table_cells(row)
+        body = "".join(f"<td>{esc(c)}</td>" for c in cells[:-1])
+        body += f"<td class='{_status_class(row.status)}'>{esc(cells[-1])}</td>"
+        parts.append(f"<tr class='{esc(row.role)}'>{body}</tr>")
+    parts.append("</tbody></table>")
+
+    png, left_out = accuracy_latency_png(report.rows)
+    parts.append("<h2>Accuracy vs latency</h2>")
+    if png is None:
+        parts.append("<p>No row has both an accuracy and a latency; run the benchmark with --data to plot.</p>")
+    else:
+        encoded = base64.b64encode(png).decode("ascii")
+        caption = "One point per row; the teacher is the red star (a dashed line when only its accuracy is known)."
+        if left_out:
+            caption += " Not plotted (no accuracy or latency): " + ", ".join(left_out) + "."
+        parts.append(f"<figure><img alt='accuracy vs latency scatter plot' src='data:image/png;base64,{encoded}'>"
+                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+    if report.target is not None:
+        parts.append(f"<h2>Budgets ({esc(str(report.target.get('name')))})</h2>")
+        if report.budget_results:
+            parts.append("<table><thead><tr><th>Budget</th><th>Row</th><th>Limit</th><th>Measured</th><th>Result</th>"
+                         "</tr></thead><tbody>")
+            for b in report.budget_results:
+                css = b["status"].replace(" ", "-")
+                parts.append(f"<tr><td>{esc(b['name'])}</td><td>{esc(b['row'] or '-')}</td><td>{fmt(b['limit'], 'g')}</td>"
+                             f"<td>{fmt(b['measured'], '.4g')}</td><td class='{css}'>{esc(b['status'])}</td></tr>")
+            parts.append("</tbody></table>")
+        else:
+            parts.append("<p>The target profile sets no budgets.</p>")
+    parts.append("<h2>Environment</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in describe_environment(report.environment)) + "</ul>")
+    if report.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,197 @@
+"""`edgeclip build`: teacher → student → export per target → parity → benchmark → report → budgets.
+
+Each stage is a library call from another module; this file only wires them together and
+decides what becomes a report row:
+- distillation: `distill.classifier_kd.distill_classifier` (or a given student checkpoint),
+- export: `exporters.export_model` for every (backend, precision) the target asks for,
+- measurement: `bench.harness.bench_artifacts` (interleaved latency, memory, accuracy),
+- report: `bench.report.write_report` with the target's budgets checked.
+A backend that fails becomes a failed row; bad input raises UserError before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeclip.config import Recipe
+from edgeclip.errors import UserError
+from edgeclip.io_utils import write_json
+
+RUNS_DIR = Path("runs")
+
+
+@dataclass
+class BuildResult:
+    run_dir: Path
+    report: Any
+    report_paths: dict[str, Path]
+    artifacts: list[Path] = field(default_factory=list)
+
+    @property
+    def failed_budgets(self) -> list[dict[str, Any]]:
+        return self.report.failed_budgets
+
+    @property
+    def failed_rows(self) -> list[Any]:
+        return [row for row in self.report.rows if row.status.startswith("failed")]
+
+
+def log(message: str) -> None:
+    print(f"[edgeclip build] {message}", file=sys.stderr, flush=True)
+
+
+def default_run_dir(recipe: Recipe, target_name: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return RUNS_DIR / f"{recipe.name}-{target_name}-{stamp}"
+
+
+def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
+    """(backend, precision) pairs: the target's backends × its precisions, as each backend allows.
+
+    The recipe's export.backends only narrows the plan when it names a subset of the target's.
+    """
+    from edgeclip.exporters.registry import get_backend
+
+    wanted = [b for b in target.backends if b in recipe.export.backends] or list(target.backends)
+    plan = []
+    for backend in wanted:
+        supported = get_backend(backend).precisions
+        plan += [(backend, precision) for precision in target.precisions if precision in supported]
+    if not plan:
+        raise UserError(f"target {target.name} asks for {', '.join(target.precisions)} on {', '.join(target.backends)}, "
+                        "which no backend supports; fix the profile's precisions")
+    return plan
+
+
+def _sample(count: int, total: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of `count` out of `total` (all when count is 0 or ≥ total)."""
+    if 0 < count < total:
+        return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
+    return np.arange(total)
+
+
+def _images(dataset: Any, preprocess: Any, indices: np.ndarray) -> np.ndarray:
+    if len(indices) == 0:
+        raise UserError("the calibration/parity data has no images; point data.calibration at a folder with images")
+    return np.stack([preprocess(dataset.load(int(i))) for i in indices]).astype(np.float32)
+
+
+def teacher_row(teacher: Any, accuracy: float, preprocess: Any, settings: Any) -> Any:
+    """The teacher as a report row: params, FLOPs and PyTorch latency of images → class logits."""
+    from edgeclip.bench.flops import count_flops
+    from edgeclip.bench.latency import measure_latency
+    from edgeclip.bench.report import ReportRow
+
+    example = torch.zeros(1, 3, preprocess.size, preprocess.size)
+    forward = torch.no_grad()(teacher.forward_images)
+    row = ReportRow(name=teacher.name, role="teacher", backend="torch", precision="fp32",
+                    params=int(teacher.num_params), accuracy=accuracy, retention=1.0,
+                    notes="teacher measured in PyTorch on this machine")
+    row.flops = count_flops(forward, (example,))
+    row.latency_ms = measure_latency(forward, example, warmup=settings.warmup, iterations=settings.iterations,
+                                     max_seconds=settings.max_seconds)
+    return row
+
+
+def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True) -> BuildResult:
+    """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
+    from edgeclip.bench.environment import collect_environment
+    from edgeclip.bench.harness import BenchSettings, bench_artifacts
+    from edgeclip.bench.report import Report, ReportRow, console_table, one_line, write_report
+    from edgeclip.distill.classifier_kd import distill_classifier
+    from edgeclip.distill.data_setup import open_distill_data
+    from edgeclip.exporters import export_model
+    from edgeclip.targets import load_target
+
+    started = time.perf_counter()
+    # Validate everything cheap before any work or any file: target, plan, data, teacher spec.
+    target = load_target(target_name)
+    plan = export_plan(target, recipe)
+    data = open_distill_data(recipe.data, recipe.seed)
+    if not recipe.student.checkpoint:
+        from edgeclip.students.registry import STUDENTS
+
+        STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher
+    run_dir = Path(out_dir) if out_dir else default_run_dir(recipe, target.name)
+    if (run_dir / "report.json").exists():
+        raise UserError(f"{run_dir} already holds a finished build; pass another --out or remove it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": target.to_dict()})
+    log(f"run directory {run_dir}; target {target.name}; plan {', '.join(f'{b}-{p}' for b, p in plan)}")
+
+    # 1. Teacher → student.
+    log(f"distilling {recipe.teacher} into {recipe.student.checkpoint or recipe.student.name}")
+    distilled = distill_classifier(recipe, out_dir=run_dir, progress=progress, data=data)
+    metrics = distilled.metrics
+    log(f"teacher accuracy {metrics['teacher_accuracy']:.4f}, student {metrics['student_accuracy']:.4f}, "
+        f"retention {metrics['retention']:.4f}")
+    preprocess = distilled.spec.preprocess
+
+    # 2. Real images for calibration and parity; the test split with teacher logits for evaluation.
+    calibration_data = data.train
+    if recipe.data.calibration:
+        from edgeclip.data import open_image_dataset
+
+        calibration_data = open_image_dataset(recipe.data.calibration, "train", seed=recipe.seed)
+    calibration = _images(calibration_data, preprocess, _sample(recipe.data.calibration_count, len(calibration_data), recipe.seed))
+    parity_inputs = _images(data.test, preprocess, _sample(recipe.export.parity_samples, len(data.test), recipe.seed))
+    keep = _sample(recipe.bench.accuracy_samples, len(data.test), recipe.seed)
+    eval_path = run_dir / "eval_data.npz"
+    np.savez(eval_path, images=_images(data.test, preprocess, keep), labels=np.asarray(data.test.labels)[keep],
+             teacher_logits=distilled.teacher.logits(data.test).numpy()[keep])
+
+    # 3. Export every planned artifact; a backend that breaks is a failed row, not a crash.
+    artifacts, failed_rows = [], []
+    for backend, precision in plan:
+        artifact_dir = run_dir / "artifacts" / f"{backend}-{precision}"
+        log(f"exporting {backend}-{precision}")
+        try:
+            artifact = export_model(distilled.model, distilled.spec, backend, precision, artifact_dir,
+                                    calibration=calibration, parity_inputs=parity_inputs,
+                                    source_checkpoint=str(distilled.checkpoint_dir / "model.pt"), opset=recipe.export.opset)
+            artifacts.append(artifact.directory)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others
+            failed_rows.append(ReportRow.failed(distilled.spec.name, f"export: {type(exc).__name__}: {exc}",
+                                                backend=backend, precision=precision))
+            log(f"  {backend}-{precision} failed: {one_line(str(exc))}")
+
+    # 4. Measure: teacher in PyTorch, every artifact interleaved, with accuracy on the test split.
+    settings = BenchSettings(warmup=recipe.bench.warmup, iterations=recipe.bench.iterations,
+                             max_seconds=recipe.bench.max_seconds, throughput_batch=recipe.bench.throughput_batch,
+                             threads=recipe.bench.threads or target.threads)
+    log(f"benchmarking {len(artifacts)} artifacts")
+    rows = [teacher_row(distilled.teacher, metrics["teacher_accuracy"], preprocess, settings)]
+    rows += bench_artifacts(artifacts, settings, data=eval_path, teacher_accuracy=metrics["teacher_accuracy"])
+    rows += failed_rows
+
+    # 5. Report + budgets. Budgets only count where the target is this machine's kind.
+    report = Report(rows=rows, environment=collect_environment(threads=settings.threads),
+                    run_id=run_dir.name, notes=_notes(recipe, target, distilled, time.perf_counter() - started))
+    report.apply_target(target, measured_on_target=target.runs_here and not target.build_on_device)
+    paths = write_report(report, run_dir)
+    print(console_table(report))
+    return BuildResult(run_dir=run_dir, report=report, report_paths=paths, artifacts=artifacts)
+
+
+def _notes(recipe: Recipe, target: Any, distilled: Any, seconds: float) -> list[str]:
+    metrics = distilled.metrics
+    notes = [
+        f"recipe {recipe.name}: teacher {recipe.teacher}, student {distilled.spec.name}, data {recipe.data.train}/{recipe.data.test}",
+        f"distillation: teacher accuracy {metrics['teacher_accuracy']:.4f}, student {metrics['student_accuracy']:.4f} "
+        f"(PyTorch, test split), agreement with teacher {metrics['agreement']:.4f}",
+        f"build took {seconds:.0f} s",
+    ]
+    if not target.runs_here or target.build_on_device:
+        notes.append(f"target {target.name}: artifacts are built here but must be measured on the device "
+                     "(devices/runner/, or `edgeclip bench --remote user@host`); budgets are not checked here")
+    return notes

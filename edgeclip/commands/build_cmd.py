@@ -1,0 +1,60 @@
+"""`edgeclip build --recipe R --target T`: the one command from a teacher to a measured artifact."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgeclip.commands import add_parser, add_recipe_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_parser(
+        subparsers, "build", help="distill, export, benchmark and report for a target device",
+        description=(
+            "Teacher -> student (Hinton KD) -> export per the target's backends and precisions -> parity check "
+            "-> benchmark -> report.json/md/html -> budgets. Exit 0 only when every artifact succeeded and every "
+            "budget of the target held; 1 when a backend failed or a budget did not hold; 2 on bad input."
+        ),
+        examples="""
+  edgeclip build --recipe quickstart --target cpu                 # offline, ~5 min on 2 cores
+  edgeclip build --recipe quickstart --target jetson              # artifacts + TensorRT kit for the Jetson
+  edgeclip build --recipe digits-kd --target cpu --student runs/x/student   # skip distillation
+  edgeclip build --recipe quickstart --target cpu --set distill.epochs=3 --out runs/try
+""",
+    )
+    add_recipe_arguments(parser)
+    parser.add_argument("--target", required=True, help="target profile or alias (edgeclip list targets)")
+    parser.add_argument("--teacher", help="override the recipe's teacher: ARCH:TAG, ARCH:PATH, PATH or proxy-digits")
+    parser.add_argument("--student", help="a student name (edgeclip list students) or a trained student checkpoint dir")
+    parser.add_argument("--out", help="run directory (default runs/<recipe>-<target>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def recipe_from_args(args: argparse.Namespace):
+    """The recipe with --teacher/--student folded in as overrides (so validation is the same)."""
+    from pathlib import Path
+
+    from edgeclip.config import load_recipe
+
+    overrides = list(args.overrides)
+    if getattr(args, "teacher", None):
+        overrides.append(f"teacher={args.teacher}")
+    student = getattr(args, "student", None)
+    if student:
+        key = "student.checkpoint" if Path(student).exists() else "student.name"
+        overrides.append(f"{key}={student}")
+    return load_recipe(args.recipe, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeclip.build import build
+
+    result = build(recipe_from_args(args), args.target, out_dir=args.out, progress=not args.quiet)
+    print(f"\nreport: {result.report_paths['html']}")
+    problems = [f"{row.label}: {row.status}" for row in result.failed_rows]
+    problems += [f"budget {b['name']} ({b['row']}): measured {b['measured']:.4g}, limit {b['limit']:g}" for b in result.failed_budgets]
+    if problems:
+        print("build did not meet its target:\n  " + "\n  ".join(problems))
+        return 1
+    return 0

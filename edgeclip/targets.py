@@ -1,0 +1,247 @@
+"""Target profiles (devices/*.yaml): what a device runs, and the budgets a build must meet there.
+
+A profile names the backends in preference order, precisions, input size, threads/batch,
+whether engines must be built on the device (TensorRT), and budgets (max latency, max memory,
+min retention). `check_budgets` turns measured report rows into pass / fail / not measured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from edgeclip.errors import UserError, close_matches
+from edgeclip.paths import devices_dir
+
+KNOWN_BACKENDS = ("onnx", "openvino", "tensorrt", "coreml", "torch")
+# Budgets are checked against the p90 latency: a device that meets p50 but stutters on one frame
+# in ten still drops frames in a live demo.
+LATENCY_PERCENTILE = "p90"
+
+_PROFILE_KEYS = {"name", "aliases", "description", "arch", "os", "backends", "precisions", "input_size",
+                 "threads", "batch", "build_on_device", "budgets"}
+_BUDGET_KEYS = {"max_latency_ms", "max_memory_mb", "min_retention"}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+    min_retention: float | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ("onnx",)
+    precisions: tuple[str, ...] = ("fp32",)
+    input_size: int = 224
+    threads: int = 0
+    batch: int = 1
+    build_on_device: bool = False
+    arch: tuple[str, ...] = ()  # empty = any CPU architecture
+    os: tuple[str, ...] = ()  # empty = any OS (platform.system().lower())
+    budgets: Budgets = field(default_factory=Budgets)
+    path: str = ""
+
+    @property
+    def runs_here(self) -> bool:
+        """Can this machine measure the target: matching arch/OS and one of its backends usable."""
+        return platform_matches(self) and any(backend_available(b) for b in self.backends)
+
+    @property
+    def local_backends(self) -> list[str]:
+        """The target's backends this machine can run, in preference order."""
+        return [b for b in self.backends if backend_available(b)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(aliases=list(self.aliases), backends=list(self.backends), precisions=list(self.precisions),
+                    arch=list(self.arch), os=list(self.os), runs_here=self.runs_here)
+        return data
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One budget checked against one row. `passed` is None when the row lacks the measurement."""
+
+    name: str  # max_latency_ms | max_memory_mb | min_retention
+    limit: float
+    measured: float | None
+    passed: bool | None
+    row: str = ""  # the row the measurement comes from ("" when no row could be checked)
+
+    @property
+    def status(self) -> str:
+        return "not measured" if self.passed is None else ("pass" if self.passed else "fail")
+
+    def describe(self) -> str:
+        op = ">=" if self.name.startswith("min_") else "<="
+        measured = "not measured" if self.measured is None else f"{self.measured:.4g}"
+        where = f" ({self.row})" if self.row else ""
+        return f"{self.name}{where}: {measured} (limit {op} {self.limit:g}) -> {self.status}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "row": self.row, "limit": self.limit, "measured": self.measured,
+                "passed": self.passed, "status": self.status}
+
+
+def backend_available(backend: str) -> bool:
+    """Whether this machine can run `backend` artifacts (library importable and hardware present)."""
+    if backend == "onnx":
+        return importlib.util.find_spec("onnxruntime") is not None
+    if backend == "openvino":
+        return importlib.util.find_spec("openvino") is not None
+    if backend == "torch":
+        return importlib.util.find_spec("torch") is not None
+    if backend == "coreml":
+        # coremltools converts on Linux but only predicts on macOS.
+        return platform.system() == "Darwin" and importlib.util.find_spec("coremltools") is not None
+    if backend == "tensorrt":
+        if importlib.util.find_spec("tensorrt") is None:
+            return False
+        try:
+            import torch
+
+            return bool(torch.cuda.is_available())
+        except ImportError:  # tensorrt without torch: trust the import
+            return True
+    return False
+
+
+def platform_matches(target: Target, machine: str | None = None, system: str | None = None) -> bool:
+    machine = (machine or platform.machine()).lower()
+    system = (system or platform.system()).lower()
+    return (not target.arch or machine in target.arch) and (not target.os or system in target.os)
+
+
+def _profile_paths() -> list[Path]:
+    root = devices_dir()
+    return sorted(root.glob("*.yaml")) if root.is_dir() else []
+
+
+def _parse_profile(path: Path) -> Target:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"target profile '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"target profile '{path}' must be a YAML mapping (name, backends, budgets, ...)")
+    unknown = set(data) - _PROFILE_KEYS
+    if unknown:
+        raise UserError(f"target profile '{path}' has unknown keys {sorted(unknown)}; valid keys: {sorted(_PROFILE_KEYS)}")
+    budgets = data.get("budgets") or {}
+    if not isinstance(budgets, dict) or set(budgets) - _BUDGET_KEYS:
+        raise UserError(f"target profile '{path}': budgets must be a mapping with keys among {sorted(_BUDGET_KEYS)}")
+    for key, value in budgets.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError(f"target profile '{path}': budgets.{key} must be a number, got {value!r}")
+    backends = tuple(str(b) for b in _as_list(data.get("backends", ["onnx"])))
+    bad = [b for b in backends if b not in KNOWN_BACKENDS]
+    if bad:
+        raise UserError(f"target profile '{path}': unknown backend(s) {bad}; use some of {list(KNOWN_BACKENDS)}")
+
+    def lower_list(key: str) -> tuple[str, ...]:
+        return tuple(str(v).lower() for v in _as_list(data.get(key, [])))
+
+    try:
+        return Target(
+            name=str(data.get("name") or path.stem),
+            description=str(data.get("description", "")),
+            aliases=tuple(str(a) for a in _as_list(data.get("aliases", []))),
+            backends=backends,
+            precisions=tuple(str(p) for p in _as_list(data.get("precisions", ["fp32"]))),
+            input_size=int(data.get("input_size", 224)),
+            threads=int(data.get("threads", 0)),
+            batch=int(data.get("batch", 1)),
+            build_on_device=bool(data.get("build_on_device", False)),
+            arch=lower_list("arch"),
+            os=lower_list("os"),
+            budgets=Budgets(**{k: (float(v) if v is not None else None) for k, v in budgets.items()}),
+            path=str(path),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"target profile '{path}' has a bad value ({exc}); fix the file") from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def list_targets() -> list[Target]:
+    """Every profile in the devices directory, sorted by name."""
+    return sorted((_parse_profile(p) for p in _profile_paths()), key=lambda t: t.name)
+
+
+def load_target(name: str) -> Target:
+    """A profile by name or alias (case-insensitive), or a path to a YAML profile."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"target profile '{path}' does not exist; pass a shipped target name (edgeclip list targets) or an existing YAML file")
+        return _parse_profile(path)
+    targets = list_targets()
+    wanted = name.lower()
+    for target in targets:
+        if wanted == target.name.lower() or wanted in (a.lower() for a in target.aliases):
+            return target
+    # Hints come from names and aliases; the listing shows profile names only, so none is cut off.
+    hints = close_matches(name, [t.name for t in targets] + [a for t in targets for a in t.aliases])
+    did = ("; did you mean " + " or ".join(f"'{h}'" for h in hints) + "?") if hints else ""
+    raise UserError(f"unknown target '{name}'{did} (known: {', '.join(t.name for t in targets) or 'none'}); "
+                    f"see `edgeclip list targets` or add a profile to {devices_dir()}")
+
+
+def _row_get(row: Any, key: str) -> Any:
+    return row.get(key) if isinstance(row, Mapping) else getattr(row, key, None)
+
+
+def row_label(row: Any) -> str:
+    """`name [backend-precision]`: rows of one model differ only by backend and precision."""
+    name = str(_row_get(row, "name") or "")
+    backend, precision = _row_get(row, "backend"), _row_get(row, "precision")
+    return f"{name} [{backend}-{precision}]" if backend else name
+
+
+def _measurement(row: Any, budget: str) -> float | None:
+    if budget == "max_latency_ms":
+        latency = _row_get(row, "latency_ms") or {}
+        return latency.get(LATENCY_PERCENTILE) if isinstance(latency, Mapping) else None
+    if budget == "max_memory_mb":
+        return _row_get(row, "peak_mem_mb")
+    return _row_get(row, "retention")
+
+
+def check_budgets(target: Target, rows: Iterable[Any]) -> list[BudgetResult]:
+    """Check every budget of `target` against every deployable row (not teacher/reference rows).
+
+    A missing measurement is "not measured" (passed=None), never a pass. With no deployable row,
+    each budget yields one "not measured" result so the report still shows it.
+    """
+    deployable = [r for r in rows if _row_get(r, "role") not in ("teacher", "reference")
+                  and str(_row_get(r, "status") or "ok") == "ok"]
+    results: list[BudgetResult] = []
+    for budget in ("max_latency_ms", "max_memory_mb", "min_retention"):
+        limit = getattr(target.budgets, budget)
+        if limit is None:
+            continue
+        if not deployable:
+            results.append(BudgetResult(budget, limit, None, None))
+        for row in deployable:
+            measured = _measurement(row, budget)
+            if measured is None:
+                passed = None
+            elif budget.startswith("min_"):
+                passed = measured >= limit
+            else:
+                passed = measured <= limit
+            results.append(BudgetResult(budget, limit, None if measured is None else float(measured), passed,
+                                        row_label(row)))
+    return results

@@ -1,0 +1,73 @@
+"""The CLI: every subcommand has --help with examples; list works; bad input exits 2 in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from edgeclip.cli import SUBCOMMANDS, main
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    """The installed console script in a subprocess: what a user sees, exit code included."""
+    return subprocess.run([sys.executable, "-m", "edgeclip.cli", *argv], capture_output=True, text=True,
+                          env={**os.environ, "TQDM_DISABLE": "1"}, timeout=600)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_examples(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"edgeclip {command}" in out
+
+
+def test_top_level_help_lists_subcommands(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in SUBCOMMANDS:
+        assert command in out
+
+
+def test_list_students_shows_param_counts(capsys) -> None:
+    assert main(["list", "students"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mobilenetv3_small", "mobilenetv3_large", "resnet18_w8", "distillclip_vit_s16", "distillclip_mobilenetv3"):
+        assert name in out
+    line = next(l for l in out.splitlines() if l.startswith("resnet18 "))
+    assert "11.18M" in line  # torchvision-equivalent ResNet18 with 10 classes
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("recipes", "quickstart"), ("targets", "jetson-orin-nano"), ("backends", "openvino"),
+    ("teachers", "proxy-digits"), ("datasets", "digits"),
+])
+def test_list_kinds(kind: str, expected: str, capsys) -> None:
+    assert main(["list", kind]) == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_demo_is_not_available_yet_and_says_so() -> None:
+    result = run_cli("demo", "accident")
+    assert result.returncode == 2
+    assert "not implemented yet" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["build", "--recipe", "quikstart", "--target", "cpu"], "unknown recipe 'quikstart'; did you mean 'quickstart'"),
+    (["build", "--recipe", "quickstart", "--target", "jetsn"], "unknown target 'jetsn'"),
+    (["build", "--recipe", "quickstart", "--target", "cpu", "--set", "distill.epoch=2"], "did you mean 'distill.epochs'"),
+    (["build", "--recipe", "quickstart", "--target", "cpu", "--student", "mobilenet"], "unknown student 'mobilenet'"),
+])
+def test_bad_input_is_one_line_exit_2(argv: list[str], message: str, tmp_path) -> None:
+    result = run_cli(*argv, "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("edgeclip: error: ") and message in lines[0], result.stderr
+    assert not (tmp_path / "run" / "report.json").exists()

@@ -1,0 +1,136 @@
+"""report.json schema, Markdown/HTML writers, failing rows."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+
+import pytest
+
+from edgeclip.bench.report import (
+    Report, ReportRow, ReportSchemaError, console_table, render_markdown, report_problems, validate_report,
+    write_report,
+)
+from edgeclip.bench.report_html import render_html
+from edgeclip.targets import load_target
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+
+
+def sample_report() -> Report:
+    rows = [
+        ReportRow("ViT-B-32", role="teacher", backend="torch", params=151_277_313,
+                  flops_per_tower={"image": 8_817_623_040, "text": 5_959_540_736},
+                  latency_ms={"p50": 95.0, "p90": 110.0, "p99": 130.0}, accuracy=0.9),
+        ReportRow("resnet18_w8", role="reference", backend="torch", params=177_362, flops=37_000_000,
+                  latency_ms={"p50": 5.0, "p90": 6.0, "p99": 9.0}, accuracy=0.8),
+        ReportRow("resnet18_w8", backend="onnx", precision="int8", params=177_362, flops=37_000_000, size_mb=0.25,
+                  latency_ms={"p50": 0.8, "p90": 1.0, "p99": 1.6, "mean": 0.9, "iterations": 100}, throughput=1300.0,
+                  peak_mem_mb=15.0, accuracy=0.72, agreement_teacher=0.75, agreement_reference=0.95),
+        ReportRow.failed("resnet18_w8", "RuntimeError: engine | build failed\nsecond line", backend="tensorrt",
+                         precision="fp16"),
+        ReportRow("resnet18_w8", backend="coreml", precision="fp16", status="needs_target: coreml runs on apple"),
+    ]
+    return Report(rows, environment={"cpu": "test cpu", "threads": 2, "versions": {"numpy": "2"}},
+                  notes=["memory: fresh process per artifact"])
+
+
+def test_good_report_validates_and_round_trips():
+    report = sample_report()
+    report.apply_target(load_target("cpu"))
+    data = json.loads(json.dumps(report.to_dict()))
+    assert report_problems(data) == []
+    again = Report.from_dict(data)
+    assert again.to_dict() == data
+    # retention filled from the teacher row before the budgets were checked
+    assert data["rows"][2]["retention"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda d: d.pop("environment"), r"report\.environment: missing"),
+    (lambda d: d["rows"][2].pop("status"), r"rows\[2\]\.status: missing"),
+    (lambda d: d["rows"][2].update(params="177k"), r"rows\[2\]\.params: expected int"),
+    (lambda d: d["rows"][2].update(accuracy=True), r"rows\[2\]\.accuracy: expected number"),
+    (lambda d: d["rows"][2].update(accuracy=72.0), r"not a fraction"),
+    (lambda d: d["rows"][2].update(status="broken"), r"rows\[2\]\.status"),
+    (lambda d: d["rows"][2].update(role="student2"), r"rows\[2\]\.role"),
+    (lambda d: d["rows"][2]["latency_ms"].pop("p90"), r"latency_ms\.p90"),
+    (lambda d: d["rows"][2]["latency_ms"].update(p50=5.0), r"percentiles out of order"),
+    (lambda d: d["rows"][2].update(latncy_ms=1), r"latncy_ms: unknown field"),
+    (lambda d: d.update(schema_version=99), r"schema_version"),
+    (lambda d: d.update(rows={}), r"report\.rows: expected list"),
+])
+def test_bad_report_fails_validation(mutate, problem):
+    data = sample_report().to_dict()
+    broken = copy.deepcopy(data)
+    mutate(broken)
+    with pytest.raises(ReportSchemaError, match=problem):
+        validate_report(broken)
+    validate_report(data)  # the original stays valid
+
+
+def test_nan_becomes_null():
+    row = ReportRow("m", accuracy=float("nan"))
+    assert row.to_dict()["accuracy"] is None
+    assert report_problems(Report([row]).to_dict()) == []
+
+
+def test_markdown_has_table_status_budgets_and_environment():
+    report = sample_report()
+    report.apply_target(load_target("cpu"))
+    text = render_markdown(report)
+    header = next(line for line in text.splitlines() if line.startswith("| Model"))
+    assert "Status" in header and "p99 ms" in header and "Retention" in header
+    table = [line for line in text.splitlines() if line.startswith("| resnet18_w8")]
+    assert len(table) == 4
+    cells = lambda line: len(re.findall(r"(?<!\\)\|", line))  # noqa: E731 - unescaped pipes = column borders
+    assert all(cells(line) == cells(header) for line in table)
+    assert "failed: RuntimeError: engine \\| build failed |" in text  # one line, pipe escaped
+    assert "second line" not in text
+    assert "image 8.82G + text 5.96G" in text
+    assert "## Budgets (cpu)" in text and "max_latency_ms" in text
+    assert "- cpu: test cpu" in text
+
+
+def test_html_is_self_contained_with_embedded_plot(tmp_path):
+    html_text = render_html(sample_report())
+    assert "<table>" in html_text and "needs_target: coreml runs on apple" in html_text
+    assert "class='teacher'" in html_text  # teacher row highlighted
+    assert "<script" not in html_text and "http" not in html_text  # nothing fetched from elsewhere
+    match = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html_text)
+    assert match, "plot must be embedded"
+    png = base64.b64decode(match.group(1))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "Not plotted" in html_text and "tensorrt-fp16" in html_text  # rows without values are named
+
+
+def test_html_without_plottable_rows_says_so():
+    html_text = render_html(Report([ReportRow("m", latency_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0})]))
+    assert "data:image/png" not in html_text and "--data" in html_text
+
+
+def test_write_report_writes_all_three_atomically(tmp_path):
+    paths = write_report(sample_report(), tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["report.html", "report.json", "report.md"]
+    data = json.loads(paths["json"].read_text())
+    assert data["schema_version"] == 1 and len(data["rows"]) == 5
+    assert data["rows"][3]["status"].startswith("failed: RuntimeError")
+
+
+def test_invalid_report_is_not_written(tmp_path):
+    report = sample_report()
+    report.rows[2].status = "great"
+    with pytest.raises(ReportSchemaError):
+        write_report(report, tmp_path / "run")
+    assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_console_table_lists_every_row():
+    lines = console_table(sample_report()).splitlines()
+    assert lines[0].split()[:3] == ["Model", "Format", "p50"]
+    assert len(lines) == 6 and "failed: RuntimeError" in lines[4]

@@ -1,0 +1,195 @@
+"""The standalone on-device runner (no torch, no edgeclip) and the SSH flow with injected local commands."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgeclip.bench.memory import RUNNER_PATH
+from edgeclip.bench.remote import SshTransport, bench_remote
+from edgeclip.bench.report import Report, ReportRow, report_problems
+from edgeclip.errors import UserError
+
+RUNTIME_ARGS = ["--warmup", "1", "--iterations", "5", "--max-seconds", "2", "--throughput-batch", "4"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def no_torch_env(tmp_path):
+    """PYTHONPATH shadowing torch and edgeclip with packages that refuse to import (children inherit it)."""
+    blocker = tmp_path / "blocker"
+    for name in ("torch", "edgeclip"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is not allowed in the device runner')\n")
+    return {**os.environ, "PYTHONPATH": str(blocker)}
+
+
+def make_artifact(directory: Path, *, batch: int | str = "batch", seed: int = 0, name: str = "tiny",
+                  status: str = "ready") -> Path:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    directory.mkdir(parents=True)
+    dynamic = {} if isinstance(batch, int) else {"image": {0: "batch"}, "logits": {0: "batch"}}
+    example = torch.zeros(batch if isinstance(batch, int) else 2, 3, 8, 8)
+    torch.onnx.export(model, (example,), str(directory / "model.onnx"), input_names=["image"], output_names=["logits"],
+                      dynamic_axes=dynamic, dynamo=False)
+    manifest = {"schema_version": 1, "name": name, "kind": "classifier", "backend": "onnx", "precision": "fp32",
+                "status": status, "next_step": "build the engine on the device", "model_file": "model.onnx",
+                "inputs": [{"name": "image", "shape": [batch, 3, 8, 8], "dtype": "float32"}],
+                "outputs": [{"name": "logits", "shape": [batch, 3], "dtype": "float32"}],
+                "preprocessing": {"size": 8}, "class_names": ["a", "b", "c"], "parity": {"passed": True}}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+def eval_npz(path: Path, n: int = 10) -> Path:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, n)
+    np.savez(path, images=rng.standard_normal((n, 3, 8, 8)).astype(np.float32), labels=labels,
+             teacher_logits=np.eye(3)[labels])
+    return path
+
+
+def expected_accuracy(artifact: Path, data: Path) -> float:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(artifact / "model.onnx"), providers=["CPUExecutionProvider"])
+    npz = np.load(data)
+    fixed = session.get_inputs()[0].shape[0]
+    step = fixed if isinstance(fixed, int) else len(npz["labels"])
+    preds = []
+    for i in range(0, len(npz["labels"]), step):
+        chunk = npz["images"][i:i + step]
+        if len(chunk) < step:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], step - len(chunk), axis=0)])
+        preds.append(session.run(None, {"image": chunk})[0][: len(npz["labels"]) - i].argmax(1))
+    return float((np.concatenate(preds) == npz["labels"]).mean())
+
+
+def run_runner(args: list[str], env: dict) -> list[dict]:
+    result = subprocess.run([sys.executable, str(RUNNER_PATH), *args], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def rows_are_valid(rows: list[dict]) -> list[str]:
+    return report_problems(Report([ReportRow.from_dict(r) for r in rows]).to_dict() | {"rows": rows})
+
+
+def test_runner_imports_nothing_but_stdlib_numpy_and_runtimes():
+    tree = ast.parse(RUNNER_PATH.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {"__future__", "argparse", "glob", "json", "os", "platform", "resource", "subprocess", "sys",
+                        "time", "numpy", "onnxruntime", "openvino"}
+
+
+def test_runner_benchmarks_and_evaluates_without_torch(tmp_path, no_torch_env):
+    artifact = make_artifact(tmp_path / "onnx-fp32")
+    data = eval_npz(tmp_path / "eval.npz")
+    lines = run_runner([str(artifact), "--data", str(data), "--environment", *RUNTIME_ARGS], no_torch_env)
+    environment, row = lines[0]["environment"], lines[1]
+    assert environment["arch"] and "onnxruntime" in environment["versions"]
+    assert rows_are_valid([row]) == []
+    assert row["status"] == "ok" and row["name"] == "tiny" and row["latency_ms"]["iterations"] == 5
+    assert row["latency_ms"]["p50"] <= row["latency_ms"]["p90"] <= row["latency_ms"]["p99"]
+    assert row["throughput"] > 0 and row["peak_mem_mb"] >= 0 and row["size_mb"] > 0
+    accuracy = expected_accuracy(artifact, data)
+    assert row["accuracy"] == pytest.approx(accuracy)
+    assert row["agreement_teacher"] == pytest.approx(accuracy)  # teacher logits are one-hot labels
+    assert row["retention"] == pytest.approx(accuracy)  # teacher accuracy 1.0
+
+
+def test_runner_isolates_artifacts_and_reports_broken_ones(tmp_path, no_torch_env):
+    fixed = make_artifact(tmp_path / "fixed", batch=4, seed=1, name="fixed")  # static batch 4: evaluation pads
+    pending = make_artifact(tmp_path / "trt", status="needs_target_build")
+    broken = make_artifact(tmp_path / "broken", name="broken")
+    (broken / "model.onnx").write_bytes(b"garbage")
+    data = eval_npz(tmp_path / "eval.npz")
+    rows = run_runner([str(fixed), str(pending), str(broken), str(tmp_path / "missing"), "--data", str(data),
+                       *RUNTIME_ARGS], no_torch_env)
+    assert len(rows) == 4 and rows_are_valid(rows) == []
+    assert rows[0]["status"] == "ok" and rows[0]["accuracy"] == pytest.approx(expected_accuracy(fixed, data))
+    assert rows[1]["status"] == "needs_target: build the engine on the device"
+    assert rows[2]["status"].startswith("failed:") and rows[2]["name"] == "broken"
+    assert rows[3]["status"].startswith("failed: no manifest.json")
+
+
+def local_transport() -> SshTransport:
+    """Stands in for ssh/scp: `bash -c <command>` runs the remote command, `cp -r` copies."""
+    return SshTransport(host="pi@device", ssh=("bash", "-c"), copy=("cp", "-r"), dest_prefix="")
+
+
+def test_remote_flow_with_local_commands(tmp_path, monkeypatch, no_torch_env):
+    monkeypatch.setenv("PYTHONPATH", no_torch_env["PYTHONPATH"])  # the "device" has no torch either
+    first = make_artifact(tmp_path / "run" / "artifacts" / "onnx-fp32")
+    second = make_artifact(tmp_path / "other" / "artifacts" / "onnx-fp32", seed=2)  # same dir name: no collision
+    remote_dir = tmp_path / "device-work"
+    rows, environment = bench_remote([first, second], "pi@device", data=eval_npz(tmp_path / "eval.npz"),
+                                     remote_dir=str(remote_dir), python=sys.executable, runner_args=RUNTIME_ARGS,
+                                     transport=local_transport())
+    assert len(rows) == 2 and rows_are_valid(rows) == []
+    assert all(r["status"] == "ok" and r["accuracy"] is not None for r in rows)
+    assert all(r["notes"].startswith("measured on pi@device") for r in rows)
+    assert environment["cores"] >= 1
+    assert not remote_dir.exists()  # cleaned up on the device
+
+
+def test_remote_ssh_failure_names_host_and_fix(tmp_path):
+    artifact = make_artifact(tmp_path / "onnx-fp32")
+    refused = SshTransport(host="pi@nowhere", dest_prefix="", copy=("cp", "-r"),
+                           ssh=("bash", "-c", "echo 'ssh: connect to host nowhere port 22: Connection refused' >&2; exit 255"))
+    with pytest.raises(UserError, match=r"pi@nowhere.*Connection refused.*ssh-copy-id pi@nowhere"):
+        bench_remote([artifact], "pi@nowhere", transport=refused, remote_dir=str(tmp_path / "w"))
+
+
+def test_remote_missing_python_and_missing_artifact(tmp_path):
+    artifact = make_artifact(tmp_path / "onnx-fp32")
+    with pytest.raises(UserError, match="'python-does-not-exist' was not found on pi@device"):
+        bench_remote([artifact], "pi@device", transport=local_transport(), remote_dir=str(tmp_path / "w"),
+                     python="python-does-not-exist")
+    with pytest.raises(UserError, match="no manifest.json"):
+        bench_remote([tmp_path / "nothing"], "pi@device", transport=local_transport())
+
+
+def test_default_transport_uses_batch_mode_and_timeout():
+    transport = SshTransport.for_host("pi@rpi5", connect_timeout=7)
+    assert transport.ssh[0] == "ssh" and transport.ssh[-1] == "pi@rpi5"
+    assert "BatchMode=yes" in transport.ssh and "ConnectTimeout=7" in transport.ssh
+    assert transport.copy[0] == "scp" and "BatchMode=yes" in transport.copy and transport.dest_prefix == "pi@rpi5:"
+
+
+def test_bench_command_remote_merges_device_rows(tmp_path, monkeypatch, no_torch_env):
+    import argparse
+
+    from edgeclip.commands import bench_cmd
+
+    monkeypatch.setenv("PYTHONPATH", no_torch_env["PYTHONPATH"])
+    monkeypatch.setattr(SshTransport, "for_host", classmethod(lambda cls, host, **kw: local_transport()))
+    artifact = make_artifact(tmp_path / "run" / "artifacts" / "onnx-fp32")
+    profile = tmp_path / "board.yaml"  # a device this machine is not: only --remote can measure its budgets
+    profile.write_text("name: board\narch: [riscv64]\nbackends: [onnx]\nbudgets: {max_latency_ms: 10000}\n")
+    parser = argparse.ArgumentParser()
+    bench_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["bench", "--artifact", str(artifact), "--remote", "pi@device", "--remote-python",
+                              sys.executable, "--target", str(profile), "--data", str(eval_npz(tmp_path / "e.npz")),
+                              *RUNTIME_ARGS])
+    assert args.func(args) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["environment"]["measured_on"] == "pi@device"
+    assert report["rows"][0]["notes"].startswith("measured on pi@device")
+    assert [b["status"] for b in report["budget_results"]] == ["pass"]  # measured on the device, so checked
