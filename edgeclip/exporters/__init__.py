@@ -1,1 +1,37 @@
-"""edgeclip.exporters"""
+"""edgeclip.exporters: one module per backend, the backend table, artifact manifest and parity check.
+
+Public entry points (imported lazily so `edgeclip.exporters.manifest` stays torch-free for runtimes):
+- `export_model(model, spec, backend, precision, out_dir, ...) -> Artifact` (exporters/export.py)
+- `list_backends()`, `get_backend(name)`, `BACKENDS` (exporters/registry.py)
+- `Artifact`, `read_manifest` (exporters/manifest.py)
+- `ImageTower`, `TextTower`, `FusedZeroShotClassifier` (+ `*_spec` helpers) (exporters/towers.py)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "export_model": "edgeclip.exporters.export",
+    "list_backends": "edgeclip.exporters.registry",
+    "get_backend": "edgeclip.exporters.registry",
+    "BACKENDS": "edgeclip.exporters.registry",
+    "Artifact": "edgeclip.exporters.manifest",
+    "read_manifest": "edgeclip.exporters.manifest",
+    "ImageTower": "edgeclip.exporters.towers",
+    "TextTower": "edgeclip.exporters.towers",
+    "FusedZeroShotClassifier": "edgeclip.exporters.towers",
+    "image_tower_spec": "edgeclip.exporters.towers",
+    "text_tower_spec": "edgeclip.exporters.towers",
+    "zero_shot_classifier_spec": "edgeclip.exporters.towers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgeclip.exporters' has no attribute '{name}'")
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,130 @@
+"""`edgeclip export`: a student checkpoint → one backend/precision artifact with a parity check."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeclip.commands import add_parser
+from edgeclip.errors import UserError
+
+EXAMPLES = """
+  edgeclip export --model runs/abc123/student --backend onnx --precision fp32
+  edgeclip export --model runs/abc123/student --backend onnx --precision int8 --calibration digits --calibration-count 256
+  edgeclip export --model runs/abc123/student --backend openvino --precision int8 --calibration data/my_images
+  edgeclip export --model runs/abc123/student --backend tensorrt --precision fp16   # then build_engine.sh on the Jetson
+  edgeclip export --model runs/abc123/distillclip --tower text --backend onnx --precision int8
+  edgeclip list backends
+"""
+
+DEFAULT_DATA = "digits"  # real labelled images that ship offline with scikit-learn (DESIGN §6)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_parser(
+        subparsers, "export", help="export a student to ONNX/OpenVINO/CoreML/TensorRT with a parity check",
+        description=(
+            "Export a student checkpoint to one backend and precision. Writes <out>/model files + manifest.json "
+            "(preprocessing, shapes, quantization method, tool versions) and checks the artifact against the "
+            "PyTorch model on real images. Exit 0: parity passed (or cannot run on this OS); 1: parity failed; "
+            "2: bad input."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--model", required=True, help="student checkpoint directory (model.pt + spec.json)")
+    parser.add_argument("--backend", required=True, help="onnx | openvino | coreml | tensorrt (edgeclip list backends)")
+    parser.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 (what the backend supports)")
+    parser.add_argument("--calibration", metavar="DATA", default=None,
+                        help="image data for int8 calibration and parity: digits, synthetic[:N] or a folder "
+                             "(default: the data recorded with the checkpoint, else digits)")
+    parser.add_argument("--calibration-count", type=int, default=128, metavar="N",
+                        help="calibration images (train split) for static int8")
+    parser.add_argument("--parity-count", type=int, default=64, metavar="N",
+                        help="real images (test split) compared against PyTorch")
+    parser.add_argument("--tower", choices=["image", "text"], default="image",
+                        help="which tower of a dual encoder to export (ignored for classifiers)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (≥ 17)")
+    parser.add_argument("--out", default=None,
+                        help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
+    parser.set_defaults(func=run)
+
+
+def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.ndarray:
+    """`count` preprocessed images from `data`/`split`, seeded; falls back to the train split if no test split."""
+    from edgeclip.data import open_image_dataset
+
+    if count <= 0:
+        raise UserError(f"image count must be positive, got {count}; pass e.g. --calibration-count 128")
+    try:
+        dataset = open_image_dataset(data, split, seed=0)
+    except UserError:
+        if split == "train":
+            raise
+        dataset = open_image_dataset(data, "train", seed=0)
+    if len(dataset) == 0:
+        raise UserError(f"dataset '{data}' ({split}) has no images; point --calibration at a folder with images")
+    rng = np.random.default_rng(0)
+    indices = np.sort(rng.choice(len(dataset), size=min(count, len(dataset)), replace=False))
+    return np.stack([preprocess(dataset.load(int(i))) for i in indices])
+
+
+def _text_inputs(data: str, context_length: int) -> np.ndarray:
+    """Real prompts from the data's class names, tokenized with open_clip's bundled (offline) tokenizer."""
+    import open_clip
+
+    from edgeclip.data import open_image_dataset
+
+    class_names = open_image_dataset(data, "train", seed=0).class_names
+    prompts = [f"a photo of a {name}." for name in class_names] + [f"a blurry photo of the {name}, seen from far away." for name in class_names]
+    return open_clip.tokenize(prompts, context_length=context_length).numpy().astype(np.int64)
+
+
+def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]:
+    """Dual encoders are exported one tower at a time; everything else as is."""
+    from edgeclip.exporters import towers
+
+    if spec.kind != "dual_encoder":
+        return model, spec, ""
+    if tower == "text":
+        return towers.TextTower(model), towers.text_tower_spec(model, f"{spec.name}-text", spec.preprocess), "-text"
+    return towers.ImageTower(model), towers.image_tower_spec(model, f"{spec.name}-image", spec.preprocess), ""
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeclip.exporters.export import export_model
+    from edgeclip.exporters.registry import get_backend
+    from edgeclip.students.checkpoint import load_checkpoint
+
+    get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
+    model_dir = Path(args.model)
+    if not model_dir.exists():
+        raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
+    model, spec, info = load_checkpoint(model_dir)
+    model, spec, suffix = _model_for_export(model, spec, args.tower)
+    recorded = (info or {}).get("extra", {}) or {}
+    data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
+
+    if spec.kind == "text_encoder":
+        tokens = _text_inputs(data, int(spec.context_length or 77))
+        # Text int8 is dynamic / weight-only where the backend allows it; TensorRT needs explicit
+        # (static) QDQ, so there the prompts double as calibration.
+        static_only = args.backend == "tensorrt" and args.precision == "int8"
+        calibration, parity_inputs = (tokens if static_only else None), tokens
+    else:
+        calibration = (
+            _sample_images(data, "train", args.calibration_count, spec.preprocess) if args.precision == "int8" else None
+        )
+        parity_inputs = _sample_images(data, "test", args.parity_count, spec.preprocess)
+
+    out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
+    artifact = export_model(
+        model, spec, args.backend, args.precision, out_dir,
+        calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,
+    )
+    quant = artifact.manifest.get("quantization", {}).get("method", "none")
+    print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
+    print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
+    return 0 if artifact.ok else 1

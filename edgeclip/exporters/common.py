@@ -1,0 +1,123 @@
+"""Pieces every backend exporter shares: example inputs, calibration checks, I/O description."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeclip.errors import UserError
+from edgeclip.students.spec import ModelSpec
+
+IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
+EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder",)
+# Token ids of open_clip's tokenizer: start/end-of-text. EOT is the largest id, which is what
+# argmax pooling relies on.
+SOT_TOKEN, EOT_TOKEN = 49406, 49407
+
+
+@dataclass
+class ExportResult:
+    """What a backend exporter hands back to `export_model` to go into the manifest."""
+
+    model_file: str
+    exporter: str
+    quantization: dict[str, Any] | None = None
+    status: str = "ready"  # or "needs_target_build"
+    next_step: str = ""
+    runtime_hints: dict[str, Any] = field(default_factory=dict)
+    # How parity is checked: "runtime" (load this artifact's runtime), "onnx" (check the ONNX this
+    # artifact ships with onnxruntime: TensorRT without an engine), or "skipped:<reason>".
+    parity_mode: str = "runtime"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_kind(spec: ModelSpec) -> None:
+    if spec.kind == "dual_encoder":
+        raise UserError(
+            f"model '{spec.name}' is a dual encoder; export one tower at a time "
+            "(`edgeclip export --tower image|text`, or wrap it with edgeclip.exporters.towers.ImageTower/TextTower)"
+        )
+    if spec.kind not in EXPORTABLE_KINDS:
+        raise UserError(f"model kind '{spec.kind}' cannot be exported; expected one of {', '.join(EXPORTABLE_KINDS)}")
+
+
+def is_text(spec: ModelSpec) -> bool:
+    return spec.kind == "text_encoder"
+
+
+def input_shape(spec: ModelSpec) -> list[Any]:
+    """Input shape with the dynamic batch dim as a string (manifest convention)."""
+    if is_text(spec):
+        return ["batch", int(spec.context_length or 77)]
+    return ["batch", 3, spec.preprocess.size, spec.preprocess.size]
+
+
+def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """Example for tracing. Batch ≥ 2 so no exporter can specialise the batch dim to 1 (DESIGN §5)."""
+    generator = torch.Generator().manual_seed(seed)
+    if is_text(spec):
+        context = int(spec.context_length or 77)
+        tokens = torch.zeros(batch, context, dtype=torch.long)
+        for row in range(batch):
+            # Different prompt lengths per row, so EOT-position pooling is traced as data-dependent.
+            length = max(2, context - 1 - 3 * row) if context > 2 else context
+            tokens[row, :length] = torch.randint(1, SOT_TOKEN, (length,), generator=generator)
+            tokens[row, 0], tokens[row, length - 1] = SOT_TOKEN, EOT_TOKEN
+        return tokens
+    size = spec.preprocess.size
+    return torch.randn(batch, 3, size, size, generator=generator)
+
+
+def check_inputs(spec: ModelSpec, array: np.ndarray | None, what: str) -> np.ndarray | None:
+    """Validate calibration/parity inputs against the model's input shape; None stays None."""
+    if array is None:
+        return None
+    array = np.asarray(array)
+    if array.size == 0 or len(array) == 0:
+        raise UserError(f"the {what} set is empty; give at least one image (e.g. --calibration-count 64)")
+    expected = input_shape(spec)[1:]
+    if list(array.shape[1:]) != expected:
+        raise UserError(
+            f"{what} inputs have shape {list(array.shape)} but model '{spec.name}' takes (N, {', '.join(map(str, expected))}); "
+            "preprocess them with the model's spec.preprocess"
+        )
+    return array.astype(np.int64) if is_text(spec) else array.astype(np.float32)
+
+
+def require_calibration(spec: ModelSpec, calibration: np.ndarray | None, backend: str, method: str) -> np.ndarray:
+    if calibration is None:
+        raise UserError(
+            f"{backend} int8 ({method}) needs calibration inputs; pass real images "
+            "(edgeclip export --calibration DATA) — the calibration set is empty or missing"
+        )
+    return calibration
+
+
+@torch.no_grad()
+def reference_outputs(model: nn.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """The unexported fp32 PyTorch model's first output (the parity reference)."""
+    outputs = []
+    for start in range(0, len(inputs), batch_size):
+        out = model(torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch_size])))
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        outputs.append(out.float().cpu().numpy())
+    return np.concatenate(outputs)
+
+
+@torch.no_grad()
+def output_shape(model: nn.Module, spec: ModelSpec) -> list[Any]:
+    out = model(example_input(spec))
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    return ["batch", *[int(d) for d in out.shape[1:]]]
+
+
+def is_transformer(model: nn.Module) -> bool:
+    """Attention anywhere → transformer (dynamic int8 suits it); otherwise treat as a CNN (static QDQ)."""
+    for module in model.modules():
+        if isinstance(module, nn.MultiheadAttention) or "attention" in type(module).__name__.lower():
+            return True
+    return False

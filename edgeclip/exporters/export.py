@@ -1,0 +1,155 @@
+"""`export_model`: one backend + precision → an artifact directory with a validated manifest.
+
+The artifact is built in a temporary sibling directory and renamed into place only when export
+and parity measurement finished, so a crash never leaves a complete-looking artifact.
+
+Parity failure is not an exception: the artifact is still written (so it can be inspected and
+benchmarked as a failing row), its manifest says `parity.passed: false`, and the returned
+`Artifact.ok` is False. Callers decide: the CLI exits 1, the benchmark marks the row failed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from edgeclip.errors import UserError
+from edgeclip.exporters import parity as par
+from edgeclip.exporters.common import (
+    ExportResult, check_inputs, check_kind, input_shape, is_text, output_shape, reference_outputs,
+)
+from edgeclip.exporters.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
+from edgeclip.exporters.registry import get_backend
+from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.io_utils import atomic_dir, write_json
+from edgeclip.students.spec import ModelSpec
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """sha256 of a checkpoint file, or of a checkpoint directory's files (sorted, names included)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"source checkpoint {path} does not exist; pass the checkpoint the model was loaded from")
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _artifact_files(directory: Path) -> list[str]:
+    files = []
+    for root, _dirs, names in os.walk(directory):
+        for name in names:
+            if name != MANIFEST_NAME:
+                files.append(str((Path(root) / name).relative_to(directory)))
+    return sorted(files)
+
+
+def _build_manifest(
+    model: nn.Module, spec: ModelSpec, backend: str, precision: str, result: ExportResult, work_dir: Path,
+    source_checkpoint: str | None, opset: int,
+) -> dict[str, Any]:
+    files = _artifact_files(work_dir)
+    size = sum((work_dir / f).stat().st_size for f in files)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": spec.name,
+        "kind": spec.kind,
+        "backend": backend,
+        "precision": precision,
+        "status": result.status,
+        "next_step": result.next_step,
+        "model_file": result.model_file,
+        "files": files,
+        "size_bytes": size,
+        "inputs": [{"name": spec.input_names[0], "shape": input_shape(spec), "dtype": "int64" if is_text(spec) else "float32"}],
+        "outputs": [{"name": spec.output_names[0], "shape": output_shape(model, spec), "dtype": "float32"}],
+        "preprocessing": spec.preprocess.to_dict(),
+        "class_names": list(spec.class_names),
+        "embed_dim": spec.embed_dim,
+        "context_length": spec.context_length,
+        "spec": spec.to_dict(),
+        "source_checkpoint": (
+            {"path": str(source_checkpoint), "sha256": checkpoint_sha256(source_checkpoint)} if source_checkpoint else None
+        ),
+        "exporter": result.exporter,
+        "opset": opset if backend in ("onnx", "openvino", "tensorrt") else None,
+        "quantization": result.quantization or {"method": "none"},
+        "runtime_hints": result.runtime_hints,
+        "tool_versions": tool_versions(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **result.extra,
+        "parity": par.not_run("pending", "export in progress"),
+    }
+
+
+def _measure_parity(
+    model: nn.Module, spec: ModelSpec, precision: str, result: ExportResult, work_dir: Path,
+    manifest: dict[str, Any], parity_inputs: np.ndarray | None,
+) -> dict[str, Any]:
+    if parity_inputs is None:
+        return par.not_run("not_run", "no parity inputs were given")
+    if result.parity_mode.startswith("skipped:"):
+        return par.not_run("skipped", result.parity_mode.split(":", 1)[1])
+    from edgeclip.runtimes import runtime_class
+
+    if result.parity_mode == "onnx":
+        # TensorRT without an engine: check the ONNX the target will build from.
+        runtime = runtime_class("onnx")(work_dir, manifest, model_file=manifest["onnx_file"])
+        scope = "TensorRT-ready ONNX on onnxruntime CPU (the engine itself is checked on the target)"
+    else:
+        runtime = runtime_class(manifest["backend"])(work_dir, manifest)
+        scope = f"{manifest['backend']} runtime"
+    exported = np.concatenate([runtime.run(parity_inputs[i:i + 32]) for i in range(0, len(parity_inputs), 32)])
+    reference = reference_outputs(model, parity_inputs)
+    thresholds = par.thresholds_for(precision, spec.parity_atol, spec.parity_rtol, spec.extra.get("parity_thresholds"))
+    record = par.compare_outputs(reference, exported, kind=spec.kind, precision=precision, thresholds=thresholds)
+    record["scope"] = scope
+    return record
+
+
+def export_model(
+    model: nn.Module,
+    spec: ModelSpec,
+    backend: str,
+    precision: str,
+    out_dir: str | Path,
+    *,
+    calibration: np.ndarray | None = None,
+    parity_inputs: np.ndarray | None = None,
+    source_checkpoint: str | None = None,
+    opset: int = 18,
+) -> Artifact:
+    """Export `model` to `out_dir` (conventionally `.../artifacts/<backend>-<precision>/`).
+
+    `calibration`: real preprocessed inputs for static int8 (required where the chosen method is
+    static). `parity_inputs`: real preprocessed inputs to compare against PyTorch; None → parity
+    "not_run". Returns the Artifact; check `artifact.ok` (False when parity failed).
+    """
+    info = get_backend(backend)  # unknown backend → UserError listing known ones
+    info.check_precision(precision)
+    check_kind(spec)
+    calibration = check_inputs(spec, calibration, "calibration")
+    parity_inputs = check_inputs(spec, parity_inputs, "parity")
+    exporter = info.load_exporter()
+    disable_mha_fastpath()
+    model = model.eval()
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as work_dir:
+        result: ExportResult = exporter(model, spec, precision, work_dir, calibration=calibration, opset=opset)
+        manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
+        write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
+        manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
+        write_json(work_dir / MANIFEST_NAME, manifest)
+    return Artifact(out_dir, manifest)

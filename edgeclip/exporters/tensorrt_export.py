@@ -1,0 +1,146 @@
+"""TensorRT: a TensorRT-ready ONNX + the on-target build kit; the engine itself when `tensorrt` imports.
+
+TensorRT engines are specific to the GPU and TensorRT version that build them, so they are built
+on the target (DESIGN §3 `build_on_device`). This writes what the target needs:
+- `model.onnx`: opset ≥ 17 (single-op LayerNormalization), dynamic batch, fp16-safe (±inf mask
+  constants such as open_clip's causal mask replaced by ±1e4, which fp16 can hold); for int8 an
+  explicit symmetric QDQ ONNX calibrated on real images (no TensorRT calibrator needed).
+- `build_engine.sh` + `README.md` from export/tensorrt/, run on the device.
+If `import tensorrt` works here, the engine is built with the Python API as well.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from torch import nn
+
+from edgeclip.errors import UserError
+from edgeclip.exporters.common import ExportResult, input_shape
+from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx
+from edgeclip.paths import REPO_ROOT
+from edgeclip.students.spec import ModelSpec
+
+ONNX_FILE = "model.onnx"
+ENGINE_FILE = "model.engine"
+KIT_DIR = REPO_ROOT / "export" / "tensorrt"
+FP16_SAFE_LIMIT = 1e4
+DEFAULT_MAX_BATCH = 8
+
+
+def make_fp16_safe(model: onnx.ModelProto, limit: float = FP16_SAFE_LIMIT) -> int:
+    """Replace ±inf (and values beyond fp16 range) in float constants by ±limit; returns how many tensors changed."""
+    changed = 0
+
+    def fix(tensor: onnx.TensorProto) -> bool:
+        if tensor.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+            return False
+        array = numpy_helper.to_array(tensor)
+        bad = ~np.isfinite(array) | (np.abs(array) > 65504)
+        bad &= ~np.isnan(array)
+        if not bad.any():
+            return False
+        fixed = np.where(bad, np.sign(array) * limit, array).astype(array.dtype)
+        tensor.CopyFrom(numpy_helper.from_array(fixed, tensor.name))
+        return True
+
+    for init in model.graph.initializer:
+        changed += fix(init)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.HasField("t"):
+                    changed += fix(attr.t)
+    return changed
+
+
+def trtexec_command(spec: ModelSpec, precision: str, max_batch: int = DEFAULT_MAX_BATCH) -> str:
+    """The trtexec line build_engine.sh runs (also recorded in the manifest)."""
+    dims = "x".join(str(d) for d in input_shape(spec)[1:])
+    name = spec.input_names[0]
+    flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
+    return (
+        f"trtexec --onnx={ONNX_FILE} --saveEngine={ENGINE_FILE}"
+        f" --minShapes={name}:1x{dims} --optShapes={name}:1x{dims} --maxShapes={name}:{max_batch}x{dims}{flags}"
+    )
+
+
+def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str,
+                 max_batch: int = DEFAULT_MAX_BATCH, workspace_mb: int = 1024) -> None:
+    """Build a serialized engine with the TensorRT Python API (runs only where tensorrt is installed)."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # EXPLICIT_BATCH is required on TensorRT 8 and the default (flag ignored) on TensorRT 10.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)  # explicit QDQ in the ONNX supplies the scales
+    dims = tuple(input_shape(spec)[1:])
+    profile = builder.create_optimization_profile()
+    profile.set_shape(spec.input_names[0], (1, *dims), (1, *dims), (max_batch, *dims))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    engine_path.write_bytes(bytes(serialized))
+
+
+def _tensorrt_importable() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing or broken install: both mean "build on the target"
+        return False
+    return True
+
+
+def export(
+    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int
+) -> ExportResult:
+    onnx_path = out_dir / ONNX_FILE
+    quantization: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory() as work:
+        fp32_path = Path(work) / ONNX_FILE
+        exporter = torch_to_onnx(model, spec, fp32_path, opset)
+        graph = onnx.load(str(fp32_path))
+        replaced = make_fp16_safe(graph)
+        onnx.save(graph, str(fp32_path))
+        if precision == "int8":
+            quantization = quantize_int8(fp32_path, onnx_path, model, spec, calibration, backend="tensorrt")
+        else:
+            # fp16 is applied by the TensorRT builder (--fp16); the ONNX stays fp32 and fp16-safe.
+            shutil.copyfile(fp32_path, onnx_path)
+    if not KIT_DIR.is_dir():
+        raise UserError(f"TensorRT build kit {KIT_DIR} is missing; reinstall edgeclip from the repository checkout")
+    for kit_file in ("build_engine.sh", "README.md"):
+        shutil.copy2(KIT_DIR / kit_file, out_dir / kit_file)
+    command = trtexec_command(spec, precision)
+    extra = {"onnx_file": ONNX_FILE, "fp16_safe_constants_replaced": replaced, "trtexec": command,
+             "engine_file": ENGINE_FILE, "max_batch": DEFAULT_MAX_BATCH}
+    if _tensorrt_importable():
+        build_engine(onnx_path, out_dir / ENGINE_FILE, spec, precision)
+        return ExportResult(model_file=ENGINE_FILE, exporter=f"TensorRT Python API from torch.onnx ({exporter})",
+                            quantization=quantization, extra=extra)
+    return ExportResult(
+        model_file=ONNX_FILE,
+        exporter=f"torch.onnx ({exporter}), opset {opset}, TensorRT-ready",
+        quantization=quantization,
+        status="needs_target_build",
+        next_step="engine must be built on the target: run export/tensorrt/build_engine.sh <this artifact dir> on the device",
+        parity_mode="onnx",
+        extra=extra,
+    )

@@ -1,0 +1,106 @@
+"""The `Runtime` interface shared by every backend (torch-free: numpy + the backend's runtime only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from edgeclip.errors import UserError
+
+
+def _import_preprocess() -> type:
+    """`Preprocess` without requiring torch on the device.
+
+    `edgeclip.data.preprocess` itself is numpy + PIL only, but the `edgeclip.data` package
+    imports its torch datasets on import. Where torch is missing, load the module file directly
+    under its normal name so the class (and equality with it) is the same everywhere.
+    """
+    try:
+        from edgeclip.data.preprocess import Preprocess
+    except ImportError:
+        import importlib.util
+        import sys
+
+        name = "edgeclip.data.preprocess"
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "data" / "preprocess.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        Preprocess = module.Preprocess
+    return Preprocess
+
+
+Preprocess = _import_preprocess()
+
+
+class Runtime:
+    """Runs one exported artifact. Subclasses implement `_load` and `_run`.
+
+    `.run(batch)` takes a preprocessed batch (N,3,H,W float32, or (N,context) int64 tokens for a
+    text encoder) and returns the first output. `.predict_images(images)` applies the artifact's
+    own preprocessing first, so a caller cannot feed it differently than it was exported.
+    """
+
+    backend = "base"
+
+    def __init__(self, artifact_dir: str | Path, manifest: dict[str, Any], threads: int = 0,
+                 model_file: str | None = None) -> None:
+        self.artifact_dir = Path(artifact_dir)
+        self.manifest = manifest
+        self.threads = int(threads)
+        self.preprocess = Preprocess.from_dict(manifest["preprocessing"])
+        self.input_name: str = manifest["inputs"][0]["name"]
+        self.output_name: str = manifest["outputs"][0]["name"]
+        self.input_shape: list[Any] = list(manifest["inputs"][0]["shape"])
+        self.input_dtype = np.dtype(manifest["inputs"][0].get("dtype", "float32"))
+        self.model_path = self.artifact_dir / (model_file or manifest["model_file"])
+        if not self.model_path.exists():
+            raise UserError(
+                f"model file {self.model_path} named in {self.artifact_dir / 'manifest.json'} is missing; "
+                "re-run `edgeclip export`"
+            )
+        try:
+            self._load()
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every backend has its own parse errors; all mean "corrupt"
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"cannot load {self.model_path} with {self.backend} ({first_line[:200]}); the file is corrupt or "
+                "from an incompatible version: re-run `edgeclip export`"
+            ) from None
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        fixed = self.input_shape[1:]
+        if batch.ndim != len(self.input_shape) or any(
+            isinstance(want, int) and want != got for want, got in zip(fixed, batch.shape[1:])
+        ):
+            raise UserError(
+                f"input of shape {list(batch.shape)} does not fit {self.input_name} {self.input_shape} of "
+                f"{self.artifact_dir}; preprocess with runtime.preprocess (or use predict_images)"
+            )
+        return np.ascontiguousarray(batch, dtype=self.input_dtype)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """First model output for a preprocessed batch, as float32 numpy."""
+        return np.asarray(self._run(self._check(batch)), dtype=np.float32)
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if self.input_dtype.kind != "f":
+            raise UserError(f"{self.artifact_dir} is a text encoder; feed token ids to .run(), not images")
+        if len(images) == 0:
+            raise UserError("predict_images got no images; pass at least one PIL image")
+        return self.run(np.stack([self.preprocess(image) for image in images]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.artifact_dir}, threads={self.threads})"

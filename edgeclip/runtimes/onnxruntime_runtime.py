@@ -1,0 +1,28 @@
+"""onnxruntime on CPU (CPUExecutionProvider). Needs no torch: safe on a bare device."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeclip.runtimes.base import Runtime
+
+_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxRuntime(Runtime):
+    backend = "onnxruntime"
+
+    def _load(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads > 0:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        level = self.manifest.get("runtime_hints", {}).get("ort_graph_optimization", "all")
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]

@@ -1,0 +1,61 @@
+"""TensorRT engine runtime (TensorRT 10 tensor API, CUDA buffers via torch). Runs on the target only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeclip.errors import UserError
+from edgeclip.runtimes.base import Runtime
+
+
+def _require_tensorrt():
+    try:
+        import tensorrt as trt
+    except Exception:  # noqa: BLE001
+        raise UserError(
+            "TensorRT is not installed here; run TensorRT artifacts on the target device (Jetson / NVIDIA GPU) "
+            "after building the engine there with export/tensorrt/build_engine.sh"
+        ) from None
+    return trt
+
+
+class TensorRTRuntime(Runtime):
+    backend = "tensorrt"
+
+    def __init__(self, artifact_dir, manifest, threads: int = 0, model_file: str | None = None) -> None:
+        _require_tensorrt()
+        engine = model_file or manifest.get("engine_file", "model.engine")
+        # Before the on-target build the manifest points at the ONNX; the engine is what runs.
+        if not (Path(artifact_dir) / engine).is_file():
+            raise UserError(
+                f"TensorRT engine {Path(artifact_dir) / engine} is not built yet; run "
+                f"`export/tensorrt/build_engine.sh {artifact_dir}` on the target device"
+            )
+        super().__init__(artifact_dir, manifest, threads, engine)
+
+    def _load(self) -> None:
+        trt = _require_tensorrt()
+        import torch  # CUDA buffers; the TensorRT path runs on GPU devices that have torch
+
+        self._torch = torch
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(self.model_path.read_bytes())
+        if self.engine is None:
+            raise RuntimeError("deserialize_cuda_engine returned None (engine built for another GPU/TensorRT?)")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = torch.from_numpy(batch).cuda()
+        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        self.context.set_tensor_address(self.input_name, x.data_ptr())
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        out = torch.empty(out_shape, dtype=torch.float32, device="cuda")
+        self.context.set_tensor_address(self.output_name, out.data_ptr())
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        self.stream.synchronize()
+        return out.cpu().numpy()
