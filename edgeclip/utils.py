@@ -1,4 +1,4 @@
-"""Small helpers shared across stages."""
+"""Small helpers shared across stages. No torch at import: the on-device paths import this."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import random
 from typing import Any
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch so CPU runs are repeatable."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -32,5 +33,5 @@ def file_sha256(path: str, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
-def count_params(module: torch.nn.Module) -> int:
+def count_params(module: "torch.nn.Module") -> int:  # noqa: F821 - torch imported lazily (devices lack it)
     return sum(p.numel() for p in module.parameters())

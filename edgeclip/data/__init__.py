@@ -10,19 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgeclip.data.base import (
-    DefaultAugment,
-    ImageDataset,
-    Preprocessed,
-    Subset,
-    check_same_classes,
-    default_augment,
-    preprocess_all,
-)
+from edgeclip.data.base import DefaultAugment, ImageDataset, Subset, check_same_classes, default_augment
 from edgeclip.data.digits import DIGIT_WORDS, DigitsDataset
 from edgeclip.data.folder import FolderDataset
 from edgeclip.data.images import IMAGE_EXTENSIONS, load_image
-from edgeclip.data.pairs import PairDataset, PreprocessedPairs
+from edgeclip.data.pairs import PairDataset
 from edgeclip.data.preprocess import Preprocess, center_crop, letterbox
 from edgeclip.data.sampling import sample_per_class, stratified_split
 from edgeclip.data.synthetic import DEFAULT_PER_CLASS, SyntheticDataset
@@ -104,6 +96,18 @@ def open_image_dataset(spec: str, split: str = "train", *, seed: int = 0, skip_c
 def open_pair_dataset(csv_path: str | Path, *, skip_corrupt: bool = False) -> PairDataset:
     """Image–caption pairs from a `path,caption` CSV (see `data/pairs.py`)."""
     return PairDataset(csv_path, skip_corrupt=skip_corrupt)
+
+
+# torch views load on first use, so reading datasets and preprocessing needs no torch (devices).
+_TORCH_VIEWS = ("Preprocessed", "PreprocessedPairs", "preprocess_all")
+
+
+def __getattr__(name: str):
+    if name in _TORCH_VIEWS:
+        from edgeclip.data import torch_views
+
+        return getattr(torch_views, name)
+    raise AttributeError(f"module 'edgeclip.data' has no attribute '{name}'")
 
 
 __all__ = [

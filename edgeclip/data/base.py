@@ -1,4 +1,4 @@
-"""The labelled-image dataset contract, subsets, and the bridge to torch (preprocess + augment)."""
+"""The labelled-image dataset contract, subsets, class checks and augmentation (no torch here)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import random
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
@@ -175,37 +173,3 @@ def default_augment(size: int, *, hflip: bool = False) -> DefaultAugment:
     """Small random-resized-crop + affine. Flipping is off by default because a mirrored digit or
     text is a different thing; pass `hflip=True` for natural photos and dashcam frames."""
     return DefaultAugment(size, hflip=hflip)
-
-
-class Preprocessed(Dataset):
-    """torch view of an `ImageDataset`: item i is `(float32 tensor (3,H,W), int label)`.
-
-    `augment` (PIL → PIL, train time only) runs before `preprocess`, so evaluation and export see
-    exactly the `Preprocess` arithmetic that travels with the model.
-    """
-
-    def __init__(
-        self,
-        dataset: ImageDataset,
-        preprocess: Preprocess,
-        augment: Callable[[Image.Image], Image.Image] | None = None,
-    ) -> None:
-        self.dataset = dataset
-        self.preprocess = preprocess
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.dataset.load(index)
-        if self.augment is not None:
-            image = self.augment(image)
-        return torch.from_numpy(self.preprocess(image)), int(self.dataset.labels[index])
-
-
-def preprocess_all(dataset: ImageDataset, preprocess: Preprocess) -> torch.Tensor:
-    """Every image of a small dataset as one float32 tensor (N, 3, H, W), in index order."""
-    if len(dataset) == 0:
-        raise UserError(f"dataset {dataset.identity} has no images; point the data spec at a folder with images")
-    return torch.stack([torch.from_numpy(preprocess(dataset.load(i))) for i in range(len(dataset))])

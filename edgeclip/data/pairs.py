@@ -13,9 +13,7 @@ import csv
 from pathlib import Path
 from typing import Callable
 
-import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from edgeclip.data.images import image_error, load_image
 from edgeclip.data.preprocess import Preprocess
@@ -112,27 +110,3 @@ class PairDataset:
 
     def __repr__(self) -> str:
         return f"PairDataset({self.identity!r}, pairs={len(self)})"
-
-
-class PreprocessedPairs(Dataset):
-    """torch view of a `PairDataset`: item i is `(float32 tensor (3,H,W), caption str)`; the
-    default collate turns a batch of captions into a list of strings for the tokenizer."""
-
-    def __init__(
-        self,
-        pairs: PairDataset,
-        preprocess: Preprocess,
-        augment: Callable[[Image.Image], Image.Image] | None = None,
-    ) -> None:
-        self.pairs = pairs
-        self.preprocess = preprocess
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        image = self.pairs.load(index)
-        if self.augment is not None:
-            image = self.augment(image)
-        return torch.from_numpy(self.preprocess(image)), self.pairs.captions[index]

@@ -8,32 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from edgeclip.data.preprocess import Preprocess  # numpy + PIL only: runs where torch is absent
 from edgeclip.errors import UserError
-
-
-def _import_preprocess() -> type:
-    """`Preprocess` without requiring torch on the device.
-
-    `edgeclip.data.preprocess` itself is numpy + PIL only, but the `edgeclip.data` package
-    imports its torch datasets on import. Where torch is missing, load the module file directly
-    under its normal name so the class (and equality with it) is the same everywhere.
-    """
-    try:
-        from edgeclip.data.preprocess import Preprocess
-    except ImportError:
-        import importlib.util
-        import sys
-
-        name = "edgeclip.data.preprocess"
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "data" / "preprocess.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        Preprocess = module.Preprocess
-    return Preprocess
-
-
-Preprocess = _import_preprocess()
 
 
 class Runtime:
