@@ -56,17 +56,19 @@ def default_run_dir(recipe: Recipe, target_name: str) -> Path:
 def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
     """(backend, precision) pairs: the target's backends × its precisions, as each backend allows.
 
-    The recipe's export.backends only narrows the plan when it names a subset of the target's.
+    The recipe's export.backends / export.precisions, when set, narrow the target's lists.
     """
     from edgeclip.exporters.registry import get_backend
 
-    wanted = [b for b in target.backends if b in recipe.export.backends] or list(target.backends)
-    plan = []
-    for backend in wanted:
-        supported = get_backend(backend).precisions
-        plan += [(backend, precision) for precision in target.precisions if precision in supported]
+    backends = [b for b in target.backends if not recipe.export.backends or b in recipe.export.backends]
+    precisions = [p for p in target.precisions if not recipe.export.precisions or p in recipe.export.precisions]
+    if not backends or not precisions:
+        raise UserError(f"the recipe's export.backends={recipe.export.backends} / export.precisions={recipe.export.precisions} "
+                        f"leave nothing of target {target.name} ({', '.join(target.backends)}; {', '.join(target.precisions)}); "
+                        "widen them or leave them empty to take the target's")
+    plan = [(b, p) for b in backends for p in precisions if p in get_backend(b).precisions]
     if not plan:
-        raise UserError(f"target {target.name} asks for {', '.join(target.precisions)} on {', '.join(target.backends)}, "
+        raise UserError(f"target {target.name} asks for {', '.join(precisions)} on {', '.join(backends)}, "
                         "which no backend supports; fix the profile's precisions")
     return plan
 
@@ -157,7 +159,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
             artifact = export_model(distilled.model, distilled.spec, backend, precision, artifact_dir,
                                     calibration=calibration, parity_inputs=parity_inputs,
                                     source_checkpoint=str(distilled.checkpoint_dir / "model.pt"), opset=recipe.export.opset)
-            artifacts.append(artifact.directory)
+            artifacts.append(artifact.path)
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others
@@ -170,9 +172,8 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
                              max_seconds=recipe.bench.max_seconds, throughput_batch=recipe.bench.throughput_batch,
                              threads=recipe.bench.threads or target.threads)
     log(f"benchmarking {len(artifacts)} artifacts")
-    rows = [teacher_row(distilled.teacher, metrics["teacher_accuracy"], preprocess, settings)]
-    rows += bench_artifacts(artifacts, settings, data=eval_path, teacher_accuracy=metrics["teacher_accuracy"])
-    rows += failed_rows
+    teacher = teacher_row(distilled.teacher, metrics["teacher_accuracy"], preprocess, settings)
+    rows = bench_artifacts(artifacts, settings, data=eval_path, teacher_row=teacher) + failed_rows
 
     # 5. Report + budgets. Budgets only count where the target is this machine's kind.
     report = Report(rows=rows, environment=collect_environment(threads=settings.threads),

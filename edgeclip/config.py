@@ -71,8 +71,10 @@ class DistillConfig:
 
 @dataclass
 class ExportConfig:
-    backends: list[str] = field(default_factory=lambda: ["onnx"])
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    """Empty lists mean "what the target profile asks for"; non-empty ones narrow it."""
+
+    backends: list[str] = field(default_factory=list)
+    precisions: list[str] = field(default_factory=list)
     opset: int = 18
     parity_samples: int = 16
 

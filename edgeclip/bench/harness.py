@@ -196,13 +196,14 @@ def torch_tensor(array: np.ndarray) -> Any:
 
 def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings | None = None, *,
                     data: str | Path | None = None, split: str = "test", limit: int = 0,
-                    teacher_accuracy: float | None = None) -> list[ReportRow]:
+                    teacher_accuracy: float | None = None, teacher_row: ReportRow | None = None) -> list[ReportRow]:
     """Benchmark exported artifacts on this machine into report rows.
 
     Missing/corrupt artifacts raise UserError (via the runtimes). A backend this machine cannot
     run is a `needs_target` row; one that breaks while running is a `failed` row. When the
     manifest names its source checkpoint, the unexported PyTorch model joins as the reference row
-    (params, FLOPs, agreement_reference).
+    (params, FLOPs, agreement_reference). A measured `teacher_row` (e.g. from `edgeclip build`)
+    stands in for the accuracy-only teacher row and sets the accuracy retention is computed from.
     """
     from edgeclip.bench.memory import measure_peak_memory
     from edgeclip.exporters.manifest import read_manifest
@@ -260,7 +261,7 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings
             rows[key].peak_mem_mb = _guarded(rows[key], lambda: measure_peak_memory(directory, threads=settings.threads))
 
     if data is not None:
-        _evaluate_rows(rows, runs, manifests, reference_of, data, split, limit, teacher_accuracy)
+        _evaluate_rows(rows, runs, manifests, reference_of, data, split, limit, teacher_accuracy, teacher_row)
     for key, row in rows.items():
         if (manifests.get(key, {}).get("parity") or {}).get("passed") is False and row.status == "ok":
             row.status = "failed: parity against PyTorch failed at export (see manifest.json parity)"
@@ -278,7 +279,7 @@ def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:
 
 def _evaluate_rows(rows: dict[str, ReportRow], runs: dict[str, RunFn], manifests: dict[str, dict[str, Any]],
                    reference_of: dict[str, str], data: str | Path, split: str, limit: int,
-                   teacher_accuracy: float | None) -> None:
+                   teacher_accuracy: float | None, teacher_row: ReportRow | None = None) -> None:
     """Accuracy / agreement for classifier rows; references first so artifacts can agree with them."""
     from edgeclip.data.preprocess import Preprocess
 
@@ -306,13 +307,15 @@ def _evaluate_rows(rows: dict[str, ReportRow], runs: dict[str, RunFn], manifests
         row.accuracy, row.agreement_teacher = result["accuracy"], result["agreement_teacher"]
         row.agreement_reference = result["agreement_reference"] if not key.startswith("ref:") else None
     source = "given by the caller (--teacher-accuracy)"
-    if teacher_accuracy is None and teacher_logits is not None:
+    if teacher_row is not None and teacher_row.accuracy is not None:
+        teacher_accuracy = teacher_row.accuracy
+    elif teacher_accuracy is None and teacher_logits is not None:
         teacher_accuracy = top1_accuracy(teacher_logits, next(iter(cache.values())).labels)
         source = f"accuracy of the teacher_logits stored in {data}"
     if teacher_accuracy is None:
         return
-    rows["teacher"] = ReportRow(name="teacher", role="teacher", backend="torch", precision="fp32",
-                                accuracy=teacher_accuracy, notes=source)
+    rows["teacher"] = teacher_row or ReportRow(name="teacher", role="teacher", backend="torch", precision="fp32",
+                                               accuracy=teacher_accuracy, notes=source)
     for row in rows.values():
         if row.role != "teacher" and row.accuracy is not None:
             row.retention = retention(row.accuracy, teacher_accuracy)
