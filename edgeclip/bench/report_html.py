@@ -12,7 +12,7 @@ from edgeclip.bench.report import TABLE_HEADER, Report, ReportRow, describe_envi
 STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1400px}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.78rem}
 th,td{border:1px solid #ccc;padding:.3rem .55rem;text-align:right;white-space:nowrap}
 th{background:#f3f3f3}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
 td:last-child{white-space:normal;max-width:28rem}

@@ -16,6 +16,9 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        # Spinning worker threads keep cores busy between calls; in an interleaved benchmark that
+        # steals time from whichever backend runs next, so ratios between backends would be unfair.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads > 0:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
