@@ -133,6 +133,7 @@ class FinetunedClipTeacher:
         from edgeclip.teacher.templates import get_templates
 
         class_names = list(train_dataset.class_names)
+        seed_everything(seed)  # the head's init must not depend on what ran before (e.g. which student was built)
         zero_shot = clip.zero_shot_head(class_names, get_templates(templates))
         head = SimilarityMLP(zero_shot.class_embeddings, _scale(zero_shot.logit_scale), head_input=head_input, hidden=hidden, dropout=dropout)
         train_head(head, clip_features(clip, train_dataset), train_dataset.labels, epochs=epochs, lr=lr, seed=seed, progress=progress)

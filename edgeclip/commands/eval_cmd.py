@@ -1,0 +1,153 @@
+"""`edgeclip eval`: student vs teacher on the same test data, and the capacity-gap analysis."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeclip.commands import add_parser, add_recipe_arguments
+from edgeclip.errors import UserError
+
+EXAMPLES = """
+  edgeclip eval --model runs/<id>/student                      # teacher = runs/<id>/teacher, data = digits
+  edgeclip eval --model runs/<id>/student --data my_images/ --teacher runs/<id>/teacher
+  edgeclip eval --model runs/<id>/student --teacher proxy-digits   # raw zero-shot CLIP as the reference
+  edgeclip eval --analysis capacity-gap --recipe digits-kd --student resnet18_w8 \\
+      --teacher proxy-digits --teacher cnn:resnet18@0.5 --teacher cnn:resnet34@0.5
+  edgeclip eval --analysis capacity-gap --runs runs/a runs/b runs/c   # table from finished distill runs
+"""
+
+ANALYSES = ("capacity-gap",)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_parser(
+        subparsers, "eval", help="accuracy, retention and agreement of a student vs its teacher; capacity-gap analysis",
+        description=(
+            "Evaluate a student checkpoint on the test split: top-1 of student and teacher on the same images, retention "
+            "(= student / teacher top-1), top-1 agreement with the teacher and the teacher's over-confidence p. "
+            "With --analysis capacity-gap: distill one student from several teachers (or read finished --runs) and "
+            "print + save the table (params, param gap, teacher top-1, p, student top-1, from-scratch baseline)."
+        ),
+        examples=EXAMPLES,
+    )
+    add_recipe_arguments(parser)
+    parser.add_argument("--model", default=None, help="student checkpoint directory (runs/<id>/student)")
+    parser.add_argument("--data", default=None, help="test data spec; None = the recipe's data.test")
+    parser.add_argument("--teacher", action="append", default=[],
+                        help="teacher: a saved teacher dir, cnn:ARCH:/dir, or a CLIP spec (zero-shot); repeat for capacity-gap")
+    parser.add_argument("--analysis", choices=ANALYSES, default=None, help="run an analysis instead of a single evaluation")
+    parser.add_argument("--student", default=None, help="capacity-gap: the student to distill; None = recipe")
+    parser.add_argument("--shots", type=int, default=None, metavar="K", help="capacity-gap: K train images per class")
+    parser.add_argument("--epochs", type=int, default=None, help="capacity-gap: override distill.epochs")
+    parser.add_argument("--runs", nargs="+", default=None, metavar="RUN", help="capacity-gap: finished distill run directories")
+    parser.add_argument("--gamma", type=float, default=None, help="over-confidence threshold γ; None = recipe, 0.5")
+    parser.add_argument("--out", default=None, help="where eval.json/.md or capacity_gap.json/.md go")
+    parser.add_argument("--resume", action="store_true", help="capacity-gap: continue interrupted runs in --out")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.analysis == "capacity-gap":
+        return _capacity_gap(args)
+    if not args.model:
+        raise UserError("edgeclip eval needs --model runs/<id>/student (or --analysis capacity-gap)")
+    return _evaluate(args)
+
+
+def _capacity_gap(args: argparse.Namespace) -> int:
+    from edgeclip.commands.distill_cmd import recipe_from_args
+    from edgeclip.distill.capacity_gap import CAPACITY_JSON, render_markdown, rows_from_runs, run_capacity_gap, write_capacity_gap
+
+    if args.runs:
+        if args.teacher:
+            raise UserError("give either --runs (finished runs) or --teacher (run the analysis), not both")
+        rows, gamma = rows_from_runs(args.runs)
+        out = Path(args.out) if args.out else Path(args.runs[0]).parent
+        write_capacity_gap(out, rows, {"runs": [str(r) for r in args.runs], "gamma": gamma})
+    else:
+        if not args.teacher:
+            raise UserError("capacity-gap needs teachers: --teacher proxy-digits --teacher cnn:resnet18@0.5 ... (or --runs)")
+        args.scratch = False
+        if args.gamma is not None:
+            args.overrides = list(args.overrides) + [f"distill.overconfidence_gamma={args.gamma}"]
+        recipe = recipe_from_args(args)
+        out = Path(args.out) if args.out else Path("runs") / f"capacity-gap-{recipe.student.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        rows, meta = run_capacity_gap(recipe, args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
+        gamma = meta["gamma"]
+    print(render_markdown(rows, gamma))
+    print(f"saved: {out / CAPACITY_JSON}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from edgeclip.config import load_recipe
+    from edgeclip.data import open_image_dataset
+    from edgeclip.distill.augment import eval_view
+    from edgeclip.distill.classifier_kd import evaluate_logits
+    from edgeclip.distill.teachers import check_teacher_classes
+    from edgeclip.distill.trainer import predict_logits
+    from edgeclip.io_utils import atomic_path, write_json
+    from edgeclip.students.checkpoint import load_checkpoint
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    model_dir = Path(args.model)
+    model, spec, info = load_checkpoint(model_dir)
+    if spec.kind != "classifier":
+        raise UserError(f"{model_dir} is a {spec.kind}; edgeclip eval compares classifiers (use `edgeclip bench` for encoders)")
+    data_spec = args.data or spec.extra.get("data") or recipe.data.test
+    test = open_image_dataset(data_spec, "test", seed=recipe.seed, skip_corrupt=recipe.data.skip_corrupt)
+    if list(spec.class_names) != list(test.class_names):
+        raise UserError(f"student {model_dir} predicts {spec.num_classes} classes {spec.class_names[:5]}... but {data_spec} has "
+                        f"{test.num_classes} {test.class_names[:5]}...; evaluate on data with the classes it was trained on")
+    teachers = args.teacher or ([str(model_dir.parent / "teacher")] if (model_dir.parent / "teacher").is_dir() else [])
+    if len(teachers) > 1:
+        raise UserError("edgeclip eval takes one --teacher (several teachers: --analysis capacity-gap)")
+    teacher = _open_eval_teacher(teachers[0], test, recipe) if teachers else None
+    if teacher is not None:
+        check_teacher_classes(teacher, test.class_names)
+
+    student_logits = predict_logits(model, eval_view(test, spec.preprocess))
+    gamma = args.gamma if args.gamma is not None else recipe.distill.overconfidence_gamma
+    labels = list(test.labels)
+    if teacher is not None:
+        metrics: dict[str, Any] = evaluate_logits(teacher.logits(test).float(), student_logits, labels, gamma)
+        metrics["teacher"] = teacher.name
+    else:
+        from edgeclip.bench.metrics import top1_accuracy
+
+        metrics = {"student_accuracy": top1_accuracy(student_logits, labels), "teacher": None}
+    metrics.update({"student": info["student_name"], "model": str(model_dir), "data": test.identity, "test_images": len(test)})
+    out = Path(args.out) if args.out else model_dir.parent
+    write_json(out / "eval.json", metrics)
+    with atomic_path(out / "eval.md") as tmp:
+        tmp.write_text(_eval_markdown(metrics))
+    print(_eval_markdown(metrics))
+    print(f"saved: {out / 'eval.json'}")
+    return 0
+
+
+def _open_eval_teacher(spec: str, test: Any, recipe: Any) -> Any:
+    from edgeclip.distill.teachers import ZeroShotClipTeacher, open_teacher
+
+    how, value = open_teacher(spec)
+    if how == "saved":
+        return value
+    if how == "cnn":
+        raise UserError(f"teacher '{spec}' would have to be trained first; pass a trained one (runs/<id>/teacher or cnn:ARCH:/dir)")
+    return ZeroShotClipTeacher(value, test.class_names, recipe.data.templates, spec)
+
+
+def _eval_markdown(m: dict[str, Any]) -> str:
+    from edgeclip.distill.results import fmt
+
+    lines = [f"# Evaluation of {m['student']} on {m['data']} ({m['test_images']} images)", "",
+             "| model | top-1 (%) |", "|---|---:|", f"| student {m['student']} | {fmt(m['student_accuracy'], True)} |"]
+    if m.get("teacher"):
+        lines.append(f"| teacher {m['teacher']} | {fmt(m['teacher_accuracy'], True)} |")
+        lines += ["", f"Retention: {fmt(m['retention'])}. Agreement with the teacher: {fmt(m['agreement'], True)}%. "
+                      f"Teacher over-confidence p (γ={m['overconfidence_gamma']}): {fmt(m['teacher_overconfidence_p'])}."]
+    return "\n".join(lines) + "\n"

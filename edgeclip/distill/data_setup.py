@@ -1,0 +1,45 @@
+"""Open train/test data for a distillation run, checked, with the low-shot selection applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeclip.config import DataConfig
+from edgeclip.data import ImageDataset, Subset, check_same_classes, open_image_dataset, sample_per_class
+from edgeclip.errors import UserError
+
+
+@dataclass
+class DistillData:
+    train_full: ImageDataset  # the whole train split (teacher caches key on it)
+    train: ImageDataset  # what student and teacher train on: train_full or its k-shot Subset
+    test: ImageDataset  # never reduced: low-shot changes the training data only (paper 000 §3.3.1)
+    shots: int
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.train.class_names)
+
+    def describe(self) -> dict:
+        return {"train": self.train.identity, "test": self.test.identity, "train_images": len(self.train),
+                "test_images": len(self.test), "shots": self.shots, "classes": self.class_names}
+
+
+def low_shot(dataset: ImageDataset, shots: int, seed: int) -> ImageDataset:
+    """k images per class from `dataset` (seeded); `shots=0` keeps everything."""
+    if shots < 0:
+        raise UserError(f"data.shots must be >= 0 (0 = all images), got {shots}")
+    if shots == 0:
+        return dataset
+    return Subset(dataset, sample_per_class(dataset.labels, shots, seed, dataset.class_names))
+
+
+def open_distill_data(cfg: DataConfig, seed: int, shots: int | None = None) -> DistillData:
+    """Train and test splits from the recipe's data specs; class folders must agree."""
+    train = open_image_dataset(cfg.train, "train", seed=seed, skip_corrupt=cfg.skip_corrupt)
+    test = open_image_dataset(cfg.test, "test", seed=seed, skip_corrupt=cfg.skip_corrupt)
+    check_same_classes(train, test)
+    if len(test) == 0:
+        raise UserError(f"test data {cfg.test} has no images; point data.test at a folder with a test split")
+    k = cfg.shots if shots is None else shots
+    return DistillData(train_full=train, train=low_shot(train, k, seed), test=test, shots=k)

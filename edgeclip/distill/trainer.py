@@ -1,0 +1,256 @@
+"""The supervised/KD training loop shared by students, students from scratch and CNN teachers.
+
+Teacher outputs come in as one precomputed tensor aligned with the training set (the teacher ran
+once per image, see `edgeclip.teacher.cache`); each batch looks its rows up by index. Note the
+trade-off: with augmentation on, the student sees an augmented view while the teacher's target
+comes from the clean image — that is what makes the cache possible, and it is the usual
+"offline KD" setting.
+
+Determinism: every epoch reseeds torch and the loader's generator from (seed, epoch), so a run
+resumed from `last.pt` at epoch e continues exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from edgeclip.config import DistillConfig
+from edgeclip.distill.losses import WeightedLoss
+from edgeclip.errors import UserError
+from edgeclip.io_utils import atomic_path
+from edgeclip.utils import seed_everything, stable_hash
+
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings of one training run (paper 000 defaults come from DistillConfig)."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: list[int] = field(default_factory=lambda: [60, 90])
+    gamma: float = 0.1
+    seed: int = 0
+    num_workers: int = 0
+
+    @classmethod
+    def from_distill(cls, cfg: DistillConfig, seed: int, epochs: int | None = None) -> "TrainSettings":
+        return cls(
+            epochs=cfg.epochs if epochs is None else epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            milestones=list(cfg.milestones),
+            gamma=cfg.gamma,
+            seed=seed,
+            num_workers=cfg.num_workers,
+        )
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise UserError(f"distill.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise UserError(f"distill.batch_size must be >= 2 (BatchNorm needs 2 samples), got {self.batch_size}")
+        if self.lr <= 0:
+            raise UserError(f"distill.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    seconds: float
+    lr: float
+    terms: dict[str, float] = field(default_factory=dict)
+    test_accuracy: float | None = None
+
+
+class _Indexed(Dataset):
+    """Adds the sample index so the batch can look up its cached teacher outputs."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        image, label = self.base[index]
+        return image, label, index
+
+
+def _fingerprint(model: nn.Module, settings: TrainSettings, criterion: WeightedLoss, n: int) -> str:
+    # What must not change between an interrupted run and its resumption (epochs may grow).
+    shapes = [list(p.shape) for p in model.state_dict().values()]
+    fixed = {k: v for k, v in asdict(settings).items() if k not in ("epochs", "num_workers")}
+    return stable_hash(fixed, criterion.describe(), n, shapes)
+
+
+def train_classifier(
+    model: nn.Module,
+    train_set: Dataset,
+    *,
+    criterion: WeightedLoss,
+    settings: TrainSettings,
+    teacher_logits: torch.Tensor | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str = "train",
+    evaluate: Callable[[nn.Module], float] | None = None,
+    batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+) -> list[EpochStats]:
+    """Train `model` on `train_set` ((image, label) pairs) with `criterion`; returns per-epoch stats.
+
+    `teacher_logits[i]` is the teacher's output for `train_set[i]`. With `checkpoint_dir`, the
+    state after every epoch is written atomically to `last.pt`; `resume=True` continues from it.
+    `batch_transform(images, generator)` augments whole batches (see `distill.augment`);
+    a `TensorImages` train set is batched by slicing instead of a DataLoader.
+    """
+    settings.validate()
+    n = len(train_set)  # type: ignore[arg-type]
+    if n == 0:
+        raise UserError("the training set is empty; check data.train and data.shots")
+    if criterion.needs_teacher:
+        if teacher_logits is None:
+            raise UserError("the KD loss needs teacher outputs but none were given; pass a teacher or set distill.alpha=0")
+        if len(teacher_logits) != n:
+            raise ValueError(f"{len(teacher_logits)} teacher outputs for {n} training images")
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=settings.milestones, gamma=settings.gamma)
+    fingerprint = _fingerprint(model, settings, criterion, n)
+    history: list[EpochStats] = []
+    start_epoch = 0
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") != fingerprint:
+            raise UserError(f"checkpoint {ckpt_path} comes from a different model, data or recipe; drop --resume or use a new --out")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = [EpochStats(**h) for h in state["history"]]
+        start_epoch = state["epoch"]
+
+    # A final batch of one sample breaks BatchNorm in train mode; drop it in that single case.
+    drop_last = n % settings.batch_size == 1
+    for epoch in range(start_epoch, settings.epochs):
+        # Python `random` drives the PIL augment, torch the shuffling and dropout.
+        epoch_seed = settings.seed * 100_003 + epoch
+        seed_everything(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        batches = _batches(train_set, settings, generator, drop_last)
+        augment_generator = torch.Generator().manual_seed(epoch_seed + 1)
+        transform = (lambda images: batch_transform(images, augment_generator)) if batch_transform else None
+        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, settings.epochs, progress, desc, transform))
+        scheduler.step()
+        if evaluate is not None:
+            history[-1].test_accuracy = evaluate(model)
+        if ckpt_path is not None:
+            state = {
+                "epoch": epoch + 1,
+                "fingerprint": fingerprint,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": [asdict(h) for h in history],
+            }
+            with atomic_path(ckpt_path) as tmp:
+                torch.save(state, tmp)
+    model.eval()
+    return history
+
+
+def _batches(train_set: Dataset, settings: TrainSettings, generator: torch.Generator, drop_last: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Shuffled (images, labels, indices) batches; in-memory tensors are sliced, not collated."""
+    from edgeclip.distill.augment import TensorImages
+
+    if isinstance(train_set, TensorImages):
+        n = len(train_set)
+        order = torch.randperm(n, generator=generator)
+        stop = n - (n % settings.batch_size) if drop_last else n
+        return [(train_set.images[idx], train_set.labels[idx], idx)
+                for idx in (order[i:i + settings.batch_size] for i in range(0, stop, settings.batch_size))]
+    return DataLoader(_Indexed(train_set), batch_size=settings.batch_size, shuffle=True, generator=generator,
+                      drop_last=drop_last, num_workers=settings.num_workers)
+
+
+def _run_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    criterion: WeightedLoss,
+    optimizer: torch.optim.Optimizer,
+    teacher_logits: torch.Tensor | None,
+    epoch: int,
+    epochs: int,
+    progress: bool,
+    desc: str,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> EpochStats:
+    model.train()
+    started = time.perf_counter()
+    total_loss, correct, seen = 0.0, 0, 0
+    term_sums: dict[str, float] = {}
+    lr = optimizer.param_groups[0]["lr"]
+    bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False, dynamic_ncols=True)
+    for images, labels, index in bar:
+        targets = teacher_logits[index] if teacher_logits is not None and criterion.needs_teacher else None
+        if transform is not None:
+            images = transform(images)
+        logits = model(images)
+        loss, parts = criterion(logits, targets, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        batch = len(labels)
+        total_loss += float(loss.detach()) * batch
+        for name, value in parts.items():
+            term_sums[name] = term_sums.get(name, 0.0) + value * batch
+        correct += int((logits.detach().argmax(1) == labels).sum())
+        seen += batch
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    bar.close()
+    seconds = time.perf_counter() - started
+    stats = EpochStats(epoch=epoch + 1, loss=total_loss / max(seen, 1), train_accuracy=correct / max(seen, 1), seconds=seconds, lr=lr,
+                       terms={k: v / max(seen, 1) for k, v in term_sums.items()})
+    if progress:
+        tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f} train acc {stats.train_accuracy:.3f} ({seconds:.1f}s)")
+    return stats
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> torch.Tensor:
+    """Eval-mode logits (N, C) over an (image, label) dataset, in dataset order."""
+    from edgeclip.distill.augment import TensorImages
+
+    model.eval()
+    if isinstance(dataset, TensorImages):
+        outputs = [model(dataset.images[i:i + batch_size]) for i in range(0, len(dataset), batch_size)]
+    else:
+        outputs = [model(images) for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def history_summary(history: list[EpochStats]) -> dict[str, Any]:
+    """Compact, JSON-ready training record."""
+    return {
+        "epochs": len(history),
+        "final_loss": history[-1].loss if history else None,
+        "final_train_accuracy": history[-1].train_accuracy if history else None,
+        "seconds": sum(h.seconds for h in history),
+        "per_epoch": [asdict(h) for h in history],
+    }
