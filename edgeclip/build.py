@@ -96,7 +96,7 @@ def teacher_row(teacher: Any, accuracy: float, preprocess: Any, settings: Any) -
     forward = torch.no_grad()(teacher.forward_images)
     row = ReportRow(name=teacher.name, role="teacher", backend="torch", precision="fp32",
                     params=int(teacher.num_params), accuracy=accuracy, retention=1.0,
-                    notes="teacher measured in PyTorch on this machine")
+                    notes="teacher timed in PyTorch on this machine, before the artifacts (not interleaved)")
     row.flops = count_flops(forward, (example,))
     row.latency_ms = measure_latency(forward, example, warmup=settings.warmup, iterations=settings.iterations,
                                      max_seconds=settings.max_seconds)
@@ -136,6 +136,12 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     log(f"teacher accuracy {metrics['teacher_accuracy']:.4f}, student {metrics['student_accuracy']:.4f}, "
         f"retention {metrics['retention']:.4f}")
     preprocess = distilled.spec.preprocess
+    # The teacher is timed now, before exporters and runtimes load their thread pools into this
+    # process: measured after them, the same teacher read ~80x slower in one quickstart run.
+    settings = BenchSettings(warmup=recipe.bench.warmup, iterations=recipe.bench.iterations,
+                             max_seconds=recipe.bench.max_seconds, throughput_batch=recipe.bench.throughput_batch,
+                             threads=recipe.bench.threads or target.threads)
+    teacher = teacher_row(distilled.teacher, metrics["teacher_accuracy"], preprocess, settings)
 
     # 2. Real images for calibration and parity; the test split with teacher logits for evaluation.
     calibration_data = data.train
@@ -168,11 +174,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
             log(f"  {backend}-{precision} failed: {one_line(str(exc))}")
 
     # 4. Measure: teacher in PyTorch, every artifact interleaved, with accuracy on the test split.
-    settings = BenchSettings(warmup=recipe.bench.warmup, iterations=recipe.bench.iterations,
-                             max_seconds=recipe.bench.max_seconds, throughput_batch=recipe.bench.throughput_batch,
-                             threads=recipe.bench.threads or target.threads)
     log(f"benchmarking {len(artifacts)} artifacts")
-    teacher = teacher_row(distilled.teacher, metrics["teacher_accuracy"], preprocess, settings)
     rows = bench_artifacts(artifacts, settings, data=eval_path, teacher_row=teacher) + failed_rows
 
     # 5. Report + budgets. Budgets only count where the target is this machine's kind.
