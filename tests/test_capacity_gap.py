@@ -12,16 +12,6 @@ from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a busy shared 2-core machine OpenMP
-    barriers waiting for a descheduled thread made single steps 10-50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _cli(argv: list[str], monkeypatch) -> int:
     """The real `edgeclip` entry point, with only the subcommands under test registered."""
     import edgeclip.cli as cli

@@ -18,16 +18,6 @@ from edgeclip.distill.trainer import TrainSettings, predict_logits, train_classi
 from edgeclip.errors import UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a busy shared 2-core machine OpenMP
-    barriers waiting for a descheduled thread made single steps 10-50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _hand_kd(student: list[list[float]], teacher: list[list[float]], tau: float) -> float:
     """τ² · mean over rows of Σ_c p_t,c (log p_t,c − log p_s,c), written out with math only."""
     total = 0.0

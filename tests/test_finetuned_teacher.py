@@ -13,16 +13,6 @@ from edgeclip.io_utils import read_json, write_json
 from edgeclip.teacher.finetuned import FinetunedClipTeacher, SimilarityMLP, train_head
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from a second thread, and on a busy shared 2-core machine OpenMP
-    barriers waiting for a descheduled thread made single steps 10-50x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_head_is_fc_bn_dropout_relu_fc_on_the_similarity_vector() -> None:
     embeddings = F.normalize(torch.randn(5, 8), dim=-1)
     head = SimilarityMLP(embeddings, logit_scale=50.0, hidden=16, dropout=0.2)
