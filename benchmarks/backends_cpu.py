@@ -73,7 +73,8 @@ def time_variants(label, model, spec, work: Path, calibration: np.ndarray, args)
     """Export the four variants, then time them and PyTorch interleaved; one row per variant."""
     example = torch.from_numpy(calibration[:1])
     flops = count_flops(model, (example,))
-    params = count_params(model)
+    # A tower wraps the whole CLIP; only the image tower's weights are exported and run.
+    params = count_params(model.clip.visual if isinstance(model, ImageTower) else model)
     runners, rows = {"pytorch-fp32": TorchRuntime(model, spec).run}, {}
     rows["pytorch-fp32"] = {"backend": "pytorch", "precision": "fp32", "size_mb": params * 4 / 1e6}
     for backend, precision in VARIANTS:
@@ -144,8 +145,8 @@ def to_markdown(result: dict) -> str:
     env = result["environment"]
     lines = [f"# Backends on CPU — {result['created']}", "",
              f"Machine: {env.get('cpu')} · {env.get('cores_logical', env.get('cores'))} logical cores · "
-             f"torch {env.get('libraries', {}).get('torch')} · onnxruntime {env.get('libraries', {}).get('onnxruntime')} · "
-             f"openvino {env.get('libraries', {}).get('openvino')}", "",
+             f"torch {env.get('versions', {}).get('torch')} · onnxruntime {env.get('versions', {}).get('onnxruntime')} · "
+             f"openvino {env.get('versions', {}).get('openvino')}", "",
              f"Command: `{result['command']}`", "",
              "## Speed (batch 1, 224×224, random weights; variants of all models timed in one run)", "",
              "| model | format | params | GFLOPs | size MB | p50 ms | p90 ms | status |", "|---|---|---|---|---|---|---|---|"]
