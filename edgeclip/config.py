@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from edgeclip.errors import UserError, close_matches, unknown_name_error
+from edgeclip.io_utils import read_yaml_mapping
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
@@ -131,12 +132,7 @@ def load_recipe(name_or_path: str = "", overrides: list[str] | None = None) -> R
     data: dict[str, Any] = {}
     if name_or_path:
         path = recipe_path(name_or_path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"recipe '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
-        if not isinstance(data, dict):
-            raise UserError(f"recipe '{path}' must be a YAML mapping of sections (teacher, data, student, ...)")
+        data = read_yaml_mapping(path, "recipe", "of sections: teacher, data, student, ...")
         data.setdefault("name", Path(path).stem)
     for item in overrides or []:
         key, sep, value = item.partition("=")

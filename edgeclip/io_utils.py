@@ -63,3 +63,18 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_yaml_mapping(path: str | Path, what: str, keys_hint: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; bad YAML or another shape is a one-line UserError."""
+    import yaml
+
+    from edgeclip.errors import UserError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{what} '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} '{path}' must be a YAML mapping ({keys_hint})")
+    return data

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import yaml
 
 from edgeclip.errors import UserError, close_matches
+from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
 
 KNOWN_BACKENDS = ("onnx", "openvino", "tensorrt", "coreml", "torch")
@@ -128,12 +128,7 @@ def _profile_paths() -> list[Path]:
 
 
 def _parse_profile(path: Path) -> Target:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"target profile '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
-    if not isinstance(data, dict):
-        raise UserError(f"target profile '{path}' must be a YAML mapping (name, backends, budgets, ...)")
+    data = read_yaml_mapping(path, "target profile", "name, backends, budgets, ...")
     unknown = set(data) - _PROFILE_KEYS
     if unknown:
         raise UserError(f"target profile '{path}' has unknown keys {sorted(unknown)}; valid keys: {sorted(_PROFILE_KEYS)}")
