@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "budget of the target held; 1 when a backend failed or a budget did not hold; 2 on bad input."
         ),
         examples="""
-  edgeclip build --recipe quickstart --target cpu                 # offline, ~5 min on 2 cores
+  edgeclip build --recipe quickstart --target cpu                 # offline, ~3 min on 2 idle cores
   edgeclip build --recipe quickstart --target jetson              # artifacts + TensorRT kit for the Jetson
   edgeclip build --recipe digits-kd --target cpu --student runs/x/student   # skip distillation
   edgeclip build --recipe quickstart --target cpu --set distill.epochs=3 --out runs/try
