@@ -43,10 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(UserError):
-    pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # argparse exits 2 on usage errors itself, with a one-line message: that matches our contract.

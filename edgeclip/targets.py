@@ -95,25 +95,11 @@ class BudgetResult:
 
 def backend_available(backend: str) -> bool:
     """Whether this machine can run `backend` artifacts (library importable and hardware present)."""
-    if backend == "onnx":
-        return importlib.util.find_spec("onnxruntime") is not None
-    if backend == "openvino":
-        return importlib.util.find_spec("openvino") is not None
     if backend == "torch":
         return importlib.util.find_spec("torch") is not None
-    if backend == "coreml":
-        # coremltools converts on Linux but only predicts on macOS.
-        return platform.system() == "Darwin" and importlib.util.find_spec("coremltools") is not None
-    if backend == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return False
-        try:
-            import torch
+    from edgeclip.exporters.registry import BACKENDS
 
-            return bool(torch.cuda.is_available())
-        except ImportError:  # tensorrt without torch: trust the import
-            return True
-    return False
+    return backend in BACKENDS and BACKENDS.get(backend).can_run_here
 
 
 def platform_matches(target: Target, machine: str | None = None, system: str | None = None) -> bool:

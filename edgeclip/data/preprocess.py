@@ -5,7 +5,7 @@ Kept free of torch so the on-device runner can reuse the same arithmetic with nu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np

@@ -42,9 +42,19 @@ class BackendInfo:
 
     @property
     def can_run_here(self) -> bool:
+        """Runtime importable and the hardware it needs present (the one place that decides)."""
         if self.name == "coreml" and platform.system() != "Darwin":
             return False  # coremltools converts on Linux, but prediction needs macOS
-        return self.module_installed(self.runtime_module)
+        if not self.module_installed(self.runtime_module):
+            return False
+        if self.name == "tensorrt":
+            try:
+                import torch
+
+                return bool(torch.cuda.is_available())
+            except ImportError:  # tensorrt without torch: trust the import
+                return True
+        return True
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
