@@ -18,14 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples="""
   edgeclip build --recipe quickstart --target cpu                 # offline, ~3 min on 2 idle cores
   edgeclip build --recipe quickstart --target jetson              # artifacts + TensorRT kit for the Jetson
-  edgeclip build --recipe digits-kd --target cpu --student runs/x/student   # skip distillation
+  edgeclip build --recipe digits-kd --target cpu --student runs/x/student   # KD continues from a trained student
   edgeclip build --recipe quickstart --target cpu --set distill.epochs=3 --out runs/try
 """,
     )
     add_recipe_arguments(parser)
     parser.add_argument("--target", required=True, help="target profile or alias (edgeclip list targets)")
     parser.add_argument("--teacher", help="override the recipe's teacher: ARCH:TAG, ARCH:PATH, PATH or proxy-digits")
-    parser.add_argument("--student", help="a student name (edgeclip list students) or a trained student checkpoint dir")
+    parser.add_argument("--student", help="a student name (edgeclip list students), or a trained student checkpoint dir "
+                        "to start from (KD still runs for distill.epochs; there is no skip-training mode yet)")
     parser.add_argument("--out", help="run directory (default runs/<recipe>-<target>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
