@@ -43,14 +43,15 @@ class OnlineTeacher:
 
 
 def one_epoch(student: str, class_names: list[str], train_set: Any, augment: Any, criterion: Any, teacher_logits: Any, seed: int) -> float:
-    from edgeclip.distill.trainer import TrainSettings, train_classifier
+    from edgeclip.config import DistillConfig
+    from edgeclip.distill.trainer import train_classifier
     from edgeclip.students.registry import create_student
     from edgeclip.utils import seed_everything
 
     seed_everything(seed)
     model, _ = create_student(student, class_names=class_names, image_size=32)
-    settings = TrainSettings(epochs=1, batch_size=128, lr=0.1, milestones=[], seed=seed)
-    history = train_classifier(model, train_set, criterion=criterion, settings=settings, teacher_logits=teacher_logits,
+    config = DistillConfig(epochs=1, batch_size=128, lr=0.1, milestones=[])
+    history = train_classifier(model, train_set, criterion=criterion, config=config, seed=seed, teacher_logits=teacher_logits,
                                progress=False, batch_transform=augment)
     return history[0].seconds
 

@@ -30,7 +30,7 @@ def main() -> int:
     if args.cached:
         teacher = load_proxy_teacher(progress=True)
         info = {**proxy_info(), "training_recorded_when_cached": True}
-        info["zero_shot_accuracy_test"] = zero_shot_accuracy(teacher, open_image_dataset("digits", "test", seed=0))
+        info["zero_shot_accuracy_test"] = zero_shot_accuracy(teacher, open_image_dataset("digits", "test"))
     else:
         _, info = train_proxy_teacher(ProxyTrainConfig(seed=args.seed), progress=True)
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),

@@ -148,7 +148,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     if recipe.data.calibration:
         from edgeclip.data import open_image_dataset
 
-        calibration_data = open_image_dataset(recipe.data.calibration, "train", seed=recipe.seed)
+        calibration_data = open_image_dataset(recipe.data.calibration, "train")
     calibration = _images(calibration_data, preprocess, _sample(recipe.data.calibration_count, len(calibration_data), recipe.seed))
     parity_inputs = _images(data.test, preprocess, _sample(recipe.export.parity_samples, len(data.test), recipe.seed))
     keep = _sample(recipe.bench.accuracy_samples, len(data.test), recipe.seed)

@@ -43,10 +43,22 @@ class StudentConfig:
 
 
 @dataclass
+class LossTermConfig:
+    """One named, weighted loss term (see `edgeclip list losses`); `params` are the term's options."""
+
+    name: str = ""
+    weight: float = 1.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class DistillConfig:
-    """Hinton KD (paper 000 §3.1): L = alpha·tau²·KL + beta·CE. Defaults are the paper's."""
+    """Distillation and its training schedule. Defaults are paper 000's Hinton KD:
+    L = alpha·tau²·KL + beta·CE, SGD lr 0.1 momentum 0.9 wd 1e-4, batch 128, 100 epochs."""
 
     method: str = "classifier_kd"
+    # Named, weighted terms; empty = alpha·kd(tau) + beta·ce (paper 000), so recipes can omit it.
+    loss: list[LossTermConfig] = field(default_factory=list)
     teacher_head: str = "finetuned"  # finetuned | zero_shot
     epochs: int = 100
     batch_size: int = 128
@@ -84,10 +96,11 @@ class ExportConfig:
 class BenchConfig:
     warmup: int = 10
     iterations: int = 100
-    max_seconds: float = 10.0
+    max_seconds: float = 10.0  # per measurement phase (interleaved latency gets this per backend)
     throughput_batch: int = 16
     threads: int = 0  # 0 = let the runtime decide
     accuracy_samples: int = 0  # 0 = the whole test split
+    memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
 
 
 @dataclass
@@ -178,6 +191,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value is None:
             return None
         return _coerce(args[0], value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"recipe key '{where}' must be a mapping, got {value!r}")
+        return dict(value)
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

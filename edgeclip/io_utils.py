@@ -78,3 +78,23 @@ def read_yaml_mapping(path: str | Path, what: str, keys_hint: str) -> dict[str, 
     if not isinstance(data, dict):
         raise UserError(f"{what} '{path}' must be a YAML mapping ({keys_hint})")
     return data
+
+
+def safe_torch_load(path: str | Path, what: str, fix: str) -> Any:
+    """`torch.load(weights_only=True)`: tensors, numbers, strings, lists, dicts (and the Counter
+    inside LR-scheduler states) only, so opening a file never runs code from its pickle.
+
+    Anything unreadable or unsafe is a one-line UserError naming `what`, the file and `fix`.
+    """
+    import collections
+
+    import torch
+
+    from edgeclip.errors import UserError
+
+    try:
+        with torch.serialization.safe_globals([collections.Counter]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated or code-carrying pickles all mean "do not use"
+        kind = "it holds objects other than tensors and plain data" if "weights_only" in str(exc) else type(exc).__name__
+        raise UserError(f"{what} '{path}' cannot be loaded safely ({kind}); {fix}") from None

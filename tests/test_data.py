@@ -30,7 +30,7 @@ from edgeclip.data import (
     sample_per_class,
     stratified_split,
 )
-from edgeclip.data.base import DefaultAugment
+from edgeclip.data.base import DefaultAugment, shared_samples
 from edgeclip.errors import UserError
 
 # shared/ lies beside the checkout (CI clones it there too); the test skips where it is absent.
@@ -108,20 +108,46 @@ def test_real_dashcam_frame_letterbox() -> None:
 
 # --- digits ----------------------------------------------------------------------------------
 
-def test_digits_split_sizes_stratified_and_deterministic() -> None:
-    train, test = DigitsDataset("train", seed=0), DigitsDataset("test", seed=0)
-    assert len(train) + len(test) == 1797 and len(DigitsDataset("all")) == 1797
-    assert not set(train.indices) & set(test.indices)
+def test_digits_partition_is_fixed_stratified_and_disjoint() -> None:
+    train, test, pretrain = DigitsDataset("train"), DigitsDataset("test"), DigitsDataset("pretrain")
+    assert (len(test), len(pretrain), len(train)) == (359, 719, 719)
+    assert len(train) + len(test) + len(pretrain) == 1797 and len(DigitsDataset("all")) == 1797
+    for first, second in ((train, test), (train, pretrain), (pretrain, test)):
+        assert shared_samples(first, second) == 0
     all_counts = np.bincount(DigitsDataset("all").labels, minlength=10)
     test_counts = np.bincount(test.labels, minlength=10)
     assert np.array_equal(test_counts, np.round(all_counts * 0.2).astype(int))
-    assert DigitsDataset("test", seed=0).indices == test.indices
-    assert DigitsDataset("test", seed=1).indices != test.indices
-    assert DigitsDataset("test", seed=1).identity != test.identity != train.identity
+    assert len({test.identity, train.identity, pretrain.identity}) == 3
+
+
+def test_test_split_does_not_depend_on_the_recipe_seed() -> None:
+    """The audit case: with seed 1, 288 of 359 test digits used to be in the teacher's training set."""
+    from edgeclip.config import DataConfig
+    from edgeclip.distill.data_setup import open_distill_data
+
+    first, second = open_distill_data(DataConfig(), seed=0), open_distill_data(DataConfig(), seed=1)
+    assert first.test.sample_ids() == second.test.sample_ids()
+    assert shared_samples(second.test, DigitsDataset("pretrain")) == 0
+    low_shot = open_distill_data(DataConfig(shots=5), seed=1)
+    assert shared_samples(low_shot.train, first.test) == 0 and len(low_shot.train) == 50
+
+
+def test_overlapping_train_and_test_folders_are_refused(tmp_path: Path) -> None:
+    from edgeclip.config import DataConfig
+    from edgeclip.distill.data_setup import open_distill_data
+
+    root = tmp_path / "split"
+    for name in ("cat", "dog"):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(root / "train" / name / f"{i}.png")
+    (root / "test").symlink_to(root / "train")  # "test" is the training images again
+    with pytest.raises(UserError, match="overlap"):
+        open_distill_data(DataConfig(train=str(root), test=str(root)), seed=0)
 
 
 def test_digits_images_and_word_class_names() -> None:
-    ds = open_image_dataset("digits", "test", seed=3)
+    ds = open_image_dataset("digits", "test")
     assert ds.class_names == DIGIT_WORDS == ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     assert all(name.isalpha() for name in ds.class_names)
     image = ds.load(0)
@@ -134,8 +160,8 @@ def test_digits_images_and_word_class_names() -> None:
 # --- synthetic -------------------------------------------------------------------------------
 
 def test_synthetic_deterministic_and_learnable() -> None:
-    train = open_image_dataset("synthetic:12", "train", seed=0)
-    test = open_image_dataset("synthetic:6", "test", seed=0)
+    train = open_image_dataset("synthetic:12", "train")
+    test = open_image_dataset("synthetic:6", "test")
     assert len(train) == 12 * 5 and train.labels == sorted(train.labels)
     again = SyntheticDataset(12, split="train", seed=0)
     assert np.array_equal(np.asarray(train.load(7)), np.asarray(again.load(7)))

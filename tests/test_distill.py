@@ -14,7 +14,9 @@ from edgeclip.data import open_image_dataset
 from edgeclip.distill.augment import BatchAugment, TensorImages
 from edgeclip.distill.data_setup import low_shot, open_distill_data
 from edgeclip.distill.losses import WeightedLoss, WeightedTerm, cross_entropy_criterion, hinton_criterion, hinton_kd
-from edgeclip.distill.trainer import TrainSettings, predict_logits, train_classifier
+from edgeclip.config import DistillConfig, LossTermConfig
+from edgeclip.distill.losses import LOSSES, criterion_from_config
+from edgeclip.distill.trainer import predict_logits, train_classifier
 from edgeclip.errors import UserError
 
 
@@ -34,29 +36,30 @@ def _hand_kd(student: list[list[float]], teacher: list[list[float]], tau: float)
 def test_kd_loss_equals_hand_computation(tau: float) -> None:
     student = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]
     teacher = [[2.0, 1.0, 0.0], [0.5, 0.5, 2.0]]
-    got = hinton_kd(torch.tensor(student), torch.tensor(teacher), torch.tensor([0, 2]), tau=tau)
+    got = hinton_kd(torch.tensor(student), torch.tensor(teacher), tau=tau)
     assert float(got) == pytest.approx(_hand_kd(student, teacher, tau), rel=1e-6)
 
 
 def test_kd_loss_tau_changes_value_and_is_zero_for_identical_logits() -> None:
     logits = torch.tensor([[1.0, 3.0, -2.0]])
-    assert float(hinton_kd(logits, logits.clone(), torch.tensor([1]), tau=3.0)) == pytest.approx(0.0, abs=1e-7)
+    assert float(hinton_kd(logits, logits.clone(), tau=3.0)) == pytest.approx(0.0, abs=1e-7)
     other = torch.tensor([[3.0, 1.0, 0.0]])
-    assert float(hinton_kd(logits, other, torch.tensor([1]), tau=1.0)) != pytest.approx(float(hinton_kd(logits, other, torch.tensor([1]), tau=2.0)))
+    assert float(hinton_kd(logits, other, tau=1.0)) != pytest.approx(float(hinton_kd(logits, other, tau=2.0)))
 
 
 def test_hinton_criterion_is_weighted_sum_of_named_terms() -> None:
     student = torch.tensor([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]])
     teacher = torch.tensor([[2.0, 1.0, 0.0], [0.5, 0.5, 2.0]])
     labels = torch.tensor([1, 2])
-    total, parts = hinton_criterion(alpha=0.3, beta=0.7, tau=2.0)(student, teacher, labels)
+    batch = {"student_logits": student, "teacher_logits": teacher, "labels": labels}
+    total, parts = hinton_criterion(alpha=0.3, beta=0.7, tau=2.0)(batch)
     ce = -sum(math.log(math.exp(row[y]) / sum(math.exp(v) for v in row)) for row, y in zip(student.tolist(), labels.tolist())) / 2
     kd = _hand_kd(student.tolist(), teacher.tolist(), 2.0)
     assert parts["ce"] == pytest.approx(ce, rel=1e-6) and parts["kd"] == pytest.approx(kd, rel=1e-6)
     assert float(total) == pytest.approx(0.3 * kd + 0.7 * ce, rel=1e-6)
     # A zero weight drops the term (no teacher needed); no weight at all is a user error.
     only_ce = WeightedLoss([WeightedTerm("kd", 0.0, {"tau": 1.0}), WeightedTerm("ce", 1.0)])
-    assert not only_ce.needs_teacher and set(only_ce(student, None, labels)[1]) == {"ce"}
+    assert not only_ce.needs_teacher and set(only_ce({**batch, "teacher_logits": None})[1]) == {"ce"}
     with pytest.raises(UserError):
         WeightedLoss([WeightedTerm("ce", 0.0)])
     with pytest.raises(UserError, match="unknown loss term"):
@@ -65,7 +68,7 @@ def test_hinton_criterion_is_weighted_sum_of_named_terms() -> None:
 
 def test_kd_loss_rejects_class_count_mismatch() -> None:
     with pytest.raises(UserError, match="same class list"):
-        hinton_kd(torch.zeros(2, 10), torch.zeros(2, 5), torch.zeros(2, dtype=torch.long))
+        hinton_kd(torch.zeros(2, 10), torch.zeros(2, 5))
 
 
 def test_low_shot_gives_exactly_k_per_class_seeded_and_leaves_test_alone() -> None:
@@ -108,8 +111,8 @@ def test_student_follows_cached_teacher_outputs_by_index() -> None:
     teacher_logits = torch.nn.functional.one_hot(shifted, 4).float() * 8.0
     torch.manual_seed(0)
     model = _toy_model()
-    settings = TrainSettings(epochs=15, batch_size=16, lr=0.05, milestones=[], seed=0)
-    train_classifier(model, data, criterion=hinton_criterion(1.0, 0.0, 2.0), settings=settings, teacher_logits=teacher_logits, progress=False)
+    config = DistillConfig(epochs=15, batch_size=16, lr=0.05, milestones=[])
+    train_classifier(model, data, criterion=hinton_criterion(1.0, 0.0, 2.0), config=config, teacher_logits=teacher_logits, progress=False)
     predictions = predict_logits(model, data).argmax(1)
     assert (predictions == shifted).float().mean() > 0.9
     assert (predictions == data.labels).float().mean() < 0.1
@@ -117,14 +120,14 @@ def test_student_follows_cached_teacher_outputs_by_index() -> None:
 
 def test_training_is_deterministic_and_resume_continues_exactly(tmp_path) -> None:
     data = _toy_images()
-    settings = TrainSettings(epochs=3, batch_size=16, lr=0.05, milestones=[2], seed=7)
+    config = DistillConfig(epochs=3, batch_size=16, lr=0.05, milestones=[2])
     teacher = torch.randn(len(data), 4)
 
     def run(epochs: int, ckpt, resume: bool) -> tuple[torch.nn.Module, list]:
         torch.manual_seed(1)
         model = _toy_model()
-        s = TrainSettings(**{**settings.__dict__, "epochs": epochs})
-        history = train_classifier(model, data, criterion=hinton_criterion(0.5, 0.5, 2.0), settings=s, teacher_logits=teacher,
+        history = train_classifier(model, data, criterion=hinton_criterion(0.5, 0.5, 2.0), config=config, seed=7, epochs=epochs,
+                                   teacher_logits=teacher,
                                    checkpoint_dir=ckpt, resume=resume, progress=False, batch_transform=BatchAugment())
         return model, history
 
@@ -142,7 +145,38 @@ def test_training_is_deterministic_and_resume_continues_exactly(tmp_path) -> Non
     # A checkpoint from another set-up is refused rather than silently mixed in.
     with pytest.raises(UserError, match="different model"):
         train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 4)), data, criterion=cross_entropy_criterion(),
-                         settings=settings, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+                         config=config, seed=7, checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+
+
+def test_recipe_declares_its_loss_terms() -> None:
+    """`distill.loss` names registered terms; without it alpha/beta/tau give the same criterion."""
+    recipe = load_recipe("quickstart", ["distill.loss=[{name: kd, weight: 0.25, params: {tau: 4}}, {name: ce, weight: 0.75}]"])
+    assert recipe.distill.loss == [LossTermConfig("kd", 0.25, {"tau": 4}), LossTermConfig("ce", 0.75, {})]
+    declared = criterion_from_config(recipe.distill)
+    assert declared.describe() == hinton_criterion(0.25, 0.75, 4).describe() and declared.needs_teacher
+    assert criterion_from_config(load_recipe("quickstart").distill).describe() == "0.5·kd{'tau': 1.0} + 0.5·ce"
+    assert not criterion_from_config(DistillConfig(loss=[LossTermConfig("ce", 1.0)])).needs_teacher
+    assert LOSSES.get("kd").needs_teacher and not LOSSES.get("ce").needs_teacher
+    with pytest.raises(UserError, match="unknown loss term 'kld'"):
+        criterion_from_config(DistillConfig(loss=[LossTermConfig("kld", 1.0)]))
+    with pytest.raises(UserError, match="no parameter \\['temperature'\\]"):
+        criterion_from_config(DistillConfig(loss=[LossTermConfig("kd", 1.0, {"temperature": 2})]))
+    with pytest.raises(UserError, match="must be a mapping"):
+        load_recipe("quickstart", ["distill.loss=[{name: kd, params: 3}]"])
+
+
+def test_a_term_the_trainer_cannot_feed_is_refused_before_training() -> None:
+    from edgeclip.distill.losses import WeightedLoss, register_loss
+
+    if "test_embedding_l2" not in LOSSES:
+        @register_loss("test_embedding_l2", needs_teacher=True)
+        def _l2(student_image, teacher_image):  # noqa: ANN001, ANN202 - a dual-encoder-style term
+            return ((student_image - teacher_image) ** 2).sum()
+
+    data = _toy_images()
+    with pytest.raises(UserError, match="reads student_image, teacher_image, which classifier training does not provide"):
+        train_classifier(_toy_model(), data, criterion=WeightedLoss([WeightedTerm("test_embedding_l2", 1.0)]),
+                         config=DistillConfig(epochs=1, batch_size=16), progress=False)
 
 
 def test_batch_augment_keeps_shape_and_background() -> None:

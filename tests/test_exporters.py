@@ -322,7 +322,7 @@ def test_export_command_end_to_end(tmp_path, monkeypatch, capsys):
                         types.SimpleNamespace(load_checkpoint=lambda path: (model, spec, {"extra": {"data": "quadrants"}})))
     fake_data = types.ModuleType("edgeclip.data")
     opened = []
-    fake_data.open_image_dataset = lambda name, split, seed=0: opened.append((name, split)) or Dataset()
+    fake_data.open_image_dataset = lambda name, split: opened.append((name, split)) or Dataset()
     monkeypatch.setitem(sys.modules, "edgeclip.data", fake_data)
 
     parser = argparse.ArgumentParser()

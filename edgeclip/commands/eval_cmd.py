@@ -99,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if spec.kind != "classifier":
         raise UserError(f"{model_dir} is a {spec.kind}; edgeclip eval compares classifiers (use `edgeclip bench` for encoders)")
     data_spec = args.data or spec.extra.get("data") or recipe.data.test
-    test = open_image_dataset(data_spec, "test", seed=recipe.seed, skip_corrupt=recipe.data.skip_corrupt)
+    test = open_image_dataset(data_spec, "test", skip_corrupt=recipe.data.skip_corrupt)
     if list(spec.class_names) != list(test.class_names):
         raise UserError(f"student {model_dir} predicts {spec.num_classes} classes {spec.class_names[:5]}... but {data_spec} has "
                         f"{test.num_classes} {test.class_names[:5]}...; evaluate on data with the classes it was trained on")

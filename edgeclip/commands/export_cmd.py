@@ -59,11 +59,11 @@ def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.nda
     if count <= 0:
         raise UserError(f"image count must be positive, got {count}; pass e.g. --calibration-count 128")
     try:
-        dataset = open_image_dataset(data, split, seed=0)
+        dataset = open_image_dataset(data, split)
     except UserError:
         if split == "train":
             raise
-        dataset = open_image_dataset(data, "train", seed=0)
+        dataset = open_image_dataset(data, "train")
     if len(dataset) == 0:
         raise UserError(f"dataset '{data}' ({split}) has no images; point --calibration at a folder with images")
     rng = np.random.default_rng(0)
@@ -77,7 +77,7 @@ def _text_inputs(data: str, context_length: int) -> np.ndarray:
 
     from edgeclip.data import open_image_dataset
 
-    class_names = open_image_dataset(data, "train", seed=0).class_names
+    class_names = open_image_dataset(data, "train").class_names
     prompts = [f"a photo of a {name}." for name in class_names] + [f"a blurry photo of the {name}, seen from far away." for name in class_names]
     return open_clip.tokenize(prompts, context_length=context_length).numpy().astype(np.int64)
 

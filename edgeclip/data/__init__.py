@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgeclip.data.base import DefaultAugment, ImageDataset, Subset, check_same_classes, default_augment
+from edgeclip.data.base import (
+    PARTITION_SEED, SPLITS, DefaultAugment, ImageDataset, Subset, check_disjoint, check_same_classes, check_split,
+    default_augment, shared_samples,
+)
 from edgeclip.data.digits import DIGIT_WORDS, DigitsDataset
 from edgeclip.data.folder import FolderDataset
 from edgeclip.data.images import IMAGE_EXTENSIONS, load_image
@@ -21,39 +24,39 @@ from edgeclip.data.synthetic import DEFAULT_PER_CLASS, SyntheticDataset
 from edgeclip.errors import UserError, unknown_name_error
 from edgeclip.registry import Registry
 
-SPLITS = ("train", "test", "all")
 SPEC_FORMS = "'digits', 'synthetic' or 'synthetic:N' (N images per class), or a path to a folder of class folders"
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A named built-in dataset: `factory(arg, split, seed)`; `arg` is the text after ':' (or '')."""
+    """A named built-in dataset: `factory(arg, split)`; `arg` is the text after ':' (or '')."""
 
-    factory: Callable[[str, str, int], ImageDataset]
+    factory: Callable[[str, str], ImageDataset]
     description: str
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset", "edgeclip list datasets")
 
 
-def _open_digits(arg: str, split: str, seed: int) -> ImageDataset:
+def _open_digits(arg: str, split: str) -> ImageDataset:
     if arg:
         raise UserError(f"'digits' takes no ':{arg}' argument; use plain 'digits'")
-    return DigitsDataset(split=split, seed=seed)
+    return DigitsDataset(split=split)
 
 
-def _open_synthetic(arg: str, split: str, seed: int) -> ImageDataset:
+def _open_synthetic(arg: str, split: str) -> ImageDataset:
     if not arg:
-        return SyntheticDataset(DEFAULT_PER_CLASS, split=split, seed=seed)
+        return SyntheticDataset(DEFAULT_PER_CLASS, split=split)
     try:
         per_class = int(arg)
     except ValueError:
         raise UserError(f"'synthetic:{arg}' needs a whole number of images per class, e.g. 'synthetic:20'") from None
-    return SyntheticDataset(per_class, split=split, seed=seed)
+    return SyntheticDataset(per_class, split=split)
 
 
 DATASETS.register("digits", DatasetEntry(
-    _open_digits, "scikit-learn digits: 1,797 real 8x8 handwritten digits, 10 classes, seeded 80/20 split"))
+    _open_digits, "scikit-learn digits: 1,797 real 8x8 handwritten digits, 10 classes; fixed splits "
+                  "test 359 / pretrain 719 (proxy teachers only) / train 719"))
 DATASETS.register("synthetic", DatasetEntry(
     _open_synthetic, f"coloured shapes, 5 classes, 32x32; synthetic:N = N per class per split (default {DEFAULT_PER_CLASS})"))
 
@@ -63,31 +66,32 @@ def list_datasets() -> list[tuple[str, str]]:
     return [(name, entry.description) for name, entry in DATASETS.items()]
 
 
-# A folder without train/ and test/ is split this way (seeded) when a split is asked for.
+# A folder without train/ and test/ is split this way (fixed, PARTITION_SEED) when a split is asked for.
 FLAT_FOLDER_TEST_FRACTION = 0.2
 
 
-def open_image_dataset(spec: str, split: str = "train", *, seed: int = 0, skip_corrupt: bool = False) -> ImageDataset:
+def open_image_dataset(spec: str, split: str = "train", *, skip_corrupt: bool = False) -> ImageDataset:
     """Open a labelled image dataset by spec: a built-in name (`digits`, `synthetic[:N]`) or a folder.
 
-    An existing path always wins, so a folder that happens to be called `digits` still opens as a folder.
+    Splits are fixed per dataset (never by a run's seed), so every teacher and student of a
+    dataset is measured on the same held-out images. An existing path always wins, so a folder
+    that happens to be called `digits` still opens as a folder.
     """
-    if split not in SPLITS:
-        raise UserError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
+    check_split(split, "data")
     spec = str(spec).strip()
     if not spec:
         raise UserError(f"empty data spec; use {SPEC_FORMS}")
     if Path(spec).expanduser().exists():
         dataset = FolderDataset(spec, split, skip_corrupt=skip_corrupt)
         if dataset.split == "all" and split != "all":
-            # A flat folder of class folders: split it 80/20 by seed, as digits is, so that
-            # "train" and "test" never share an image.
-            train_indices, test_indices = stratified_split(dataset.labels, FLAT_FOLDER_TEST_FRACTION, seed)
+            # A flat folder of class folders: split it 80/20 (fixed), so that "train" and
+            # "test" never share an image.
+            train_indices, test_indices = stratified_split(dataset.labels, FLAT_FOLDER_TEST_FRACTION, PARTITION_SEED)
             return Subset(dataset, train_indices if split == "train" else test_indices)
         return dataset
     name, _, arg = spec.partition(":")
     if name in DATASETS:
-        return DATASETS.get(name).factory(arg, split, seed)
+        return DATASETS.get(name).factory(arg, split)
     if "/" in spec or "\\" in spec or spec.startswith((".", "~")):
         raise UserError(f"data folder {spec} does not exist; fix the path, or use {SPEC_FORMS}")
     raise unknown_name_error("data spec", spec, DATASETS.names(), f"use {SPEC_FORMS}")
@@ -111,9 +115,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DATASETS", "DIGIT_WORDS", "IMAGE_EXTENSIONS", "SPLITS",
+    "DATASETS", "DIGIT_WORDS", "IMAGE_EXTENSIONS", "PARTITION_SEED", "SPLITS",
     "DatasetEntry", "DefaultAugment", "DigitsDataset", "FolderDataset", "ImageDataset", "PairDataset",
     "Preprocess", "Preprocessed", "PreprocessedPairs", "Subset", "SyntheticDataset",
-    "center_crop", "check_same_classes", "default_augment", "letterbox", "list_datasets", "load_image",
+    "center_crop", "check_disjoint", "check_same_classes", "check_split", "shared_samples", "default_augment", "letterbox", "list_datasets", "load_image",
     "open_image_dataset", "open_pair_dataset", "preprocess_all", "sample_per_class", "stratified_split",
 ]

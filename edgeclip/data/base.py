@@ -13,6 +13,19 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
+# Every split name a dataset can be asked for. `pretrain` is the pool a proxy CLIP teacher is
+# trained on: disjoint from `train` (what students and teacher heads learn from) and `test`.
+SPLITS = ("train", "test", "pretrain", "all")
+# Partitions are a property of the data, never of a run's seed: the same test images are held
+# out for every teacher and student, whatever `recipe.seed` says.
+PARTITION_SEED = 0
+
+
+def check_split(split: str, kind: str, allowed: tuple[str, ...] = SPLITS) -> None:
+    """A UserError naming the allowed splits when `split` is not one of them."""
+    if split not in allowed:
+        raise UserError(f"unknown split '{split}' for {kind} data; use one of {', '.join(allowed)}")
+
 
 class ImageDataset:
     """A labelled image dataset: `len(ds)`, `ds.load(i) -> PIL RGB`, `labels`, `class_names`.
@@ -32,6 +45,11 @@ class ImageDataset:
         return len(self.labels)
 
     def load(self, index: int) -> Image.Image:
+        raise NotImplementedError
+
+    def sample_ids(self) -> list[str]:
+        """One id per image naming the underlying sample (file path, source index), so two
+        datasets can be checked for shared images whatever their split or subset."""
         raise NotImplementedError
 
     @property
@@ -83,6 +101,23 @@ class Subset(ImageDataset):
 
     def load(self, index: int) -> Image.Image:
         return self.dataset.load(self.indices[self._check_index(index)])
+
+    def sample_ids(self) -> list[str]:
+        parent = self.dataset.sample_ids()
+        return [parent[i] for i in self.indices]
+
+
+def shared_samples(first: ImageDataset, second: ImageDataset) -> int:
+    """How many underlying images two datasets share (0 for disjoint splits)."""
+    return len(set(first.sample_ids()) & set(second.sample_ids()))
+
+
+def check_disjoint(first: ImageDataset, second: ImageDataset, what: str) -> None:
+    """UserError when `first` and `second` share images (e.g. a teacher's pool and a test split)."""
+    shared = shared_samples(first, second)
+    if shared:
+        raise UserError(f"{what}: {shared} images are in both {first.identity} and {second.identity}; "
+                        "use disjoint data (separate train/ and test/ folders, or the built-in splits)")
 
 
 def check_same_classes(train: ImageDataset, test: ImageDataset) -> None:

@@ -1,7 +1,7 @@
 """Class-per-folder image datasets (torchvision ImageFolder layout), optionally with train/ and test/.
 
     root/cat/001.jpg, root/dog/a.png, ...                       → the whole folder (open_image_dataset
-                                                                  splits it 80/20 by seed for train/test)
+                                                                  splits it 80/20, fixed, for train/test)
     root/train/cat/..., root/test/cat/...                        → `split` picks train/ or test/
 
 Class names are the sorted class-folder names; label i = class_names[i]. Images are found
@@ -15,12 +15,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from edgeclip.data.base import ImageDataset
+from edgeclip.data.base import ImageDataset, check_split
 from edgeclip.data.images import IMAGE_EXTENSIONS, image_error, is_image_file, load_image
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
-SPLITS = ("train", "test", "all")
+# A folder has no proxy-teacher pool: bring a teacher trained elsewhere.
+FOLDER_SPLITS = ("train", "test", "all")
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
@@ -62,8 +63,7 @@ class FolderDataset(ImageDataset):
     kind = "folder"
 
     def __init__(self, root: str | Path, split: str = "train", *, skip_corrupt: bool = False) -> None:
-        if split not in SPLITS:
-            raise UserError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
+        check_split(split, "folder", FOLDER_SPLITS)
         root = Path(root).expanduser()
         if not root.exists():
             raise UserError(f"data folder {root} does not exist; fix the path (or use 'digits' or 'synthetic:N')")
@@ -118,6 +118,9 @@ class FolderDataset(ImageDataset):
             f"folder:{self.folder}:split={self.split}:n={len(self.paths)}"
             f":classes={len(self.class_names)}:files={stable_hash(entries)}"
         )
+
+    def sample_ids(self) -> list[str]:
+        return [str(path.resolve()) for path in self.paths]  # a symlinked test/ is the same images
 
     def load(self, index: int) -> Image.Image:
         return load_image(self.paths[self._check_index(index)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edgeclip.data.base import ImageDataset
+from edgeclip.data.base import ImageDataset, check_split
 from edgeclip.errors import UserError
 
 # (class name, shape, base RGB). Names are words so text prompts read naturally.
@@ -26,8 +26,7 @@ SHAPE_CLASSES: list[tuple[str, str, tuple[int, int, int]]] = [
 ]
 DEFAULT_PER_CLASS = 20
 DEFAULT_SIZE = 32
-SPLITS = ("train", "test", "all")
-_SPLIT_CODES = {"train": 0, "test": 1}
+_SPLIT_CODES = {"train": 0, "test": 1, "pretrain": 2}
 GENERATOR_VERSION = "shapes-v1"  # bump when drawing changes, so caches of old pixels are dropped
 
 
@@ -71,8 +70,7 @@ class SyntheticDataset(ImageDataset):
     def __init__(
         self, per_class: int = DEFAULT_PER_CLASS, split: str = "train", seed: int = 0, size: int = DEFAULT_SIZE
     ) -> None:
-        if split not in SPLITS:
-            raise UserError(f"unknown synthetic split '{split}'; use one of {', '.join(SPLITS)}")
+        check_split(split, "synthetic")
         if per_class < 1:
             raise UserError(f"synthetic:N needs N ≥ 1 images per class, got {per_class}; e.g. use synthetic:20")
         if size < 8:
@@ -93,6 +91,9 @@ class SyntheticDataset(ImageDataset):
             f"synthetic:{GENERATOR_VERSION}:split={split}:seed={seed}:per_class={per_class}"
             f":size={size}:n={len(self._items)}"
         )
+
+    def sample_ids(self) -> list[str]:
+        return [f"synthetic:{self.seed}:{self.size}:{code}:{i}" for code, i in self._items]
 
     def load(self, index: int) -> Image.Image:
         split_code, i = self._items[self._check_index(index)]

@@ -26,10 +26,10 @@ from edgeclip.bench.metrics import agreement, overconfidence_probability, retent
 from edgeclip.config import Recipe
 from edgeclip.distill.augment import eval_view, training_view
 from edgeclip.distill.data_setup import DistillData, open_distill_data
-from edgeclip.distill.losses import cross_entropy_criterion, hinton_criterion
+from edgeclip.distill.losses import criterion_from_config, cross_entropy_criterion
 from edgeclip.distill.results import RESULT_JSON, clear_result, write_run_result
 from edgeclip.distill.teachers import ClassifierTeacher, open_teacher, prepare_teacher
-from edgeclip.distill.trainer import TrainSettings, history_summary, predict_logits, train_classifier
+from edgeclip.distill.trainer import check_schedule, history_summary, predict_logits, train_classifier
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir
 from edgeclip.students.registry import create_student
@@ -107,8 +107,8 @@ def distill_classifier(
     seed_everything(recipe.seed)
     model, spec, student_name, build_kwargs = build_student(recipe, data.class_names)
     opened = open_teacher(teacher if teacher is not None else recipe.teacher) if isinstance(teacher, (str, type(None))) else teacher
-    settings = TrainSettings.from_distill(cfg, recipe.seed)
-    settings.validate()
+    check_schedule(cfg, cfg.epochs)
+    criterion = criterion_from_config(cfg)
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,8 +126,7 @@ def distill_classifier(
     # 3. Student with KD (cached teacher outputs), optionally the same student from scratch.
     train_set, batch_augment = training_view(data.train, spec.preprocess, cfg.augment)
     test_set = eval_view(data.test, spec.preprocess)
-    criterion = hinton_criterion(cfg.alpha, cfg.beta, cfg.tau) if cfg.alpha > 0 else cross_entropy_criterion()
-    history = train_classifier(model, train_set, criterion=criterion, settings=settings, teacher_logits=teacher_train_logits,
+    history = train_classifier(model, train_set, criterion=criterion, config=cfg, seed=recipe.seed, teacher_logits=teacher_train_logits,
                                checkpoint_dir=ckpt_root / "student", resume=resume, progress=progress, desc=f"kd {student_name}",
                                batch_transform=batch_augment)
     student_test_logits = predict_logits(model, test_set)
@@ -145,7 +144,7 @@ def distill_classifier(
     if cfg.scratch_baseline:
         seed_everything(recipe.seed)
         scratch_model, _, _, _ = build_student(recipe, data.class_names)
-        scratch_history = train_classifier(scratch_model, train_set, criterion=cross_entropy_criterion(), settings=settings,
+        scratch_history = train_classifier(scratch_model, train_set, criterion=cross_entropy_criterion(), config=cfg, seed=recipe.seed,
                                            checkpoint_dir=ckpt_root / "scratch", resume=resume, progress=progress,
                                            desc=f"scratch {student_name}", batch_transform=batch_augment)
         scratch_logits = predict_logits(scratch_model, test_set)

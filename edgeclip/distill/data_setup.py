@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeclip.config import DataConfig
-from edgeclip.data import ImageDataset, Subset, check_same_classes, open_image_dataset, sample_per_class
+from edgeclip.data import ImageDataset, Subset, check_disjoint, check_same_classes, open_image_dataset, sample_per_class
 from edgeclip.errors import UserError
 
 
@@ -35,10 +35,12 @@ def low_shot(dataset: ImageDataset, shots: int, seed: int) -> ImageDataset:
 
 
 def open_distill_data(cfg: DataConfig, seed: int, shots: int | None = None) -> DistillData:
-    """Train and test splits from the recipe's data specs; class folders must agree."""
-    train = open_image_dataset(cfg.train, "train", seed=seed, skip_corrupt=cfg.skip_corrupt)
-    test = open_image_dataset(cfg.test, "test", seed=seed, skip_corrupt=cfg.skip_corrupt)
+    """Train and test splits from the recipe's data specs; class folders must agree and the
+    splits must not share an image. `seed` picks the low-shot sample, never the split."""
+    train = open_image_dataset(cfg.train, "train", skip_corrupt=cfg.skip_corrupt)
+    test = open_image_dataset(cfg.test, "test", skip_corrupt=cfg.skip_corrupt)
     check_same_classes(train, test)
+    check_disjoint(train, test, "train and test data overlap")
     if len(test) == 0:
         raise UserError(f"test data {cfg.test} has no images; point data.test at a folder with a test split")
     k = cfg.shots if shots is None else shots

@@ -1,14 +1,29 @@
-"""Named, weighted loss terms (torchdistill-style) for classifier distillation.
+"""Named, weighted loss terms (torchdistill-style), declared in recipes as `distill.loss`.
 
-A criterion is a list of `(name, weight, params)` terms looked up in `LOSSES`; its forward returns
-the weighted total and each term's unweighted value, so progress bars and logs can show both.
-Hinton KD (paper 000 §3.1) is `kd` weighted by alpha plus `ce` weighted by beta.
+A term is a function registered with `register_loss(name, needs_teacher=...)`. Its positional
+parameters name the batch entries it reads; keyword-only parameters are its `params` from the
+recipe. A trainer hands the criterion one dict per batch with the entries it can provide:
+
+- classifier KD / data-free KD: `student_logits` (N,C), `teacher_logits` (N,C) or None, `labels` (N,)
+- dual-encoder distillation: `student_image`, `student_text`, `teacher_image`, `teacher_text`
+  (L2-normalized embeddings), plus whatever its terms declare (e.g. raw features)
+
+`WeightedLoss` returns the weighted total and each term's unweighted value, so progress bars and
+logs show both. Adding a loss = one registered function; recipes name it:
+
+    distill:
+      loss:
+        - {name: kd, weight: 0.5, params: {tau: 4}}
+        - {name: ce, weight: 0.5}
+
+With no `loss` list, a recipe's `alpha`, `beta`, `tau` give paper 000's Hinton KD: α·kd + β·ce.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -17,15 +32,41 @@ from torch import nn
 from edgeclip.errors import UserError
 from edgeclip.registry import Registry
 
-# A term maps (student logits (N,C), teacher logits (N,C) or None, labels (N,)) to a scalar.
-LossTerm = Callable[..., torch.Tensor]
-
-LOSSES: Registry[LossTerm] = Registry("loss term")
+LossFunction = Callable[..., torch.Tensor]
 
 
-@LOSSES.register("kd")
-def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor, *, tau: float = 1.0) -> torch.Tensor:
-    """τ²·KL(softmax(y_t/τ) ‖ softmax(y_s/τ)), averaged over the batch.
+@dataclass(frozen=True)
+class LossTermInfo:
+    """A registered term: the function, which batch entries it reads, whether it needs a teacher."""
+
+    name: str
+    fn: LossFunction
+    needs_teacher: bool
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    description: str
+
+
+LOSSES: Registry[LossTermInfo] = Registry("loss term", "edgeclip list losses")
+
+
+def register_loss(name: str, *, needs_teacher: bool) -> Callable[[LossFunction], LossFunction]:
+    """Register `fn` as loss term `name`; its positional parameters are the batch entries it reads."""
+
+    def decorator(fn: LossFunction) -> LossFunction:
+        parameters = inspect.signature(fn).parameters.values()
+        inputs = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        params = tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+        description = (inspect.getdoc(fn) or "").splitlines()[0] if inspect.getdoc(fn) else ""
+        LOSSES.register(name, LossTermInfo(name, fn, needs_teacher, inputs, params, description))
+        return fn
+
+    return decorator
+
+
+@register_loss("kd", needs_teacher=True)
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, *, tau: float = 1.0) -> torch.Tensor:
+    """τ²·KL(softmax(y_t/τ) ‖ softmax(y_s/τ)), averaged over the batch (Hinton KD, paper 000).
 
     The τ² factor keeps the gradient scale of the soft term independent of τ (Hinton et al.).
     """
@@ -44,8 +85,8 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
     return kl * tau * tau
 
 
-@LOSSES.register("ce")
-def cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
+@register_loss("ce", needs_teacher=False)
+def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy against the integer labels (the hard-label term)."""
     return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
 
@@ -64,22 +105,41 @@ class WeightedLoss(nn.Module):
         super().__init__()
         self.terms = [t for t in terms if t.weight != 0]
         if not self.terms:
-            raise UserError("the distillation loss has no term with a non-zero weight; set distill.alpha or distill.beta > 0")
-        self._fns = [LOSSES.get(t.name) for t in self.terms]
+            raise UserError("the distillation loss has no term with a non-zero weight; give distill.loss a term "
+                            "with weight > 0 (or set distill.alpha / distill.beta > 0)")
+        self._infos = [LOSSES.get(t.name) for t in self.terms]
+        for term, info in zip(self.terms, self._infos):
+            unknown = sorted(set(term.params) - set(info.params))
+            if unknown:
+                raise UserError(f"loss term '{term.name}' has no parameter {unknown}; its parameters are: "
+                                f"{', '.join(info.params) or 'none'}")
 
     @property
     def needs_teacher(self) -> bool:
-        return any(t.name == "kd" for t in self.terms)
+        return any(info.needs_teacher for info in self._infos)
 
-    def forward(
-        self, student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        total = student_logits.new_zeros(())
+    @property
+    def inputs(self) -> set[str]:
+        """Every batch entry some term reads."""
+        return {name for info in self._infos for name in info.inputs}
+
+    def check_inputs(self, available: set[str] | frozenset[str], method: str) -> None:
+        """UserError before training when a term reads an entry this trainer never provides."""
+        for info in self._infos:
+            missing = [name for name in info.inputs if name not in available]
+            if missing:
+                usable = [n for n, i in LOSSES.items() if set(i.inputs) <= set(available)]
+                raise UserError(f"loss term '{info.name}' reads {', '.join(missing)}, which {method} does not provide; "
+                                f"terms for {method}: {', '.join(usable)}")
+
+    def forward(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        total: torch.Tensor | None = None
         parts: dict[str, float] = {}
-        for term, fn in zip(self.terms, self._fns):
-            value = fn(student_logits, teacher_logits, labels, **term.params)
+        for term, info in zip(self.terms, self._infos):
+            value = info.fn(*(batch.get(name) for name in info.inputs), **term.params)
             parts[term.name] = float(value.detach())
-            total = total + term.weight * value
+            total = term.weight * value if total is None else total + term.weight * value
+        assert total is not None  # __init__ refuses an empty term list
         return total, parts
 
     def describe(self) -> str:
@@ -94,3 +154,16 @@ def hinton_criterion(alpha: float, beta: float, tau: float) -> WeightedLoss:
 def cross_entropy_criterion() -> WeightedLoss:
     """Plain supervised training (students from scratch, CNN teachers)."""
     return WeightedLoss([WeightedTerm("ce", 1.0)])
+
+
+def criterion_from_config(cfg: Any) -> WeightedLoss:
+    """The recipe's `distill.loss` terms; without them, α·kd(τ) + β·ce from `alpha`, `beta`, `tau`."""
+    if cfg.loss:
+        return WeightedLoss([WeightedTerm(t.name, t.weight, dict(t.params)) for t in cfg.loss])
+    return hinton_criterion(cfg.alpha, cfg.beta, cfg.tau)
+
+
+def list_losses() -> list[dict[str, Any]]:
+    """Rows for `edgeclip list losses`."""
+    return [{"name": name, "needs_teacher": info.needs_teacher, "inputs": list(info.inputs), "params": list(info.params),
+             "description": info.description} for name, info in LOSSES.items()]

@@ -191,14 +191,14 @@ def train_cnn_teacher(arch: str, width: float, recipe: Recipe, train: ImageDatas
     """Cross-entropy training of a CNN teacher on `train` with the recipe's schedule."""
     from edgeclip.distill.augment import training_view
     from edgeclip.distill.losses import cross_entropy_criterion
-    from edgeclip.distill.trainer import TrainSettings, train_classifier
+    from edgeclip.distill.trainer import train_classifier
     from edgeclip.utils import seed_everything
 
     cfg = recipe.distill
     seed_everything(recipe.seed)
     model = build_cnn(arch, len(train.class_names), width)
     train_set, batch_augment = training_view(train, preprocess, cfg.augment)
-    settings = TrainSettings.from_distill(cfg, recipe.seed, epochs=cfg.teacher_epochs or cfg.epochs)
-    train_classifier(model, train_set, criterion=cross_entropy_criterion(), settings=settings, checkpoint_dir=checkpoint_dir,
+    train_classifier(model, train_set, criterion=cross_entropy_criterion(), config=cfg, seed=recipe.seed,
+                     epochs=cfg.teacher_epochs or cfg.epochs, checkpoint_dir=checkpoint_dir,
                      resume=resume, progress=progress, desc=f"teacher {arch}", batch_transform=batch_augment)
     return CnnTeacher(model, arch, width, train.class_names, preprocess)

@@ -25,47 +25,26 @@ from tqdm.auto import tqdm
 from edgeclip.config import DistillConfig
 from edgeclip.distill.losses import WeightedLoss
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_path
+from edgeclip.io_utils import atomic_path, safe_torch_load
 from edgeclip.utils import seed_everything, stable_hash
 
 CHECKPOINT_NAME = "last.pt"
+# Batch entries this loop hands the criterion (see distill.losses).
+TRAINER_INPUTS = frozenset({"student_logits", "teacher_logits", "labels"})
 
 
-@dataclass
-class TrainSettings:
-    """Optimisation settings of one training run (paper 000 defaults come from DistillConfig)."""
+# The DistillConfig fields that define an optimisation run (a resume must match them, bar epochs).
+SCHEDULE_FIELDS = ("batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma")
 
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: list[int] = field(default_factory=lambda: [60, 90])
-    gamma: float = 0.1
-    seed: int = 0
-    num_workers: int = 0
 
-    @classmethod
-    def from_distill(cls, cfg: DistillConfig, seed: int, epochs: int | None = None) -> "TrainSettings":
-        return cls(
-            epochs=cfg.epochs if epochs is None else epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            milestones=list(cfg.milestones),
-            gamma=cfg.gamma,
-            seed=seed,
-            num_workers=cfg.num_workers,
-        )
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise UserError(f"distill.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise UserError(f"distill.batch_size must be >= 2 (BatchNorm needs 2 samples), got {self.batch_size}")
-        if self.lr <= 0:
-            raise UserError(f"distill.lr must be > 0, got {self.lr}")
+def check_schedule(cfg: DistillConfig, epochs: int) -> None:
+    """One-line UserErrors for a schedule that cannot train."""
+    if epochs < 1:
+        raise UserError(f"distill.epochs must be >= 1, got {epochs}")
+    if cfg.batch_size < 2:
+        raise UserError(f"distill.batch_size must be >= 2 (BatchNorm needs 2 samples), got {cfg.batch_size}")
+    if cfg.lr <= 0:
+        raise UserError(f"distill.lr must be > 0, got {cfg.lr}")
 
 
 @dataclass
@@ -76,7 +55,6 @@ class EpochStats:
     seconds: float
     lr: float
     terms: dict[str, float] = field(default_factory=dict)
-    test_accuracy: float | None = None
 
 
 class _Indexed(Dataset):
@@ -93,11 +71,11 @@ class _Indexed(Dataset):
         return image, label, index
 
 
-def _fingerprint(model: nn.Module, settings: TrainSettings, criterion: WeightedLoss, n: int) -> str:
+def _fingerprint(model: nn.Module, cfg: DistillConfig, seed: int, criterion: WeightedLoss, n: int) -> str:
     # What must not change between an interrupted run and its resumption (epochs may grow).
     shapes = [list(p.shape) for p in model.state_dict().values()]
-    fixed = {k: v for k, v in asdict(settings).items() if k not in ("epochs", "num_workers")}
-    return stable_hash(fixed, criterion.describe(), n, shapes)
+    fixed = {name: getattr(cfg, name) for name in SCHEDULE_FIELDS}
+    return stable_hash(fixed, seed, criterion.describe(), n, shapes)
 
 
 def train_classifier(
@@ -105,23 +83,28 @@ def train_classifier(
     train_set: Dataset,
     *,
     criterion: WeightedLoss,
-    settings: TrainSettings,
+    config: DistillConfig,
+    seed: int = 0,
+    epochs: int | None = None,
     teacher_logits: torch.Tensor | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
     desc: str = "train",
-    evaluate: Callable[[nn.Module], float] | None = None,
     batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> list[EpochStats]:
     """Train `model` on `train_set` ((image, label) pairs) with `criterion`; returns per-epoch stats.
 
+    The schedule (SGD, MultiStepLR, batch size) comes from `config`; `epochs` overrides its
+    `epochs` (CNN teachers train for `teacher_epochs`).
     `teacher_logits[i]` is the teacher's output for `train_set[i]`. With `checkpoint_dir`, the
     state after every epoch is written atomically to `last.pt`; `resume=True` continues from it.
     `batch_transform(images, generator)` augments whole batches (see `distill.augment`);
     a `TensorImages` train set is batched by slicing instead of a DataLoader.
     """
-    settings.validate()
+    epochs = config.epochs if epochs is None else epochs
+    check_schedule(config, epochs)
+    criterion.check_inputs(TRAINER_INPUTS, "classifier training")
     n = len(train_set)  # type: ignore[arg-type]
     if n == 0:
         raise UserError("the training set is empty; check data.train and data.shots")
@@ -130,14 +113,14 @@ def train_classifier(
             raise UserError("the KD loss needs teacher outputs but none were given; pass a teacher or set distill.alpha=0")
         if len(teacher_logits) != n:
             raise ValueError(f"{len(teacher_logits)} teacher outputs for {n} training images")
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=settings.milestones, gamma=settings.gamma)
-    fingerprint = _fingerprint(model, settings, criterion, n)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
+    fingerprint = _fingerprint(model, config, seed, criterion, n)
     history: list[EpochStats] = []
     start_epoch = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = safe_torch_load(ckpt_path, "resume checkpoint", "drop --resume or remove the run's checkpoints/ folder")
         if state.get("fingerprint") != fingerprint:
             raise UserError(f"checkpoint {ckpt_path} comes from a different model, data or recipe; drop --resume or use a new --out")
         model.load_state_dict(state["model"])
@@ -147,19 +130,17 @@ def train_classifier(
         start_epoch = state["epoch"]
 
     # A final batch of one sample breaks BatchNorm in train mode; drop it in that single case.
-    drop_last = n % settings.batch_size == 1
-    for epoch in range(start_epoch, settings.epochs):
+    drop_last = n % config.batch_size == 1
+    for epoch in range(start_epoch, epochs):
         # Python `random` drives the PIL augment, torch the shuffling and dropout.
-        epoch_seed = settings.seed * 100_003 + epoch
+        epoch_seed = seed * 100_003 + epoch
         seed_everything(epoch_seed)
         generator = torch.Generator().manual_seed(epoch_seed)
-        batches = _batches(train_set, settings, generator, drop_last)
+        batches = _batches(train_set, config, generator, drop_last)
         augment_generator = torch.Generator().manual_seed(epoch_seed + 1)
         transform = (lambda images: batch_transform(images, augment_generator)) if batch_transform else None
-        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, settings.epochs, progress, desc, transform))
+        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, epochs, progress, desc, transform))
         scheduler.step()
-        if evaluate is not None:
-            history[-1].test_accuracy = evaluate(model)
         if ckpt_path is not None:
             state = {
                 "epoch": epoch + 1,
@@ -175,18 +156,18 @@ def train_classifier(
     return history
 
 
-def _batches(train_set: Dataset, settings: TrainSettings, generator: torch.Generator, drop_last: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def _batches(train_set: Dataset, config: DistillConfig, generator: torch.Generator, drop_last: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Shuffled (images, labels, indices) batches; in-memory tensors are sliced, not collated."""
     from edgeclip.distill.augment import TensorImages
 
     if isinstance(train_set, TensorImages):
         n = len(train_set)
         order = torch.randperm(n, generator=generator)
-        stop = n - (n % settings.batch_size) if drop_last else n
+        stop = n - (n % config.batch_size) if drop_last else n
         return [(train_set.images[idx], train_set.labels[idx], idx)
-                for idx in (order[i:i + settings.batch_size] for i in range(0, stop, settings.batch_size))]
-    return DataLoader(_Indexed(train_set), batch_size=settings.batch_size, shuffle=True, generator=generator,
-                      drop_last=drop_last, num_workers=settings.num_workers)
+                for idx in (order[i:i + config.batch_size] for i in range(0, stop, config.batch_size))]
+    return DataLoader(_Indexed(train_set), batch_size=config.batch_size, shuffle=True, generator=generator,
+                      drop_last=drop_last, num_workers=config.num_workers)
 
 
 def _run_epoch(
@@ -212,7 +193,7 @@ def _run_epoch(
         if transform is not None:
             images = transform(images)
         logits = model(images)
-        loss, parts = criterion(logits, targets, labels)
+        loss, parts = criterion({"student_logits": logits, "teacher_logits": targets, "labels": labels})
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

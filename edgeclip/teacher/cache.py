@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from edgeclip.data.preprocess import Preprocess
-from edgeclip.io_utils import atomic_path
+from edgeclip.io_utils import atomic_path, safe_torch_load
 from edgeclip.paths import cache_dir
 from edgeclip.utils import stable_hash
 
@@ -38,7 +38,7 @@ def cached_outputs(
     """`forward` over every image of `dataset` (preprocessed), stacked (N, ...); cached on disk."""
     path = cache_path(model_identity, dataset.identity, preprocess, kind)
     if path.is_file():
-        return torch.load(path, map_location="cpu")
+        return safe_torch_load(path, "cached teacher outputs", f"delete {path} to recompute them")
     outputs = []
     starts = range(0, len(dataset), batch_size)
     for start in tqdm(starts, desc=f"teacher {kind}", unit="batch", disable=not progress, leave=False):

@@ -21,7 +21,7 @@ from torch import nn
 
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError, close_matches, unknown_name_error
-from edgeclip.io_utils import atomic_path
+from edgeclip.io_utils import atomic_path, safe_torch_load
 from edgeclip.registry import Registry
 from edgeclip.utils import stable_hash
 
@@ -127,10 +127,7 @@ class ClipTeacher(nn.Module):
     def load_checkpoint(cls, path: str | Path) -> "ClipTeacher":
         """An edgeclip teacher checkpoint written by `save`."""
         path = Path(path)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-            raise UserError(f"teacher checkpoint '{path}' cannot be read ({type(exc).__name__}); check the file or re-create it") from None
+        payload = safe_torch_load(path, "teacher checkpoint", "check the file or re-create it with ClipTeacher.save")
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise UserError(
                 f"'{path}' is not an edgeclip teacher checkpoint; for an open_clip state dict pass ARCH:{path} (e.g. ViT-B-32:{path})"

@@ -46,13 +46,12 @@ PROXY_DIGITS_PREPROCESS = Preprocess(size=32, resize_mode="stretch", interpolati
 
 @dataclass
 class ProxyTrainConfig:
-    epochs: int = 20
+    epochs: int = 80  # 6 steps per epoch on the 719-image pool; 40 epochs reached 0.905, 80 reach 0.975
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 50
     seed: int = 0
-    split_seed: int = 0
 
 
 def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
@@ -87,12 +86,15 @@ def _preprocess_dataset(dataset, preprocess: Preprocess) -> tuple[torch.Tensor, 
 
 def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool = True) -> tuple[ClipTeacher, dict]:
     """Train the digits proxy CLIP; returns the teacher and its measured zero-shot accuracy."""
-    from edgeclip.data import open_image_dataset
+    from edgeclip.data import check_disjoint, open_image_dataset
 
     config = config or ProxyTrainConfig()
     seed_everything(config.seed)
-    train = open_image_dataset("digits", split="train", seed=config.split_seed)
-    test = open_image_dataset("digits", split="test", seed=config.split_seed)
+    # The proxy's own pool: students train on digits "train" and everyone is tested on "test".
+    train = open_image_dataset("digits", split="pretrain")
+    test = open_image_dataset("digits", split="test")
+    check_disjoint(train, test, "proxy teacher pool vs test split")
+    check_disjoint(train, open_image_dataset("digits", split="train"), "proxy teacher pool vs task train split")
     images, labels = _preprocess_dataset(train, PROXY_DIGITS_PREPROCESS)
 
     teacher = ClipTeacher.from_config("proxy-digits", PROXY_DIGITS_CONFIG, PROXY_DIGITS_PREPROCESS, source="trained-here")
@@ -139,11 +141,12 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
         "zero_shot_accuracy_test": accuracy,
         "test_images": len(test),
         "train_images": len(train),
+        "train_split": train.identity,
         "train_seconds": round(time.perf_counter() - started, 1),
         "templates": "digits",
         "config": asdict(config),
         "model_config": PROXY_DIGITS_CONFIG,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     return teacher, info
 
@@ -162,8 +165,12 @@ def zero_shot_accuracy(teacher: ClipTeacher, dataset, templates: list[str] | Non
     return float((predictions == labels).float().mean())
 
 
+# Bump when the proxy's training data or recipe changes, so a stale cached teacher is not reused.
+PROXY_VERSION = "v2-pretrain-pool"
+
+
 def proxy_dir() -> Path:
-    return cache_dir() / "teachers" / "proxy-digits"
+    return cache_dir() / "teachers" / f"proxy-digits-{PROXY_VERSION}"
 
 
 def load_proxy_teacher(progress: bool = True) -> ClipTeacher:
