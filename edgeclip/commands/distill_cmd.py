@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--teacher", default=None,
                         help="proxy-digits | ARCH:TAG | ARCH:/ckpt | cnn:ARCH[@WIDTH] | a saved teacher dir; None = recipe")
-    parser.add_argument("--student", default=None, help="registered classifier student (edgeclip list students)")
+    parser.add_argument("--method", default=None, help="distillation method (edgeclip list methods); None = the recipe's distill.method")
+    parser.add_argument("--student", default=None, help="registered student (edgeclip list students)")
     parser.add_argument("--data", default=None, help="data spec for train and test: digits, synthetic[:N] or a folder")
     parser.add_argument("--test-data", default=None, help="separate test data spec; None = --data")
     parser.add_argument("--shots", type=int, default=None, metavar="K", help="K train images per class (0 = all); test split unchanged")
@@ -49,6 +50,8 @@ def recipe_from_args(args: argparse.Namespace):  # -> Recipe
     from edgeclip.config import load_recipe
 
     overrides = list(args.overrides)
+    if getattr(args, "method", None):
+        overrides.append(f"distill.method={args.method}")
     if getattr(args, "student", None):
         overrides.append(f"student.name={args.student}")
     if getattr(args, "data", None):
@@ -71,12 +74,13 @@ def default_run_dir(recipe_name: str, student: str, shots: int) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeclip.distill.classifier_kd import distill_classifier
+    from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
 
     recipe = recipe_from_args(args)
+    get_method(recipe.distill.method)  # an unknown method fails before anything else
     out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, recipe.data.shots)
-    result = distill_classifier(recipe, teacher=args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
+    result = run_distillation(recipe, teacher=args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
     print((result.run_dir / RESULT_MD).read_text())
     print(f"run directory: {result.run_dir}")
     print(f"next: edgeclip export --model {result.checkpoint_dir} --backend onnx --precision fp32")

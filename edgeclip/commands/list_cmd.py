@@ -1,4 +1,4 @@
-"""`edgeclip list recipes|targets|students|backends|teachers|datasets`."""
+"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 
 from edgeclip.commands import add_parser
 
-KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets"]
+KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_parser(
-        subparsers, "list", help="list recipes, targets, students, backends, teachers or datasets",
+        subparsers, "list", help="list recipes, targets, students, backends, teachers, datasets, losses or methods",
         description="List what edgeclip knows about.",
         examples="""
   edgeclip list students     # every student with its parameter count
@@ -60,6 +60,17 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             [b["name"], ", ".join(b["precisions"]), b["suffix"], "yes" if b["runs_here"] else "no", b.get("notes", "")]
             for b in list_backends()
         ]
+    if kind == "losses":
+        from edgeclip.distill.losses import list_losses
+
+        return ["loss term", "needs teacher", "reads", "params", "description"], [
+            [r["name"], "yes" if r["needs_teacher"] else "no", ", ".join(r["inputs"]), ", ".join(r["params"]), r["description"]]
+            for r in list_losses()
+        ]
+    if kind == "methods":
+        from edgeclip.distill.methods import DISTILL_METHODS
+
+        return ["method", "paper", "description"], [[m.name, m.paper, m.description] for _, m in DISTILL_METHODS.items()]
     if kind == "teachers":
         from edgeclip.teacher import PROXY_TEACHERS
 
