@@ -94,10 +94,20 @@ def convert_to_fp16(src: Path, dst: Path) -> None:
 
 
 def quantize_int8(
-    fp32_path: Path, dst: Path, model: nn.Module, spec: ModelSpec, calibration: np.ndarray | None, backend: str = "onnx"
+    fp32_path: Path, dst: Path, model: nn.Module, spec: ModelSpec, calibration: np.ndarray | None, backend: str = "onnx",
+    options: Any = None,
 ) -> dict[str, Any]:
-    """int8 ONNX at `dst` with the method chosen for this model; returns the manifest's quantization record."""
+    """int8 ONNX at `dst` with the method chosen for this model; returns the manifest's quantization record.
+
+    `options` (compress.int8.Int8Options) with mode "auto" selects the sensitivity-driven path;
+    None or mode "classic" keeps the original method table below.
+    """
     transformer = is_transformer(model)
+    if options is not None and options.mode != "classic":
+        from edgeclip.compress.int8 import quantize_onnx_auto
+
+        record = quantize_onnx_auto(fp32_path, dst, spec, calibration, options, transformer=transformer, backend=backend)
+        return {"architecture": "transformer" if transformer else "cnn", **record}
     method = q.choose_int8_method(
         backend=backend, kind=spec.kind, transformer=transformer, has_calibration=calibration is not None
     )
@@ -129,7 +139,8 @@ def quantize_int8(
 
 
 def export(
-    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int
+    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int,
+    int8: Any = None,
 ) -> ExportResult:
     out_path = out_dir / MODEL_FILE
     hints: dict[str, Any] = {}
@@ -145,7 +156,7 @@ def export(
                 # ORT's layout optimizations (level "all") crash on fp16 CPU graphs (ORT 1.32, measured).
                 hints["ort_graph_optimization"] = "extended"
             else:
-                quantization = quantize_int8(fp32_path, out_path, model, spec, calibration)
+                quantization = quantize_int8(fp32_path, out_path, model, spec, calibration, options=int8)
     return ExportResult(
         model_file=MODEL_FILE, exporter=f"torch.onnx ({exporter}), opset {opset}",
         quantization=quantization, runtime_hints=hints,
