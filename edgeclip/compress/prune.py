@@ -168,19 +168,22 @@ def check_nothing_emptied(pruner: Any, ratio: float, head_ratio: float, names: d
             )
 
 
-def prune_model(model: nn.Module, spec: Any, settings: PruneSettings) -> tuple[nn.Module, dict[str, Any]]:
-    """A pruned copy of `model`; returns (pruned model, record with the structure for its checkpoint)."""
+def prune_model(model: nn.Module, spec: Any, settings: PruneSettings, *,
+                baseline: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A pruned copy of `model`; returns (pruned model, {"record", "structure"}).
+
+    `baseline` is the registered, unpruned architecture the checkpoint's structure is written
+    against (default: `model` itself — pass the fresh student when `model` was pruned before).
+    """
     import torch_pruning as tp
 
     settings.check()
     original = model
     model = copy.deepcopy(model).eval()
     part, part_path = prunable_part(model, spec)
-    split = split_attention(part)
-    transformer = bool(split)
-    prefix = f"{part_path}." if part_path else ""
-    split = [prefix + path for path in split]
+    split_attention(part)
     attentions = [m for m in part.modules() if isinstance(m, SplitQKVAttention)]
+    transformer = bool(attentions)
     head_ratio = settings.ratio if settings.head_ratio is None else float(settings.head_ratio)
     names = {module: name for name, module in part.named_modules()}
     kwargs: dict[str, Any] = {}
@@ -203,7 +206,7 @@ def prune_model(model: nn.Module, spec: Any, settings: PruneSettings) -> tuple[n
     for attention in attentions:  # torch-pruning narrows the Linear layers; the head bookkeeping is ours
         attention.num_heads = pruner.num_heads[attention.qkv]
         attention.head_dim = attention.qkv.out_features // (3 * attention.num_heads)
-    structure = describe_structure(model, _fresh_like(original, split), split)
+    structure = describe_structure(model, baseline if baseline is not None else original)
     after = count_params(part)
     record = {
         "method": "torch-pruning structured (GroupMagnitudeImportance)" if settings.importance != "random" else "torch-pruning random",
@@ -217,14 +220,6 @@ def prune_model(model: nn.Module, spec: Any, settings: PruneSettings) -> tuple[n
         "layers_changed": len(structure["attributes"]),
     }
     return model.eval(), {"record": record, "structure": structure}
-
-
-def _fresh_like(original: nn.Module, split: list[str]) -> nn.Module:
-    """The unpruned architecture with the same attention layout (what `describe_structure` diffs against)."""
-    fresh = copy.deepcopy(original)
-    if split:
-        split_attention(fresh, split)
-    return fresh
 
 
 def kept_channel_summary(model: nn.Module) -> dict[str, int]:

@@ -82,15 +82,33 @@ def topological_sort(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def convert_to_fp16(src: Path, dst: Path) -> None:
-    """fp16 weights/compute with fp32 inputs/outputs, via the converter that ships inside onnxruntime."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+# Ops kept in fp32 inside an fp16 graph. Normalizations and reductions sum squares or exponentials:
+# x² of an activation of 256 already exceeds fp16's 65504, which is the known TensorRT fp16
+# LayerNorm overflow (and the same for a LayerNorm decomposed into ReduceMean/Pow/Sqrt). Softmax
+# and the reductions accumulate many terms. Everything else (MatMul, Conv, GELU, Add) runs in fp16.
+FP16_KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceSumSquare",
+                      "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "Pow", "Sqrt", "Reciprocal",
+                      "InstanceNormalization", "GroupNormalization", "BatchNormalization")
+
+
+def convert_to_fp16(src: Path, dst: Path, keep_fp32_ops: tuple[str, ...] = FP16_KEEP_FP32_OPS) -> dict[str, Any]:
+    """fp16 weights/compute with fp32 inputs/outputs, via the converter that ships inside onnxruntime.
+
+    `keep_fp32_ops` run in fp32 (casts around them; see FP16_KEEP_FP32_OPS). Returns what was kept,
+    for the manifest: {"kept_fp32_ops": [...], "kept_fp32_nodes": count, "fp16_nodes": count}.
+    """
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    model16 = convert_float_to_float16(model, keep_io_types=True)
+    present = sorted({node.op_type for node in model.graph.node} & set(keep_fp32_ops))
+    kept = sum(node.op_type in keep_fp32_ops for node in model.graph.node)
+    model16 = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32_ops))
     topological_sort(model16.graph)
     onnx.checker.check_model(model16)
     onnx.save(model16, str(dst))
+    counted = [n for n in model.graph.node if n.op_type not in ("Constant",)]
+    return {"kept_fp32_ops": present, "kept_fp32_nodes": kept, "fp16_nodes": len(counted) - kept,
+            "why": "normalizations, softmax and reductions overflow or lose precision in fp16 (TensorRT fp16 LayerNorm overflow)"}
 
 
 def quantize_int8(
@@ -144,6 +162,7 @@ def export(
 ) -> ExportResult:
     out_path = out_dir / MODEL_FILE
     hints: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     quantization = None
     if precision == "fp32":
         exporter = torch_to_onnx(model, spec, out_path, opset)
@@ -152,12 +171,12 @@ def export(
             fp32_path = Path(work) / MODEL_FILE
             exporter = torch_to_onnx(model, spec, fp32_path, opset)
             if precision == "fp16":
-                convert_to_fp16(fp32_path, out_path)
+                extra["fp16"] = convert_to_fp16(fp32_path, out_path)
                 # ORT's layout optimizations (level "all") crash on fp16 CPU graphs (ORT 1.32, measured).
                 hints["ort_graph_optimization"] = "extended"
             else:
                 quantization = quantize_int8(fp32_path, out_path, model, spec, calibration, options=int8)
     return ExportResult(
         model_file=MODEL_FILE, exporter=f"torch.onnx ({exporter}), opset {opset}",
-        quantization=quantization, runtime_hints=hints,
+        quantization=quantization, runtime_hints=hints, extra=extra,
     )

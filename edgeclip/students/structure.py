@@ -109,8 +109,11 @@ def _size_attributes(module: nn.Module) -> dict[str, Any]:
     return values
 
 
-def describe_structure(model: nn.Module, original: nn.Module, split: list[str]) -> dict[str, Any]:
-    """The JSON edit that turns `original` (a freshly built student) into `model`'s architecture."""
+def describe_structure(model: nn.Module, original: nn.Module) -> dict[str, Any]:
+    """The JSON edit that turns `original` (a freshly built, unpruned student) into `model`'s architecture."""
+    split = [n for n, m in model.named_modules() if isinstance(m, SplitQKVAttention)]
+    if split:
+        original = _split_copy(original, split)
     reference = dict(original.named_modules())
     changed: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
@@ -120,6 +123,14 @@ def describe_structure(model: nn.Module, original: nn.Module, split: list[str]) 
         if diff:
             changed[name] = diff
     return {"version": STRUCTURE_VERSION, "split_attention": list(split), "attributes": changed}
+
+
+def _split_copy(model: nn.Module, split: list[str]) -> nn.Module:
+    import copy
+
+    fresh = copy.deepcopy(model)
+    split_attention(fresh, split)
+    return fresh
 
 
 def apply_structure(model: nn.Module, structure: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
