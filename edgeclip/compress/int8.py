@@ -117,7 +117,7 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
     fp32_run = ort_int8.session_runner(fp32_path)
     reference = run_all(fp32_run, options.validation) if options.validation is not None else None
     record: dict[str, Any] = {"options": options.describe(), "cpu": {k: cpu.cpu_features()[k] for k in ("model", "vnni", "avx512")}}
-    ort_int8.check_node_names(fp32_path, options.ignored_scope)
+    ort_int8.check_node_names(fp32_path, options.ignored_scope)  # typos fail before any work
     if transformer or spec.kind == "text_encoder" or backend == "tensorrt":
         # Transformers and TensorRT: the measured methods (dynamic MatMul int8 / symmetric QDQ),
         # with the user's float layers honoured where the method is static.
@@ -131,6 +131,8 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
         weights, why = cpu.ort_int8_weights() if options.weights == "auto" else (options.weights, "set by the user")
         with tempfile.TemporaryDirectory(prefix="edgeclip-int8-") as work:
             pre = ort_int8.preprocessed(fp32_path, Path(work))
+            # Pre-processing may fuse nodes away; a name that vanished would be silently ignored by ORT.
+            ort_int8.check_node_names(pre, options.ignored_scope, "ignored-scope (after graph pre-processing)")
             full = Path(work) / "int8.onnx"
             details = ort_int8.quantize_static_qdq(pre, full, calibration, input_name, method=options.calibration_method,
                                                    percentile=options.percentile, per_channel=options.per_channel,

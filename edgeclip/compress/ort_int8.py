@@ -137,11 +137,12 @@ def _drop_dead_qdq(graph: Any) -> None:
         graph.initializer.remove(init)
 
 
-def session_runner(model_or_path: Any, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+def session_runner(model_or_path: Any, threads: int = 1, optimization: str = "all") -> Callable[[np.ndarray], np.ndarray]:
     """A batch → first output function over an in-memory ModelProto or a path (CPU, no spinning)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{optimization.upper()}")
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads > 0:
         options.intra_op_num_threads = threads

@@ -75,7 +75,8 @@ def smooth_quant(model: nn.Module, calibration: np.ndarray, alpha: float = 0.5, 
         for hook in hooks:
             hook.remove()
     ratios = []
-    for name, norm, weight in pairs:
+    used = [(name, norm, weight) for name, norm, weight in pairs if name in maxima]  # e.g. a text tower the images never reach
+    for name, norm, weight in used:
         act = maxima[name].clamp(min=1e-5)
         w = weight.detach().abs().amax(dim=0).float().clamp(min=1e-5)
         scale = (act.pow(alpha) / w.pow(1 - alpha)).clamp(min=1e-5)
@@ -84,8 +85,8 @@ def smooth_quant(model: nn.Module, calibration: np.ndarray, alpha: float = 0.5, 
             norm.bias.div_(scale.to(norm.bias.dtype))
         weight.mul_(scale.to(weight.dtype)[None, :])
         ratios.append(float(act.max() / act.median()))
-    return {"applied": True, "alpha": alpha, "pairs": len(pairs), "calibration_count": int(len(calibration)),
-            "max_outlier_ratio_before": round(max(ratios), 2)}
+    return {"applied": bool(used), "alpha": alpha, "pairs": len(used), "calibration_count": int(len(calibration)),
+            "max_outlier_ratio_before": round(max(ratios), 2) if ratios else None}
 
 
 def has_transformer_blocks(model: nn.Module) -> bool:

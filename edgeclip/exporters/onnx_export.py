@@ -91,23 +91,87 @@ FP16_KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean
                       "InstanceNormalization", "GroupNormalization", "BatchNormalization")
 
 
+def variance_chain_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that carry a decomposed LayerNorm's variance: Pow(x, 2) → ReduceMean → Add(eps) → Sqrt.
+
+    The Add of epsilon is an ordinary Add, so an op-type block list leaves it in fp16 — and a
+    variance of 10^5 turns into inf right there. These nodes are kept in fp32 by name.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    chain_ops = ("ReduceMean", "ReduceSum", "Add", "Mul", "Sqrt", "Reciprocal")
+    names: set[str] = set()
+    for start in (n for n in model.graph.node if n.op_type in ("Pow", "ReduceSumSquare")):
+        frontier = [start]
+        while frontier:
+            node = frontier.pop()
+            if node.name:
+                names.add(node.name)
+            if node.op_type in ("Sqrt", "Reciprocal"):
+                continue  # the standard deviation fits fp16 again
+            frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type in chain_ops and c.name not in names]
+    return sorted(names)
+
+
+def drop_fp16_round_trips(graph: onnx.GraphProto) -> int:
+    """Bypass Cast(fp32→fp16) → Cast(fp16→fp32) pairs; returns how many consumers now read the fp32 tensor.
+
+    onnxruntime's converter wraps *each* blocked node in casts, so two fp32 nodes in a row still
+    pass their tensor through fp16 between them — which is exactly where a variance of 10^5
+    becomes inf. Reading the fp32 tensor directly keeps the chain in fp32.
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def cast_to(node: onnx.NodeProto) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    replace: dict[str, str] = {}
+    for node in graph.node:
+        # Only the converter's own casts (it names them *_cast_to_fp16_node / *_cast_to_fp32_node):
+        # the model's Casts may convert integers (shape arithmetic) and must stay.
+        if cast_to(node) != onnx.TensorProto.FLOAT or not node.name.endswith("_cast_to_fp32_node"):
+            continue
+        down = producers.get(node.input[0])
+        if down is not None and cast_to(down) == onnx.TensorProto.FLOAT16 and down.name.endswith("_cast_to_fp16_node"):
+            source = producers.get(down.input[0])
+            if source is not None and source.op_type != "Cast":  # an fp32 node's own output
+                replace[node.output[0]] = down.input[0]
+    rewired = 0
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in replace:
+                node.input[i] = replace[name]
+                rewired += 1
+    outputs = {o.name for o in graph.output}
+    used = {name for node in graph.node for name in node.input} | outputs
+    for node in [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]:
+        graph.node.remove(node)
+    return rewired
+
+
 def convert_to_fp16(src: Path, dst: Path, keep_fp32_ops: tuple[str, ...] = FP16_KEEP_FP32_OPS) -> dict[str, Any]:
     """fp16 weights/compute with fp32 inputs/outputs, via the converter that ships inside onnxruntime.
 
-    `keep_fp32_ops` run in fp32 (casts around them; see FP16_KEEP_FP32_OPS). Returns what was kept,
-    for the manifest: {"kept_fp32_ops": [...], "kept_fp32_nodes": count, "fp16_nodes": count}.
+    `keep_fp32_ops` run in fp32 (casts around them; see FP16_KEEP_FP32_OPS), and so do the nodes
+    of a decomposed LayerNorm's variance path (`variance_chain_nodes`) unless `keep_fp32_ops` is
+    empty. Returns what was kept, for the manifest.
     """
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
+    chain = variance_chain_nodes(model) if keep_fp32_ops else []
     present = sorted({node.op_type for node in model.graph.node} & set(keep_fp32_ops))
-    kept = sum(node.op_type in keep_fp32_ops for node in model.graph.node)
-    model16 = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32_ops))
+    kept = sum(node.op_type in keep_fp32_ops or node.name in chain for node in model.graph.node)
+    model16 = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32_ops),
+                                       node_block_list=chain)
+    drop_fp16_round_trips(model16.graph)
     topological_sort(model16.graph)
     onnx.checker.check_model(model16)
     onnx.save(model16, str(dst))
     counted = [n for n in model.graph.node if n.op_type not in ("Constant",)]
-    return {"kept_fp32_ops": present, "kept_fp32_nodes": kept, "fp16_nodes": len(counted) - kept,
+    return {"kept_fp32_ops": present, "kept_fp32_nodes": kept, "variance_chain_nodes": chain, "fp16_nodes": len(counted) - kept,
             "why": "normalizations, softmax and reductions overflow or lose precision in fp16 (TensorRT fp16 LayerNorm overflow)"}
 
 
