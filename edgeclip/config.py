@@ -104,7 +104,7 @@ class PruneConfig:
     ratio: float = 0.0
     head_ratio: float | None = None
     recover_epochs: int = 10
-    recover_lr: float = 0.01
+    recover_lr: float = 0.05
     importance: str = "l2"  # l2 | l1 | random
     round_to: int = 1
     ignore: list[str] = field(default_factory=list)
@@ -122,7 +122,7 @@ class Int8Config:
     weights: str = "auto"  # onnxruntime static int8 weights: auto (by CPU VNNI) | int8 | uint8
     ignored_scope: list[str] = field(default_factory=list)
     mixed: bool = True
-    target_agreement: float = 0.99
+    target_agreement: float = 0.995
     max_float_fraction: float = 0.25
     validation_count: int = 256  # train images (not calibration, not test) for the sensitivity search
     smoothquant_alpha: float | None = None

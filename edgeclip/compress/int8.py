@@ -45,7 +45,9 @@ class Int8Options:
     weights: str = "auto"  # ORT static int8 weights: auto (by this CPU's VNNI) | int8 | uint8
     ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
     mixed: bool = True  # run the sensitivity search when validation images are given
-    target_agreement: float = 0.99  # top-1 agreement with fp32 (classifiers) / mean cosine (embeddings)
+    # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
+    # not 0.99: the bar is 0.99 on held-out images, and validation and test differ by a few images.
+    target_agreement: float = 0.995
     max_float_fraction: float = 0.25  # at most this share of the quantized layers may go back to float
     smoothquant_alpha: float | None = None  # transformers: migrate activation outliers into weights first
     speed_check: bool = True

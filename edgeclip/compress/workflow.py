@@ -161,7 +161,7 @@ def _check_out(model_dir: Path, out_dir: Path) -> None:
 
 
 def prune_checkpoint(model_dir: str | Path, out_dir: str | Path, settings: PruneSettings, *, recover_epochs: int = 10,
-                     lr: float = 0.01, batch_size: int = 64, teacher: str = "", data: str | None = None,
+                     lr: float = 0.05, batch_size: int = 64, teacher: str = "", data: str | None = None,
                      resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Prune a student checkpoint, recover it with KD, write a new checkpoint; returns the record."""
     from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
