@@ -58,7 +58,7 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
 
     The recipe's export.backends / export.precisions, when set, narrow the target's lists.
     """
-    from edgeclip.exporters.registry import get_backend
+    from edgeclip.backends import get_backend
 
     backends = [b for b in target.backends if not recipe.export.backends or b in recipe.export.backends]
     precisions = [p for p in target.precisions if not recipe.export.precisions or p in recipe.export.precisions]
@@ -180,7 +180,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     # 5. Report + budgets. Budgets only count where the target is this machine's kind.
     report = Report(rows=rows, environment=collect_environment(threads=settings.threads),
                     run_id=run_dir.name, notes=_notes(recipe, target, distilled, time.perf_counter() - started))
-    report.apply_target(target, measured_on_target=target.runs_here and not target.build_on_device)
+    report.apply_target(target, measured_on_target=target.measurable_here)
     paths = write_report(report, run_dir)
     print(console_table(report))
     return BuildResult(run_dir=run_dir, report=report, report_paths=paths, artifacts=artifacts)
@@ -194,7 +194,7 @@ def _notes(recipe: Recipe, target: Any, distilled: Any, seconds: float) -> list[
         f"(PyTorch, test split), agreement with teacher {metrics['agreement']:.4f}",
         f"build took {seconds:.0f} s",
     ]
-    if not target.runs_here or target.build_on_device:
+    if not target.measurable_here:
         notes.append(f"target {target.name}: artifacts are built here but must be measured on the device "
                      "(devices/runner/, or `edgeclip bench --remote user@host`); budgets are not checked here")
     return notes

@@ -95,7 +95,7 @@ def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]
 
 def run(args: argparse.Namespace) -> int:
     from edgeclip.exporters.export import export_model
-    from edgeclip.exporters.registry import get_backend
+    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything

@@ -19,11 +19,6 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.students.spec import ModelSpec
 
 
-def disable_mha_fastpath() -> None:
-    """The fused MHA fast path breaks ONNX/CoreML/OpenVINO tracing (DESIGN §5); always off for export."""
-    torch.backends.mha.set_fastpath_enabled(False)
-
-
 def _open_clip_model(clip: nn.Module) -> nn.Module:
     """The open_clip model itself, also when wrapped (ClipTeacher keeps it in `.model`)."""
     if not hasattr(clip, "visual") and isinstance(getattr(clip, "model", None), nn.Module):
