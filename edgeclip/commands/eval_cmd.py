@@ -106,7 +106,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     teachers = args.teacher or ([str(model_dir.parent / "teacher")] if (model_dir.parent / "teacher").is_dir() else [])
     if len(teachers) > 1:
         raise UserError("edgeclip eval takes one --teacher (several teachers: --analysis capacity-gap)")
-    teacher = _open_eval_teacher(teachers[0], test, recipe) if teachers else None
+    teacher = _open_eval_teacher(teachers[0], test, recipe, spec.preprocess) if teachers else None
     if teacher is not None:
         check_teacher_classes(teacher, test.class_names)
 
@@ -130,15 +130,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_eval_teacher(spec: str, test: Any, recipe: Any) -> Any:
-    from edgeclip.distill.teachers import ZeroShotClipTeacher, open_teacher
+def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: Any) -> Any:
+    from edgeclip.distill.teachers import open_teacher
 
-    how, value = open_teacher(spec)
-    if how == "saved":
-        return value
-    if how == "cnn":
+    source = open_teacher(spec, "zero_shot")  # a CLIP spec is evaluated with its zero-shot head
+    if source.needs_training:
         raise UserError(f"teacher '{spec}' would have to be trained first; pass a trained one (runs/<id>/teacher or cnn:ARCH:/dir)")
-    return ZeroShotClipTeacher(value, test.class_names, recipe.data.templates, spec)
+    return source.prepare(recipe, test, student_preprocess=student_preprocess, checkpoint_dir=None, resume=False,
+                          progress=False)
 
 
 def _eval_markdown(m: dict[str, Any]) -> str:
