@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from edgeclip.config import Recipe
+from edgeclip.data import Subset
+from edgeclip.data.sampling import sample_images, sample_indices
 from edgeclip.errors import UserError
 from edgeclip.io_utils import write_json
 
@@ -71,19 +73,6 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
         raise UserError(f"target {target.name} asks for {', '.join(precisions)} on {', '.join(backends)}, "
                         "which no backend supports; fix the profile's precisions")
     return plan
-
-
-def _sample(count: int, total: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded sample of `count` out of `total` (all when count is 0 or ≥ total)."""
-    if 0 < count < total:
-        return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
-    return np.arange(total)
-
-
-def _images(dataset: Any, preprocess: Any, indices: np.ndarray) -> np.ndarray:
-    if len(indices) == 0:
-        raise UserError("the calibration/parity data has no images; point data.calibration at a folder with images")
-    return np.stack([preprocess(dataset.load(int(i))) for i in indices]).astype(np.float32)
 
 
 def teacher_row(teacher: Any, accuracy: float, preprocess: Any, settings: Any) -> Any:
@@ -149,11 +138,11 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
         from edgeclip.data import open_image_dataset
 
         calibration_data = open_image_dataset(recipe.data.calibration, "train")
-    calibration = _images(calibration_data, preprocess, _sample(recipe.data.calibration_count, len(calibration_data), recipe.seed))
-    parity_inputs = _images(data.test, preprocess, _sample(recipe.export.parity_samples, len(data.test), recipe.seed))
-    keep = _sample(recipe.bench.accuracy_samples, len(data.test), recipe.seed)
+    calibration = sample_images(calibration_data, preprocess, recipe.data.calibration_count, recipe.seed)
+    parity_inputs = sample_images(data.test, preprocess, recipe.export.parity_samples, recipe.seed)
+    keep = sample_indices(len(data.test), recipe.bench.accuracy_samples, recipe.seed)
     eval_path = run_dir / "eval_data.npz"
-    np.savez(eval_path, images=_images(data.test, preprocess, keep), labels=np.asarray(data.test.labels)[keep],
+    np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0), labels=np.asarray(data.test.labels)[keep],
              teacher_logits=distilled.teacher.logits(data.test).numpy()[keep])
 
     # 3. Export every planned artifact; a backend that breaks is a failed row, not a crash.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _capacity_gap(args: argparse.Namespace) -> int:
-    from edgeclip.commands.distill_cmd import recipe_from_args
+    from edgeclip.commands import recipe_from_args
     from edgeclip.distill.capacity_gap import CAPACITY_JSON, render_markdown, rows_from_runs, run_capacity_gap, write_capacity_gap
 
     if args.runs:
@@ -74,8 +73,10 @@ def _capacity_gap(args: argparse.Namespace) -> int:
         args.scratch = False
         if args.gamma is not None:
             args.overrides = list(args.overrides) + [f"distill.overconfidence_gamma={args.gamma}"]
-        recipe = recipe_from_args(args)
-        out = Path(args.out) if args.out else Path("runs") / f"capacity-gap-{recipe.student.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from edgeclip.paths import default_run_dir
+
+        recipe = recipe_from_args(argparse.Namespace(**{**vars(args), "teacher": None}))  # teachers run one by one
+        out = Path(args.out) if args.out else default_run_dir("capacity-gap", recipe.student.name)
         rows, meta = run_capacity_gap(recipe, args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
         gamma = meta["gamma"]
     print(render_markdown(rows, gamma))
