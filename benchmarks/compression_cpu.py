@@ -43,7 +43,7 @@ from edgeclip.compress.qat import QatConfig
 from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
 from edgeclip.data import open_image_dataset, preprocess_all
 from edgeclip.exporters import ImageTower, export_model, image_tower_spec
-from edgeclip.exporters.manifest import read_manifest
+from edgeclip.manifest import read_manifest
 from edgeclip.runtimes import load_runtime
 from edgeclip.students import create_student
 from edgeclip.students.checkpoint import load_checkpoint

@@ -182,7 +182,7 @@ def run_int8(args: argparse.Namespace) -> int:
     from edgeclip.commands.export_cmd import DEFAULT_DATA, _model_for_export, _sample_images
     from edgeclip.compress.int8 import Int8Options
     from edgeclip.exporters.export import export_model
-    from edgeclip.exporters.registry import get_backend
+    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision("int8")
