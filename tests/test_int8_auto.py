@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -339,3 +341,47 @@ def test_smoothquant_preserves_the_function_and_flattens_outliers():
         assert torch.allclose(tower(x), before, atol=1e-4)
         peak_after = block.ln_1(clip.visual.ln_pre(torch.randn(2, 17, 64))).abs().amax((0, 1))
     assert peak_after.max() / peak_after.median() < peak_before.max() / peak_before.median()
+
+
+# ---- `edgeclip compress int8|qat` end to end on a tiny digits student --------------------------
+
+@pytest.fixture(scope="module")
+def digits_student(tmp_path_factory):
+    from edgeclip.data import open_image_dataset
+    from edgeclip.students import create_student
+    from edgeclip.students.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model, spec = create_student("test_resnet", class_names=open_image_dataset("digits", "train").class_names)
+    directory = tmp_path_factory.mktemp("digits") / "student"
+    save_checkpoint(directory, model, spec, student_name="test_resnet", extra={"data": "digits"})
+    return directory
+
+
+def test_compress_int8_cli_end_to_end_and_unknown_scope(digits_student, tmp_path, capsys):
+    from edgeclip.cli import main
+
+    out = tmp_path / "int8"
+    code = main(["compress", "int8", "--model", str(digits_student), "--backend", "onnx", "--calibration-count", "32",
+                 "--validation-count", "32", "--parity-count", "32", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code in (0, 1) and "speed on this CPU" in printed and "validation (32 train images)" in printed
+    quant = json.loads((out / "manifest.json").read_text())["quantization"]
+    assert quant["options"]["validation_count"] == 32 and quant["speed_check"]["measured"]
+    bad = tmp_path / "bad"
+    assert main(["compress", "int8", "--model", str(digits_student), "--ignored-scope", "/nope/Conv", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'/nope/Conv' match no layer" in err and "/stem/stem.0/Conv" in err and len(err.splitlines()) == 1
+    assert not bad.exists()
+
+
+def test_compress_qat_cli_end_to_end(digits_student, tmp_path, capsys):
+    from edgeclip.cli import main
+    from edgeclip.students.checkpoint import load_checkpoint
+
+    out = tmp_path / "qat"
+    assert main(["compress", "qat", "--model", str(digits_student), "--epochs", "1", "--batch-size", "128",
+                 "--teacher", "self", "--out", str(out), "--quiet"]) == 0
+    assert "next: edgeclip export" in capsys.readouterr().out
+    _, _, info = load_checkpoint(out)
+    assert info["extra"]["qat"]["kd_target"] == "fp32 student" and info["extra"]["qat"]["after"]["test_images"] == 359

@@ -93,7 +93,7 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
-    from edgeclip.compress.build_variants import int8_options
+    from edgeclip.compress.build_variants import int8_options, options_for
     from edgeclip.exporters import export_model
 
     int8 = int8_options(plan.recipe, inputs.validation)
@@ -111,7 +111,7 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                                         calibration=None if text else inputs.calibration,
                                         parity_inputs=None if text else inputs.parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
-                                        int8=None if text else int8)
+                                        int8=None if text else options_for(int8, deployable))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

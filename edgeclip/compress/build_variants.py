@@ -36,6 +36,18 @@ def int8_options(recipe: Any, validation: np.ndarray | None) -> Any:
     return options
 
 
+def options_for(options: Any, deployable: Any) -> Any:
+    """The int8 options for one deployable: a QAT copy's record goes into its manifest."""
+    import dataclasses
+    import json
+
+    from edgeclip.compress.workflow import COMPRESS_JSON
+
+    record = Path(deployable.checkpoint) / COMPRESS_JSON
+    qat = json.loads(record.read_text()).get("qat") if record.is_file() else None
+    return dataclasses.replace(options, qat=qat) if qat else options
+
+
 def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | None:
     """Train images for the int8 sensitivity search, disjoint from the calibration sample."""
     from edgeclip.data import Subset
