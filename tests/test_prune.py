@@ -160,3 +160,17 @@ def test_compress_prune_cli_bad_ratio_exits_2_and_writes_nothing(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists() and not (tmp_path / "pruned.recovery").exists()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_pruned_vit_tower_exports_with_parity(backend, tmp_path):
+    from edgeclip.exporters import towers
+    from edgeclip.exporters.export import export_model
+
+    model, spec = _student("test_distillclip")
+    pruned, _ = prune_model(model, spec, PruneSettings(ratio=0.5, head_ratio=0.5))
+    tower = towers.ImageTower(pruned).eval()
+    images = np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    artifact = export_model(tower, towers.image_tower_spec(pruned, "pruned-tower"), backend, "fp32", tmp_path / backend,
+                            parity_inputs=images)
+    assert artifact.parity["passed"] is True
