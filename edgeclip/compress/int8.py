@@ -153,7 +153,7 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
                        "float_layers": float_layers, "mixed_precision": search.to_dict() if search else None})
     run = ort_int8.session_runner(dst)
     record["validation"] = _validation_record(run, reference, options, logits)
-    if options.speed_check:
+    if options.speed_check and backend != "tensorrt":  # TensorRT's speed is the engine's, on the device
         record["speed_check"] = speed_check(ort_int8.session_runner(fp32_path, threads=options.speed_threads),
                                             ort_int8.session_runner(dst, threads=options.speed_threads),
                                             _example(spec, calibration), options.speed_seconds, options.speed_threads)
@@ -201,8 +201,8 @@ def quantize_openvino_auto(ov_model: Any, spec: Any, calibration: np.ndarray | N
     fp32_run = ov_int8.compiled_runner(ov_model)
     reference = run_all(fp32_run, options.validation) if options.validation is not None else None
     quantized, details = ov_int8.nncf_quantize(ov_model, calibration, method=options.calibration_method,
-                                               transformer=transformer, ignored=ignored,
-                                               smooth_quant_alpha=options.smoothquant_alpha if transformer else None)
+                                               transformer=transformer, ignored=ignored)
+    # (SmoothQuant, when asked for, already ran in PyTorch before export: compress/smoothquant.py)
     search = None
     float_layers: list[str] = []
     if options.mixed and reference is not None and not transformer:
