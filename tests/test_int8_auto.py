@@ -385,3 +385,18 @@ def test_compress_qat_cli_end_to_end(digits_student, tmp_path, capsys):
     assert "next: edgeclip export" in capsys.readouterr().out
     _, _, info = load_checkpoint(out)
     assert info["extra"]["qat"]["kd_target"] == "fp32 student" and info["extra"]["qat"]["after"]["test_images"] == 359
+
+
+def test_smoothquant_runs_inside_int8_export_and_is_recorded(tmp_path):
+    from edgeclip.exporters import towers
+    from edgeclip.exporters.testing import tiny_clip
+
+    clip = tiny_clip()
+    spec = towers.image_tower_spec(clip, "tiny-vit")
+    images = np.random.default_rng(0).normal(size=(16, 3, 32, 32)).astype(np.float32)
+    options = Int8Options(smoothquant_alpha=0.5, speed_check=False, mixed=False)
+    artifact = export_model(towers.ImageTower(clip), spec, "onnx", "int8", tmp_path / "sq", calibration=images,
+                            parity_inputs=images, int8=options)
+    quant = artifact.manifest["quantization"]
+    assert quant["method"] == "ort_dynamic" and quant["options"]["smoothquant"]["pairs"] == 4
+    assert artifact.parity["passed"]  # the smoothed model is the same function: parity against the original holds

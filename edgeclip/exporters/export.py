@@ -177,12 +177,13 @@ def export_model(
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as work_dir:
         extra_args = {"int8": int8} if int8 is not None and precision == "int8" else {}
+        exported = model
         if extra_args and int8.smoothquant_alpha is not None and calibration is not None:
             from edgeclip.compress.smoothquant import smooth_quant_if_transformer
 
-            model, smoothing = smooth_quant_if_transformer(model, calibration, int8.smoothquant_alpha)
-            int8.smoothing = smoothing
-        result: ExportResult = exporter(model, spec, precision, work_dir, calibration=calibration, opset=opset, **extra_args)
+            # The smoothed copy is exported; parity still compares against the model as given.
+            exported, int8.smoothing = smooth_quant_if_transformer(model, calibration, int8.smoothquant_alpha)
+        result: ExportResult = exporter(exported, spec, precision, work_dir, calibration=calibration, opset=opset, **extra_args)
         manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
         manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
