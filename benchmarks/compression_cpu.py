@@ -76,10 +76,12 @@ def distill(student: str, work: Path, epochs: int) -> Path:
     return run
 
 
-def variants(run: Path, args: argparse.Namespace) -> dict[str, Path]:
+def variants(run: Path, args: argparse.Namespace, compress: bool) -> dict[str, Path]:
     """Checkpoint per variant: fp32 student, QAT-tuned, pruned 30/50/70 (made here if missing)."""
     student = run / "student"
     found = {"base": student}
+    if not compress:
+        return found
     qat = run / "student-qat"
     if not (qat / "model.pt").is_file():
         log(f"QAT {run.name}")
@@ -89,7 +91,8 @@ def variants(run: Path, args: argparse.Namespace) -> dict[str, Path]:
         pruned = run / f"student-pruned{round(ratio * 100)}"
         if not (pruned / "model.pt").is_file():
             log(f"pruning {run.name} at {ratio}")
-            prune_checkpoint(student, pruned, PruneSettings(ratio=ratio), recover_epochs=args.recover_epochs, progress=False)
+            prune_checkpoint(student, pruned, PruneSettings(ratio=ratio), recover_epochs=args.recover_epochs, progress=False,
+                             resume=pruned.with_name(pruned.name + ".recovery").is_dir())
         found[f"pruned{round(ratio * 100)}"] = pruned
     return found
 
@@ -137,9 +140,15 @@ def plan(variant: str) -> list[tuple[str, str, bool]]:
 
 def student_artifacts(student: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     run = distill(student, args.work, args.kd_epochs)
-    teacher_accuracy = json.loads((run / "result.json").read_text())["metrics"]["teacher_accuracy"]
+    result = json.loads((run / "result.json").read_text())
+    teacher_accuracy = result["metrics"]["teacher_accuracy"]
     rows = []
-    for variant, checkpoint in variants(run, args).items():
+    compress = not args.compress_students or student in args.compress_students
+    for variant, checkpoint in variants(run, args, compress).items():
+        record = json.loads((checkpoint / "compress.json").read_text()) if (checkpoint / "compress.json").is_file() else {}
+        epochs = {"kd_epochs": result["training"]["epochs"],
+                  "recover_epochs": ((record.get("prune") or {}).get("recovery") or {}).get("epochs"),
+                  "qat_epochs": ((record.get("qat") or {}).get("config") or {}).get("epochs")}
         model, spec, info = load_checkpoint(checkpoint)
         arrays = digits_arrays(spec.preprocess)
         for backend in BACKENDS:
@@ -149,7 +158,7 @@ def student_artifacts(student: str, args: argparse.Namespace) -> list[dict[str, 
                                qat=(info.get("extra") or {}).get("qat"))
                 rows.append({"model": student, "variant": "base" if variant == "qat" else variant, "format": name,
                              "backend": backend, "artifact": out, "checkpoint": checkpoint,
-                             "teacher_accuracy": teacher_accuracy})
+                             "teacher_accuracy": teacher_accuracy, **epochs})
     return rows
 
 
@@ -276,6 +285,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/bench-compression"))
     parser.add_argument("--out", default="benchmarks/results/compression_cpu")
     parser.add_argument("--students", nargs="*", default=list(STUDENTS))
+    parser.add_argument("--compress-students", nargs="*", default=[],
+                        help="students that also get QAT and pruned variants (default: all of --students)")
     parser.add_argument("--kd-epochs", type=int, default=30)
     parser.add_argument("--recover-epochs", type=int, default=10)
     parser.add_argument("--qat-epochs", type=int, default=4)

@@ -41,7 +41,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "(digits are 8×8, so 32×32 keeps every pixel); accuracy, retention (= accuracy / teacher accuracy) and agreement on "
         "the 359 held-out digits `test` images. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
         "offline) — speed, size and FLOPs only; no trained DistillCLIP tower exists here yet, and its pruned rows prune "
-        "random weights (no recovery).", "",
+        "random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
         f"Columns: *agree fp32* = top-1 agreement with the fp32 PyTorch student; *agree own* = with the float model the "
         f"artifact was exported from (the pruned / QAT-tuned student for those variants). *passes* = agree own ≥ "
         f"{result['bars']['agreement']:.0%} (students) or export parity (towers); *holds/breaks* = the base student's "
@@ -50,6 +50,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(row) for row in result["rows"]]
+    lines += ["", "## Training epochs per student checkpoint", "", "| model | variant | KD epochs | recovery epochs | QAT epochs |",
+              "|---|---|---|---|---|"]
+    seen = set()
+    for row in result["rows"]:
+        key = (row["model"], row["variant"], row.get("qat_epochs"))
+        if "kd_epochs" in row and key not in seen:
+            seen.add(key)
+            lines.append(f"| {row['model']} | {row['variant']}{' (QAT)' if row.get('qat_epochs') else ''} | {row['kd_epochs']} | "
+                         f"{row.get('recover_epochs') or '-'} | {row.get('qat_epochs') or '-'} |")
     lines += ["", "## Fastest variant that passes, per model and backend", "",
               "(students: also retention ≥ 0.95; towers: unpruned only)", "", "| model | backend | variant | format | p50 ms |",
               "|---|---|---|---|---|"]
