@@ -1,0 +1,7 @@
+"""`python -m edgeclip ...` (also `torchrun --nproc_per_node N -m edgeclip distill ...`)."""
+
+import sys
+
+from edgeclip.cli import main
+
+sys.exit(main())
