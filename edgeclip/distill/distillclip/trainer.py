@@ -128,8 +128,6 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
         from edgeclip.teacher.templates import get_templates
 
         templates = get_templates(recipe.data.templates)
-        spec.extra.update({"data": recipe.data.test, "templates": recipe.data.templates, "teacher": teacher_spec,
-                           "logit_scale": teacher_scale, "pairs": recipe.data.pairs, "text_init": text_init})
         teacher_acc = zero_shot_top1(teacher_encoder(clip_teacher), test, templates)
         student_acc = zero_shot_top1(student_encoder(clip, spec), test, templates)
         metrics = {"teacher_zero_shot": teacher_acc, "student_zero_shot": student_acc,
@@ -140,6 +138,8 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
             clip_teacher.save(run_dir / "teacher" / "teacher.pt")
             teacher_record["spec"] = str((run_dir / "teacher" / "teacher.pt").resolve())
         write_json(run_dir / "teacher" / "clip_teacher.json", teacher_record)
+        spec.extra.update({"data": recipe.data.test, "templates": recipe.data.templates, "teacher": teacher_record["spec"],
+                           "logit_scale": teacher_scale, "pairs": recipe.data.pairs, "text_init": text_init})
         student_dir = run_dir / "student"
         student_name = recipe.student.name
         with atomic_dir(student_dir) as tmp:
