@@ -1,4 +1,4 @@
-"""`python -m edgeclip ...` (also `torchrun --nproc_per_node N -m edgeclip distill ...`)."""
+"""`python -m edgeclip ...` is the `edgeclip` command (useful inside a checkout or a venv without scripts on PATH)."""
 
 import sys
 

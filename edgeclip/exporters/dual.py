@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.exporters.manifest import MANIFEST_NAME, Artifact
+from edgeclip.manifest import MANIFEST_NAME, Artifact
 from edgeclip.exporters.towers import (
     FusedZeroShotClassifier, ImageTower, TextTower, image_tower_spec, text_tower_spec, zero_shot_classifier_spec,
 )
