@@ -130,6 +130,7 @@ def export_dual_encoder(
             module = FusedZeroShotClassifier(model, embeddings, logit_scale)
             tower_spec = zero_shot_classifier_spec(model, f"{base}-zeroshot", names, spec.preprocess)
             calib, parity = calibration, parity_images
+        tower_spec.extra["logit_scale"] = logit_scale  # the device's zero-shot logits use the same scale
         with atomic_dir(final) as tmp:
             artifact = export_model(module, tower_spec, backend, precision, tmp / "artifact", calibration=calib,
                                     parity_inputs=parity, source_checkpoint=source_checkpoint, opset=opset)
