@@ -106,6 +106,10 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     # Validate everything cheap before any work or any file: target, plan, data, teacher spec.
     target = load_target(target_name)
     plan = export_plan(target, recipe)
+    if recipe.distill.method == "distillclip":  # dual encoder: towers + fused zero-shot rows (build_distillclip.py)
+        from edgeclip import build_distillclip
+
+        return build_distillclip.build(recipe, target, plan, out_dir=out_dir, progress=progress, started=started)
     data = open_distill_data(recipe.data, recipe.seed)
     if not recipe.student.checkpoint:
         from edgeclip.students.registry import STUDENTS

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from edgeclip.bench.flops import count_flops
-from edgeclip.exporters.towers import ImageTower, TextTower, disable_mha_fastpath, image_tower_spec, text_tower_spec
+from edgeclip.exporters.towers import ImageTower, TextTower, image_tower_spec, text_tower_spec
+from edgeclip.utils import disable_mha_fastpath
 
 
 def _open_clip(model: nn.Module) -> nn.Module:
