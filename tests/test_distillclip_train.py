@@ -100,3 +100,25 @@ def test_text_init_strict_fails_and_skip_continues(tmp_path) -> None:
                           log=messages.append)
     assert "skipped" in result.result["student"]["text_init"]["init_skipped"]
     assert any("text tower init from the teacher skipped" in m for m in messages)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", ["distillclip_vit_s16", "distillclip_vit_s32", "distillclip_mobilenetv3"])
+def test_paper_students_train_from_a_vit_b32_teacher(student, tmp_path) -> None:
+    """The registered paper students distill from an open_clip ViT-B/32 (random weights: speed only) on a pairs CSV."""
+    from edgeclip.data import open_image_dataset
+    from edgeclip.teacher import ClipTeacher
+
+    images = open_image_dataset("synthetic:4", "train")
+    lines = ["path,caption"]
+    for i in range(8):
+        images.load(i).resize((64, 64)).save(tmp_path / f"{i}.png")
+        lines.append(f"{i}.png,a photo of a {images.class_names[images.labels[i]]}")
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    teacher = ClipTeacher.load("ViT-B-32:random")
+    result = distill_clip(recipe(f"student.name={student}", "student.image_size=224", f"data.pairs={tmp_path / 'pairs.csv'}",
+                                 "data.test=synthetic:1", "distill.batch_size=4", "distill.freeze=[]"),
+                          teacher=teacher, out_dir=tmp_path / "run", progress=False)
+    init = result.result["student"]["text_init"]
+    assert init["layer_map"] == [[i, 2 * i] for i in range(6)] and "transformer.resblocks" in init["copied"]
+    assert result.result["training"]["per_epoch"][0]["steps"] == 2
