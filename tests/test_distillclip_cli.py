@@ -68,15 +68,16 @@ def test_build_rows_per_tower_and_fused_classifier(teacher_file, tmp_path, capsy
     out = tmp_path / "build"
     code = main(["build", "--recipe", "distillclip-quickstart", "--target", "cpu", "--out", str(out), "--quiet",
                  "--set", f"teacher={teacher_file}", *FAST, "--set", "export.backends=[onnx]", "--set", "export.precisions=[fp32]",
-                 "--set", "bench.iterations=5", "--set", "bench.max_seconds=0.5", "--set", "bench.memory=false"])
+                 "--set", "bench.iterations=5", "--set", "bench.max_seconds=0.5", "--set", "bench.memory=false",
+                 "--set", "bench.speed_reference=none"])
     report = json.loads((out / "report.json").read_text())
     rows = {(r["name"], r["backend"], r["precision"]): r for r in report["rows"]}
     assert {("test_distillclip-image", "onnx", "fp32"), ("test_distillclip-text", "onnx", "fp32"),
-            ("test_distillclip-zeroshot", "onnx", "fp32"), ("tiny-teacher-zeroshot", "torch", "fp32"),
-            ("tiny-teacher-image", "torch", "fp32")} <= set(rows)
+            ("test_distillclip-zeroshot", "onnx", "fp32"), ("tiny-teacher-zeroshot", "torch", "fp32")} <= set(rows)
     fused = rows[("test_distillclip-zeroshot", "onnx", "fp32")]
     teacher = rows[("tiny-teacher-zeroshot", "torch", "fp32")]
     assert fused["retention"] == pytest.approx(fused["accuracy"] / teacher["accuracy"])
-    assert rows[("test_distillclip-image", "onnx", "fp32")]["flops"] < rows[("tiny-teacher-image", "torch", "fp32")]["flops"] * 10
+    image, text = rows[("test_distillclip-image", "onnx", "fp32")], rows[("test_distillclip-text", "onnx", "fp32")]
+    assert image["params"] != text["params"] and image["flops"] > 0 and text["flops"] > 0  # each tower's own size
     assert code in (0, 1)  # 1 only when a cpu budget failed on this busy machine
     assert (out / "artifacts" / "onnx-fp32-text" / "tokenizer.json").is_file()

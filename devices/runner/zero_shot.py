@@ -89,7 +89,7 @@ def run(args, open_model: Callable, read_manifest: Callable, model_file: Callabl
     image_manifest = read_manifest(image_dir)
     if image_manifest.get("kind") != "image_encoder":
         raise ValueError(f"{image_dir} is a {image_manifest.get('kind')} artifact; zero-shot needs an image tower (…-image)")
-    image_model = open_model(model_file(image_dir, image_manifest), image_manifest["backend"], args)
+    image_model = open_model(model_file(image_dir, image_manifest), image_manifest, args)
     if args.class_embeddings:
         embeddings = normalize(np.load(args.class_embeddings).astype(np.float32))
         if len(embeddings) != len(class_names):
@@ -97,7 +97,7 @@ def run(args, open_model: Callable, read_manifest: Callable, model_file: Callabl
         source = args.class_embeddings
     elif args.text_tower:
         text_manifest = read_manifest(args.text_tower)
-        text_model = open_model(model_file(args.text_tower, text_manifest), text_manifest["backend"], args)
+        text_model = open_model(model_file(args.text_tower, text_manifest), text_manifest, args)
         templates = parse_classes(args.templates) if args.templates else None
         embeddings = text_class_embeddings(text_model, args.text_tower, class_names, templates)
         source = f"text tower {args.text_tower}"
