@@ -86,6 +86,9 @@ def _student(state: dict) -> Any:
 
     clip, _ = create_student("distillclip_digits")
     clip.load_state_dict(state)
+    # As the trainer does: logit_scale is unused without a contrastive term, and DDP (find_unused_parameters
+    # off) never reduces the bucket of a parameter that gets no gradient.
+    clip.logit_scale.requires_grad_(False)
     return DistillStudent(clip.train())
 
 
@@ -260,14 +263,13 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     params_ratio = towers["student"]["params"]["image"] / towers["teacher"]["params"]["image"]
     latency_ratio = {}
     for variant in ("torch-fp32", "onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8"):
-        for stat in ("p50", "p10"):
-            s, t = _stat(latency, f"student/image/{variant}", stat), _stat(latency, f"teacher/image/{variant}", stat)
-            latency_ratio[f"{variant} {stat}"] = s / t if s and t else None
+        s, t = _stat(latency, f"student/image/{variant}", "p10"), _stat(latency, f"teacher/image/{variant}", "p10")
+        latency_ratio[variant] = s / t if s and t else None
     zs, lp = rows["zero-shot top-1"]["retention"], rows["linear-probe top-1"]["retention"]
     return {
         "image_flops_ratio": {"value": flops_ratio, "target": "<= 0.25", "met": flops_ratio <= 0.25},
         "image_params_ratio": {"value": params_ratio, "target": "<= 0.5", "met": params_ratio <= 0.5},
-        "image_latency_ratio": {"value": latency_ratio, "target": "<= 1/3 in the same backend",
+        "image_latency_ratio": {"value": latency_ratio, "target": "<= 1/3 in the same backend (p10 ratio)",
                                 "met": {k: (v is not None and v <= 1 / 3) for k, v in latency_ratio.items()}},
         "zero_shot_retention": {"value": zs, "target": ">= 0.90", "met": zs is not None and zs >= 0.90},
         "linear_probe_retention": {"value": lp, "target": ">= 1.0", "met": lp is not None and lp >= 1.0},
