@@ -13,7 +13,8 @@ from edgeclip.errors import UserError
 from edgeclip.students.spec import ModelSpec
 
 IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
-EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder",)
+# temporal_head: frame features (N, T, D) → logits (N, 2), the video accident head (edgeclip.video).
+EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder", "temporal_head")
 # Token ids of open_clip's tokenizer: start/end-of-text. EOT is the largest id, which is what
 # argmax pooling relies on.
 SOT_TOKEN, EOT_TOKEN = 49406, 49407
@@ -53,6 +54,8 @@ def input_shape(spec: ModelSpec) -> list[Any]:
     """Input shape with the dynamic batch dim as a string (manifest convention)."""
     if is_text(spec):
         return ["batch", int(spec.context_length or 77)]
+    if spec.kind == "temporal_head":
+        return ["batch", int(spec.extra["frames"]), int(spec.embed_dim)]
     return ["batch", 3, spec.preprocess.size, spec.preprocess.size]
 
 
@@ -68,6 +71,8 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
             tokens[row, :length] = torch.randint(1, SOT_TOKEN, (length,), generator=generator)
             tokens[row, 0], tokens[row, length - 1] = SOT_TOKEN, EOT_TOKEN
         return tokens
+    if spec.kind == "temporal_head":
+        return torch.randn(batch, *input_shape(spec)[1:], generator=generator)
     size = spec.preprocess.size
     return torch.randn(batch, 3, size, size, generator=generator)
 

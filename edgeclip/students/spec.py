@@ -9,7 +9,7 @@ from typing import Any, Literal
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import read_json, write_json
 
-ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier"]
+ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier", "temporal_head"]
 
 
 @dataclass
@@ -19,6 +19,7 @@ class ModelSpec:
     - classifier / zero_shot_classifier: input `image` → output `logits` (N, len(class_names)).
     - image_encoder: `image` → `embedding` (N, embed_dim). text_encoder: `text` (N, context) int64 → `embedding`.
     - dual_encoder: both towers; exported per tower.
+    - temporal_head: `features` (N, extra["frames"], embed_dim) → `logits` (N, 2) (video accident head).
     """
 
     name: str
