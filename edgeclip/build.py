@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from edgeclip.config import Recipe
+from edgeclip.data import Subset
+from edgeclip.data.sampling import sample_images, sample_indices
 from edgeclip.errors import UserError
 from edgeclip.io_utils import write_json
 
@@ -58,7 +60,7 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
 
     The recipe's export.backends / export.precisions, when set, narrow the target's lists.
     """
-    from edgeclip.exporters.registry import get_backend
+    from edgeclip.backends import get_backend
 
     backends = [b for b in target.backends if not recipe.export.backends or b in recipe.export.backends]
     precisions = [p for p in target.precisions if not recipe.export.precisions or p in recipe.export.precisions]
@@ -71,19 +73,6 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
         raise UserError(f"target {target.name} asks for {', '.join(precisions)} on {', '.join(backends)}, "
                         "which no backend supports; fix the profile's precisions")
     return plan
-
-
-def _sample(count: int, total: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded sample of `count` out of `total` (all when count is 0 or ≥ total)."""
-    if 0 < count < total:
-        return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
-    return np.arange(total)
-
-
-def _images(dataset: Any, preprocess: Any, indices: np.ndarray) -> np.ndarray:
-    if len(indices) == 0:
-        raise UserError("the calibration/parity data has no images; point data.calibration at a folder with images")
-    return np.stack([preprocess(dataset.load(int(i))) for i in indices]).astype(np.float32)
 
 
 def teacher_row(teacher: Any, accuracy: float, preprocess: Any, settings: Any) -> Any:
@@ -149,11 +138,11 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
         from edgeclip.data import open_image_dataset
 
         calibration_data = open_image_dataset(recipe.data.calibration, "train")
-    calibration = _images(calibration_data, preprocess, _sample(recipe.data.calibration_count, len(calibration_data), recipe.seed))
-    parity_inputs = _images(data.test, preprocess, _sample(recipe.export.parity_samples, len(data.test), recipe.seed))
-    keep = _sample(recipe.bench.accuracy_samples, len(data.test), recipe.seed)
+    calibration = sample_images(calibration_data, preprocess, recipe.data.calibration_count, recipe.seed)
+    parity_inputs = sample_images(data.test, preprocess, recipe.export.parity_samples, recipe.seed)
+    keep = sample_indices(len(data.test), recipe.bench.accuracy_samples, recipe.seed)
     eval_path = run_dir / "eval_data.npz"
-    np.savez(eval_path, images=_images(data.test, preprocess, keep), labels=np.asarray(data.test.labels)[keep],
+    np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0), labels=np.asarray(data.test.labels)[keep],
              teacher_logits=distilled.teacher.logits(data.test).numpy()[keep])
 
     # 3. Export every planned artifact; a backend that breaks is a failed row, not a crash.
@@ -180,7 +169,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     # 5. Report + budgets. Budgets only count where the target is this machine's kind.
     report = Report(rows=rows, environment=collect_environment(threads=settings.threads),
                     run_id=run_dir.name, notes=_notes(recipe, target, distilled, time.perf_counter() - started))
-    report.apply_target(target, measured_on_target=target.runs_here and not target.build_on_device)
+    report.apply_target(target, measured_on_target=target.measurable_here)
     paths = write_report(report, run_dir)
     print(console_table(report))
     return BuildResult(run_dir=run_dir, report=report, report_paths=paths, artifacts=artifacts)
@@ -194,7 +183,7 @@ def _notes(recipe: Recipe, target: Any, distilled: Any, seconds: float) -> list[
         f"(PyTorch, test split), agreement with teacher {metrics['agreement']:.4f}",
         f"build took {seconds:.0f} s",
     ]
-    if not target.runs_here or target.build_on_device:
+    if not target.measurable_here:
         notes.append(f"target {target.name}: artifacts are built here but must be measured on the device "
                      "(devices/runner/, or `edgeclip bench --remote user@host`); budgets are not checked here")
     return notes

@@ -16,7 +16,8 @@ from torch import nn
 from edgeclip.errors import UserError
 from edgeclip.exporters import towers
 from edgeclip.exporters.export import export_model
-from edgeclip.exporters.registry import BACKENDS, list_backends
+from edgeclip.backends import BACKENDS, list_backends
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.exporters.testing import (
     TINY_CONTEXT, structured_images, tiny_clip, tiny_cnn_spec, tiny_tokens, trained_tiny_cnn,
 )
@@ -25,7 +26,7 @@ from edgeclip.runtimes import load_runtime
 
 @pytest.fixture(scope="module")
 def clip() -> nn.Module:
-    towers.disable_mha_fastpath()
+    disable_mha_fastpath()
     return tiny_clip()
 
 

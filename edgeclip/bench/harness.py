@@ -206,7 +206,7 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings
     stands in for the accuracy-only teacher row and sets the accuracy retention is computed from.
     """
     from edgeclip.bench.memory import measure_peak_memory
-    from edgeclip.exporters.manifest import read_manifest
+    from edgeclip.manifest import read_manifest
     from edgeclip.runtimes import load_runtime
     from edgeclip.targets import backend_available
 
@@ -256,7 +256,7 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings
         if settings.throughput_batch > 0:
             rows[key].throughput = _guarded(rows[key], lambda: measure_throughput(
                 runs[key], _example_batch(manifests[key], settings.throughput_batch), max_seconds=settings.max_seconds))
-        if settings.memory and manifests[key].get("backend") in ("onnx", "openvino"):
+        if settings.memory and _memory_measurable(manifests[key]):
             directory = key.split(":", 1)[1]
             rows[key].peak_mem_mb = _guarded(rows[key], lambda: measure_peak_memory(directory, threads=settings.threads))
 
@@ -267,6 +267,13 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings
             row.status = "failed: parity against PyTorch failed at export (see manifest.json parity)"
     order = {"teacher": 0, "reference": 1}
     return sorted(rows.values(), key=lambda r: order.get(r.role, 2))  # stable: artifacts keep the caller's order
+
+
+def _memory_measurable(manifest: dict[str, Any]) -> bool:
+    from edgeclip.backends import BACKENDS
+
+    backend = manifest.get("backend")
+    return backend in BACKENDS and BACKENDS.get(backend).memory_measurable
 
 
 def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:

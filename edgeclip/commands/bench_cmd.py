@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeclip.bench.environment import collect_environment
     from edgeclip.bench.memory import MEMORY_METHOD
     from edgeclip.bench.report import Report, console_table, write_report
-    from edgeclip.exporters.manifest import read_manifest
+    from edgeclip.manifest import read_manifest
     from edgeclip.targets import BudgetResult, load_target
 
     _check_args(args)
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     report = Report(rows, environment=environment, notes=notes)
     if target is not None:
-        on_target = bool(args.remote) or target.runs_here
+        on_target = bool(args.remote) or target.measurable_here
         if not on_target:
             report.notes.append(f"measured on this machine, not on {target.name}: budgets are not measured; "
                                 f"run with --remote user@<{target.name}> or on the device")

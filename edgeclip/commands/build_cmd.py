@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgeclip.commands import add_parser, add_recipe_arguments
+from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,22 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="run directory (default runs/<recipe>-<target>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
-
-
-def recipe_from_args(args: argparse.Namespace):
-    """The recipe with --teacher/--student folded in as overrides (so validation is the same)."""
-    from pathlib import Path
-
-    from edgeclip.config import load_recipe
-
-    overrides = list(args.overrides)
-    if getattr(args, "teacher", None):
-        overrides.append(f"teacher={args.teacher}")
-    student = getattr(args, "student", None)
-    if student:
-        key = "student.checkpoint" if Path(student).exists() else "student.name"
-        overrides.append(f"{key}={student}")
-    return load_recipe(args.recipe, overrides)
 
 
 def run(args: argparse.Namespace) -> int:

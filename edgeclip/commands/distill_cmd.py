@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from edgeclip.commands import add_parser, add_recipe_arguments
+from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 
 EXAMPLES = """
   edgeclip distill --recipe digits-kd                                   # proxy CLIP + MLP head -> MobileNetV3-small
@@ -45,42 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def recipe_from_args(args: argparse.Namespace):  # -> Recipe
-    """The recipe with CLI flags applied on top of --set overrides."""
-    from edgeclip.config import load_recipe
-
-    overrides = list(args.overrides)
-    if getattr(args, "method", None):
-        overrides.append(f"distill.method={args.method}")
-    if getattr(args, "student", None):
-        overrides.append(f"student.name={args.student}")
-    if getattr(args, "data", None):
-        overrides += [f"data.train={args.data}", f"data.test={args.data}"]
-    if getattr(args, "test_data", None):
-        overrides.append(f"data.test={args.test_data}")
-    if getattr(args, "shots", None) is not None:
-        overrides.append(f"data.shots={args.shots}")
-    if getattr(args, "epochs", None) is not None:
-        overrides.append(f"distill.epochs={args.epochs}")
-    if getattr(args, "scratch", False):
-        overrides.append("distill.scratch_baseline=true")
-    return load_recipe(args.recipe, overrides)
-
-
-def default_run_dir(recipe_name: str, student: str, shots: int) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    suffix = f"-k{shots}" if shots else ""
-    return Path("runs") / f"{recipe_name}-{student}{suffix}-{stamp}"
-
-
 def run(args: argparse.Namespace) -> int:
     from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
 
+    from edgeclip.paths import default_run_dir
+
     recipe = recipe_from_args(args)
     get_method(recipe.distill.method)  # an unknown method fails before anything else
-    out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, recipe.data.shots)
-    result = run_distillation(recipe, teacher=args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
+    shots = f"k{recipe.data.shots}" if recipe.data.shots else ""
+    out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, shots)
+    result = run_distillation(recipe, out_dir=out, progress=not args.quiet, resume=args.resume)
     print((result.run_dir / RESULT_MD).read_text())
     print(f"run directory: {result.run_dir}")
     print(f"next: edgeclip export --model {result.checkpoint_dir} --backend onnx --precision fp32")

@@ -106,7 +106,7 @@ def distill_classifier(
     data = data or open_distill_data(recipe.data, recipe.seed)
     seed_everything(recipe.seed)
     model, spec, student_name, build_kwargs = build_student(recipe, data.class_names)
-    opened = open_teacher(teacher if teacher is not None else recipe.teacher) if isinstance(teacher, (str, type(None))) else teacher
+    opened = open_teacher(recipe.teacher if teacher is None else teacher, cfg.teacher_head)
     check_schedule(cfg, cfg.epochs)
     criterion = criterion_from_config(cfg)
 

@@ -22,11 +22,11 @@ from torch import nn
 from edgeclip.errors import UserError
 from edgeclip.exporters import parity as par
 from edgeclip.exporters.common import (
-    ExportResult, check_inputs, check_kind, input_shape, is_text, output_shape, reference_outputs,
+    ExportResult, check_inputs, output_shape, reference_outputs,
 )
-from edgeclip.exporters.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
-from edgeclip.exporters.registry import get_backend
-from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
+from edgeclip.backends import get_backend
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.io_utils import atomic_dir, write_json
 from edgeclip.students.spec import ModelSpec
 
@@ -73,7 +73,7 @@ def _build_manifest(
         "model_file": result.model_file,
         "files": files,
         "size_bytes": size,
-        "inputs": [{"name": spec.input_names[0], "shape": input_shape(spec), "dtype": "int64" if is_text(spec) else "float32"}],
+        "inputs": [{"name": spec.input_names[0], "shape": spec.input_shape(), "dtype": "int64" if spec.is_text else "float32"}],
         "outputs": [{"name": spec.output_names[0], "shape": output_shape(model, spec), "dtype": "float32"}],
         "preprocessing": spec.preprocess.to_dict(),
         "class_names": list(spec.class_names),
@@ -84,7 +84,9 @@ def _build_manifest(
             {"path": str(source_checkpoint), "sha256": checkpoint_sha256(source_checkpoint)} if source_checkpoint else None
         ),
         "exporter": result.exporter,
-        "opset": opset if backend in ("onnx", "openvino", "tensorrt") else None,
+        "opset": opset if get_backend(backend).uses_opset else None,
+        # What the standalone device runner must import to run this artifact (it has no backend table).
+        "runtime_module": get_backend(backend).runtime_module,
         "quantization": result.quantization or {"method": "none"},
         "runtime_hints": result.runtime_hints,
         "tool_versions": tool_versions(),
@@ -139,7 +141,7 @@ def export_model(
     """
     info = get_backend(backend)  # unknown backend → UserError listing known ones
     info.check_precision(precision)
-    check_kind(spec)
+    spec.check_exportable()
     calibration = check_inputs(spec, calibration, "calibration")
     parity_inputs = check_inputs(spec, parity_inputs, "parity")
     exporter = info.load_exporter()

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.exporters.common import ExportResult, input_shape
+from edgeclip.exporters.common import ExportResult
 from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx
 from edgeclip.paths import REPO_ROOT
 from edgeclip.students.spec import ModelSpec
@@ -62,7 +62,7 @@ def make_fp16_safe(model: onnx.ModelProto, limit: float = FP16_SAFE_LIMIT) -> in
 
 def trtexec_command(spec: ModelSpec, precision: str, max_batch: int = DEFAULT_MAX_BATCH) -> str:
     """The trtexec line build_engine.sh runs (also recorded in the manifest)."""
-    dims = "x".join(str(d) for d in input_shape(spec)[1:])
+    dims = "x".join(str(d) for d in spec.input_shape()[1:])
     name = spec.input_names[0]
     flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     return (
@@ -90,7 +90,7 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision:
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # explicit QDQ in the ONNX supplies the scales
-    dims = tuple(input_shape(spec)[1:])
+    dims = tuple(spec.input_shape()[1:])
     profile = builder.create_optimization_profile()
     profile.set_shape(spec.input_names[0], (1, *dims), (1, *dims), (max_batch, *dims))
     config.add_optimization_profile(profile)

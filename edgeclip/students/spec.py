@@ -10,6 +10,10 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import read_json, write_json
 
 ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier", "temporal_head"]
+IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
+# temporal_head: frame features (N, T, D) → logits (N, 2), the video accident head (edgeclip.video).
+EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder", "temporal_head")
+LOGIT_KINDS = ("classifier", "zero_shot_classifier")  # outputs are class logits (accuracy, top-1 agreement)
 
 
 @dataclass
@@ -38,6 +42,30 @@ class ModelSpec:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def is_text(self) -> bool:
+        return self.kind == "text_encoder"
+
+    def input_shape(self) -> list[Any]:
+        """Input shape with the dynamic batch dim as a string (manifest convention)."""
+        if self.is_text:
+            return ["batch", int(self.context_length or 77)]
+        if self.kind == "temporal_head":
+            return ["batch", int(self.extra["frames"]), int(self.embed_dim or 0)]
+        return ["batch", 3, self.preprocess.size, self.preprocess.size]
+
+    def check_exportable(self) -> None:
+        """UserError unless this is one exported graph (a dual encoder goes tower by tower)."""
+        from edgeclip.errors import UserError
+
+        if self.kind == "dual_encoder":
+            raise UserError(
+                f"model '{self.name}' is a dual encoder; export one tower at a time "
+                "(`edgeclip export --tower image|text`, or wrap it with edgeclip.exporters.towers.ImageTower/TextTower)"
+            )
+        if self.kind not in EXPORTABLE_KINDS:
+            raise UserError(f"model kind '{self.kind}' cannot be exported; expected one of {', '.join(EXPORTABLE_KINDS)}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
