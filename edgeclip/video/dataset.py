@@ -79,7 +79,7 @@ def build_dataset(clip_lists: list[str | Path], encoder: FrameEncoder, sampling:
 
 def stream_probabilities(dataset: WindowDataset, clip: int, predict, hop: int) -> tuple[list[int], list[float]]:
     """Sliding window over a whole clip (as the demo runs it): window ends every `hop` frames."""
-    from edgeclip.video.accident_runner import Windows
+    from edgeclip.video.accident_demo import Windows
 
     grid = Windows(dataset.sampling.offsets, hop)
     ends = [t for t in range(dataset.infos[clip].num_frames) if grid.evaluates(t)]

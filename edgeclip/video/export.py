@@ -22,10 +22,10 @@ import numpy as np
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.exporters.manifest import Artifact
+from edgeclip.manifest import Artifact
 from edgeclip.io_utils import read_json, write_json
 from edgeclip.students.spec import ModelSpec
-from edgeclip.video import accident_runner as device
+from edgeclip.video import accident_demo as device
 from edgeclip.video.features import FrameEncoder
 from edgeclip.video.heads import LABELS
 from edgeclip.video.sampling import WindowSampling
@@ -108,7 +108,7 @@ def export_accident_model(run_dir: Path, encoder: FrameEncoder, head: nn.Module,
 
 def parse_variants(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     """`--backend onnx,openvino --precision fp32,int8` → every pair, validated against the backend table."""
-    from edgeclip.exporters import get_backend
+    from edgeclip.backends import get_backend
 
     variants = []
     for backend in backends:

@@ -123,8 +123,9 @@ def _fingerprint(module: nn.Module) -> str:
 
 def load_encoder(spec: str) -> FrameEncoder:
     """Resolve `--encoder SPEC` (see the module doc); bad specs are a UserError."""
-    from edgeclip.exporters.towers import ImageTower, disable_mha_fastpath
+    from edgeclip.exporters.towers import ImageTower
     from edgeclip.students.registry import STUDENTS
+    from edgeclip.utils import disable_mha_fastpath
 
     disable_mha_fastpath()
     spec = spec.strip()

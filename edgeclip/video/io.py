@@ -1,6 +1,6 @@
 """Reading clips for training and evaluation: a video file (PyAV) or a folder of frames.
 
-Decoding is the device demo's own code (`accident_runner.FolderSource` / `VideoSource`), so the
+Decoding is the device demo's own code (`accident_demo.FolderSource` / `VideoSource`), so the
 frames a head is trained on are decoded exactly as on the device. Bad input becomes a one-line
 `UserError` naming the clip; a frame that cannot be decoded is skipped and counted, and a window
 that needs it holds the newest earlier frame (as the demo does).
@@ -18,7 +18,7 @@ from PIL import Image
 
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
-from edgeclip.video import accident_runner as device
+from edgeclip.video import accident_demo as device
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
-from edgeclip.video import accident_runner as device
+from edgeclip.video import accident_demo as device
 from edgeclip.video.clips import LabelProtocol
 from edgeclip.video.dataset import WindowDataset, build_dataset
 from edgeclip.video.features import FrameEncoder, load_encoder

@@ -7,7 +7,7 @@ Two ways to pick T frames:
 
 A *window* is T frames that end at one frame t of the stream; its frames lie `offsets` back from
 t (`WindowSampling.offsets`). Training windows and the device demo's sliding window use the same
-offsets (`accident_runner.window_offsets`), so the head sees the same spacing in both.
+offsets (`accident_demo.window_offsets`), so the head sees the same spacing in both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
-from edgeclip.video import accident_runner as device
+from edgeclip.video import accident_demo as device
 
 PAPER_STRIDE = 14
 
