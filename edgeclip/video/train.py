@@ -128,6 +128,9 @@ def _train_head(x: np.ndarray, y: np.ndarray, config: HeadTrainConfig, *, encode
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
             generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])  # dropout masks continue as if never interrupted
+            for parameter, grad in zip(head.parameters(), state["grads"]):  # a partial accumulation
+                parameter.grad = grad
             start_epoch, micro = int(state["epoch"]), int(state["micro"])
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     bar = tqdm(range(start_epoch, config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
@@ -148,7 +151,8 @@ def _train_head(x: np.ndarray, y: np.ndarray, config: HeadTrainConfig, *, encode
             with atomic_path(checkpoint) as tmp:
                 torch.save({"key": key, "epoch": epoch + 1, "micro": micro, "head": head.state_dict(),
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                            "generator": generator.get_state()}, tmp)
+                            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                            "grads": [None if p.grad is None else p.grad.clone() for p in head.parameters()]}, tmp)
     if micro % config.accumulation:  # gradients of the last partial accumulation still count
         optimizer.step()
         optimizer.zero_grad()

@@ -30,12 +30,14 @@ class FolderSource:
         self.fps = float(fps or FOLDER_FPS)
         self.num_frames = len(self.files)
         self.skipped: list[dict] = []
+        self.last_index = -1
 
     def frames(self, wanted=None):
         """(index, time_s, RGB PIL image) per readable frame; `wanted(i)` False → not even read."""
         from PIL import Image
 
         for index, file in enumerate(self.files):
+            self.last_index = index
             if wanted is not None and not wanted(index):
                 continue
             try:
@@ -56,6 +58,7 @@ class VideoSource:
         if not os.path.isfile(path):
             raise InputError(f"video {path} does not exist; check the path")
         self.skipped: list[dict] = []
+        self.last_index = -1  # of the newest frame decoded so far
         try:
             import av  # noqa: F401
             self.decoder = "pyav"
@@ -91,26 +94,31 @@ class VideoSource:
         yield from (self._opencv_frames(wanted) if self.decoder == "opencv" else self._pyav_frames(wanted))
 
     def _pyav_frames(self, wanted):
+        """Frame index from the timestamp, so a frame the decoder drops or fails on leaves a gap that is counted."""
         import av
 
         with av.open(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             base, start = stream.time_base, stream.start_time or 0
-            position = 0
+            position, error = 0, None  # next expected index; why the last packet failed
             for packet in container.demux(stream):
                 try:
                     decoded = packet.decode()
                 except av.error.FFmpegError as exc:  # one bad packet: skip it, count it, keep going
-                    self.skipped.append({"frame": position + 1, "reason": f"{exc.__class__.__name__}: {exc}"})
-                    position += 1
+                    error = f"{exc.__class__.__name__}: {exc}"
                     continue
                 for frame in decoded:
+                    index = position
                     if frame.pts is not None and base is not None:
-                        position = max(position, int(round(float((frame.pts - start) * base) * self.fps)))
-                    index, position = position, position + 1
+                        index = max(position, int(round(float((frame.pts - start) * base) * self.fps)))
+                    for missing in range(position, index):
+                        self.skipped.append({"frame": missing + 1, "reason": error or "missing: the decoder dropped it"})
+                    error, position, self.last_index = None, index + 1, index
                     if wanted is None or wanted(index):
                         yield index, index / self.fps, frame.to_image()
+            if error:
+                self.skipped.append({"frame": position + 1, "reason": error})
 
     def _opencv_frames(self, wanted):
         import cv2
@@ -128,6 +136,7 @@ class VideoSource:
                     self.skipped.append({"frame": index + 1, "reason": "OpenCV could not decode the frame"})
                 else:
                     yield index, index / self.fps, Image.fromarray(bgr[:, :, ::-1])
+            self.last_index = index
             index += 1
         capture.release()
 
