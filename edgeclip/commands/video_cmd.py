@@ -29,9 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "encoder, a temporal head on windows of T frames. `train` cross-validates by clip, trains the "
                      "deployed head on every window and exports encoder + head for `edgeclip demo accident`."),
         examples=EXAMPLES)
+    from edgeclip.cli import HelpFormatter
+
     actions = parser.add_subparsers(dest="action", metavar="<action>")
     train = actions.add_parser("train", help="cross-validate and train a temporal head, export it",
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog="examples:" + EXAMPLES)
+                               formatter_class=HelpFormatter, epilog="examples:" + EXAMPLES)
     train.add_argument("--clips", action="append", required=True, metavar="LIST",
                        help="clip list (lines `clip_dir_or_video label [accident_frame]`) or a folder with labels.txt; repeatable")
     train.add_argument("--encoder", required=True, metavar="SPEC",
@@ -61,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--precision", default="fp32", help="encoder precisions, comma-separated")
     train.set_defaults(func=run_train)
     export = actions.add_parser("export", help="export a trained run's encoder + head for another backend",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, epilog="examples:" + EXAMPLES)
+                                formatter_class=HelpFormatter, epilog="examples:" + EXAMPLES)
     export.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory of `edgeclip video train`")
     export.add_argument("--backend", default="onnx", help="backends, comma-separated")
     export.add_argument("--precision", default="fp32", help="encoder precisions, comma-separated")

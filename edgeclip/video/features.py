@@ -141,8 +141,13 @@ def load_encoder(spec: str) -> FrameEncoder:
     if name in STUDENTS:
         return _random_student_encoder(name)
     import edgeclip.teacher.proxy  # noqa: F401  (registers proxy-digits)
-    from edgeclip.teacher.clip_teacher import ClipTeacher
+    from edgeclip.errors import unknown_name_error
+    from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
 
+    if ":" not in spec and spec not in PROXY_TEACHERS and not path.exists():
+        raise unknown_name_error("encoder", spec, STUDENTS.names() + PROXY_TEACHERS.names(),
+                                 "pass a teacher spec (proxy-digits, ARCH:TAG, ARCH:/ckpt), a student name or "
+                                 "checkpoint dir, or an exported artifact dir")
     teacher = ClipTeacher.load(spec)
     tower = ImageTower(teacher.model)
     knows = "nothing (random weights)" if teacher.source == "random" else (
