@@ -89,7 +89,7 @@ class ExportConfig:
     backends: list[str] = field(default_factory=list)
     precisions: list[str] = field(default_factory=list)
     opset: int = 18
-    parity_samples: int = 16
+    parity_samples: int = 64  # real test images compared against PyTorch: enough that one miss is not the verdict
 
 
 @dataclass
@@ -101,6 +101,9 @@ class BenchConfig:
     threads: int = 0  # 0 = let the runtime decide
     accuracy_samples: int = 0  # 0 = the whole test split
     memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
+    # The teacher architecture timed beside the students (random weights, latency only): "auto" = the
+    # recipe's open_clip teacher architecture, else ViT-B-32; "none"; or an open_clip architecture name.
+    speed_reference: str = "auto"
 
 
 @dataclass

@@ -202,7 +202,7 @@ def check_budgets(target: Target, rows: Iterable[Any]) -> list[BudgetResult]:
     A missing measurement is "not measured" (passed=None), never a pass. With no deployable row,
     each budget yields one "not measured" result so the report still shows it.
     """
-    deployable = [r for r in rows if _row_get(r, "role") not in ("teacher", "reference")
+    deployable = [r for r in rows if _row_get(r, "role") == "student"
                   and str(_row_get(r, "status") or "ok") == "ok"]
     results: list[BudgetResult] = []
     for budget in ("max_latency_ms", "max_memory_mb", "min_retention"):

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from edgeclip.bench.report import (
-    Report, ReportRow, ReportSchemaError, console_table, render_markdown, report_problems, validate_report,
-    write_report,
-)
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_files import write_report
+from edgeclip.bench.report_schema import ReportSchemaError, report_problems, validate_report
+from edgeclip.bench.report_text import console_table, render_markdown
 from edgeclip.bench.report_html import render_html
 from edgeclip.targets import load_target
 
@@ -118,7 +118,7 @@ def test_write_report_writes_all_three_atomically(tmp_path):
     paths = write_report(sample_report(), tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["report.html", "report.json", "report.md"]
     data = json.loads(paths["json"].read_text())
-    assert data["schema_version"] == 1 and len(data["rows"]) == 5
+    assert data["schema_version"] == 2 and len(data["rows"]) == 5
     assert data["rows"][3]["status"].startswith("failed: RuntimeError")
 
 

@@ -33,7 +33,7 @@ from edgeclip.distill.trainer import check_schedule, history_summary, predict_lo
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir
 from edgeclip.students.registry import create_student
-from edgeclip.students.spec import ModelSpec
+from edgeclip.students.spec import Deployable, ModelSpec
 from edgeclip.utils import count_params, seed_everything
 
 
@@ -48,6 +48,10 @@ class DistillResult:
     teacher: ClassifierTeacher
     metrics: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+
+    def deployables(self) -> list[Deployable]:
+        """What `edgeclip build` exports: the classifier student."""
+        return [Deployable(self.model, self.spec, self.checkpoint_dir)]
 
 
 def build_student(recipe: Recipe, class_names: list[str]) -> tuple[nn.Module, ModelSpec, str, dict[str, Any]]:

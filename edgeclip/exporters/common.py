@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,9 +26,12 @@ class ExportResult:
     status: str = "ready"  # or "needs_target_build"
     next_step: str = ""
     runtime_hints: dict[str, Any] = field(default_factory=dict)
-    # How parity is checked: "runtime" (load this artifact's runtime), "onnx" (check the ONNX this
-    # artifact ships with onnxruntime: TensorRT without an engine), or "skipped:<reason>".
+    # How parity is checked: "runtime" (load this artifact's runtime), "simulated" (call
+    # `parity_runner`, which runs what the target will run as closely as this machine can: TensorRT
+    # without an engine), or "skipped:<reason>".
     parity_mode: str = "runtime"
+    parity_runner: Callable[[np.ndarray], np.ndarray] | None = None
+    parity_scope: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

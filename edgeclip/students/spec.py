@@ -86,3 +86,16 @@ class ModelSpec:
     @classmethod
     def load(cls, path: str | Path) -> "ModelSpec":
         return cls.from_dict(read_json(path))
+
+
+@dataclass
+class Deployable:
+    """One exportable model a distillation run hands to the build: a single-input, single-output
+    module, its spec, the checkpoint it comes from (hashed into every manifest) and the suffix of its
+    artifact directories (`artifacts/<backend>-<precision><suffix>`; "" for a classifier, "-text"
+    for a text tower, ...)."""
+
+    model: Any  # torch.nn.Module (typed loosely: this module imports no torch)
+    spec: ModelSpec
+    checkpoint: Path
+    suffix: str = ""
