@@ -111,7 +111,7 @@ class EVLHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         tokens = self.project(features) + self.position
         tokens = tokens + self.temporal_conv(tokens.transpose(1, 2)).transpose(1, 2)
-        query = self.cls.expand(tokens.shape[0], -1, -1)
+        query = self.cls.repeat(tokens.shape[0], 1, 1)  # not a view: a no-grad view of a parameter still "requires grad"
         for layer in self.layers:
             query = layer(query, tokens)
         return self.classifier(self.norm(query[:, 0]))
