@@ -255,3 +255,29 @@ def test_remote_demo_over_injected_ssh(model_dir, clips, tmp_path, monkeypatch, 
         demo_remote("pi@device", model_dir, video=str(short), out_dir=tmp_path / "out2", python=sys.executable,
                     remote_dir=str(remote_dir), transport=transport)
     assert not remote_dir.exists()
+
+
+def test_remote_demo_builds_tensorrt_engines_on_the_device_first(model_dir, clips, tmp_path, monkeypatch, fake_trtexec,
+                                                                  capsys):
+    from edgeclip.bench.remote import SshTransport
+    from edgeclip.errors import UserError
+    from edgeclip.video.remote import demo_remote
+
+    trt_model = tmp_path / "trt-model"
+    shutil.copytree(model_dir, trt_model)
+    code, _, _ = run_cli(["video", "export", "--model", str(trt_model), "--backend", "tensorrt"], capsys)
+    assert code == 0
+    for part in ("encoder", "head"):
+        assert json.loads((trt_model / "artifacts" / f"{part}-tensorrt-fp32" / "manifest.json").read_text())["status"] \
+            == "needs_target_build"
+    log = tmp_path / "trtexec.log"
+    monkeypatch.setenv("FAKE_TRTEXEC_LOG", str(log))
+    transport = SshTransport(host="jetson", ssh=("bash", "-c"), copy=("cp", "-r"), dest_prefix="")
+    # The stand-in device has trtexec but no TensorRT Python runtime: both engines are built and checked
+    # there, then the demo says what is missing.
+    with pytest.raises(UserError, match="on jetson: the tensorrt runtime is not installed here"):
+        demo_remote("jetson", trt_model, video=str(clips / "crash0.mp4"), backend="tensorrt", python=sys.executable,
+                    remote_dir=str(tmp_path / "device-work"), transport=transport, out_dir=tmp_path / "out")
+    built = [line for line in log.read_text().splitlines() if "--saveEngine" in line]
+    assert len(built) == 2 and any("4x" in line for line in built)  # the head's (batch)x4x<dim> input profile
+    assert not (tmp_path / "device-work").exists()

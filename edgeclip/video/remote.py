@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgeclip.bench.remote import SshTransport
+from edgeclip.bench.remote import KIT_SCRIPT, SshTransport
 from edgeclip.bench.remote import _check as check_step
 from edgeclip.bench.remote import _run as run_step
 from edgeclip.errors import UserError
@@ -56,24 +56,11 @@ def demo_remote(host: str, model_dir: str | Path, *, video: str | None = None, f
         staged = stage_model(Path(model_dir), backend, precision, Path(work))
         check_step(run_step([*transport.ssh, f"rm -rf {quoted} && mkdir -p {quoted}"], transport, "create the work dir", 60),
                    transport, "create the work dir")
-        runner = Path(work) / "accident_demo"  # a clean copy: no __pycache__ from this machine
-        shutil.copytree(PACKAGE_PATH, runner, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for local, what in ((runner, "the demo"), (staged, "the model"), (source, "the video")):
-            check_step(run_step([*transport.copy, str(local), f"{transport.dest_prefix}{remote_dir}/{local.name}"],
-                                transport, f"copy {what}", timeout), transport, f"copy {what}")
-        args = [python, "-m", "accident_demo", "--model", "model", "--video" if video else "--frames", source.name,
-                "--backend", backend, "--out", "out", "--json", *(["--precision", precision] if precision else []),
-                *runner_args]
-        command = f"cd {quoted} && " + " ".join(shlex.quote(a) for a in args)
-        result = run_step([*transport.ssh, command], transport, "run the demo", timeout)
         try:
-            if result.returncode == 127:
-                raise UserError(f"'{python}' was not found on {host}; install Python 3 with numpy, Pillow, PyAV and "
-                                "onnxruntime/openvino there, or pass --remote-python")
-            if result.returncode == 2:  # the runner's own one-line input error
-                line = (result.stderr.strip().splitlines() or ["bad input"])[-1]
-                raise UserError(f"on {host}: {line.removeprefix('accident_demo: error: ')}")
-            check_step(result, transport, "run the demo")
+            result = _stage_and_run(transport, remote_dir, Path(work), staged, source, host, timeout, [
+                python, "-m", "accident_demo", "--model", "model", "--video" if video else "--frames", source.name,
+                "--backend", backend, "--out", "out", "--json", *(["--precision", precision] if precision else []),
+                *runner_args])
             fetched = Path(work) / "out"
             check_step(run_step([*transport.copy, f"{transport.dest_prefix}{remote_dir}/out", str(fetched)], transport,
                                 "copy the results back", timeout), transport, "copy the results back")
@@ -86,6 +73,44 @@ def demo_remote(host: str, model_dir: str | Path, *, video: str | None = None, f
     summary["annotated_video"] = str(out_dir / "annotated.mp4") if summary.get("annotated_video") else None
     summary["measured_on"] = host
     return summary
+
+
+def _stage_and_run(transport: SshTransport, remote_dir: str, work: Path, staged: Path, source: Path, host: str,
+                   timeout: float, args: list[str]) -> Any:
+    """Copy the demo package, the model and the video; build TensorRT engines there; run the demo."""
+    runner = work / "accident_demo"  # a clean copy: no __pycache__ from this machine
+    shutil.copytree(PACKAGE_PATH, runner, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for local, what in ((runner, "the demo"), (staged, "the model"), (source, "the video")):
+        check_step(run_step([*transport.copy, str(local), f"{transport.dest_prefix}{remote_dir}/{local.name}"],
+                            transport, f"copy {what}", timeout), transport, f"copy {what}")
+    for artifact in sorted((staged / "artifacts").iterdir()):
+        build_engine_there(transport, remote_dir, artifact, host, timeout)
+    command = f"cd {shlex.quote(remote_dir)} && " + " ".join(shlex.quote(a) for a in args)
+    result = run_step([*transport.ssh, command], transport, "run the demo", timeout)
+    if result.returncode == 127:
+        raise UserError(f"'{args[0]}' was not found on {host}; install Python 3 with numpy, Pillow, PyAV and "
+                        "onnxruntime/openvino there, or pass --remote-python")
+    if result.returncode == 2:  # the runner's own one-line input error
+        line = (result.stderr.strip().splitlines() or ["bad input"])[-1]
+        raise UserError(f"on {host}: {line.removeprefix('accident_demo: error: ')}")
+    check_step(result, transport, "run the demo")
+    return result
+
+
+def build_engine_there(transport: SshTransport, remote_dir: str, artifact: Path, host: str, timeout: float) -> None:
+    """A TensorRT artifact is an ONNX + build kit: build and check its engine on the device first."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    if manifest.get("status") != "needs_target_build" or not (artifact / KIT_SCRIPT).is_file():
+        return
+    relative = shlex.quote(f"model/artifacts/{artifact.name}")
+    result = run_step([*transport.ssh, f"cd {shlex.quote(remote_dir)} && bash {relative}/{KIT_SCRIPT} {relative}"],
+                      transport, f"build the engine of {artifact.name}", timeout)
+    last = ((result.stdout + result.stderr).strip().splitlines() or [""])[-1]
+    if result.returncode == 1:
+        raise UserError(f"the TensorRT engine of {artifact.name} built on {host} failed its parity check ({last}); "
+                        "see build.log there, or use --backend onnx")
+    if result.returncode != 0:
+        raise UserError(f"building the TensorRT engine of {artifact.name} on {host} failed: {last}")
 
 
 def _parse_summary(stdout: str, host: str) -> dict[str, Any]:
