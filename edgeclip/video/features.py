@@ -176,7 +176,7 @@ def _student_encoder(path: Path) -> FrameEncoder:
     module, text, params = _student_module(model, spec)
     what = "image tower" if spec.kind == "dual_encoder" else "backbone"
     teacher = (info.get("extra") or {}).get("teacher") or "its training run"
-    scale = float(model.logit_scale.exp()) if hasattr(model, "logit_scale") else 100.0
+    scale = float(model.logit_scale.detach().exp()) if hasattr(model, "logit_scale") else 100.0
     return FrameEncoder(name=f"{spec.name} {what} ({path.name})", spec=str(path), kind=f"student_{spec.kind}",
                         identity=f"student-{spec.name}-{_fingerprint(model)}", preprocess=spec.preprocess,
                         encode=_torch_encoder(module), module=module, text=text, params=params, logit_scale=scale,
