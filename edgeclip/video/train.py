@@ -185,12 +185,16 @@ def cross_validate(dataset: WindowDataset, config: HeadTrainConfig, run_dir: Pat
     out_of_fold = np.full(len(labels), np.nan)
     per_fold, streams = [], []
     hop = dataset.sampling.stride or 1
+    # A finished fold is reused only for the same settings and windows (a resumed or re-run benchmark).
+    key = stable_hash(dataclasses.asdict(config), dataset.sampling.to_dict(),
+                      [(w.clip, w.end, w.label) for w in dataset.windows], [i.identity for i in dataset.infos],
+                      [round(float(f.astype(np.float64).sum()), 4) for f in dataset.features])  # the encoder's features
     for k, test_clips in enumerate(folds):
         fold_file = run_dir / "folds" / f"fold-{k}.json"
         test = np.flatnonzero(np.isin(clips, test_clips))
         train = np.flatnonzero(~np.isin(clips, test_clips))
         assert_disjoint_clips(dataset, train, test)
-        if fold_file.is_file() and read_json(fold_file).get("test_clips") == test_clips:
+        if fold_file.is_file() and read_json(fold_file).get("key") == key:
             record = read_json(fold_file)  # finished before an interruption: not trained again
         else:
             head = train_head(dataset.window_features(train), labels[train], config, encoder=encoder,
@@ -198,7 +202,7 @@ def cross_validate(dataset: WindowDataset, config: HeadTrainConfig, run_dir: Pat
                               desc=f"fold {k + 1}/{len(folds)}")
             predict = predictor(head)
             probabilities = predict(dataset.window_features(test)) if len(test) else np.zeros(0)
-            record = {"fold": k, "test_clips": test_clips, "test_windows": test.tolist(),
+            record = {"fold": k, "key": key, "test_clips": test_clips, "test_windows": test.tolist(),
                       "probabilities": probabilities.tolist(),
                       "metrics": window_metrics(labels[test], probabilities, config.threshold),
                       "streams": stream_records(dataset, test_clips, predict, hop)}

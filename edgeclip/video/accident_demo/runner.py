@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .frames import FOLDER_FPS, InputError, open_source, preprocess_frame
+from .frames import InputError, open_source, preprocess_frame
 from .models import Model, find_artifact, read_model_dir
 from .output import VideoWriter, annotate
 
