@@ -233,9 +233,9 @@ def markdown(result: dict) -> str:
               "| encoder | variant | mode | FPS | per-frame p50 / p90 (ms) | decode (ms) | letterbox (ms) | encoder p50 (ms) | head p50 (ms) |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["speed"]:
-        lines.append(f"| {r['encoder']} | {r['variant']} | {r['mode']} | {r['fps']:.1f} | {r['per_frame_p50_ms']:.1f} / "
-                     f"{r['per_frame_p90_ms']:.1f} | {r['decode_ms']:.1f} | {r['letterbox_ms']:.1f} | "
-                     f"{r['encoder_p50_ms']:.2f} | {r['head_p50_ms']:.2f} |")
+        lines.append(f"| {r['encoder']} | {r['variant']} | {r['mode']} | {fmt(r['fps'], 1)} | {fmt(r['per_frame_p50_ms'], 1)} / "
+                     f"{fmt(r['per_frame_p90_ms'], 1)} | {fmt(r['decode_ms'], 1)} | {fmt(r['letterbox_ms'], 1)} | "
+                     f"{fmt(r['encoder_p50_ms'], 2)} | {fmt(r['head_p50_ms'], 2)} |")
     lines += ["", "Targets (measured, not asserted): >= 30 decoded frames/s end to end at the paper's stride, >= 10 FPS "
               "with every frame encoded.", ""] + [f"- {note}" for note in result["notes"]] + [""]
     return "\n".join(lines)
