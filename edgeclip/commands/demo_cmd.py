@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--hop", type=int, help="run the head every N frames (default: the window stride; 1 = every frame)")
     parser.add_argument("--fps", type=float, help="frame rate of a frame folder (default 20)")
     parser.add_argument("--threads", type=int, default=0, help="runtime threads (0 = runtime default)")
+    parser.add_argument("--providers", default="CPUExecutionProvider",
+                        help="onnxruntime execution providers in order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider,"
+                             "CPUExecutionProvider on a Jetson")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = whole stream)")
     parser.add_argument("--no-video", action="store_true", help="skip the annotated MP4")
     parser.add_argument("--remote", metavar="USER@HOST", help="run on this device over ssh (python3 + numpy, Pillow, PyAV, runtime)")
@@ -46,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _runner_args(args: argparse.Namespace) -> list[str]:
     out = []
     for flag, value in (("--threshold", args.threshold), ("--hop", args.hop), ("--fps", args.fps),
-                        ("--threads", args.threads or None), ("--max-frames", args.max_frames or None)):
+                        ("--threads", args.threads or None), ("--max-frames", args.max_frames or None),
+                        ("--providers", args.providers if args.providers != "CPUExecutionProvider" else None)):
         if value is not None:
             out += [flag, str(value)]
     return out + (["--no-video"] if args.no_video else [])
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             summary = device.run_demo(args.model, video=args.video, frames=args.frames, backend=args.backend,
                                       precision=args.precision, out_dir=args.out, threshold=args.threshold,
                                       hop=args.hop, threads=args.threads, write_video=not args.no_video,
-                                      max_frames=args.max_frames, fps=args.fps)
+                                      max_frames=args.max_frames, fps=args.fps, providers=args.providers)
     print(format_summary(summary, args.out))
     return 0
 

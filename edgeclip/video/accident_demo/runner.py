@@ -86,7 +86,7 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
     config = read_model_dir(model_dir)
     window = config["window"]
     offsets = window_offsets(int(window["frames"]), int(window.get("stride") or 0), int(window.get("span") or 0))
-    hop = int(hop or window.get("hop") or window.get("stride") or 1)
+    hop = int(hop) if hop is not None else int(window.get("hop") or window.get("stride") or 1)
     windows = Windows(offsets, hop)
     threshold = float(config.get("threshold", 0.5) if threshold is None else threshold)
     if not 0.0 < threshold < 1.0:
@@ -104,6 +104,40 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
     os.makedirs(out_dir, exist_ok=True)
     writer = VideoWriter(os.path.join(out_dir, "annotated.mp4"), source.fps) if write_video else None
 
+    try:
+        count, wall, per_frame, stage, windows_out, alerts = _stream(
+            source, windows, offsets, prep, encoder, head, writer, threshold, max_frames, log)
+    except BaseException:
+        if writer is not None:  # nothing half-written may look like a result
+            writer.abort()
+        raise
+    if count == 0 or (not windows_out and not max_frames):
+        if writer is not None:
+            writer.abort()
+        if count == 0:
+            raise InputError(f"no frame of {source.path} could be decoded ({len(source.skipped)} unreadable); check the file")
+        raise InputError(f"{source.path} has {count} readable frames, fewer than the model's window of {windows.span} "
+                         "frames; use a longer clip")
+    video_path = writer.close() if writer is not None else None
+    summary = {
+        "source": source.path, "model": model_dir, "backend": backend, "encoder_artifact": encoder_dir,
+        "head_artifact": head_dir, "threshold": threshold, "hop": hop, "window": {**window, "offsets": offsets},
+        "fps_source": source.fps, "frames": count, "skipped_frames": len(source.skipped), "skipped": source.skipped[:50],
+        "encoded_frames": len(stage["encoder"]), "windows": len(windows_out),
+        "latency_ms": {"per_frame": percentiles(per_frame), **{name: percentiles(v) for name, v in stage.items()}},
+        "end_to_end_fps": count / wall if wall > 0 else None, "wall_s": wall,
+        "alerts": alerts, "probabilities": windows_out, "annotated_video": video_path,
+    }
+    tmp = os.path.join(out_dir, ".alerts.json.part")
+    with open(tmp, "w") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "alerts.json"))
+    return summary
+
+
+def _stream(source, windows: Windows, offsets: list[int], prep: dict, encoder: Model, head: Model, writer,
+            threshold: float, max_frames: int, log) -> tuple:
+    """The per-frame loop: decode, encode the frames windows need, run the head, alert, annotate."""
     features, windows_out, alerts = {}, [], []
     stage = {"decode": [], "preprocess": [], "encoder": [], "head": [], "output": []}
     per_frame, count, above, probability = [], 0, False, None
@@ -140,29 +174,7 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
         count += 1
         if max_frames and count >= max_frames:
             break
-    wall = time.perf_counter() - started
-    if count == 0 or (not windows_out and not max_frames):
-        if writer is not None:
-            writer.abort()
-        if count == 0:
-            raise InputError(f"no frame of {source.path} could be decoded ({len(source.skipped)} unreadable); check the file")
-        raise InputError(f"{source.path} has {count} readable frames, fewer than the model's window of {windows.span} "
-                         "frames; use a longer clip")
-    video_path = writer.close() if writer is not None else None
-    summary = {
-        "source": source.path, "model": model_dir, "backend": backend, "encoder_artifact": encoder_dir,
-        "head_artifact": head_dir, "threshold": threshold, "hop": hop, "window": {**window, "offsets": offsets},
-        "fps_source": source.fps, "frames": count, "skipped_frames": len(source.skipped), "skipped": source.skipped[:50],
-        "encoded_frames": len(stage["encoder"]), "windows": len(windows_out),
-        "latency_ms": {"per_frame": percentiles(per_frame), **{name: percentiles(v) for name, v in stage.items()}},
-        "end_to_end_fps": count / wall if wall > 0 else None, "wall_s": wall,
-        "alerts": alerts, "probabilities": windows_out, "annotated_video": video_path,
-    }
-    tmp = os.path.join(out_dir, ".alerts.json.part")
-    with open(tmp, "w") as handle:
-        json.dump(summary, handle, indent=2)
-    os.replace(tmp, os.path.join(out_dir, "alerts.json"))
-    return summary
+    return count, time.perf_counter() - started, per_frame, stage, windows_out, alerts
 
 
 def _mean(stats: dict) -> str:
