@@ -77,6 +77,9 @@ class DistillConfig:
     head_dropout: float = 0.1
     head_input: str = "similarity"  # similarity (paper) | features (MLP probe)
     num_workers: int = 0
+    # torch threads while training; 0 = torch's default (all cores). A fixed count makes the float
+    # reductions, hence the trained weights, the same from run to run on a machine.
+    threads: int = 0
     teacher_epochs: int = 0  # CE epochs for CNN teachers trained here; 0 = same as epochs
     scratch_baseline: bool = False  # also train the student with CE only, same budget, for comparison
     overconfidence_gamma: float = 0.5  # paper 000 §3.3.2 threshold for the over-confidence probability p

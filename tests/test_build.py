@@ -183,6 +183,11 @@ def test_jetson_build_finishes_on_the_device(tiny_build_inputs, capsys, monkeypa
     assert code == 0, printed[-3000:]
     manifest = json.loads((out / "artifacts" / "tensorrt-fp16" / "manifest.json").read_text())
     assert manifest["status"] == "ready" and "TensorRT engine" in manifest["parity"]["scope"]  # fetched back
+    assert (out / "artifacts" / "tensorrt-fp16" / "model.engine").is_file()  # with the engine it names
+    # The speed reference's engine was built in the run's private copy, never in the shared cache.
+    assert (out / "speed-reference").is_dir()
+    cached = [json.loads(m.read_text()) for m in (tmp_path / "cache" / "speed-reference").glob("*tensorrt*/manifest.json")]
+    assert cached and all(m["status"] == "needs_target_build" for m in cached)
     report = json.loads((out / "report.json").read_text())
     assert report["environment"]["measured_on"] == "nvidia@orin"
     trt = next(r for r in report["rows"] if r["role"] == "student" and r["backend"] == "tensorrt")

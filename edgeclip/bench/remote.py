@@ -121,14 +121,22 @@ class DeviceSession:
             raise UserError(f"building the engine of {name} on {self.host} failed: {last}")
         return last  # exit 1 = the engine failed its parity check: the runner reports the row as failed
 
-    def fetch_manifest(self, name: str, local: Path) -> None:
-        """Copy the device's manifest (engine status and parity) back over the local one, atomically."""
+    def fetch_built(self, name: str, local: Path) -> None:
+        """Copy what the device built back into the local artifact: the engine and its build log first,
+        the manifest (engine status and parity) last, so it never names a file that is not there."""
+        def fetch(remote_name: str, local_path: Path) -> None:
+            _check(_run([*self.transport.copy, f"{self.transport.dest_prefix}{self.remote_dir}/{name}/{remote_name}",
+                         str(local_path)], self.transport, f"fetch {remote_name} of {name}", self.timeout),
+                   self.transport, f"fetch {remote_name} of {name}")
+
         fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=local)
         os.close(fd)
         try:
-            _check(_run([*self.transport.copy, f"{self.transport.dest_prefix}{self.remote_dir}/{name}/manifest.json", tmp],
-                        self.transport, f"fetch the manifest of {name}", self.timeout), self.transport, f"fetch the manifest of {name}")
-            json.loads(Path(tmp).read_text())  # a truncated copy must not replace a good manifest
+            fetch("manifest.json", Path(tmp))
+            manifest = json.loads(Path(tmp).read_text())  # a truncated copy must not replace a good manifest
+            for built in (manifest.get("model_file"), "build.log"):
+                if built and built in manifest.get("files", []) and not (local / built).exists():
+                    fetch(built, local / built)
             os.replace(tmp, local / "manifest.json")
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -170,7 +178,7 @@ def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | 
             session.build_engine(name)
         result = session.run_runner(staged, python, runner_args, data)
         for name, local in built:
-            session.fetch_manifest(name, local)
+            session.fetch_built(name, local)
     finally:
         if cleanup:
             session.cleanup()

@@ -66,6 +66,8 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     deployables = distilled.deployables()
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
     references, failed_references = steps.speed_reference(plan)
+    if remote:  # the device builds engines into the artifacts it gets: never into the shared cache
+        references = steps.private_copies(references, plan.run_dir / "speed-reference")
 
     steps.log(f"benchmarking {len(artifacts) + len(references)} artifacts")
     from edgeclip.bench.harness import bench_artifacts

@@ -125,6 +125,23 @@ def speed_reference(plan: BuildPlan) -> tuple[list[Path], list[ReportRow]]:
     return speed_reference_artifacts(arch, plan.exports, log=log)
 
 
+def private_copies(artifacts: list[Path], folder: Path) -> list[Path]:
+    """Copies of the artifacts still to be built on a device (cached speed references are shared by
+    every build; the engine one device builds must not land in them)."""
+    import json
+    import shutil
+
+    copies = []
+    for artifact in artifacts:
+        if json.loads((artifact / "manifest.json").read_text()).get("status") == "needs_target_build":
+            copy = folder / artifact.name
+            if not copy.exists():
+                shutil.copytree(artifact, copy)
+            artifact = copy
+        copies.append(artifact)
+    return copies
+
+
 def bench_config(plan: BuildPlan) -> BenchConfig:
     """The recipe's bench settings with the target's thread count when the recipe leaves it at 0."""
     import dataclasses

@@ -108,6 +108,8 @@ def distill_classifier(
         raise UserError(f"distill.alpha and distill.beta must be >= 0, got {cfg.alpha} and {cfg.beta}")
     # 1. Validate everything before the first byte is written.
     data = data or open_distill_data(recipe.data, recipe.seed)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(recipe.seed)
     model, spec, student_name, build_kwargs = build_student(recipe, data.class_names)
     opened = open_teacher(recipe.teacher if teacher is None else teacher, cfg.teacher_head)

@@ -159,9 +159,9 @@ class ClipTeacher(nn.Module):
     # -- the teacher interface ----------------------------------------------------------------
     @property
     def identity(self) -> str:
-        """Changes whenever the weights change; used in cache keys."""
+        """Changes whenever the weights change (and only then: not with the path they came from); cache key."""
         if self._identity is None:
-            digest = stable_hash(self.name, self.source, _weights_fingerprint(self.model))
+            digest = stable_hash(self.name, _weights_fingerprint(self.model))
             self._identity = f"{self.name.replace('/', '_').replace(':', '_')}-{digest}"
         return self._identity
 
