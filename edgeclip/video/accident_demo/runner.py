@@ -149,7 +149,8 @@ def _stream(source, windows: Windows, offsets: list[int], prep: dict, encoder: M
             batch = preprocess_frame(image, prep)[None]
             encoded_at = time.perf_counter()
             stage["preprocess"].append((encoded_at - now) * 1e3)
-            features[index] = np.asarray(encoder.run(batch), dtype=np.float32).reshape(-1)
+            feature = np.asarray(encoder.run(batch), dtype=np.float32).reshape(-1)
+            features[index] = feature / max(float(np.linalg.norm(feature)), 1e-12)  # as in training (features.py)
             stage["encoder"].append((time.perf_counter() - encoded_at) * 1e3)
             for old in [k for k in features if k < index - windows.span - 64]:
                 del features[old]
