@@ -34,6 +34,8 @@ DISTILL_METHODS: Registry[DistillMethod] = Registry("distillation method", "edge
 for _method in (
     DistillMethod("classifier_kd", "edgeclip.distill.classifier_kd:distill_classifier",
                   "Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier", "000"),
+    DistillMethod("distillclip", "edgeclip.distill.distillclip.trainer:distill_clip",
+                  "CLIP teacher -> small dual encoder by inter/intra-modal similarity-map distillation (keeps zero-shot)", "001"),
 ):
     DISTILL_METHODS.register(_method.name, _method)
 
