@@ -48,6 +48,11 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
     from edgeclip.build import steps
 
+    if recipe.video.clips:  # a dashcam accident recipe: encoder + temporal head (edgeclip/build/accident.py)
+        from edgeclip.build.accident import build_accident
+
+        return build_accident(recipe, target_name, out_dir=out_dir, progress=progress, remote=remote,
+                              remote_python=remote_python)
     started = time.perf_counter()
     plan = plan_build(recipe, target_name, out_dir)  # every cheap check, before any file or training
     if recipe.distill.method == "distillclip":  # dual encoder: a row per tower and per fused zero-shot classifier

@@ -1,4 +1,4 @@
-"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods`."""
+"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods|heads`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from edgeclip.commands import add_parser
 
-KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods"]
+KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,6 +71,13 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
         from edgeclip.distill.methods import DISTILL_METHODS
 
         return ["method", "paper", "description"], [[m.name, m.paper, m.description] for _, m in DISTILL_METHODS.items()]
+    if kind == "heads":  # temporal heads of the video accident pipeline (edgeclip video train --head)
+        from edgeclip.video.heads import list_heads
+
+        return ["head", "trained", "needs text tower", "description"], [
+            [h["name"], "yes" if h["trainable"] else "no", "yes" if h["needs_text_tower"] else "no", h["description"]]
+            for h in list_heads()
+        ]
     if kind == "teachers":
         from edgeclip.teacher import PROXY_TEACHERS
 
