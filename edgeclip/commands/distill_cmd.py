@@ -1,4 +1,5 @@
-"""`edgeclip distill`: Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier student."""
+"""`edgeclip distill`: Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier student,
+or any other distillation method by name (`--method data-free`: class names only, paper 002)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ EXAMPLES = """
   edgeclip distill --recipe digits-kd --set distill.epochs=5 --out runs/quick
   edgeclip distill --recipe digits-kd --out runs/quick --resume         # continue an interrupted run
   edgeclip distill --recipe imagenet-kd --data /data/imagenet100 --teacher ViT-B-32:openai
+
+  # data-free (paper 002): class names only -> synthetic images -> KD; digits-datafree by default
+  edgeclip distill --method data-free --classes "zero,one,two,three,four,five,six,seven,eight,nine"
+  edgeclip distill --method data-free --classes-file classes.txt --prompt mix --teacher ViT-B-32:openai --set "data.test=''"
+  edgeclip distill --recipe datafree-paper --classes "dog,elephant,horse,house,person" --teacher ViT-B-32:/ckpt/clip.pt --data /data/pacs/photo
 """
 
 
@@ -25,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Train a classifier student with L = alpha*tau^2*KL(teacher || student) + beta*CE (paper 000). "
             "The teacher (frozen CLIP + MLP head fine-tuned here, raw zero-shot CLIP, or a CNN trained here with "
             "cross-entropy) runs once per image; its outputs are cached. Writes <out>/student (a checkpoint for "
-            "`edgeclip export`), <out>/teacher, resumable <out>/checkpoints, and <out>/result.json + result.md."
+            "`edgeclip export`), <out>/teacher, resumable <out>/checkpoints, and <out>/result.json + result.md. "
+            "--method data-free (paper 002) needs only class names: it synthesizes images from the CLIP teacher "
+            "(<out>/synthetic/<prompt>/: images, synthetic.json, contact sheets), then distills on them."
         ),
         examples=EXAMPLES,
     )
@@ -42,14 +50,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="run directory; None = runs/<recipe>-<student>-<time>")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/*/last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
+    datafree = parser.add_argument_group("data-free (--method data-free, paper 002)")
+    datafree.add_argument("--classes", default=None, help='comma-separated class names, e.g. "cat,dog,horse"')
+    datafree.add_argument("--classes-file", default=None, metavar="FILE", help="class names, one per line")
+    datafree.add_argument("--prompt", default=None, help="prompt diversification: plain | mix | random | contrastive")
+    datafree.add_argument("--generator", default=None, help="image generator: pixel | fourier | a registered one")
+    datafree.add_argument("--styles", default=None, metavar="FILE", help="style dictionary YAML for --prompt mix (default: shipped Table 8)")
+    parser.set_defaults(func=run, recipe=None)
 
 
 def recipe_from_args(args: argparse.Namespace):  # -> Recipe
     """The recipe with CLI flags applied on top of --set overrides."""
+    import json
+
     from edgeclip.config import load_recipe
 
     overrides = list(args.overrides)
+    recipe_name = args.recipe
+    if not recipe_name:
+        from edgeclip.distill.methods import get_method
+
+        recipe_name = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
+    if getattr(args, "classes", None) is not None:
+        from edgeclip.distill.datafree.classes import parse_class_list
+
+        # JSON is YAML: names with commas, quotes or colons survive the --set parser intact.
+        overrides += [f"datafree.classes={json.dumps(parse_class_list(args.classes))}", 'datafree.classes_file=""']
+    if getattr(args, "classes_file", None):
+        overrides += [f"datafree.classes_file={json.dumps(args.classes_file)}", "datafree.classes=[]"]
+    for flag, key in (("prompt", "prompt"), ("generator", "generator"), ("styles", "styles_file")):
+        if getattr(args, flag, None):
+            overrides.append(f"datafree.{key}={json.dumps(getattr(args, flag))}")
     if getattr(args, "method", None):
         overrides.append(f"distill.method={args.method}")
     if getattr(args, "student", None):
@@ -64,7 +95,7 @@ def recipe_from_args(args: argparse.Namespace):  # -> Recipe
         overrides.append(f"distill.epochs={args.epochs}")
     if getattr(args, "scratch", False):
         overrides.append("distill.scratch_baseline=true")
-    return load_recipe(args.recipe, overrides)
+    return load_recipe(recipe_name, overrides)
 
 
 def default_run_dir(recipe_name: str, student: str, shots: int) -> Path:

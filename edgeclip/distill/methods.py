@@ -21,6 +21,7 @@ class DistillMethod:
     trainer: str  # "package.module:function"
     description: str
     paper: str = ""
+    default_recipe: str = ""  # what `edgeclip distill --method NAME` uses without --recipe ("" = quickstart)
 
     def load(self) -> Callable[..., Any]:
         module_name, function = self.trainer.split(":")
@@ -32,6 +33,9 @@ DISTILL_METHODS: Registry[DistillMethod] = Registry("distillation method", "edge
 for _method in (
     DistillMethod("classifier_kd", "edgeclip.distill.classifier_kd:distill_classifier",
                   "Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier", "000"),
+    DistillMethod("data-free", "edgeclip.distill.datafree.trainer:distill_datafree",
+                  "class names only: synthesize images from the CLIP teacher (prompt diversification), then KD", "002",
+                  default_recipe="digits-datafree"),
 ):
     DISTILL_METHODS.register(_method.name, _method)
 
