@@ -115,6 +115,7 @@ class DataFreeConfig:
     augment_flip: bool = True
     augment_noise: float = 0.0  # std of Gaussian pixel noise on [0, 1] images
     tv_weight: float = 0.0  # total-variation prior on the image
+    online_teacher: bool = False  # KD targets from the teacher on each augmented batch (paper: once per synthetic image)
     warmup_epochs: int = 150  # head only, lr = distill.lr; then distill.epochs of full fine-tuning
     finetune_lr_factor: float = 0.1
     shifts: list[str] = field(default_factory=list)  # also evaluate under these distribution shifts

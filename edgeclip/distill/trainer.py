@@ -96,6 +96,7 @@ def train_classifier(
     desc: str = "train",
     batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     parameters: Iterable[nn.Parameter] | None = None,
+    teacher_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[EpochStats]:
     """Train `model` on `train_set` ((image, label) pairs) with `criterion`; returns per-epoch stats.
 
@@ -107,6 +108,9 @@ def train_classifier(
     a `TensorImages` train set is batched by slicing instead of a DataLoader.
     `parameters` limits what the optimiser updates (e.g. only the head during a warm-up); the
     rest of the model still runs in train mode (BatchNorm statistics follow the data).
+    `teacher_fn(images) -> logits` is the online alternative to `teacher_logits`: the teacher
+    labels each batch as the student sees it (after `batch_transform`), so augmented views get
+    the teacher's answer for the augmented image rather than for the clean one.
     """
     epochs = config.epochs if epochs is None else epochs
     check_schedule(config, epochs)
@@ -114,7 +118,7 @@ def train_classifier(
     n = len(train_set)  # type: ignore[arg-type]
     if n == 0:
         raise UserError("the training set is empty; check data.train and data.shots")
-    if criterion.needs_teacher:
+    if criterion.needs_teacher and teacher_fn is None:
         if teacher_logits is None:
             raise UserError("the KD loss needs teacher outputs but none were given; pass a teacher or set distill.alpha=0")
         if len(teacher_logits) != n:
@@ -126,6 +130,8 @@ def train_classifier(
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
     fingerprint = _fingerprint(model, config, seed, criterion, n, trained)
+    if teacher_fn is not None:
+        fingerprint = stable_hash(fingerprint, "online-teacher")
     history: list[EpochStats] = []
     start_epoch = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
@@ -149,7 +155,8 @@ def train_classifier(
         batches = _batches(train_set, config, generator, drop_last)
         augment_generator = torch.Generator().manual_seed(epoch_seed + 1)
         transform = (lambda images: batch_transform(images, augment_generator)) if batch_transform else None
-        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, epochs, progress, desc, transform))
+        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, epochs, progress, desc, transform,
+                                  teacher_fn))
         scheduler.step()
         if ckpt_path is not None:
             state = {
@@ -191,6 +198,7 @@ def _run_epoch(
     progress: bool,
     desc: str,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    teacher_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochStats:
     model.train()
     started = time.perf_counter()
@@ -202,6 +210,9 @@ def _run_epoch(
         targets = teacher_logits[index] if teacher_logits is not None and criterion.needs_teacher else None
         if transform is not None:
             images = transform(images)
+        if teacher_fn is not None and criterion.needs_teacher:
+            with torch.no_grad():
+                targets = teacher_fn(images)
         logits = model(images)
         loss, parts = criterion({"student_logits": logits, "teacher_logits": targets, "labels": labels})
         optimizer.zero_grad(set_to_none=True)

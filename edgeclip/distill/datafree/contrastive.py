@@ -1,7 +1,7 @@
 """Contrastive-Prompt (paper 002 §3.2.3): learn each prompt's pseudo token V* with InfoNCE.
 
 Anchor T = E_txt(prompt with V*); positive T⁺ = the same prompt with the letters inside each
-template word shuffled ("in the style of" → "ni eht lytse fo"; class word and V* untouched), so
+frozen template word shuffled ("in the style of" → "ni eht lytse fo"; class word and V* untouched), so
 the meaning survives; negatives = the other prompts of the batch and a memory bank of earlier
 anchors. Pushing every prompt away from all others spreads the prompts — and so the images they
 steer — over the text-embedding space. Only V* is learned; the teacher stays frozen.
@@ -45,10 +45,26 @@ def shuffle_word_letters(text: str, rng: random.Random) -> str:
 
 
 def shuffled_prompt(style_template: str, class_name: str, placeholder: str, rng: random.Random) -> str:
-    """`style_template` ('{} in the style of {}') with its own words' letters shuffled, then filled
-    with the class name and the placeholder (neither of which is shuffled)."""
+    """The prompt with the letters of the frozen template words shuffled — the words between the
+    class slot and the style slot ("in the style of" in '{} in the style of {}', the paper's
+    augmentation) — filled with the class name and the placeholder (neither is shuffled). Text
+    before the class or after the style (e.g. "a photo of the digit", ".") is kept as it is."""
     parts = style_template.split("{}")
-    return fill_template([shuffle_word_letters(p, rng) for p in parts], [class_name, placeholder])
+    return fill_template([parts[0], shuffle_word_letters(parts[1], rng), *parts[2:]], [class_name, placeholder])
+
+
+def positive_prompt(prompt: str, style_template: str, class_name: str, placeholder: str, rng: random.Random,
+                    fits: Callable[[str], bool] | None = None, attempts: int = 10) -> tuple[str, bool]:
+    """A letter-shuffled positive for `prompt` that still fits the text encoder's context.
+
+    Shuffled words tokenize into more (rarer) BPE pieces; when no shuffle out of `attempts` fits
+    the context, the prompt itself is the positive (returns (prompt, False)).
+    """
+    for _ in range(attempts):
+        candidate = shuffled_prompt(style_template, class_name, placeholder, rng)
+        if fits is None or fits(candidate):
+            return candidate, True
+    return prompt, False
 
 
 def fill_template(parts: list[str], values: list[str]) -> str:
@@ -93,11 +109,14 @@ def learn_pseudo_tokens(
     tau: float,
     seed: int,
     progress: bool = True,
-) -> tuple[torch.Tensor, list[float]]:
-    """Learn V* (N, width) starting from `init` (Random-Prompt draws). Returns (V*, loss per epoch).
+    fits: Callable[[str], bool] | None = None,
+) -> tuple[torch.Tensor, list[float], int]:
+    """Learn V* (N, width) starting from `init` (Random-Prompt draws).
 
     `prompts[i]` is prompt i with the placeholder; `class_names[i]` its class word (kept in the
     positive). Batches of `batch_size` prompts, Adam(lr), `epochs` passes over all prompts.
+    `fits(prompt)` says whether a shuffled positive still fits the context (see `positive_prompt`).
+    Returns (V*, mean loss per epoch, number of positives that fell back to the unshuffled prompt).
     """
     vectors = torch.nn.Parameter(init.detach().clone())
     optimizer = torch.optim.Adam([vectors], lr=lr)
@@ -106,6 +125,7 @@ def learn_pseudo_tokens(
     generator = torch.Generator().manual_seed(seed)
     n = len(prompts)
     history: list[float] = []
+    fallbacks = 0
     bar = tqdm(range(epochs), desc="contrastive prompts", unit="epoch", disable=not progress, leave=False, dynamic_ncols=True)
     with frozen_weights(model):
         for _ in bar:
@@ -116,7 +136,11 @@ def learn_pseudo_tokens(
                 if len(index) < 2 and bank.get() is None:
                     continue  # one prompt and an empty bank: no negative to contrast with
                 batch_prompts = [prompts[int(i)] for i in index]
-                positives_text = [shuffled_prompt(style_template, class_names[int(i)], placeholder, rng) for i in index]
+                positives_text = []
+                for i in index:
+                    text, shuffled = positive_prompt(prompts[int(i)], style_template, class_names[int(i)], placeholder, rng, fits)
+                    positives_text.append(text)
+                    fallbacks += not shuffled
                 anchors = encoder(batch_prompts, vectors[index])
                 positives = encoder(positives_text, vectors[index])
                 loss = info_nce(anchors, positives, bank.get(), tau)
@@ -128,4 +152,4 @@ def learn_pseudo_tokens(
                 seen += len(index)
             history.append(total / max(seen, 1))
             bar.set_postfix(loss=f"{history[-1]:.3f}")
-    return vectors.detach(), history
+    return vectors.detach(), history, fallbacks

@@ -112,9 +112,7 @@ def _pseudo_prompts(class_names: list[str], per_class: int, cfg: Any, seed: int)
     from edgeclip.distill.datafree.text_encoder import PLACEHOLDER
 
     check_template(cfg.style_template, 2, "style_template")
-    bad = [n for n in class_names if PLACEHOLDER in n]
-    if bad:
-        raise UserError(f"class name(s) {bad} contain the pseudo word '{PLACEHOLDER}'; rename them for Random/Contrastive-Prompt")
+    # A class name that tokenizes to the placeholder too is caught when the prompts are encoded.
     rng = random.Random(seed)
     rows, prompts, seeds = [], [], []
     for c, name in enumerate(class_names):
@@ -146,12 +144,12 @@ def _random(teacher: Any, class_names: list[str], per_class: int, cfg: Any, seed
                 raise UserError(f"datafree.{key} must be >= 1, got {getattr(cfg, key)}")
         if cfg.contrastive_lr <= 0 or cfg.contrastive_tau <= 0:
             raise UserError("datafree.contrastive_lr and datafree.contrastive_tau must be > 0")
-        vectors, history = learn_pseudo_tokens(
+        vectors, history, fallbacks = learn_pseudo_tokens(
             encoder, teacher.model, prompts, [r["class"] for r in rows], cfg.style_template, PLACEHOLDER, vectors,
             epochs=cfg.contrastive_epochs, lr=cfg.contrastive_lr, batch_size=cfg.contrastive_batch,
-            bank_size=cfg.contrastive_bank, tau=cfg.contrastive_tau, seed=seed, progress=progress)
+            bank_size=cfg.contrastive_bank, tau=cfg.contrastive_tau, seed=seed, progress=progress, fits=encoder.fits)
         info["contrastive_loss"] = {"first": history[0] if history else None, "last": history[-1] if history else None,
-                                    "epochs": len(history)}
+                                    "epochs": len(history), "unshuffled_positives": fallbacks}
     with torch.no_grad():
         targets = torch.cat([encoder(prompts[i:i + 512], vectors[i:i + 512]) for i in range(0, len(prompts), 512)])
     return PromptPlan(method, rows, targets, pseudo_tokens=vectors, info=info)

@@ -140,6 +140,26 @@ def teacher_similarities(teacher: Any, images_uint8: torch.Tensor, class_embeddi
     return features @ class_embeddings.T, (features * targets).sum(dim=1)
 
 
+class OnlineTeacher:
+    """Teacher logits (logit_scale × cosine to each class) for a batch of *student-normalised*
+    images, for KD with `train_classifier(teacher_fn=...)`: the teacher answers for the augmented
+    view the student sees. Works across different student/teacher sizes and normalisations."""
+
+    def __init__(self, teacher: Any, class_embeddings: torch.Tensor, student_preprocess: Any) -> None:
+        self.teacher = teacher
+        self.class_embeddings = class_embeddings
+        self.to_input = TeacherImageInput(teacher)
+        self.mean = torch.tensor(student_preprocess.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(student_preprocess.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.scale = float(teacher.logit_scale)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = (images * self.std + self.mean).clamp(0, 1)
+        features = self.teacher.model.encode_image(self.to_input(pixels), normalize=True)
+        return self.scale * features @ self.class_embeddings.T
+
+
 def class_dir_name(label: int, name: str) -> str:
     return f"{label:03d}-{slug(name)}"
 

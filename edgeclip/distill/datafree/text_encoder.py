@@ -22,8 +22,9 @@ from torch import nn
 
 from edgeclip.errors import UserError
 
-# The pseudo word H*: a single BPE token in CLIP's vocabulary; its position marks where V* goes.
-PLACEHOLDER = "*"
+# The pseudo word H*: a rare word that is one BPE token in CLIP's vocabulary (DreamBooth's "sks");
+# its position marks where V* goes. Letters, not punctuation: "*." would merge into another token.
+PLACEHOLDER = "sks"
 
 
 @dataclass
@@ -140,6 +141,11 @@ class PseudoTokenEncoder:
     def tokenize(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.teacher.tokenize(list(prompts))
         return tokens, placeholder_positions(tokens, self.placeholder_id)
+
+    def fits(self, prompt: str) -> bool:
+        """Whether the placeholder survives tokenization (is not cut off by the context length)."""
+        tokens = self.teacher.tokenize([prompt])
+        return int((tokens == self.placeholder_id).sum()) == 1
 
     def __call__(self, prompts: Sequence[str], vectors: torch.Tensor) -> torch.Tensor:
         """L2-normalized text embeddings (N, D); differentiable w.r.t. `vectors` (N, width)."""

@@ -166,14 +166,19 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
     ckpt_root = run_dir / "checkpoints"
 
     # 2. Prompts and images.
-    synthetic, synthesis = _synthesize(recipe, clip, class_names, settings, method, run_dir, resume, progress)
+    synthetic, synthesis, class_embeddings = _synthesize(recipe, clip, class_names, settings, method, run_dir, resume, progress)
 
     # 3. KD on the synthetic set: head warm-up, then everything at lr × factor.
     from edgeclip.distill.augment import eval_view, training_view
 
     teacher_logits = synthetic.teacher_logits()
     train_set, augment = training_view(synthetic, spec.preprocess, dcfg.augment)
-    history = _two_phase(model, train_set, augment, criterion, recipe, teacher_logits, ckpt_root, "", resume, progress)
+    online = None
+    if cfg.online_teacher:
+        from edgeclip.distill.datafree.synthesis import OnlineTeacher
+
+        online = OnlineTeacher(clip, class_embeddings, spec.preprocess)
+    history = _two_phase(model, train_set, augment, criterion, recipe, teacher_logits, ckpt_root, "", resume, progress, online)
     scratch_model = None
     if dcfg.scratch_baseline:
         from edgeclip.distill.losses import cross_entropy_criterion
@@ -263,11 +268,11 @@ def _synthesize(recipe: Recipe, clip: Any, class_names: list[str], settings: Any
     class_embeddings = clip.class_embeddings(class_names, get_templates(recipe.data.templates))
     summary = synthesize_set(clip, plan, class_names, class_embeddings, settings, method_dir, fingerprint=fingerprint,
                              seed=recipe.seed, resume=resume, progress=progress)
-    return SyntheticImageSet(method_dir), summary
+    return SyntheticImageSet(method_dir), summary, class_embeddings
 
 
 def _two_phase(model: nn.Module, train_set: Any, augment: Any, criterion: Any, recipe: Recipe, teacher_logits: torch.Tensor | None,
-               ckpt_root: Path, prefix: str, resume: bool, progress: bool) -> tuple[list[Any], list[Any]]:
+               ckpt_root: Path, prefix: str, resume: bool, progress: bool, online: Any = None) -> tuple[list[Any], list[Any]]:
     """Warm-up (head only, lr = distill.lr, constant) then fine-tune (all, lr × factor, distill.milestones)."""
     from edgeclip.distill.trainer import train_classifier
 
@@ -277,10 +282,10 @@ def _two_phase(model: nn.Module, train_set: Any, augment: Any, criterion: Any, r
         warm = train_classifier(model, train_set, criterion=criterion, config=dataclasses.replace(dcfg, milestones=[]), seed=recipe.seed,
                                 epochs=cfg.warmup_epochs, teacher_logits=teacher_logits, checkpoint_dir=ckpt_root / f"{prefix}warmup",
                                 resume=resume, progress=progress, desc=f"{prefix}warm-up head", batch_transform=augment,
-                                parameters=head_parameters(model))
+                                parameters=head_parameters(model), teacher_fn=online)
     fine = train_classifier(model, train_set, criterion=criterion, config=dataclasses.replace(dcfg, lr=dcfg.lr * cfg.finetune_lr_factor),
                             seed=recipe.seed + 1, teacher_logits=teacher_logits, checkpoint_dir=ckpt_root / f"{prefix}finetune",
-                            resume=resume, progress=progress, desc=f"{prefix}fine-tune", batch_transform=augment)
+                            resume=resume, progress=progress, desc=f"{prefix}fine-tune", batch_transform=augment, teacher_fn=online)
     return warm, fine
 
 
