@@ -7,9 +7,12 @@ for small images such as the 8×8 digits, which are first enlarged to `work_size
 and rotation act on a smooth image rather than on eight pixels.
 
     noise      Gaussian pixel noise, std `severity` × 0.25 of the 0–255 range
-    blur       Gaussian blur, radius `severity` × 1.0 px at work size
-    rotation   rotation by ±`severity` × 30° (sign drawn per image), corners filled with the border colour
+    blur       Gaussian blur, radius `severity` × 2 px at work size
+    rotation   rotation by ±`severity` × 20° (sign drawn per image), corners filled with the border colour
     inversion  255 − pixel (white ink on black for digits); severity ignored
+
+At severity 1 the digits proxy CLIP's zero-shot top-1 on the test split (97.5% unshifted) is
+88% (noise), 97% (blur), 73% (rotation) and 7% (inversion: it never saw white ink on black).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _noise(image: Image.Image, severity: float, rng: random.Random) -> Image.Ima
 
 
 def _blur(image: Image.Image, severity: float, rng: random.Random) -> Image.Image:
-    return image.filter(ImageFilter.GaussianBlur(radius=1.0 * severity))
+    return image.filter(ImageFilter.GaussianBlur(radius=2.0 * severity))
 
 
 def border_colour(image: Image.Image) -> tuple[int, ...]:
@@ -44,7 +47,7 @@ def border_colour(image: Image.Image) -> tuple[int, ...]:
 
 
 def _rotation(image: Image.Image, severity: float, rng: random.Random) -> Image.Image:
-    angle = 30.0 * severity * rng.choice((-1.0, 1.0))
+    angle = 20.0 * severity * rng.choice((-1.0, 1.0))
     return image.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=border_colour(image))
 
 
