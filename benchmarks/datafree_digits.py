@@ -171,7 +171,7 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         f"Command: `{meta['command']}`  ",
         f"Date: {meta['created']}. Machine: {m['cpu']}, {m['cores_logical']} cores, torch {m['torch']}, open_clip "
-        f"{m.get('libraries', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
+        f"{m.get('versions', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
         f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min."
         + (f" Reused finished runs (--reuse): {', '.join(meta['reused_runs'])}." if meta["reused_runs"] else "")
         + " Other jobs shared these 2 cores during the run, so times are indicative.",

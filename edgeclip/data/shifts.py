@@ -27,6 +27,9 @@ from edgeclip.data.base import ImageDataset
 from edgeclip.errors import UserError, unknown_name_error
 
 DEFAULT_WORK_SIZE = 32
+# Bump whenever a shift's arithmetic or default strength changes: teacher-output caches key on
+# the dataset identity, and a stale cache would silently report the old shift's numbers.
+SHIFTS_VERSION = "v2"
 
 
 def _noise(image: Image.Image, severity: float, rng: random.Random) -> Image.Image:
@@ -91,7 +94,7 @@ class ShiftedDataset(ImageDataset):
         self.labels = list(base.labels)
         self.class_names = list(base.class_names)
         self.skipped = list(base.skipped)
-        self.identity = f"{base.identity}|shift={name}:{severity:g}:size={work_size}:seed={seed}"
+        self.identity = f"{base.identity}|shift={name}:{severity:g}:size={work_size}:seed={seed}:{SHIFTS_VERSION}"
 
     def load(self, index: int) -> Image.Image:
         index = self._check_index(index)
