@@ -47,6 +47,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     from edgeclip.distill.results import RESULT_JSON
     from edgeclip.io_utils import read_json
 
+    import resource
+
     results = {}
     for step in task["steps"]:
         out = Path(step["out"])
@@ -54,6 +56,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             results[step["name"]] = read_json(out / RESULT_JSON)
             continue
         started = time.perf_counter()
+        # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
+        cpu_started = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
         recipe = load_recipe(step["recipe"], step["overrides"])
         if step.get("copy_synthetic_from"):
             # Same synthetic set, different training: copy it and let --resume skip synthesis.
@@ -72,15 +76,22 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             from edgeclip.distill.datafree.trainer import distill_datafree
 
             result = distill_datafree(recipe, out_dir=out, progress=False, resume=bool(step.get("copy_synthetic_from"))).result
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu_started
+        from edgeclip.io_utils import write_json
+
+        write_json(out / "cpu_seconds.json", {"cpu_seconds": result["cpu_seconds"], "wall_seconds": time.perf_counter() - started})
         m = result["metrics"]
         print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: student {m['student_accuracy']:.3f} "
-              f"({time.perf_counter() - started:.0f}s)", flush=True)
+              f"({time.perf_counter() - started:.0f}s wall, {result['cpu_seconds']:.0f}s CPU)", flush=True)
         results[step["name"]] = result
     if task["reuse"]:
         for step in task["steps"]:
-            shifts = Path(step["out"]) / "shifts.json"
-            if shifts.is_file():
-                results[step["name"]]["shifts"] = read_json(shifts)
+            for name, key in (("shifts.json", "shifts"), ("cpu_seconds.json", "cpu_seconds")):
+                path = Path(step["out"]) / name
+                if path.is_file():
+                    value = read_json(path)
+                    results[step["name"]][key] = value["cpu_seconds"] if key == "cpu_seconds" else value
     return results
 
 
@@ -142,6 +153,7 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         rows.append({"row": f"data-free KD, {name} prompts", "kind": "data-free", "prompt": name, "accuracy": r["metrics"]["student_accuracy"],
                      "shifts": {s: r["metrics"]["shifts"][s]["student_accuracy"] for s in SHIFTS},
                      "images": r["synthesis"]["images_total"], "seconds_per_image": r["synthesis"]["seconds_per_image"],
+                     "cpu_seconds_per_image": r["synthesis"].get("cpu_seconds_per_image"),
                      "teacher_on_synthetic": r["metrics"]["teacher_accuracy_on_synthetic"],
                      "target_cosine_within_class": r["synthesis"]["prompts"].get("target_cosine_within_class")})
     c = results["contrastive"]["metrics"]
@@ -154,6 +166,7 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         rows.append({"row": label, "kind": "ablation", "accuracy": r["metrics"]["student_accuracy"],
                      "shifts": {s: r["metrics"]["shifts"][s]["student_accuracy"] for s in SHIFTS},
                      "images": r["synthesis"]["images_total"], "seconds_per_image": r["synthesis"]["seconds_per_image"],
+                     "cpu_seconds_per_image": r["synthesis"].get("cpu_seconds_per_image"),
                      "teacher_on_synthetic": r["metrics"]["teacher_accuracy_on_synthetic"]})
     for row in rows:
         row["ratio_to_real_kd"] = row["accuracy"] / real_acc if real_acc else None
@@ -172,9 +185,11 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Date: {meta['created']}. Machine: {m['cpu']}, {m['cores_logical']} cores, torch {m['torch']}, open_clip "
         f"{m.get('versions', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
-        f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min."
+        f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min, "
+        f"CPU time {meta['run_cpu_seconds_total'] / 60:.1f} min (≈ {meta['run_cpu_seconds_total'] / 120:.0f} min of wall time on 2 idle cores)."
         + (f" Reused finished runs (--reuse): {', '.join(meta['reused_runs'])}." if meta["reused_runs"] else "")
-        + " Other jobs shared these 2 cores during the run, so times are indicative.",
+        + " Other jobs shared these 2 cores during the run (load average above 10), so wall times and seconds per "
+        "synthetic image are inflated; CPU time is the fair cost.",
         "",
         f"Teacher: proxy digits CLIP (trained here on the 719 `pretrain` digits; {pct(meta['proxy_teacher'].get('zero_shot_accuracy_test'))}% "
         "zero-shot when it was trained). Input to every data-free student: the ten class names. "
@@ -183,14 +198,14 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "test: the 359 real held-out digits (never used for training), clean and shifted (noise σ=0.25, blur r=2 px, "
         "rotation ±20°, inversion; `edgeclip.data.shifts`).",
         "",
-        "| model | train images | top-1 (%) | / real-data KD | noise | blur | rotation | inversion | teacher agrees on synthetic (%) | s / synthetic image |",
+        "| model | train images | top-1 (%) | / real-data KD | noise | blur | rotation | inversion | teacher agrees on synthetic (%) | synthesis CPU s / image (wall) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary["rows"]:
         cells = [r["row"], "-" if r["images"] is None else str(r["images"]), pct(r["accuracy"]),
                  "-" if r["kind"] == "teacher" else f"{r['ratio_to_real_kd']:.2f}",
                  *(pct(r["shifts"].get(s)) for s in SHIFTS), pct(r.get("teacher_on_synthetic")),
-                 "-" if r["seconds_per_image"] is None else f"{r['seconds_per_image']:.2f}"]
+                 "-" if r["seconds_per_image"] is None else f"{r.get('cpu_seconds_per_image') or float('nan'):.2f} ({r['seconds_per_image']:.2f})"]
         lines.append("| " + " | ".join(cells) + " |")
     verdict = "met" if summary["target_met"] else "NOT met"
     lines += [
@@ -275,11 +290,12 @@ def main() -> int:
         fewshot_plot(summary["fewshot"], images / "fewshot.png")
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python " + " ".join(sys.argv), "jobs": args.jobs,
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in results.values()),
+            "run_cpu_seconds_total": sum(r.get("cpu_seconds") or 0.0 for r in results.values()),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
             "proxy_teacher": proxy_info(), "student_params": results["contrastive"]["student"]["params"],
             "settings": {"per_class": args.per_class, "steps": args.steps, "epochs": args.epochs, "fewshot_seeds": args.fewshot_seeds}}
     payload = {**meta, "summary": summary,
-               "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "shifts")}
+               "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "cpu_seconds", "shifts")}
                         for name, r in results.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -62,6 +62,10 @@ def test_cli_datafree_end_to_end_then_resume(tmp_path, tiny_teacher_file, monkey
     data = read_json(synthetic / "synthetic.json")
     assert len(data["images"]) == 15 and all("v_seed" in r and r["prompt"].endswith("in the style of sks") for r in data["images"])
     assert (synthetic / "contact_sheet.png").is_file() and len(list((synthetic / "contact_sheets").glob("*.png"))) == 5
+    from edgeclip.data import open_image_dataset
+
+    folder = open_image_dataset(str(synthetic / "images"), "all")  # a plain image folder anyone can read
+    assert len(folder) == 15 and folder.class_names == [f"{i:03d}-{n.replace(' ', '-')}" for i, n in enumerate(SHAPES)]
     for path in ("student/model.pt", "student/spec.json", "teacher/teacher.json", "result.md",
                  "checkpoints/warmup/last.pt", "checkpoints/finetune/last.pt", "checkpoints/scratch-finetune/last.pt"):
         assert (out / path).is_file(), path
@@ -69,7 +73,7 @@ def test_cli_datafree_end_to_end_then_resume(tmp_path, tiny_teacher_file, monkey
     assert spec.class_names == SHAPES and info["extra"]["prompt"] == "contrastive"
 
     # --resume: nothing is synthesized or trained again, and the numbers are the same.
-    image = synthetic / "000-red-circle" / "00000.png"
+    image = synthetic / "images" / "000-red-circle" / "00000.png"
     stamp = image.stat().st_mtime_ns
     assert _cli(_tiny(tiny_teacher_file, "--prompt", "contrastive", "--scratch", "--out", str(out), "--resume"), monkeypatch) == 0
     again = read_json(out / "result.json")
@@ -155,3 +159,31 @@ def test_datafree_digits_student_learns_from_class_names_alone(proxy_teacher, tm
     assert m["teacher_accuracy"] > 0.9
     # Chance is 10%: a student that never saw a real digit recognises many of them.
     assert m["student_accuracy"] > 0.3, m
+
+
+def test_recipes_carry_the_paper_defaults_and_the_method_picks_its_recipe() -> None:
+    import argparse
+
+    from edgeclip.commands.distill_cmd import recipe_from_args
+    from edgeclip.config import load_recipe
+
+    paper = load_recipe("datafree-paper")
+    d, k = paper.datafree, paper.distill
+    assert (d.prompt, d.lr, d.steps, d.batch_size, d.image_size, d.images_per_class) == ("contrastive", 0.15, 500, 8, 224, 3000)
+    assert (d.contrastive_lr, d.contrastive_epochs, d.contrastive_batch, d.contrastive_bank) == (0.1, 100, 256, 2048)
+    assert (d.mix_alpha, d.random_scale, d.warmup_epochs, d.finetune_lr_factor, d.online_teacher) == (1.0, 10.0, 150, 0.1, False)
+    assert (k.method, k.epochs, k.lr, k.momentum, [t.name for t in k.loss]) == ("data-free", 150, 0.1, 0.9, ["l1"])
+    args = argparse.Namespace(recipe=None, overrides=[], method="data-free", classes="a, b", classes_file=None, prompt="mix",
+                              generator=None, styles=None)
+    recipe = recipe_from_args(args)
+    assert recipe.name == "digits-datafree" and recipe.datafree.classes == ["a", "b"] and recipe.datafree.prompt == "mix"
+    args.method, args.classes, args.prompt = None, None, None
+    assert recipe_from_args(args).name == "quickstart"
+
+
+def test_list_generators(capsys) -> None:
+    from edgeclip.cli import main
+
+    assert main(["list", "generators"]) == 0
+    out = capsys.readouterr().out
+    assert "pixel" in out and "fourier" in out

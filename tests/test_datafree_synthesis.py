@@ -138,7 +138,7 @@ def test_synthesis_writes_the_set_and_resume_skips_finished_classes(tiny_teacher
     data = read_json(tmp_path / "synthetic.json")
     assert data["images_total"] == 6 and data["method"] == "plain" and data["settings"]["steps"] == 5
     row = data["images"][4]
-    assert row["class"] == "dog" and row["label"] == 1 and row["prompt"] == "a photo of a dog" and row["file"].startswith("001-dog/")
+    assert row["class"] == "dog" and row["label"] == 1 and row["prompt"] == "a photo of a dog" and row["file"].startswith("images/001-dog/")
     assert len(row["teacher_similarity"]) == 2 and -1 <= row["target_similarity"] <= 1 and row["teacher_top1"] in ("cat", "dog")
     assert Image.open(tmp_path / row["file"]).size == (16, 16)
     for sheet in ("contact_sheet.png", "contact_sheets/000-cat.png", "contact_sheets/001-dog.png"):
@@ -159,14 +159,14 @@ def test_synthesis_writes_the_set_and_resume_skips_finished_classes(tiny_teacher
     # Resume: only the class whose folder is missing is synthesized again; the other is kept as it was.
     import shutil
 
-    kept = tmp_path / "000-cat" / "00000.png"
+    kept = tmp_path / "images" / "000-cat" / "00000.png"
     stamp = kept.stat().st_mtime_ns
-    shutil.rmtree(tmp_path / "001-dog")
+    shutil.rmtree(tmp_path / "images" / "001-dog")
     again = _synthesize(tiny_teacher, plan, tmp_path, resume=True)
-    assert kept.stat().st_mtime_ns == stamp and (tmp_path / "001-dog" / "00002.png").is_file()
+    assert kept.stat().st_mtime_ns == stamp and (tmp_path / "images" / "001-dog" / "00002.png").is_file()
     assert [r["file"] for r in again["images"]] == [r["file"] for r in data["images"]]
     # A resumed class made with other settings is refused rather than mixed in.
-    records = tmp_path / "000-cat" / "records.json"
+    records = tmp_path / "images" / "000-cat" / "records.json"
     records.write_text(records.read_text().replace('"fingerprint": "f1"', '"fingerprint": "other"'))
     with pytest.raises(UserError, match="different recipe"):
         _synthesize(tiny_teacher, plan, tmp_path, resume=True)

@@ -6,7 +6,7 @@ over `views` randomly augmented copies (jitter/scale/rotation/flip + pixel noise
 augmentation the optimum is adversarial pixel noise that only this teacher reads as the class.
 
 Written per prompt method under `<run>/synthetic/<method>/`:
-    <NNN>-<class>/00000.png ...   the images (a class folder each) + records.json (per image)
+    images/<NNN>-<class>/00000.png ...   the images (a class folder each) + records.json (per image)
     contact_sheets/<NNN>-<class>.png, contact_sheet.png (all classes)   to look at
     prompts.pt                     the prompt plan (targets, V*), reused on --resume
     synthetic.json                 written last: config, timing, one row per image (prompt,
@@ -36,6 +36,7 @@ from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir, atomic_path, read_json, safe_torch_load, write_json
 
 SYNTHETIC_JSON = "synthetic.json"
+IMAGES_DIR = "images"  # a plain folder of class folders: any folder reader (eval, export, KD) can open it
 RECORDS_JSON = "records.json"
 PROMPTS_FILE = "prompts.pt"
 SCHEMA = "edgeclip.datafree.synthetic/1"
@@ -201,7 +202,7 @@ def synthesize_set(
     labels = sorted({row["label"] for row in plan.rows})
     done: dict[int, dict[str, Any]] = {}
     for label in labels:
-        records = out_dir / class_dir_name(label, class_names[label]) / RECORDS_JSON
+        records = out_dir / IMAGES_DIR / class_dir_name(label, class_names[label]) / RECORDS_JSON
         if resume and records.is_file():
             data = read_json(records)
             if data.get("fingerprint") != fingerprint:
@@ -223,7 +224,7 @@ def _synthesize_class(teacher: Any, plan: PromptPlan, label: int, class_names: S
                       settings: SynthesisSettings, out_dir: Path, fingerprint: str, seed: int, to_input: TeacherImageInput,
                       bar: Any) -> dict[str, Any]:
     index, targets = plan.for_class(label)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     images = []
     for b, start in enumerate(range(0, len(index), settings.batch_size)):
         # Seeded per (seed, class, batch): a resumed run draws exactly what a fresh one would.
@@ -232,30 +233,32 @@ def _synthesize_class(teacher: Any, plan: PromptPlan, label: int, class_names: S
         images.append(optimise_batch(teacher, generator, targets[start:start + settings.batch_size], settings, rng, to_input, bar))
         bar.update(1)
     pixels = torch.cat(images)
-    seconds = time.perf_counter() - started
+    # Wall time says how long a user waits; CPU time what it costs when other jobs share the cores.
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     similarity, target_similarity = teacher_similarities(teacher, pixels, class_embeddings, targets)
     folder = class_dir_name(label, class_names[label])
     # The sheet first: a class folder (with records.json) is the "done" marker a resume trusts.
     write_contact_sheet(pixels, out_dir / "contact_sheets" / f"{folder}.png")
     rows = []
-    with atomic_dir(out_dir / folder) as tmp:
+    with atomic_dir(out_dir / IMAGES_DIR / folder) as tmp:
         for j, (i, image) in enumerate(zip(index, pixels)):
             name = f"{j:05d}.png"
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp / name)
-            row = {**plan.rows[i], "file": f"{folder}/{name}", "index": i,
+            row = {**plan.rows[i], "file": f"{IMAGES_DIR}/{folder}/{name}", "index": i,
                    "teacher_similarity": [round(float(v), 6) for v in similarity[j]],
                    "target_similarity": round(float(target_similarity[j]), 6),
                    "teacher_top1": class_names[int(similarity[j].argmax())]}
             rows.append(row)
         write_json(tmp / RECORDS_JSON, {"fingerprint": fingerprint, "label": label, "class": class_names[label],
-                                        "seconds": seconds, "images": rows})
-    return read_json(out_dir / folder / RECORDS_JSON)
+                                        "seconds": seconds, "cpu_seconds": cpu_seconds, "images": rows})
+    return read_json(out_dir / IMAGES_DIR / folder / RECORDS_JSON)
 
 
 def _write_summary(plan: PromptPlan, class_names: Sequence[str], settings: SynthesisSettings, out_dir: Path,
                    fingerprint: str, done: dict[int, dict[str, Any]], teacher: Any) -> dict[str, Any]:
     rows = [row for label in sorted(done) for row in done[label]["images"]]
     seconds = sum(done[label]["seconds"] for label in done)
+    cpu_seconds = sum(done[label].get("cpu_seconds", 0.0) for label in done)
     teacher_agrees = sum(1 for row in rows if row["teacher_top1"] == row["class"]) / max(len(rows), 1)
     overview = [Image.open(out_dir / row["file"]) for label in sorted(done) for row in done[label]["images"][:8]]
     _write_overview(overview, [len(done[label]["images"][:8]) for label in sorted(done)],
@@ -272,6 +275,7 @@ def _write_summary(plan: PromptPlan, class_names: Sequence[str], settings: Synth
         "images_total": len(rows),
         "synthesis_seconds": seconds,
         "seconds_per_image": seconds / max(len(rows), 1),
+        "cpu_seconds_per_image": cpu_seconds / max(len(rows), 1),
         "teacher_agreement_on_synthetic": teacher_agrees,
         "mean_target_similarity": float(np.mean([row["target_similarity"] for row in rows])) if rows else None,
         "images": rows,

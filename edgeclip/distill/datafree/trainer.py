@@ -4,7 +4,7 @@ behind `edgeclip distill --method data-free`.
 Same contracts as classifier KD: everything is validated before the first byte is written; the
 run directory holds
 
-    runs/<id>/synthetic/<prompt>/    the synthetic set (class folders, synthetic.json, contact sheets)
+    runs/<id>/synthetic/<prompt>/    the synthetic set (images/<class>/, synthetic.json, contact sheets)
     runs/<id>/student/               save_checkpoint output (edgeclip export --model runs/<id>/student)
     runs/<id>/teacher/               the zero-shot teacher's description (teacher.json)
     runs/<id>/checkpoints/           resumable last.pt per phase (warmup, finetune, scratch-*), few-shot records
@@ -221,7 +221,11 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
 
     zero_shot.save(run_dir / "teacher")
     student_dir = run_dir / "student"
-    spec.extra["data"] = str(run_dir / "synthetic" / method)  # what export calibrates on: images the student trained on
+    # Where `edgeclip eval` / `export` find images by default: the real test data when the recipe
+    # has it, else the synthetic images (a plain folder of class folders).
+    from edgeclip.distill.datafree.synthesis import IMAGES_DIR
+
+    spec.extra["data"] = recipe.data.test or str(run_dir / "synthetic" / method / IMAGES_DIR)
     with atomic_dir(student_dir) as tmp:
         save_checkpoint(tmp, model, spec, student_name=student_name, build_kwargs=build_kwargs,
                         extra={"teacher": zero_shot.name, "recipe": recipe.name, "method": METHOD, "prompt": method,
