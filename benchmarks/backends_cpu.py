@@ -2,8 +2,10 @@
 
 Part 1 (speed, random weights are fine): the OpenAI ViT-B/32 image tower, MobileNetV3-small/large
 and the dual-encoder image towers (DistillCLIP ViT-S/16, DistillCLIP MobileNetV3) at 224×224,
-batch 1. Every variant of one model is timed interleaved (round-robin) with the others, so
-ratios inside one run are fair; ratios across models come from the same run too.
+batch 1. Every variant of every model is timed in ONE interleaved (round-robin) session, so ratios
+between variants and between models are equally fair. Each export is checked against PyTorch on
+real images; with random weights top-1 agreement means nothing (near-tied logits), so the parity
+column shows mean cosine, and a row whose parity failed carries no ratio.
 
 Part 2 (accuracy after quantization, real data): MobileNetV3-small/large and ResNet18/8 distilled
 from the proxy digits teacher (edgeclip's KD trainer), exported to the same four formats;
@@ -69,35 +71,45 @@ def speed_models() -> list[tuple[str, torch.nn.Module, object]]:
     return models
 
 
-def time_variants(label, model, spec, work: Path, calibration: np.ndarray, args) -> list[dict]:
-    """Export the four variants, then time them and PyTorch interleaved; one row per variant."""
+def export_variants(label, model, spec, work: Path, calibration: np.ndarray) -> tuple[dict, dict]:
+    """Export the four variants (+ the PyTorch model itself); returns (runners, rows) keyed by model|format."""
     example = torch.from_numpy(calibration[:1])
     flops = count_flops(model, (example,))
     # A tower wraps the whole CLIP; only the image tower's weights are exported and run.
     params = count_params(model.clip.visual if isinstance(model, ImageTower) else model)
-    runners, rows = {"pytorch-fp32": TorchRuntime(model, spec).run}, {}
-    rows["pytorch-fp32"] = {"backend": "pytorch", "precision": "fp32", "size_mb": params * 4 / 1e6}
+    base = {"model": label, "params": params, "flops": flops}
+    runners = {f"{label}|pytorch-fp32": TorchRuntime(model, spec).run}
+    rows = {f"{label}|pytorch-fp32": {**base, "backend": "pytorch", "precision": "fp32", "size_mb": params * 4 / 1e6,
+                                      "parity": {"passed": True, "mean_cosine": 1.0, "scope": "reference"}}}
     for backend, precision in VARIANTS:
-        key = f"{backend}-{precision}"
+        key = f"{label}|{backend}-{precision}"
         started = time.perf_counter()
         try:
-            artifact = export_model(model, spec, backend, precision, work / spec.name / key,
-                                    calibration=calibration, parity_inputs=calibration[:8])
-            runners[key] = load_runtime(artifact.path).run
-            rows[key] = {"backend": backend, "precision": precision, "size_mb": artifact.manifest["size_bytes"] / 1e6,
+            artifact = export_model(model, spec, backend, precision, work / spec.name / f"{backend}-{precision}",
+                                    calibration=calibration, parity_inputs=calibration[:16])
+            parity = artifact.manifest["parity"]
+            rows[key] = {**base, "backend": backend, "precision": precision, "size_mb": artifact.manifest["size_bytes"] / 1e6,
                          "quantization": artifact.manifest.get("quantization"),
-                         "parity": {k: artifact.manifest["parity"].get(k) for k in ("passed", "max_abs_diff", "mean_cosine")},
+                         "parity": {k: parity.get(k) for k in ("passed", "max_abs_diff", "mean_cosine", "min_cosine")},
                          "export_seconds": round(time.perf_counter() - started, 1)}
+            runners[key] = load_runtime(artifact.path).run
         except Exception as exc:  # a failed variant is a row with its reason
-            rows[key] = {"backend": backend, "precision": precision, "status": f"failed: {type(exc).__name__}: {exc}"}
-    stats = benchmark_interleaved(runners, calibration[:1], warmup=args.warmup, iterations=args.iterations,
+            rows[key] = {**base, "backend": backend, "precision": precision, "status": f"failed: {type(exc).__name__}: {exc}"}
+    return runners, rows
+
+
+def time_all(runners: dict, rows: dict, inputs: dict, args) -> list[dict]:
+    """Every variant of every model in one interleaved session; parity failures become failed rows."""
+    stats = benchmark_interleaved(runners, inputs, warmup=args.warmup, iterations=args.iterations,
                                   max_seconds=args.seconds * len(runners))
     out = []
     for key, row in rows.items():
         result = stats.get(key, {})
-        out.append({"model": label, **row, "params": params, "flops": flops,
-                    "latency_ms": {k: result.get(k) for k in ("p50", "p90", "p99", "iterations")} if "p50" in result else None,
-                    "status": row.get("status") or ("ok" if "p50" in result else f"failed: {result.get('error')}")})
+        status = row.get("status") or ("ok" if "p50" in result else f"failed: {result.get('error')}")
+        if status == "ok" and (row.get("parity") or {}).get("passed") is False:
+            status = f"failed: parity (mean cosine {row['parity']['mean_cosine']:.3f} vs fp32 PyTorch)"
+        out.append({**row, "latency_ms": {k: result.get(k) for k in ("p50", "p90", "p99", "iterations")} if "p50" in result else None,
+                    "status": status})
     return out
 
 
@@ -121,7 +133,7 @@ def accuracy_rows(work: Path, args) -> list[dict]:
                      "teacher_accuracy": result.metrics["teacher_accuracy"], "agreement_fp32": 1.0})
         for backend, precision in VARIANTS:
             artifact = export_model(result.model, spec, backend, precision, work / f"kd-{student}" / f"{backend}-{precision}",
-                                    calibration=calibration, parity_inputs=images[:16])
+                                    calibration=calibration, parity_inputs=images[:64])
             evaluated = evaluate_runtime(load_runtime(artifact.path).run, images, labels, reference_logits=reference["logits"])
             rows.append({"student": student, "backend": backend, "precision": precision, "accuracy": evaluated["accuracy"],
                          "teacher_accuracy": result.metrics["teacher_accuracy"],
@@ -131,9 +143,11 @@ def accuracy_rows(work: Path, args) -> list[dict]:
 
 
 def ratio(rows: list[dict], model_a: str, key_a: str, model_b: str, key_b: str) -> float | None:
+    """p50 ratio of two rows of the same run; None when either failed (parity included)."""
     def p50(model, key):
         for row in rows:
-            if row["model"].startswith(model) and f"{row['backend']}-{row['precision']}" == key and row.get("latency_ms"):
+            if row["model"].startswith(model) and f"{row['backend']}-{row['precision']}" == key and row.get("latency_ms") \
+                    and row["status"] == "ok":
                 return row["latency_ms"]["p50"]
         return None
 
@@ -148,14 +162,19 @@ def to_markdown(result: dict) -> str:
              f"torch {env.get('versions', {}).get('torch')} · onnxruntime {env.get('versions', {}).get('onnxruntime')} · "
              f"openvino {env.get('versions', {}).get('openvino')}", "",
              f"Command: `{result['command']}`", "",
-             "## Speed (batch 1, 224×224, random weights; variants of all models timed in one run)", "",
-             "| model | format | params | GFLOPs | size MB | p50 ms | p90 ms | status |", "|---|---|---|---|---|---|---|---|"]
+             "## Speed (batch 1, 224×224, random weights; every variant of every model timed in one interleaved run)", "",
+             "Parity = mean cosine with the fp32 PyTorch model on 16 real images (random weights: top-1 agreement is "
+             "meaningless here, logits are near-ties). A row whose parity failed has no ratio.", "",
+             "| model | format | params | GFLOPs | size MB | p50 ms | p90 ms | parity (cosine) | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in result["speed"]:
         lat = row.get("latency_ms") or {}
+        parity = row.get("parity") or {}
+        verdict = "-" if parity.get("passed") is None else f"{'pass' if parity['passed'] else 'FAIL'} ({parity.get('mean_cosine', 0):.4f})"
         lines.append(f"| {row['model']} | {row['backend']}-{row['precision']} | {row['params'] / 1e6:.2f}M | "
                      f"{row['flops'] / 1e9:.2f} | {row.get('size_mb', 0) or 0:.1f} | "
-                     f"{lat.get('p50', float('nan')):.2f} | {lat.get('p90', float('nan')):.2f} | {row['status'][:60]} |")
-    lines += ["", "## Ratios (p50, same run)", ""]
+                     f"{lat.get('p50', float('nan')):.2f} | {lat.get('p90', float('nan')):.2f} | {verdict} | {row['status'][:60]} |")
+    lines += ["", "## Ratios (p50, same run; only rows whose parity passed)", ""]
     for name, value in result["ratios"].items():
         lines.append(f"- {name}: {'n/a' if value is None else f'{value:.2f}×'}")
     if result.get("accuracy"):
@@ -177,13 +196,18 @@ def main() -> int:
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
     seed_everything(0)
-    speed = []
+    runners, rows, inputs = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for label, model, spec in speed_models():
-            print(f"timing {label}", file=sys.stderr, flush=True)
+            print(f"exporting {label}", file=sys.stderr, flush=True)
             calibration = real_images(spec.preprocess, 32)
-            speed += time_variants(label, model, spec, work, calibration, args)
+            model_runners, model_rows = export_variants(label, model, spec, work, calibration)
+            runners.update(model_runners)
+            rows.update(model_rows)
+            inputs.update({key: calibration[:1] for key in model_runners})
+        print(f"timing {len(runners)} variants interleaved", file=sys.stderr, flush=True)
+        speed = time_all(runners, rows, inputs, args)
         accuracy = [] if args.skip_accuracy else accuracy_rows(work, args)
     ratios = {
         "ViT-B/32 image tower ORT fp32 / MobileNetV3-large ORT fp32": ratio(speed, "openai ViT-B/32", "onnx-fp32", "mobilenetv3_large", "onnx-fp32"),

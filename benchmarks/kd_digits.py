@@ -55,11 +55,19 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     from edgeclip.io_utils import read_json
 
     out = Path(task["out"])
-    if (out / RESULT_JSON).is_file() and task["reuse"]:
-        return read_json(out / RESULT_JSON)
     recipe = load_recipe("digits-kd", task["overrides"])
+    if (out / RESULT_JSON).is_file() and task["reuse"]:
+        earlier = read_json(out / RESULT_JSON)
+        # Reuse only a run of exactly this recipe with exactly these overrides and this teacher.
+        if earlier.get("recipe") == recipe.to_dict() and earlier.get("teacher_spec") == task["teacher"]:
+            return earlier
+        print(f"{task['name']}: the finished run in {out} used another recipe or teacher; training again", flush=True)
     started = time.perf_counter()
     result = distill_classifier(recipe, teacher=task["teacher"], out_dir=out, progress=False).result
+    result["teacher_spec"] = task["teacher"]
+    from edgeclip.distill.results import write_run_result
+
+    write_run_result(out, result)  # records the teacher spec the reuse check compares
     print(f"[{time.strftime('%H:%M:%S')}] {task['name']}: teacher {result['metrics']['teacher_accuracy']:.3f} "
           f"student {result['metrics']['student_accuracy']:.3f} scratch {result['metrics'].get('scratch_accuracy')} "
           f"({time.perf_counter() - started:.0f}s)", flush=True)

@@ -77,6 +77,9 @@ class DistillConfig:
     head_dropout: float = 0.1
     head_input: str = "similarity"  # similarity (paper) | features (MLP probe)
     num_workers: int = 0
+    # torch threads while training; 0 = torch's default (all cores). A fixed count makes the float
+    # reductions, hence the trained weights, the same from run to run on a machine.
+    threads: int = 0
     teacher_epochs: int = 0  # CE epochs for CNN teachers trained here; 0 = same as epochs
     scratch_baseline: bool = False  # also train the student with CE only, same budget, for comparison
     overconfidence_gamma: float = 0.5  # paper 000 §3.3.2 threshold for the over-confidence probability p
@@ -133,7 +136,7 @@ class ExportConfig:
     backends: list[str] = field(default_factory=list)
     precisions: list[str] = field(default_factory=list)
     opset: int = 18
-    parity_samples: int = 16
+    parity_samples: int = 64  # real test images compared against PyTorch: enough that one miss is not the verdict
 
 
 @dataclass
@@ -145,6 +148,9 @@ class BenchConfig:
     threads: int = 0  # 0 = let the runtime decide
     accuracy_samples: int = 0  # 0 = the whole test split
     memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
+    # The teacher architecture timed beside the students (random weights, latency only): "auto" = the
+    # recipe's open_clip teacher architecture, else ViT-B-32; "none"; or an open_clip architecture name.
+    speed_reference: str = "auto"
 
 
 @dataclass

@@ -29,17 +29,54 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Temp and set-aside siblings of `path` left by a killed process: restore a set-aside old
+    directory if `path` itself is gone (the kill hit between the two renames), delete the rest."""
+    for leftover in sorted(path.parent.glob(f".{path.name}.*.*")):
+        parts = leftover.name[len(path.name) + 2:].split(".")
+        if not parts[0].isdigit() or _pid_alive(int(parts[0])) or not leftover.suffix in (".tmp", ".old"):
+            continue
+        if leftover.suffix == ".old" and not path.exists():
+            os.replace(leftover, path)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; it replaces `path` only if the block succeeds."""
+    """Yield a temporary sibling directory; it replaces `path` only if the block succeeds.
+
+    The previous `path` is moved aside, the new one renamed into place, and only then the old one
+    deleted, so at no moment is there neither. Temp names carry the PID, so leftovers of a killed
+    run are recognised and cleaned by the next one instead of lingering beside the artifacts.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _clean_leftovers(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if not path.exists():
+            os.replace(tmp, path)
+            return
+        old = path.with_name(f".{path.name}.{os.getpid()}.{tmp.name.split('.')[-2]}.old")
+        os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)  # the new one could not take its place: the old one goes back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

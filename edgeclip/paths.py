@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+import time
 from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_dir() -> Path:
@@ -15,6 +15,32 @@ def cache_dir() -> Path:
     return root
 
 
+def data_dir() -> Path:
+    """Files edgeclip ships besides code. In the repository they live in the top-level devices/ and
+    export/ folders (where people read them); edgeclip/_data/ links to them, so an editable
+    checkout and an installed wheel (which holds copies) find them the same way."""
+    return Path(str(importlib.resources.files("edgeclip") / "_data"))
+
+
 def devices_dir() -> Path:
-    """Target profiles: $EDGECLIP_DEVICES, else the repository's devices/ folder."""
-    return Path(os.environ.get("EDGECLIP_DEVICES", REPO_ROOT / "devices"))
+    """Target profiles: $EDGECLIP_DEVICES, else the shipped devices/ folder."""
+    return Path(os.environ.get("EDGECLIP_DEVICES", data_dir() / "devices"))
+
+
+def runner_path() -> Path:
+    """The standalone on-device benchmark runner (devices/runner/edgeclip_runner.py)."""
+    return data_dir() / "devices" / "runner" / "edgeclip_runner.py"
+
+
+def kit_dir(backend: str = "tensorrt") -> Path:
+    """The on-target build kit of a backend (export/<backend>/)."""
+    return data_dir() / "export" / backend
+
+
+RUNS_DIR = Path("runs")
+
+
+def default_run_dir(*parts: object) -> Path:
+    """`runs/<part>-<part>-...-<YYYYmmdd-HHMMSS>`: the run directory when --out is not given."""
+    words = [str(p) for p in parts if p not in (None, "")]
+    return RUNS_DIR / "-".join([*words, time.strftime("%Y%m%d-%H%M%S")])

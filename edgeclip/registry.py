@@ -10,12 +10,28 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to entries; unknown names raise a `UserError` with close matches."""
+    """Maps names to entries; unknown names raise a `UserError` with close matches.
 
-    def __init__(self, kind: str, list_command: str = "") -> None:
+    `builtins` names modules that register the built-in entries; they are imported on first
+    lookup (timm-style), so those modules can import the registry without an import cycle.
+    """
+
+    def __init__(self, kind: str, list_command: str = "", builtins: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.list_command = list_command
         self._entries: dict[str, T] = {}
+        self._builtins = builtins
+        self._builtins_loaded = not builtins
+
+    @property
+    def entries(self) -> dict[str, T]:
+        if not self._builtins_loaded:
+            self._builtins_loaded = True
+            import importlib
+
+            for module in self._builtins:
+                importlib.import_module(module)
+        return self._entries
 
     def register(self, name: str, entry: T | None = None) -> Callable[[T], T] | T:
         """Use as `registry.register("name", obj)` or as a decorator `@registry.register("name")`."""
@@ -36,19 +52,19 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         try:
-            return self._entries[name]
+            return self.entries[name]
         except KeyError:
             fix = f"see `{self.list_command}`" if self.list_command else ""
-            raise unknown_name_error(self.kind, name, self._entries, fix) from None
+            raise unknown_name_error(self.kind, name, self.entries, fix) from None
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self.entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        return iter(self.entries)
 
     def names(self) -> list[str]:
-        return list(self._entries)
+        return list(self.entries)
 
     def items(self) -> list[tuple[str, T]]:
-        return list(self._entries.items())
+        return list(self.entries.items())

@@ -1,13 +1,12 @@
 """Target profiles (devices/*.yaml): what a device runs, and the budgets a build must meet there.
 
-A profile names the backends in preference order, precisions, input size, threads/batch,
-whether engines must be built on the device (TensorRT), and budgets (max latency, max memory,
-min retention). `check_budgets` turns measured report rows into pass / fail / not measured.
+A profile names the backends in preference order, precisions, runtime threads, whether engines
+must be built on the device (TensorRT), and budgets (max latency at batch 1, max memory, min
+retention). `check_budgets` turns measured report rows into pass / fail / not measured.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,13 +17,12 @@ from edgeclip.errors import UserError, close_matches
 from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
 
-KNOWN_BACKENDS = ("onnx", "openvino", "tensorrt", "coreml", "torch")
 # Budgets are checked against the p90 latency: a device that meets p50 but stutters on one frame
 # in ten still drops frames in a live demo.
 LATENCY_PERCENTILE = "p90"
 
-_PROFILE_KEYS = {"name", "aliases", "description", "arch", "os", "backends", "precisions", "input_size",
-                 "threads", "batch", "build_on_device", "budgets"}
+_PROFILE_KEYS = {"name", "aliases", "description", "arch", "os", "backends", "precisions", "threads",
+                 "build_on_device", "budgets"}
 _BUDGET_KEYS = {"max_latency_ms", "max_memory_mb", "min_retention"}
 
 
@@ -42,9 +40,7 @@ class Target:
     aliases: tuple[str, ...] = ()
     backends: tuple[str, ...] = ("onnx",)
     precisions: tuple[str, ...] = ("fp32",)
-    input_size: int = 224
     threads: int = 0
-    batch: int = 1
     build_on_device: bool = False
     arch: tuple[str, ...] = ()  # empty = any CPU architecture
     os: tuple[str, ...] = ()  # empty = any OS (platform.system().lower())
@@ -52,9 +48,11 @@ class Target:
     path: str = ""
 
     @property
-    def runs_here(self) -> bool:
-        """Can this machine measure the target: matching arch/OS and one of its backends usable."""
-        return platform_matches(self) and any(backend_available(b) for b in self.backends)
+    def measurable_here(self) -> bool:
+        """Whether this machine *is* such a device: its arch/OS match and it can run the target's
+        first-choice backend (a Raspberry Pi can run onnx, but it is not a Jetson). Budgets count only
+        for measurements taken where this holds, or on the device itself (--remote)."""
+        return platform_matches(self) and backend_available(self.backends[0])
 
     @property
     def local_backends(self) -> list[str]:
@@ -64,7 +62,7 @@ class Target:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(aliases=list(self.aliases), backends=list(self.backends), precisions=list(self.precisions),
-                    arch=list(self.arch), os=list(self.os), runs_here=self.runs_here)
+                    arch=list(self.arch), os=list(self.os), measurable_here=self.measurable_here)
         return data
 
 
@@ -94,10 +92,8 @@ class BudgetResult:
 
 
 def backend_available(backend: str) -> bool:
-    """Whether this machine can run `backend` artifacts (library importable and hardware present)."""
-    if backend == "torch":
-        return importlib.util.find_spec("torch") is not None
-    from edgeclip.exporters.registry import BACKENDS
+    """Whether this machine can run `backend` artifacts (the backend table decides)."""
+    from edgeclip.backends import BACKENDS
 
     return backend in BACKENDS and BACKENDS.get(backend).can_run_here
 
@@ -124,10 +120,12 @@ def _parse_profile(path: Path) -> Target:
     for key, value in budgets.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise UserError(f"target profile '{path}': budgets.{key} must be a number, got {value!r}")
+    from edgeclip.backends import BACKENDS
+
     backends = tuple(str(b) for b in _as_list(data.get("backends", ["onnx"])))
-    bad = [b for b in backends if b not in KNOWN_BACKENDS]
-    if bad:
-        raise UserError(f"target profile '{path}': unknown backend(s) {bad}; use some of {list(KNOWN_BACKENDS)}")
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad or not backends:
+        raise UserError(f"target profile '{path}': unknown backend(s) {bad}; use some of {BACKENDS.names()}")
 
     def lower_list(key: str) -> tuple[str, ...]:
         return tuple(str(v).lower() for v in _as_list(data.get(key, [])))
@@ -139,9 +137,7 @@ def _parse_profile(path: Path) -> Target:
             aliases=tuple(str(a) for a in _as_list(data.get("aliases", []))),
             backends=backends,
             precisions=tuple(str(p) for p in _as_list(data.get("precisions", ["fp32"]))),
-            input_size=int(data.get("input_size", 224)),
             threads=int(data.get("threads", 0)),
-            batch=int(data.get("batch", 1)),
             build_on_device=bool(data.get("build_on_device", False)),
             arch=lower_list("arch"),
             os=lower_list("os"),
@@ -206,7 +202,7 @@ def check_budgets(target: Target, rows: Iterable[Any]) -> list[BudgetResult]:
     A missing measurement is "not measured" (passed=None), never a pass. With no deployable row,
     each budget yields one "not measured" result so the report still shows it.
     """
-    deployable = [r for r in rows if _row_get(r, "role") not in ("teacher", "reference")
+    deployable = [r for r in rows if _row_get(r, "role") == "student"
                   and str(_row_get(r, "status") or "ok") == "ok"]
     results: list[BudgetResult] = []
     for budget in ("max_latency_ms", "max_memory_mb", "min_retention"):

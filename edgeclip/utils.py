@@ -11,12 +11,17 @@ import numpy as np
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, numpy and torch so CPU runs are repeatable."""
+    """Seed Python, numpy and torch, and ask torch for deterministic kernels, so CPU runs repeat.
+
+    Together with a fixed thread count (`distill.threads`) the same recipe gives the same numbers
+    on the same machine; kernels without a deterministic variant warn instead of failing.
+    """
     import torch
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
@@ -25,13 +30,13 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def file_sha256(path: str, length: int = 16) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
-
-
 def count_params(module: "torch.nn.Module") -> int:  # noqa: F821 - torch imported lazily (devices lack it)
     return sum(p.numel() for p in module.parameters())
+
+
+def disable_mha_fastpath() -> None:
+    """The fused MHA fast path breaks ONNX/CoreML/OpenVINO tracing and hides attention from FLOP
+    counters (DESIGN §5); exporters, the PyTorch reference runtime and counters turn it off."""
+    import torch
+
+    torch.backends.mha.set_fastpath_enabled(False)

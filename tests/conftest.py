@@ -40,3 +40,13 @@ def tiny_clip_config() -> dict:
         "vision_cfg": {"image_size": 16, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
         "text_cfg": {"context_length": 12, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
     }
+
+
+@pytest.fixture
+def fake_trtexec(tmp_path, monkeypatch):
+    """A stand-in trtexec (onnxruntime underneath) first on PATH; returns its folder."""
+    from support import write_fake_trtexec
+
+    folder = write_fake_trtexec(tmp_path / "fake-tensorrt-bin")
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder

@@ -16,7 +16,7 @@ from edgeclip.bench.flops import count_flops, count_tower_flops
 from edgeclip.bench.harness import benchmark_interleaved, evaluate_runtime
 from edgeclip.bench.latency import measure_latency, measure_throughput
 from edgeclip.bench.memory import measure_peak_memory
-from edgeclip.bench.report import report_problems
+from edgeclip.bench.report_schema import report_problems
 from edgeclip.errors import UserError
 
 
@@ -154,6 +154,7 @@ def make_artifact(directory: Path, hidden: int = 8, seed: int = 0, parity_passed
                       output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
     manifest = {
         "schema_version": 1, "name": "tiny", "kind": "classifier", "backend": "onnx", "precision": "fp32",
+        "runtime_module": "onnxruntime",
         "status": "ready", "model_file": "model.onnx", "size_bytes": (directory / "model.onnx").stat().st_size,
         "inputs": [{"name": "image", "shape": ["batch", 3, 8, 8], "dtype": "float32"}],
         "outputs": [{"name": "logits", "shape": ["batch", 3], "dtype": "float32"}],

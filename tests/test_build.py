@@ -1,9 +1,12 @@
 """`edgeclip build` end to end on tiny inputs: a tiny CLIP teacher checkpoint, synthetic images,
-a tiny student, ONNX Runtime + OpenVINO in fp32 and int8, report and budgets."""
+a tiny student, ONNX Runtime + OpenVINO in fp32 and int8, a tiny speed-reference tower, report,
+verdict and budgets; the Jetson build's TensorRT kits finished on a stand-in device; and (slow) the
+real quickstart, whose student must actually learn."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -21,11 +24,28 @@ export: {{parity_samples: 60}}
 bench: {{warmup: 1, iterations: 5, max_seconds: 1.0, throughput_batch: 4}}
 """
 
+
+def tiny_tower(arch: str):
+    """Stands in for the ViT-B/32 speed reference (same code path, seconds instead of minutes)."""
+    from edgeclip.exporters.testing import tiny_clip
+    from edgeclip.exporters.towers import ImageTower, image_tower_spec
+
+    clip = tiny_clip()
+    spec = image_tower_spec(clip, f"{arch} image tower (speed reference)")
+    spec.extra["role"] = "speed_reference"
+    return ImageTower(clip).eval(), spec
+
+
+@pytest.fixture(autouse=True)
+def _tiny_speed_reference(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))  # never mix the tiny tower into a real cache
+    monkeypatch.setattr("edgeclip.build.speed_reference.image_tower", tiny_tower)
+
 TARGET = """
 name: tiny-cpu
 backends: [onnx, openvino]
 precisions: [fp32, int8]
-budgets: {{max_latency_ms: {latency}, max_memory_mb: 4096, min_retention: {retention}}}
+budgets: {{max_latency_ms: {latency}, max_memory_mb: 4096}}
 """
 
 
@@ -42,7 +62,7 @@ def tiny_build_inputs(tmp_path, tiny_clip_config):
 def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, capsys) -> None:
     tmp_path, recipe = tiny_build_inputs
     target = tmp_path / "tiny-cpu.yaml"
-    target.write_text(TARGET.format(latency=10000, retention=0.0))
+    target.write_text(TARGET.format(latency=250))  # tiny models run in ~1 ms: this holds, 0.001 ms below does not
     out = tmp_path / "run"
     code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet"])
     printed = capsys.readouterr().out
@@ -51,9 +71,9 @@ def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, cap
         manifest = json.loads((out / "artifacts" / name / "manifest.json").read_text())
         assert manifest["parity"]["status"] != "not_run"
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 1 and (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert report["schema_version"] == 2 and (out / "report.md").is_file() and (out / "report.html").is_file()
     roles = [row["role"] for row in report["rows"]]
-    assert roles.count("teacher") == 1 and roles.count("student") == 4
+    assert roles.count("teacher") == 1 and roles.count("student") == 4 and roles.count("speed_reference") == 4
     teacher = next(row for row in report["rows"] if row["role"] == "teacher")
     assert 0 <= teacher["accuracy"] <= 1 and teacher["flops"] > 0 and teacher["latency_ms"]["p50"] > 0
     for row in report["rows"]:
@@ -64,12 +84,27 @@ def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, cap
             assert row["agreement_teacher"] is not None and row["agreement_reference"] is not None
     assert all(b["passed"] for b in report["budget_results"])
     assert "<img" in (out / "report.html").read_text()
+    # × teacher: the speed reference of the same backend and precision over the row's p50.
+    references = {(r["backend"], r["precision"]): r for r in report["rows"] if r["role"] == "speed_reference"}
+    students = [r for r in report["rows"] if r["role"] == "student"]
+    for row in students:
+        reference = references[(row["backend"], row["precision"])]
+        assert reference["accuracy"] is None and reference["status"] == "ok"
+        assert row["speedup"] == pytest.approx(reference["latency_ms"]["p50"] / row["latency_ms"]["p50"])
+    # The verdict recommends the fastest student that passed every check, and says why the others lost.
+    verdict = report["verdict"]
+    fastest = min(students, key=lambda r: r["latency_ms"]["p50"])
+    assert verdict["recommended"] == f"{fastest['name']} [{fastest['backend']}-{fastest['precision']}]"
+    assert verdict["failed_checks"] == [] and len(verdict["others"]) == 3
+    assert all("slower than" in other["why"] for other in verdict["others"])
+    markdown = (out / "report.md").read_text()
+    assert markdown.index("## Verdict") < markdown.index("## Results") and "Ship " in markdown
 
 
 def test_build_exits_1_and_names_the_failing_budget(tiny_build_inputs, capsys) -> None:
     tmp_path, recipe = tiny_build_inputs
     target = tmp_path / "strict.yaml"
-    target.write_text(TARGET.format(latency="0.001", retention=0.0))
+    target.write_text(TARGET.format(latency="0.001"))
     out = tmp_path / "strict-run"
     code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
                  "--set", "export.backends=[onnx]"])
@@ -79,6 +114,7 @@ def test_build_exits_1_and_names_the_failing_budget(tiny_build_inputs, capsys) -
     report = json.loads((out / "report.json").read_text())
     assert any(b["name"] == "max_latency_ms" and b["passed"] is False for b in report["budget_results"])
     assert not (out / "artifacts" / "openvino-fp32").exists()  # the recipe narrowed the plan to onnx
+    assert report["verdict"]["recommended"] is None and "budget max_latency_ms failed" in " ".join(report["verdict"]["failed_checks"])
 
 
 def test_build_refuses_to_overwrite_a_finished_run(tiny_build_inputs, tmp_path) -> None:
@@ -92,3 +128,120 @@ def test_build_refuses_to_overwrite_a_finished_run(tiny_build_inputs, tmp_path) 
 
     with pytest.raises(UserError, match="already holds a finished build"):
         build(load_recipe(str(recipe)), "cpu", out_dir=out, progress=False)
+
+
+def test_jetson_plan_comes_from_the_target_not_the_recipe():
+    """The flagship command: the default recipe must not narrow the Jetson to onnx (it used to)."""
+    from edgeclip.build import export_plan
+    from edgeclip.config import load_recipe
+    from edgeclip.targets import load_target
+
+    plan = export_plan(load_target("jetson-orin-nano"), load_recipe("quickstart"))
+    assert plan == [("tensorrt", "fp16"), ("tensorrt", "int8"), ("onnx", "fp16"), ("onnx", "int8")]
+    narrowed = export_plan(load_target("jetson"), load_recipe("quickstart", ["export.backends=[onnx]"]))
+    assert narrowed == [("onnx", "fp16"), ("onnx", "int8")]
+
+
+JETSON_RECIPE_OVERRIDES = ["--set", "bench.memory=false"]
+
+
+def _local_device(monkeypatch):
+    """ssh/scp replaced by local commands: the "device" is this machine, reached through the same flow."""
+    from edgeclip.bench.remote import SshTransport
+
+    transport = SshTransport(host="nvidia@orin", ssh=("bash", "-c"), copy=("cp", "-r"), dest_prefix="")
+    monkeypatch.setattr(SshTransport, "for_host", classmethod(lambda cls, host, **kw: transport))
+
+
+def test_jetson_build_without_remote_says_how_to_finish(tiny_build_inputs, capsys):
+    tmp_path, recipe = tiny_build_inputs
+    out = tmp_path / "jetson"
+    code = main(["build", "--recipe", str(recipe), "--target", "jetson-orin-nano", "--out", str(out), "--quiet",
+                 *JETSON_RECIPE_OVERRIDES])
+    printed = capsys.readouterr().out
+    assert code == 1, printed[-2000:]  # built, but nothing is verified on a Jetson yet
+    assert sorted(p.name for p in (out / "artifacts").iterdir()) == ["onnx-fp16", "onnx-int8", "tensorrt-fp16", "tensorrt-int8"]
+    for name in ("tensorrt-fp16", "tensorrt-int8"):
+        artifact = out / "artifacts" / name
+        assert (artifact / "build_engine.sh").is_file() and (artifact / "reference" / "outputs.npy").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert all(b["status"] == "not measured" for b in report["budget_results"])
+    assert report["verdict"]["recommended"] is None and "--remote" in report["verdict"]["next_step"]
+    assert "not verified here" in printed
+
+
+def test_jetson_build_finishes_on_the_device(tiny_build_inputs, capsys, monkeypatch, fake_trtexec):
+    tmp_path, recipe = tiny_build_inputs
+    _local_device(monkeypatch)
+    target = tmp_path / "orin.yaml"  # the Jetson profile with budgets this stand-in device can meet
+    target.write_text("name: orin\narch: [aarch64]\nos: [linux]\nbackends: [tensorrt, onnx]\nprecisions: [fp16]\n"
+                      "build_on_device: true\nbudgets: {max_latency_ms: 2000, max_memory_mb: 8192}\n")
+    out = tmp_path / "orin-run"
+    code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
+                 "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
+    printed = capsys.readouterr().out
+    assert code == 0, printed[-3000:]
+    manifest = json.loads((out / "artifacts" / "tensorrt-fp16" / "manifest.json").read_text())
+    assert manifest["status"] == "ready" and "TensorRT engine" in manifest["parity"]["scope"]  # fetched back
+    assert (out / "artifacts" / "tensorrt-fp16" / "model.engine").is_file()  # with the engine it names
+    # The speed reference's engine was built in the run's private copy, never in the shared cache.
+    assert (out / "speed-reference").is_dir()
+    cached = [json.loads(m.read_text()) for m in (tmp_path / "cache" / "speed-reference").glob("*tensorrt*/manifest.json")]
+    assert cached and all(m["status"] == "needs_target_build" for m in cached)
+    report = json.loads((out / "report.json").read_text())
+    assert report["environment"]["measured_on"] == "nvidia@orin"
+    trt = next(r for r in report["rows"] if r["role"] == "student" and r["backend"] == "tensorrt")
+    assert trt["status"] == "ok" and trt["notes"].startswith("measured on nvidia@orin") and trt["latency_ms"]["p50"] > 0
+    assert report["budget_results"] and all(b["status"] == "pass" for b in report["budget_results"])
+    assert report["verdict"]["recommended"] is not None
+
+
+def test_jetson_build_engine_parity_failure_and_missing_tensorrt(tiny_build_inputs, capsys, monkeypatch, fake_trtexec):
+    tmp_path, recipe = tiny_build_inputs
+    _local_device(monkeypatch)
+    target = tmp_path / "orin.yaml"
+    target.write_text("name: orin\narch: [aarch64]\nbackends: [tensorrt]\nprecisions: [fp32]\nbudgets: {max_latency_ms: 2000}\n")
+    monkeypatch.setenv("FAKE_TRTEXEC_CORRUPT", "1")
+    out = tmp_path / "bad-engine"
+    code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
+                 "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    trt = next(r for r in report["rows"] if r["role"] == "student")
+    assert trt["status"].startswith("failed: parity against PyTorch failed (TensorRT engine")
+    # A device without TensorRT: one line, exit 2.
+    monkeypatch.delenv("FAKE_TRTEXEC_CORRUPT")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    capsys.readouterr()
+    code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(tmp_path / "no-trt"), "--quiet",
+                 "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
+    err = capsys.readouterr().err
+    assert code == 2 and "has no TensorRT" in err.splitlines()[-1]
+
+
+def test_unreachable_remote_is_one_line_exit_2(tiny_build_inputs, capsys, monkeypatch):
+    from edgeclip.bench.remote import SshTransport
+
+    tmp_path, recipe = tiny_build_inputs
+    dead = SshTransport(host="pi@nowhere", ssh=("bash", "-c", "exit 255"), copy=("false",), dest_prefix="")
+    monkeypatch.setattr(SshTransport, "for_host", classmethod(lambda cls, host, **kw: dead))
+    code = main(["build", "--recipe", str(recipe), "--target", "raspberry-pi-5", "--out", str(tmp_path / "pi"), "--quiet",
+                 "--remote", "pi@nowhere", *JETSON_RECIPE_OVERRIDES])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("edgeclip: error: cannot create the work dir on pi@nowhere")
+
+
+@pytest.mark.slow
+def test_quickstart_build_student_learns_and_meets_the_cpu_budgets(tmp_path, capsys, monkeypatch):
+    """The README's quickstart as a test: the real proxy teacher, the real cpu profile budgets
+    (p90 <= 100 ms, <= 1024 MB, retention >= 0.9) — a student that learned nothing fails it."""
+    monkeypatch.setattr("edgeclip.build.speed_reference.image_tower", tiny_tower)
+    out = tmp_path / "quickstart"
+    code = main(["build", "--recipe", "quickstart", "--target", "cpu", "--out", str(out), "--quiet",
+                 "--set", "bench.iterations=20"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    students = [r for r in report["rows"] if r["role"] == "student"]
+    assert len(students) == 4 and all(r["retention"] >= 0.9 and r["accuracy"] >= 0.85 for r in students)
+    assert all(b["status"] == "pass" for b in report["budget_results"])

@@ -367,3 +367,46 @@ def test_open_image_dataset_rejects_unknown_specs() -> None:
         open_image_dataset("synthetic:many")
     with pytest.raises(UserError, match="unknown split"):
         open_image_dataset("digits", "val")
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+def test_atomic_dir_keeps_the_old_artifact_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    from edgeclip.io_utils import atomic_dir
+
+    target = tmp_path / "onnx-fp32"
+    with atomic_dir(target) as work:
+        (work / "model.onnx").write_text("old")
+    real_replace = os.replace
+    calls = []
+
+    def failing_second_rename(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # old moved aside; now the new one cannot be moved in
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_second_rename)
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_dir(target) as work:
+            (work / "model.onnx").write_text("new")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (target / "model.onnx").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx-fp32"]  # nothing half-done left beside it
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_by_the_next_run(tmp_path):
+    from edgeclip.io_utils import atomic_dir
+
+    dead_pid = 4_000_000  # above pid_max: no such process
+    (tmp_path / f".onnx-fp32.{dead_pid}.abc.tmp").mkdir()  # killed while exporting
+    (tmp_path / f".other.{dead_pid}.x.tmp").mkdir()  # another artifact's leftover: not ours to touch
+    with atomic_dir(tmp_path / "onnx-fp32") as work:
+        (work / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".other.{dead_pid}.x.tmp", "onnx-fp32"]
+    # Killed between the two renames: the set-aside old directory is all there is; it comes back.
+    (tmp_path / "onnx-fp32").rename(tmp_path / f".onnx-fp32.{dead_pid}.abc.old")
+    with atomic_dir(tmp_path / "onnx-fp32") as work:
+        assert (tmp_path / "onnx-fp32" / "manifest.json").is_file()  # restored before the new export started
+        (work / "manifest.json").write_text('{"new": 1}')
+    assert (tmp_path / "onnx-fp32" / "manifest.json").read_text() == '{"new": 1}'

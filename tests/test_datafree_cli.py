@@ -164,7 +164,7 @@ def test_datafree_digits_student_learns_from_class_names_alone(proxy_teacher, tm
 def test_recipes_carry_the_paper_defaults_and_the_method_picks_its_recipe() -> None:
     import argparse
 
-    from edgeclip.commands.distill_cmd import recipe_from_args
+    from edgeclip.commands.distill_cmd import distill_recipe as recipe_from_args
     from edgeclip.config import load_recipe
 
     paper = load_recipe("datafree-paper")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -16,16 +17,18 @@ from torch import nn
 from edgeclip.errors import UserError
 from edgeclip.exporters import towers
 from edgeclip.exporters.export import export_model
-from edgeclip.exporters.registry import BACKENDS, list_backends
+from edgeclip.backends import BACKENDS, list_backends
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.exporters.testing import (
     TINY_CONTEXT, structured_images, tiny_clip, tiny_cnn_spec, tiny_tokens, trained_tiny_cnn,
 )
 from edgeclip.runtimes import load_runtime
+from support import write_fake_trtexec
 
 
 @pytest.fixture(scope="module")
 def clip() -> nn.Module:
-    towers.disable_mha_fastpath()
+    disable_mha_fastpath()
     return tiny_clip()
 
 
@@ -184,7 +187,7 @@ def test_tensorrt_writes_fp16_safe_onnx_and_build_kit(clip, tmp_path):
     except ImportError:
         assert artifact.status == "needs_target_build"
         assert "build_engine.sh" in artifact.manifest["next_step"]
-        assert artifact.parity["passed"] is True and "ONNX" in artifact.parity["scope"]
+        assert artifact.parity["passed"] is True and "in fp16" in artifact.parity["scope"]
         with pytest.raises(UserError, match="target"):
             load_runtime(artifact.path)
 
@@ -192,20 +195,23 @@ def test_tensorrt_writes_fp16_safe_onnx_and_build_kit(clip, tmp_path):
 def test_tensorrt_build_kit_runs_trtexec_and_marks_ready(clip, tmp_path):
     """build_engine.sh (the on-target kit) against a stand-in trtexec that records its arguments."""
     spec = towers.text_tower_spec(clip, "tiny-clip-text")
-    artifact = export_model(towers.TextTower(clip), spec, "tensorrt", "fp16", tmp_path / "tensorrt-fp16")
-    fake = tmp_path / "trtexec"
-    fake.write_text('#!/usr/bin/env bash\necho "$@" > "$(dirname "$0")/args"\n'
-                    'for a in "$@"; do case "$a" in --saveEngine=*) echo engine > "${a#--saveEngine=}";; esac; done\n')
-    fake.chmod(0o755)
+    artifact = export_model(towers.TextTower(clip), spec, "tensorrt", "fp16", tmp_path / "tensorrt-fp16",
+                            parity_inputs=tiny_tokens([5, 9, 16, 3]))
+    assert (artifact.path / "reference" / "inputs.npy").is_file() and (artifact.path / "check_engine.py").is_file()
+    fake = write_fake_trtexec(tmp_path / "bin") / "trtexec"
+    log = tmp_path / "trtexec.log"
     result = subprocess.run(["bash", str(artifact.path / "build_engine.sh"), str(artifact.path), "--trtexec", str(fake),
-                             "--max-batch", "4"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    args = (tmp_path / "args").read_text().split()
-    assert f"--onnx={artifact.path}/model.onnx" in args and "--fp16" in args
-    assert "--minShapes=text:1x16" in args and "--maxShapes=text:4x16" in args
+                             "--max-batch", "4"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "FAKE_TRTEXEC_LOG": str(log)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    build_args = log.read_text().splitlines()[0].split()
+    assert f"--onnx={artifact.path}/model.onnx" in build_args and "--fp16" in build_args
+    assert "--minShapes=text:1x16" in build_args and "--maxShapes=text:4x16" in build_args
     manifest = json.loads((artifact.path / "manifest.json").read_text())
     assert manifest["status"] == "ready" and manifest["model_file"] == "model.engine"
-    assert (artifact.path / "model.engine").is_file()
+    # The engine itself was checked on the "device": its parity replaced the export-time ONNX check.
+    assert manifest["parity"]["passed"] is True and "TensorRT engine" in manifest["parity"]["scope"]
+    assert "in fp16" in manifest["export_parity"]["scope"]
     # A non-TensorRT artifact is refused with exit 2.
     other = export_model(towers.TextTower(clip), spec, "onnx", "fp32", tmp_path / "onnx-fp32")
     refused = subprocess.run(["bash", str(artifact.path / "build_engine.sh"), str(other.path), "--trtexec", str(fake)],

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from edgeclip.bench.report import (
-    Report, ReportRow, ReportSchemaError, console_table, render_markdown, report_problems, validate_report,
-    write_report,
-)
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_files import write_report
+from edgeclip.bench.report_schema import ReportSchemaError, report_problems, validate_report
+from edgeclip.bench.report_text import console_table, render_markdown
 from edgeclip.bench.report_html import render_html
 from edgeclip.targets import load_target
 
@@ -118,7 +118,7 @@ def test_write_report_writes_all_three_atomically(tmp_path):
     paths = write_report(sample_report(), tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["report.html", "report.json", "report.md"]
     data = json.loads(paths["json"].read_text())
-    assert data["schema_version"] == 1 and len(data["rows"]) == 5
+    assert data["schema_version"] == 2 and len(data["rows"]) == 5
     assert data["rows"][3]["status"].startswith("failed: RuntimeError")
 
 
@@ -134,3 +134,30 @@ def test_console_table_lists_every_row():
     lines = console_table(sample_report()).splitlines()
     assert lines[0].split()[:3] == ["Model", "Format", "p50"]
     assert len(lines) == 6 and "failed: RuntimeError" in lines[4]
+
+
+def test_html_table_fits_a_1280_px_window(tmp_path):
+    """Rendered in a real browser (Debian's chromium) at 1280 px: nothing scrolls sideways."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium here (CI installs Debian's chromium in .ci/run)")
+    report = sample_report()
+    report.rows += [ReportRow("ViT-B-32 image tower (speed reference)", role="speed_reference", backend="openvino",
+                              precision="int8", params=87_849_216, flops=8_820_000_000, size_mb=89.4,
+                              latency_ms={"p50": 17.3, "p90": 19.0, "p99": 25.0}, throughput=55.0, peak_mem_mb=300.0)]
+    report.apply_target(load_target("cpu"))
+    from edgeclip.bench.verdict import compute_verdict
+
+    report.verdict = compute_verdict(report, "finish on the device with `edgeclip build ... --remote user@host`")
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report).replace(
+        "</body>", "<script>document.title = 'width=' + document.documentElement.scrollWidth;</script></body>"))
+    dom = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    width = int(re.search(r"<title>width=(\d+)</title>", dom).group(1))
+    assert width <= 1280

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import torch
 
 from edgeclip.bench.memory import RUNNER_PATH
 from edgeclip.bench.remote import SshTransport, bench_remote
-from edgeclip.bench.report import Report, ReportRow, report_problems
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_schema import report_problems
 from edgeclip.errors import UserError
 
 RUNTIME_ARGS = ["--warmup", "1", "--iterations", "5", "--max-seconds", "2", "--throughput-batch", "4"]
@@ -47,6 +49,7 @@ def make_artifact(directory: Path, *, batch: int | str = "batch", seed: int = 0,
     torch.onnx.export(model, (example,), str(directory / "model.onnx"), input_names=["image"], output_names=["logits"],
                       dynamic_axes=dynamic, dynamo=False)
     manifest = {"schema_version": 1, "name": name, "kind": "classifier", "backend": "onnx", "precision": "fp32",
+                "runtime_module": "onnxruntime",
                 "status": status, "next_step": "build the engine on the device", "model_file": "model.onnx",
                 "inputs": [{"name": "image", "shape": [batch, 3, 8, 8], "dtype": "float32"}],
                 "outputs": [{"name": "logits", "shape": [batch, 3], "dtype": "float32"}],
@@ -94,8 +97,8 @@ def test_runner_imports_nothing_but_stdlib_numpy_and_runtimes():
     tree = ast.parse(RUNNER_PATH.read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "argparse", "glob", "json", "os", "platform", "resource", "subprocess", "sys",
-                        "time", "numpy", "onnxruntime", "openvino"}
+    assert imported <= {"__future__", "argparse", "json", "os", "platform", "resource", "shutil", "subprocess", "sys",
+                        "tempfile", "time", "numpy", "onnxruntime", "openvino", "tensorrt", "cuda"}
 
 
 def test_runner_benchmarks_and_evaluates_without_torch(tmp_path, no_torch_env):
@@ -107,7 +110,10 @@ def test_runner_benchmarks_and_evaluates_without_torch(tmp_path, no_torch_env):
     assert rows_are_valid([row]) == []
     assert row["status"] == "ok" and row["name"] == "tiny" and row["latency_ms"]["iterations"] == 5
     assert row["latency_ms"]["p50"] <= row["latency_ms"]["p90"] <= row["latency_ms"]["p99"]
-    assert row["throughput"] > 0 and row["peak_mem_mb"] >= 0 and row["size_mb"] > 0
+    assert row["throughput"] > 0 and row["size_mb"] > 0
+    # The peak is clamped at 0, so ">= 0" could never fail: check the arithmetic the note records instead.
+    peak, baseline = (float(x) for x in re.search(r"peak RSS ([\d.]+) MiB minus baseline ([\d.]+) MiB", row["notes"]).groups())
+    assert peak >= baseline > 0 and row["peak_mem_mb"] == pytest.approx(max(0.0, peak - baseline), abs=0.1)
     accuracy = expected_accuracy(artifact, data)
     assert row["accuracy"] == pytest.approx(accuracy)
     assert row["agreement_teacher"] == pytest.approx(accuracy)  # teacher logits are one-hot labels

@@ -128,7 +128,7 @@ def test_unknown_backend_in_manifest(artifacts, tmp_path):
     manifest = json.loads((broken / "manifest.json").read_text())
     manifest["backend"] = "tflite"
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match="unknown runtime backend 'tflite'"):
+    with pytest.raises(UserError, match="unknown backend 'tflite'"):
         load_runtime(broken)
 
 

@@ -21,7 +21,7 @@ def test_all_shipped_profiles_load_with_budgets():
     targets = {t.name: t for t in list_targets()}
     assert SHIPPED <= set(targets)
     for target in targets.values():
-        assert target.backends and target.precisions and target.input_size > 0 and target.batch >= 1
+        assert target.backends and target.precisions
         assert None not in (target.budgets.max_latency_ms, target.budgets.max_memory_mb, target.budgets.min_retention)
     assert targets["jetson-orin-nano"].build_on_device and targets["jetson-orin-nano"].backends[0] == "tensorrt"
     assert "onnx" in targets["jetson-orin-nano"].backends  # fallback
@@ -47,15 +47,17 @@ def test_unknown_target_lists_known_and_close_match():
     assert "\n" not in message
 
 
-def test_runs_here_derives_from_platform_and_backends():
-    assert load_target("cpu").runs_here  # onnxruntime is installed in the dev environment
+def test_measurable_here_derives_from_platform_and_first_backend():
+    assert load_target("cpu").measurable_here  # onnxruntime is installed in the dev environment
     rpi = load_target("rpi5")
     assert platform_matches(rpi, machine="aarch64", system="Linux")
     assert not platform_matches(rpi, machine="x86_64", system="Linux")
     assert not platform_matches(load_target("apple"), machine="arm64", system="Linux")
     if importlib.util.find_spec("tensorrt") is None:  # TensorRT needs its library (and a GPU)
-        assert not Target("trt-only", backends=("tensorrt",)).runs_here
+        assert not Target("trt-only", backends=("tensorrt",)).measurable_here
         assert load_target("jetson").local_backends == ["onnx"]
+        # Running onnx is not enough to be a Jetson: its first choice (TensorRT) decides.
+        assert not Target("jetson-like", backends=("tensorrt", "onnx")).measurable_here
 
 
 def test_profile_from_path_and_bad_profiles(tmp_path, monkeypatch):

@@ -53,8 +53,12 @@ def test_teacher_checkpoint_roundtrip(tiny_teacher, tmp_path) -> None:
     loaded = ClipTeacher.load(str(path))
     images = torch.randn(2, 3, 16, 16)
     torch.testing.assert_close(loaded.encode_image(images), tiny_teacher.encode_image(images))
-    assert loaded.identity == tiny_teacher.identity or loaded.source == str(path)
+    assert loaded.identity == tiny_teacher.identity and loaded.source == str(path)  # same weights, same cache key
     assert loaded.preprocess == PRE
+    with torch.no_grad():
+        next(loaded.model.parameters()).add_(1.0)
+    loaded._identity = None
+    assert loaded.identity != tiny_teacher.identity  # other weights, other cache key
 
 
 def test_open_clip_checkpoint_path_with_arch(tmp_path) -> None:

@@ -1,38 +1,44 @@
 #!/usr/bin/env python3
 """Standalone edgeclip benchmark runner for the device itself.
 
-Needs only Python 3.9+, numpy and the runtime of the artifact (onnxruntime or openvino); never
-torch or edgeclip, so it runs on a Raspberry Pi or a Jetson as is. For every artifact directory
-(model file + manifest.json written by `edgeclip export`) it prints one JSON line in the row
-format of edgeclip's report.json: latency p50/p90/p99 (ms, batch 1), throughput, peak memory,
-file size and, given --data, accuracy/agreement.
+Needs only Python 3.8+, numpy and the artifact's runtime — onnxruntime, openvino, or TensorRT
+(its Python API with cuda-python, or JetPack's trtexec) — never torch or edgeclip, so it runs as
+is on a Raspberry Pi (Python 3.11), a Jetson (JetPack 5/6: Python 3.8/3.10) or an Intel box. For
+every artifact directory (model file + manifest.json written by `edgeclip export`) it prints one
+JSON line in the row format of edgeclip's report.json: latency p50/p90/p99 (ms, batch 1),
+throughput, peak memory, file size and, given --data, accuracy/agreement.
+
+Which runtime opens an artifact is recorded in its manifest (`runtime_module`, from edgeclip's
+backend table), as are the runtime hints local runs honour (onnxruntime graph optimisation
+level, OpenVINO inference precision), so the device runs the artifact the way it was checked.
 
 Peak memory: the process's peak RSS (VmHWM on Linux, ru_maxrss elsewhere) after loading and
 running the model at batch 1, minus the same right after importing numpy and the runtime (the
 interpreter baseline). A peak never goes down, so with several artifacts each one is measured in
-a fresh child process (one artifact per process).
+a fresh child process. A TensorRT engine timed through trtexec reports trtexec's own peak RSS.
 
-    python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/onnx-fp32 --data eval.npz --threads 4
+    python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/tensorrt-fp16 --data eval.npz --threads 4
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 SCHEMA_ROW_FIELDS = ("name", "role", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
                      "latency_ms", "throughput", "peak_mem_mb", "accuracy", "retention", "agreement_teacher",
-                     "agreement_reference", "status", "notes")
-MODEL_SUFFIXES = {"onnx": (".onnx",), "openvino": (".xml",)}
+                     "agreement_reference", "speedup", "status", "notes")
+_ORT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
 def maxrss_mb() -> float:
@@ -63,29 +69,21 @@ def read_manifest(artifact_dir: str) -> dict:
 
 
 def model_file(artifact_dir: str, manifest: dict) -> str:
-    """The model file: manifest's `model_file` (or first of `files`), else the only file of the backend's type."""
-    backend = manifest.get("backend", "onnx")
-    suffixes = MODEL_SUFFIXES.get(backend, ())
-    named = manifest.get("model_file") or manifest.get("model_path")
-    files = manifest.get("files")
-    if not named and files:
-        candidates = list(files.values()) if isinstance(files, dict) else list(files)
-        named = next((f for f in candidates if str(f).endswith(suffixes)), None)
-    if named:
-        path = os.path.join(artifact_dir, str(named))
-        if not os.path.isfile(path):
-            raise RuntimeError(f"manifest names model file {named} but it is missing from {artifact_dir}")
-        return path
-    found = sorted(p for s in suffixes for p in glob.glob(os.path.join(artifact_dir, "*" + s)))
-    if len(found) != 1:
-        raise RuntimeError(f"expected one {'/'.join(suffixes) or backend} model file in {artifact_dir}, found {len(found)}")
-    return found[0]
+    named = manifest.get("model_file")
+    if not named:
+        raise RuntimeError(f"the manifest in {artifact_dir} names no model_file; re-export it with `edgeclip export`")
+    path = os.path.join(artifact_dir, str(named))
+    if not os.path.exists(path):
+        raise RuntimeError(f"manifest names model file {named} but it is missing from {artifact_dir}")
+    return path
 
 
 def artifact_size_mb(artifact_dir: str) -> float:
-    """Bytes on disk of everything the model needs (weights, external data), manifest excluded."""
+    """Bytes on disk of everything the model needs (weights, external data), manifest and reference data excluded."""
     total = 0
     for root, _, names in os.walk(artifact_dir):
+        if os.path.relpath(root, artifact_dir).split(os.sep)[0] == "reference":
+            continue
         for name in names:
             if name != "manifest.json":
                 total += os.path.getsize(os.path.join(root, name))
@@ -93,11 +91,18 @@ def artifact_size_mb(artifact_dir: str) -> float:
 
 
 class OnnxModel:
-    def __init__(self, path: str, threads: int, providers: list[str]) -> None:
+    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        # Spinning worker threads steal cores between calls; edgeclip's own runtime turns it off too.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if args.threads > 0:
+            options.intra_op_num_threads = args.threads
+            options.inter_op_num_threads = 1
+        level = (manifest.get("runtime_hints") or {}).get("ort_graph_optimization", "all")
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[level])
+        providers = [p.strip() for p in args.providers.split(",") if p.strip()]
         available = ort.get_available_providers()
         chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(path, options, providers=chosen)
@@ -105,24 +110,27 @@ class OnnxModel:
         self.input_name = first.name
         self.input_shape = list(first.shape)
         self.dtype = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(first.type, np.float32)
-        self.library = f"onnxruntime {ort.__version__} ({chosen[0]})"
+        self.library = f"onnxruntime {ort.__version__} ({chosen[0]}, graph optimisation {level})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch.astype(self.dtype, copy=False)})[0]
 
 
 class OpenVinoModel:
-    def __init__(self, path: str, threads: int, device: str) -> None:
+    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
         import openvino as ov
 
         core = ov.Core()
         model = core.read_model(path)
-        config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
-        self.compiled = core.compile_model(model, device, config)
+        config = {"INFERENCE_NUM_THREADS": args.threads} if args.threads > 0 else {}
+        precision = (manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self.compiled = core.compile_model(model, args.openvino_device, config)
         partial = model.input(0).get_partial_shape()
         self.input_shape = [d.get_length() if d.is_static else None for d in partial]
         self.output = self.compiled.output(0)
-        self.library = f"openvino {ov.__version__} ({device})"
+        self.library = f"openvino {ov.__version__} ({args.openvino_device}, precision {precision or 'default'})"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         if batch.dtype.kind == "f":
@@ -130,12 +138,129 @@ class OpenVinoModel:
         return np.asarray(self.compiled(batch)[self.output])
 
 
-def open_model(path: str, backend: str, args: argparse.Namespace):
-    if backend == "onnx":
-        return OnnxModel(path, args.threads, [p.strip() for p in args.providers.split(",") if p.strip()])
-    if backend == "openvino":
-        return OpenVinoModel(path, args.threads, args.openvino_device)
-    raise NotImplementedError(backend)
+class TensorRTModel:
+    """A serialized engine through the TensorRT Python API; device buffers via cuda-python."""
+
+    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
+        import tensorrt as trt
+
+        try:  # cuda-python: NVIDIA's CUDA runtime bindings (pip install cuda-python); module moved in 12.6
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart
+
+        self.trt, self.cudart = trt, cudart
+        with open(path, "rb") as handle:
+            self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(handle.read())
+        if self.engine is None:
+            raise RuntimeError("deserialize_cuda_engine returned None: the engine was built for another GPU or TensorRT")
+        self.context = self.engine.create_execution_context()
+        self.input_name = manifest["inputs"][0]["name"]
+        self.output_name = manifest["outputs"][0]["name"]
+        self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
+        self.dtype = np.int64 if str(manifest["inputs"][0].get("dtype", "float32")).startswith("int") else np.float32
+        _, self.stream = cudart.cudaStreamCreate()
+        self.buffers: dict = {}
+        self.library = f"TensorRT {trt.__version__} (Python API)"
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        size, pointer = self.buffers.get(name, (0, None))
+        if size < nbytes:
+            if pointer is not None:
+                self.cudart.cudaFree(pointer)
+            _, pointer = self.cudart.cudaMalloc(nbytes)
+            self.buffers[name] = (nbytes, pointer)
+        return self.buffers[name][1]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        cudart = self.cudart
+        batch = np.ascontiguousarray(batch, dtype=self.dtype)
+        self.context.set_input_shape(self.input_name, tuple(batch.shape))
+        source = self._buffer(self.input_name, batch.nbytes)
+        cudart.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream)
+        out = np.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=np.float32)
+        target = self._buffer(self.output_name, out.nbytes)
+        self.context.set_tensor_address(self.input_name, source)
+        self.context.set_tensor_address(self.output_name, target)
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execution failed")
+        cudart.cudaMemcpyAsync(out.ctypes.data, target, out.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream)
+        cudart.cudaStreamSynchronize(self.stream)
+        return out
+
+
+class TrtexecModel:
+    """A serialized engine through JetPack's trtexec: timing from its per-inference times, outputs
+    from --loadInputs/--exportOutput (what a device without the Python bindings has)."""
+
+    def __init__(self, path: str, manifest: dict, args: argparse.Namespace, trtexec: str) -> None:
+        self.path, self.trtexec = path, trtexec
+        self.input_name = manifest["inputs"][0]["name"]
+        self.max_batch = int(manifest.get("max_batch") or 8)
+        self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
+        self.peak_rss_mb = 0.0
+        self.library = f"trtexec ({trtexec})"
+
+    def _call(self, flags: list) -> None:
+        result = subprocess.run([self.trtexec, f"--loadEngine={self.path}", *flags], capture_output=True, text=True)
+        # ru_maxrss of waited-for children: the largest trtexec run so far (KiB on Linux, bytes on macOS).
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        self.peak_rss_mb = peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"trtexec exited {result.returncode}: {tail[0]}")
+
+    def _shape(self, batch_size: int) -> str:
+        return f"--shapes={self.input_name}:" + "x".join(str(d) for d in [batch_size] + self.input_shape[1:])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as work:
+            inputs, outputs = os.path.join(work, "inputs.bin"), os.path.join(work, "outputs.json")
+            np.ascontiguousarray(batch).tofile(inputs)
+            self._call([self._shape(len(batch)), f"--loadInputs={self.input_name}:{inputs}", f"--exportOutput={outputs}",
+                        "--iterations=1", "--warmUp=0", "--duration=0"])
+            with open(outputs) as handle:
+                first = json.load(handle)[0]
+        dims = [int(d) for d in str(first["dimensions"]).split("x")]
+        return np.asarray(first["values"], dtype=np.float32).reshape(dims)
+
+    def latencies(self, batch_size: int, warmup: int, iterations: int) -> list:
+        """Per-inference latency (ms, host-to-host) of `iterations` runs after `warmup` runs' worth of warm-up."""
+        with tempfile.TemporaryDirectory() as work:
+            times = os.path.join(work, "times.json")
+            # trtexec's warm-up is in milliseconds: ~10 ms per requested warm-up run.
+            self._call([self._shape(batch_size), f"--iterations={max(1, iterations)}", f"--warmUp={max(0, warmup) * 10}",
+                        "--duration=0", f"--exportTimes={times}"])
+            with open(times) as handle:
+                entries = json.load(handle)
+        return [float(e["latencyMs"]) for e in entries][:max(1, iterations)]
+
+
+def find_trtexec(given: str | None) -> str | None:
+    for candidate in (given, os.environ.get("TRTEXEC"), shutil.which("trtexec"), "/usr/src/tensorrt/bin/trtexec"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def open_model(path: str, manifest: dict, args: argparse.Namespace):
+    """The artifact's runtime, chosen by the manifest's `runtime_module` (edgeclip's backend table)."""
+    module = manifest.get("runtime_module")
+    if module == "onnxruntime":
+        return OnnxModel(path, manifest, args)
+    if module == "openvino":
+        return OpenVinoModel(path, manifest, args)
+    if module == "tensorrt":
+        try:
+            return TensorRTModel(path, manifest, args)
+        except ImportError:
+            trtexec = find_trtexec(args.trtexec)
+            if trtexec is None:
+                raise RuntimeError("neither the TensorRT Python API (tensorrt + cuda-python) nor trtexec is available "
+                                   "on this device; install JetPack's TensorRT") from None
+            return TrtexecModel(path, manifest, args, trtexec)
+    raise RuntimeError(f"this runner cannot open runtime '{module}' (manifest runtime_module); "
+                       "re-export with this edgeclip or run the artifact where its runtime is")
 
 
 def static_dim(value) -> int | None:
@@ -165,11 +290,42 @@ def timed_loop(run, batch: np.ndarray, warmup: int, iterations: int, max_seconds
 
 def empty_row(artifact_dir: str, manifest: dict) -> dict:
     row = {key: None for key in SCHEMA_ROW_FIELDS}
-    row.update(name=str(manifest.get("name") or manifest.get("model_name") or os.path.basename(os.path.normpath(artifact_dir))),
+    row.update(name=str(manifest.get("name") or os.path.basename(os.path.normpath(artifact_dir))),
                role=str(manifest.get("role") or "student"), backend=str(manifest.get("backend") or "unknown"),
                precision=str(manifest.get("precision") or "unknown"), params=manifest.get("params"),
                flops=manifest.get("flops"), flops_per_tower=manifest.get("flops_per_tower"), status="ok", notes="")
     return row
+
+
+def parity_failure(manifest: dict) -> str | None:
+    """Same rule as edgeclip's harness: a failed parity fails the row whatever else it is."""
+    parity = manifest.get("parity") or {}
+    if parity.get("passed") is False:
+        return f"failed: parity against PyTorch failed ({parity.get('scope') or 'at export'}; see manifest.json parity)"
+    return None
+
+
+def parity_not_verified(manifest: dict) -> str | None:
+    """A check that never ran is a visible status, never an "ok"."""
+    parity = manifest.get("parity") or {}
+    if parity.get("passed") is None:
+        return f"skipped: parity not verified ({parity.get('reason') or parity.get('status') or 'no parity record'})"
+    return None
+
+
+def input_maker(model, manifest: dict):
+    """(fixed batch or None, make_batch(n)) for random inputs of the artifact's declared shape."""
+    declared = (manifest.get("inputs") or [{}])[0]
+    shape = list(model.input_shape)
+    fixed_batch = static_dim(shape[0]) if shape else None
+    rng = np.random.default_rng(0)
+    if str(declared.get("dtype", "float32")).startswith("int"):  # text encoder: (N, context) token ids
+        context = (static_dim(shape[1]) if len(shape) == 2 else None) or int(manifest.get("context_length") or 77)
+        return fixed_batch, lambda n: rng.integers(1, 400, size=(n, context), dtype=np.int64)
+    size = int((manifest.get("preprocessing") or {}).get("size") or 224)
+    height = (static_dim(shape[2]) if len(shape) == 4 else None) or size
+    width = (static_dim(shape[3]) if len(shape) == 4 else None) or size
+    return fixed_batch, lambda n: rng.standard_normal((n, 3, height, width)).astype(np.float32)
 
 
 def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb: float) -> dict:
@@ -181,62 +337,51 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
         row["status"] = f"failed: {exc}"
         return row
     row = empty_row(artifact_dir, manifest)
-    backend = row["backend"]
-    if manifest.get("status", "ready") != "ready":  # e.g. a TensorRT artifact whose engine is built on the target
-        row["status"] = f"needs_target: {manifest.get('next_step') or manifest['status']}"
+    failure = parity_failure(manifest)
+    if failure:  # whatever else it is, an artifact that does not match PyTorch is not deployable
+        row["status"] = failure
         return row
-    if backend not in MODEL_SUFFIXES:
-        row["status"] = (f"skipped: the runner measures onnx/openvino artifacts; for {backend} use the target's own "
-                         "tool (TensorRT: trtexec --loadEngine=<engine> --percentile=50,90,99, see export/)")
+    if manifest.get("status", "ready") != "ready":  # e.g. a TensorRT artifact whose engine is not built yet
+        row["status"] = f"needs_target: {manifest.get('next_step') or manifest['status']}"
         return row
     try:
         row["size_mb"] = manifest["size_bytes"] / 1e6 if manifest.get("size_bytes") else artifact_size_mb(artifact_dir)
-        model = open_model(model_file(artifact_dir, manifest), backend, args)
-        declared = (manifest.get("inputs") or [{}])[0]
-        preprocessing = manifest.get("preprocessing") or manifest.get("preprocess") or {}
-        size = int(preprocessing.get("size") or 224)
-        shape = model.input_shape
-        fixed_batch = static_dim(shape[0]) if shape else None
-        rng = np.random.default_rng(0)
-        is_text = str(declared.get("dtype", "float32")).startswith("int")
-        if is_text:  # text encoder: (N, context) token ids
-            context = static_dim(shape[1]) if len(shape) == 2 else None
-            context = context or int(manifest.get("context_length") or 77)
-
-            def make_batch(n: int) -> np.ndarray:
-                return rng.integers(1, 400, size=(n, context), dtype=np.int64)
-        else:
-            height = (static_dim(shape[2]) if len(shape) == 4 else None) or size
-            width = (static_dim(shape[3]) if len(shape) == 4 else None) or size
-
-            def make_batch(n: int) -> np.ndarray:
-                return rng.standard_normal((n, 3, height, width)).astype(np.float32)
+        model = open_model(model_file(artifact_dir, manifest), manifest, args)
+        fixed_batch, make_batch = input_maker(model, manifest)
         one = make_batch(fixed_batch or 1)
-        samples = timed_loop(model.run, one, args.warmup, args.iterations, args.max_seconds)
+        if isinstance(model, TrtexecModel):
+            samples = model.latencies(len(one), args.warmup, args.iterations)
+        else:
+            samples = timed_loop(model.run, one, args.warmup, args.iterations, args.max_seconds)
         row["latency_ms"] = percentiles(samples)
-        # Memory right after the batch-1 runs: what a deployed single-image pipeline needs.
-        peak = maxrss_mb()
-        row["peak_mem_mb"] = max(0.0, peak - baseline_mb)
-        notes = [f"{model.library}, threads={args.threads or 'auto'}",
-                 f"peak RSS {peak:.1f} MiB minus baseline {baseline_mb:.1f} MiB"]
+        notes = [f"{model.library}, threads={args.threads or 'auto'}"]
+        if isinstance(model, TrtexecModel):
+            row["peak_mem_mb"] = model.peak_rss_mb
+            notes.append(f"peak memory = trtexec's peak RSS {model.peak_rss_mb:.1f} MiB (CUDA context included)")
+        else:  # memory right after the batch-1 runs: what a deployed single-image pipeline needs
+            peak = maxrss_mb()
+            row["peak_mem_mb"] = max(0.0, peak - baseline_mb)
+            notes.append(f"peak RSS {peak:.1f} MiB minus baseline {baseline_mb:.1f} MiB")
         if args.throughput_batch > 0:
-            n = fixed_batch or args.throughput_batch
+            n = fixed_batch or min(args.throughput_batch, int(manifest.get("max_batch") or args.throughput_batch))
             batch = make_batch(n)
-            model.run(batch)  # warm-up at the new shape
-            start, done = time.perf_counter(), 0
-            while done < args.throughput_iterations:
-                model.run(batch)
-                done += 1
-                if time.perf_counter() - start >= args.max_seconds:
-                    break
-            row["throughput"] = done * n / (time.perf_counter() - start)
-        if args.data and is_text:
+            if isinstance(model, TrtexecModel):
+                row["throughput"] = n * 1000.0 / float(np.median(model.latencies(n, 1, args.throughput_iterations)))
+            else:
+                model.run(batch)  # warm-up at the new shape
+                start, done = time.perf_counter(), 0
+                while done < args.throughput_iterations:
+                    model.run(batch)
+                    done += 1
+                    if time.perf_counter() - start >= args.max_seconds:
+                        break
+                row["throughput"] = done * n / (time.perf_counter() - start)
+        if args.data and str((manifest.get("inputs") or [{}])[0].get("dtype", "float32")).startswith("int"):
             notes.append("accuracy not measured: a text encoder takes token ids, not the --data images")
-        elif args.data:
-            evaluate(row, model, args, fixed_batch)
+        elif args.data and manifest.get("kind") in ("classifier", "zero_shot_classifier"):
+            evaluate(row, model, args, fixed_batch or (int(manifest["max_batch"]) if manifest.get("max_batch") else None))
         row["notes"] = "; ".join(notes)
-        if (manifest.get("parity") or {}).get("passed") is False:  # measured, but not a deployable model
-            row["status"] = "failed: parity against PyTorch failed at export (see manifest.json parity)"
+        row["status"] = parity_not_verified(manifest) or row["status"]
     except Exception as exc:  # one broken artifact must not hide the others' rows
         row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return row
@@ -246,11 +391,11 @@ def evaluate(row: dict, model, args: argparse.Namespace, fixed_batch: int | None
     """Accuracy and agreement on an .npz with images (N,3,H,W) float32, labels (N,), optional teacher/reference logits."""
     data = np.load(args.data)
     images, labels = data["images"], data["labels"].astype(np.int64)
-    step = fixed_batch or args.eval_batch
+    step = min(fixed_batch, args.eval_batch) if fixed_batch else args.eval_batch
     outputs = []
     for i in range(0, len(images), step):
         chunk = images[i:i + step]
-        if fixed_batch and len(chunk) < fixed_batch:  # pad the last chunk of a fixed-batch model
+        if fixed_batch and isinstance(model.input_shape[0], int) and len(chunk) < fixed_batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed_batch - len(chunk), axis=0)])
             outputs.append(model.run(chunk)[: len(images) - i])
         else:
@@ -269,11 +414,14 @@ def evaluate(row: dict, model, args: argparse.Namespace, fixed_batch: int | None
 
 def environment(args: argparse.Namespace) -> dict:
     versions = {"numpy": np.__version__}
-    for module in ("onnxruntime", "openvino"):
+    for module in ("onnxruntime", "openvino", "tensorrt"):
         try:
             versions[module] = __import__(module).__version__
         except Exception:
             pass
+    trtexec = find_trtexec(args.trtexec)
+    if trtexec:
+        versions["trtexec"] = trtexec
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -297,7 +445,8 @@ def child_command(artifact_dir: str, args: argparse.Namespace) -> list:
                         ("--max-seconds", args.max_seconds), ("--threads", args.threads),
                         ("--throughput-batch", args.throughput_batch), ("--throughput-iterations", args.throughput_iterations),
                         ("--eval-batch", args.eval_batch), ("--providers", args.providers),
-                        ("--openvino-device", args.openvino_device), ("--teacher-accuracy", args.teacher_accuracy)):
+                        ("--openvino-device", args.openvino_device), ("--teacher-accuracy", args.teacher_accuracy),
+                        ("--trtexec", args.trtexec)):
         if value is not None:
             argv += [flag, str(value)]
     return argv
@@ -318,6 +467,8 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser.add_argument("--providers", default="CPUExecutionProvider",
                         help="onnxruntime providers in order, e.g. TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider")
     parser.add_argument("--openvino-device", default="CPU")
+    parser.add_argument("--trtexec", default=None, help="trtexec binary for TensorRT engines without the Python API "
+                        "(default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)")
     parser.add_argument("--environment", action="store_true", help="first print one line {\"environment\": {...}}")
     parser.add_argument("--in-process", action="store_true", help="measure all artifacts in this process (peak memory then accumulates)")
     return parser.parse_args(argv)
@@ -327,11 +478,10 @@ def import_runtime(artifact_dir: str) -> None:
     """Import the artifact's runtime library before the memory baseline, so the baseline counts
     the interpreter and libraries and the measurement counts only the model."""
     try:
-        backend = read_manifest(artifact_dir).get("backend")
+        module = read_manifest(artifact_dir).get("runtime_module")
     except (RuntimeError, ValueError):
         return
-    module = {"onnx": "onnxruntime", "openvino": "openvino"}.get(backend)
-    if module:
+    if module in ("onnxruntime", "openvino", "tensorrt"):
         try:
             __import__(module)
         except ImportError:

@@ -18,6 +18,7 @@ import numpy as np
 from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
 from edgeclip.bench.report import ReportRow, one_line
+from edgeclip.config import BenchConfig
 from edgeclip.errors import UserError
 
 RunFn = Callable[[Any], Any]
@@ -104,16 +105,6 @@ def evaluate_runtime(run_fn: RunFn, images: np.ndarray, labels: np.ndarray,
 # ---- artifacts -> report rows (used by `edgeclip bench` and the build orchestrator) ----------
 
 @dataclass
-class BenchSettings:
-    warmup: int = 10
-    iterations: int = 100
-    max_seconds: float = 10.0  # per measurement phase (interleaved latency gets this per backend)
-    throughput_batch: int = 16
-    threads: int = 0  # 0 = let the runtime decide
-    memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
-
-
-@dataclass
 class EvalData:
     images: np.ndarray  # (N,3,H,W) float32, preprocessed
     labels: np.ndarray  # (N,)
@@ -134,10 +125,11 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
             data = EvalData(npz["images"].astype(np.float32), npz["labels"].astype(np.int64),
                             npz["teacher_logits"] if "teacher_logits" in npz.files else None, str(path))
     else:
-        from edgeclip.data import open_image_dataset, preprocess_all
+        from edgeclip.data import open_image_dataset
+        from edgeclip.data.sampling import sample_images
 
         dataset = open_image_dataset(str(spec), split)
-        data = EvalData(preprocess_all(dataset, preprocess).numpy(), np.asarray(dataset.labels, np.int64),
+        data = EvalData(sample_images(dataset, preprocess, 0), np.asarray(dataset.labels, np.int64),
                         source=f"{spec} ({split} split)")
     if limit and limit < len(data.labels):
         data = EvalData(data.images[:limit], data.labels[:limit],
@@ -145,11 +137,25 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
     return data
 
 
+@dataclass
+class BenchItem:
+    """One row being measured: an exported artifact, or the unexported PyTorch model behind one."""
+
+    row: ReportRow
+    manifest: dict[str, Any]
+    directory: Path | None = None  # None for a PyTorch reference
+    runtime: Any = None  # has .run(batch) when this machine can run it
+    reference: "BenchItem | None" = None  # the PyTorch model an artifact was exported from
+
+
 def _needs_target(backend: str) -> str:
+    from edgeclip.backends import get_backend
     from edgeclip.targets import list_targets
 
     where = [t.name for t in list_targets() if backend in t.backends]
-    return f"needs_target: {backend} runs on {', '.join(where) or 'its own device'}; bench there (--remote user@host)"
+    why = get_backend(backend).why_not_here()
+    return (f"needs_target: {backend} does not run here ({why}); it runs on {', '.join(where) or 'its own device'}: "
+            "bench there (--remote user@host)")
 
 
 def _example_batch(manifest: dict[str, Any], batch: int, seed: int = 0) -> np.ndarray:
@@ -163,29 +169,29 @@ def _example_batch(manifest: dict[str, Any], batch: int, seed: int = 0) -> np.nd
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _reference(manifest: dict[str, Any], cache: dict[str, Any]) -> tuple[Any, ReportRow] | None:
-    """(TorchRuntime or None, reference row) for the checkpoint the artifact was exported from."""
-    source = (manifest.get("source_checkpoint") or {}).get("path")
-    if not source or not Path(source).exists():
-        return None
-    if source not in cache:
-        from edgeclip.bench.flops import count_flops, count_tower_flops
+def _reference_item(source: str, models: Mapping[str, Any]) -> BenchItem | None:
+    """The unexported PyTorch model of `source` (in memory when the caller has it, else loaded)."""
+    from edgeclip.bench.flops import count_flops, count_tower_flops
+    from edgeclip.utils import count_params
+
+    if source in models:
+        model, spec = models[source]
+    elif Path(source).exists():
         from edgeclip.students.checkpoint import load_checkpoint
-        from edgeclip.utils import count_params
 
         model, spec, _ = load_checkpoint(source)
-        row = ReportRow(name=spec.name, role="reference", backend="torch", precision="fp32", params=count_params(model),
-                        notes=f"unexported PyTorch model from {source}")
-        runtime = None
-        if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
-            row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
-        else:
-            from edgeclip.runtimes.torch_runtime import TorchRuntime
+    else:
+        return None
+    row = ReportRow(name=spec.name, role="reference", backend="torch", precision="fp32", params=count_params(model),
+                    notes=f"unexported PyTorch model from {source}")
+    if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
+        row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
+        return BenchItem(row, {})
+    from edgeclip.runtimes.torch_runtime import TorchRuntime
 
-            runtime = TorchRuntime(model, spec)
-            row.flops = count_flops(model, (torch_tensor(_example_batch(runtime.manifest, 1)),))
-        cache[source] = (runtime, row)
-    return cache[source]
+    runtime = TorchRuntime(model, spec)
+    row.flops = count_flops(model, (torch_tensor(_example_batch(runtime.manifest, 1)),))
+    return BenchItem(row, runtime.manifest, runtime=runtime)
 
 
 def torch_tensor(array: np.ndarray) -> Any:
@@ -194,79 +200,100 @@ def torch_tensor(array: np.ndarray) -> Any:
     return torch.from_numpy(array)
 
 
-def bench_artifacts(artifact_dirs: Sequence[str | Path], settings: BenchSettings | None = None, *,
-                    data: str | Path | None = None, split: str = "test", limit: int = 0,
-                    teacher_accuracy: float | None = None, teacher_row: ReportRow | None = None) -> list[ReportRow]:
-    """Benchmark exported artifacts on this machine into report rows.
-
-    Missing/corrupt artifacts raise UserError (via the runtimes). A backend this machine cannot
-    run is a `needs_target` row; one that breaks while running is a `failed` row. When the
-    manifest names its source checkpoint, the unexported PyTorch model joins as the reference row
-    (params, FLOPs, agreement_reference). A measured `teacher_row` (e.g. from `edgeclip build`)
-    stands in for the accuracy-only teacher row and sets the accuracy retention is computed from.
-    """
-    from edgeclip.bench.memory import measure_peak_memory
-    from edgeclip.exporters.manifest import read_manifest
+def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, BenchItem | None],
+                   models: Mapping[str, Any]) -> BenchItem:
+    from edgeclip.manifest import read_manifest
     from edgeclip.runtimes import load_runtime
     from edgeclip.targets import backend_available
 
-    settings = settings or BenchSettings()
-    rows: dict[str, ReportRow] = {}
-    runners: dict[str, Any] = {}
-    manifests: dict[str, dict[str, Any]] = {}
-    references: dict[str, Any] = {}
-    reference_of: dict[str, str] = {}  # artifact key -> reference key
-    for index, directory in enumerate(map(Path, artifact_dirs)):
-        manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
-        key = f"{index}:{directory}"
-        manifests[key] = manifest
-        row = rows[key] = ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
-                                    backend=manifest["backend"], precision=manifest["precision"],
-                                    size_mb=(manifest.get("size_bytes") or 0) / 1e6 or None, notes=str(directory))
-        reference = _reference(manifest, references)
-        if reference is not None:
-            ref_runtime, ref_row = reference
-            row.params = ref_row.params
-            tower = {"image_encoder": "image", "text_encoder": "text"}.get(manifest.get("kind", ""))
-            row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
-            ref_key = f"ref:{manifest['source_checkpoint']['path']}"
-            reference_of[key] = ref_key
-            if ref_key not in rows:
-                rows[ref_key] = ref_row
-                manifests[ref_key] = ref_runtime.manifest if ref_runtime else {}
-                if ref_runtime is not None:
-                    runners[ref_key] = ref_runtime
-        if manifest.get("status", "ready") != "ready":
-            row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
-        elif not backend_available(manifest["backend"]):
-            row.status = _needs_target(manifest["backend"])
-        else:
-            runners[key] = load_runtime(directory, threads=settings.threads)  # corrupt model -> UserError
+    manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
+    item = BenchItem(ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
+                               backend=manifest["backend"], precision=manifest["precision"],
+                               size_mb=(manifest.get("size_bytes") or 0) / 1e6 or None, notes=str(directory)),
+                     manifest, directory)
+    source = (manifest.get("source_checkpoint") or {}).get("path")
+    if source:
+        if source not in references:
+            references[source] = _reference_item(source, models)
+        item.reference = references[source]
+    if item.reference is not None:
+        ref_row = item.reference.row
+        item.row.params = ref_row.params
+        tower = {"image_encoder": "image", "text_encoder": "text"}.get(manifest.get("kind", ""))
+        item.row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
+    else:
+        item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
+    if manifest.get("status", "ready") != "ready":
+        item.row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
+    elif not backend_available(manifest["backend"]):
+        item.row.status = _needs_target(manifest["backend"])
+    else:
+        item.runtime = load_runtime(directory, threads=config.threads)  # corrupt model -> UserError
+    return item
 
-    runs = {k: r.run for k, r in runners.items()}
-    inputs = {k: _example_batch(manifests[k], 1) for k in runs}
-    stats = benchmark_interleaved(runs, inputs, warmup=settings.warmup, iterations=settings.iterations,
-                                  max_seconds=settings.max_seconds * max(1, len(runs)))
-    for key, result in stats.items():
+
+def parity_status(manifest: dict[str, Any], status: str) -> str:
+    """A row's status after its artifact's parity: a failed parity (at export, or of the engine on the
+    device) fails the row whatever else it is; parity that never ran turns an "ok" into a visible
+    "skipped" — a check that did not run never reads as a pass."""
+    parity = manifest.get("parity") or {}
+    if parity.get("passed") is False:
+        return f"failed: parity against PyTorch failed ({parity.get('scope') or 'at export'}; see manifest.json parity)"
+    if parity.get("passed") is None and status == "ok":
+        return f"skipped: parity not verified ({parity.get('reason') or parity.get('status') or 'no parity record'})"
+    return status
+
+
+def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | None = None, *,
+                    data: str | Path | None = None, split: str = "test", limit: int = 0,
+                    teacher_accuracy: float | None = None, teacher_row: ReportRow | None = None,
+                    models: Mapping[str, Any] | None = None) -> list[ReportRow]:
+    """Benchmark exported artifacts on this machine into report rows.
+
+    Missing/corrupt artifacts raise UserError (via the runtimes). A backend this machine cannot
+    run is a `needs_target` row; one that breaks while running is a `failed` row; an artifact whose
+    parity failed is a `failed` row whatever else it is. When the manifest names its source
+    checkpoint, the unexported PyTorch model joins as the reference row (params, FLOPs,
+    agreement_reference) — taken from `models` (source path -> (model, spec)) when the caller
+    already holds it in memory. A measured `teacher_row` (e.g. from `edgeclip build`) stands in for
+    the accuracy-only teacher row and sets the accuracy retention is computed from.
+    """
+    from edgeclip.bench.memory import measure_peak_memory
+
+    config = config or BenchConfig()
+    references: dict[str, BenchItem | None] = {}
+    artifacts = [_artifact_item(Path(d), config, references, models or {}) for d in artifact_dirs]
+    items = [ref for ref in references.values() if ref is not None] + artifacts
+    runs = {i: item.runtime.run for i, item in enumerate(items) if item.runtime is not None}
+    inputs = {i: _example_batch(items[i].manifest, 1) for i in runs}
+    stats = benchmark_interleaved(runs, inputs, warmup=config.warmup, iterations=config.iterations,
+                                  max_seconds=config.max_seconds * max(1, len(runs)))
+    for i, result in stats.items():
+        item = items[i]
         if "error" in result:
-            rows[key].status = f"failed: {one_line(result['error'])}"
-            runs.pop(key)
+            item.row.status = f"failed: {one_line(result['error'])}"
+            item.runtime = None
             continue
-        rows[key].latency_ms = result
-        if settings.throughput_batch > 0:
-            rows[key].throughput = _guarded(rows[key], lambda: measure_throughput(
-                runs[key], _example_batch(manifests[key], settings.throughput_batch), max_seconds=settings.max_seconds))
-        if settings.memory and manifests[key].get("backend") in ("onnx", "openvino"):
-            directory = key.split(":", 1)[1]
-            rows[key].peak_mem_mb = _guarded(rows[key], lambda: measure_peak_memory(directory, threads=settings.threads))
+        item.row.latency_ms = result
+        if config.throughput_batch > 0:
+            item.row.throughput = _guarded(item.row, lambda: measure_throughput(
+                item.runtime.run, _example_batch(item.manifest, config.throughput_batch), max_seconds=config.max_seconds))
+        if config.memory and item.directory is not None and _memory_measurable(item.manifest):
+            item.row.peak_mem_mb = _guarded(item.row, lambda: measure_peak_memory(item.directory, threads=config.threads))
 
+    teacher = None
     if data is not None:
-        _evaluate_rows(rows, runs, manifests, reference_of, data, split, limit, teacher_accuracy, teacher_row)
-    for key, row in rows.items():
-        if (manifests.get(key, {}).get("parity") or {}).get("passed") is False and row.status == "ok":
-            row.status = "failed: parity against PyTorch failed at export (see manifest.json parity)"
-    order = {"teacher": 0, "reference": 1}
-    return sorted(rows.values(), key=lambda r: order.get(r.role, 2))  # stable: artifacts keep the caller's order
+        teacher = _evaluate_items(items, data, split, limit, teacher_accuracy, teacher_row)
+    for item in artifacts:
+        item.row.status = parity_status(item.manifest, item.row.status)
+    return ([teacher] if teacher else []) + [item.row for item in items]
+
+
+def _memory_measurable(manifest: dict[str, Any]) -> bool:
+    from edgeclip.backends import BACKENDS
+
+    backend = manifest.get("backend")
+    return backend in BACKENDS and BACKENDS.get(backend).memory_measurable
 
 
 def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:
@@ -277,35 +304,36 @@ def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:
         return None
 
 
-def _evaluate_rows(rows: dict[str, ReportRow], runs: dict[str, RunFn], manifests: dict[str, dict[str, Any]],
-                   reference_of: dict[str, str], data: str | Path, split: str, limit: int,
-                   teacher_accuracy: float | None, teacher_row: ReportRow | None = None) -> None:
-    """Accuracy / agreement for classifier rows; references first so artifacts can agree with them."""
+def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit: int,
+                    teacher_accuracy: float | None, teacher_row: ReportRow | None) -> ReportRow | None:
+    """Accuracy / agreement for classifier rows (references come first in `items`, so artifacts can
+    agree with them); returns the teacher row when a teacher accuracy is known."""
     from edgeclip.data.preprocess import Preprocess
+    from edgeclip.students.spec import LOGIT_KINDS
 
     cache: dict[str, EvalData] = {}
-    logits: dict[str, np.ndarray] = {}
+    logits: dict[int, np.ndarray] = {}
     teacher_logits = None
-    ordered = sorted(runs, key=lambda k: not k.startswith("ref:"))
-    for key in ordered:
-        manifest = manifests[key]
-        if manifest.get("kind") not in ("classifier", "zero_shot_classifier"):
-            rows[key].notes = "; ".join(filter(None, [rows[key].notes, "accuracy needs a classifier; embeddings not scored"]))
+    for item in items:
+        if item.runtime is None:
             continue
-        preprocessing = manifest["preprocessing"]
+        if item.manifest.get("kind") not in LOGIT_KINDS:
+            item.row.notes = "; ".join(filter(None, [item.row.notes, "accuracy needs a classifier; embeddings not scored"]))
+            continue
+        preprocessing = item.manifest["preprocessing"]
         cache_key = json.dumps(preprocessing, sort_keys=True)
         if cache_key not in cache:
             cache[cache_key] = load_eval_data(data, Preprocess.from_dict(preprocessing), split=split, limit=limit)
         eval_data = cache[cache_key]
         teacher_logits = eval_data.teacher_logits if eval_data.teacher_logits is not None else teacher_logits
-        result = _guarded(rows[key], lambda: evaluate_runtime(
-            runs[key], eval_data.images, eval_data.labels, logits.get(reference_of.get(key, "")), eval_data.teacher_logits))
+        reference = logits.get(id(item.reference)) if item.reference is not None else None
+        result = _guarded(item.row, lambda: evaluate_runtime(item.runtime.run, eval_data.images, eval_data.labels,
+                                                             reference, eval_data.teacher_logits))
         if result is None:
             continue
-        logits[key] = result["logits"]
-        row = rows[key]
-        row.accuracy, row.agreement_teacher = result["accuracy"], result["agreement_teacher"]
-        row.agreement_reference = result["agreement_reference"] if not key.startswith("ref:") else None
+        logits[id(item)] = result["logits"]
+        item.row.accuracy, item.row.agreement_teacher = result["accuracy"], result["agreement_teacher"]
+        item.row.agreement_reference = result["agreement_reference"] if item.directory is not None else None
     source = "given by the caller (--teacher-accuracy)"
     if teacher_row is not None and teacher_row.accuracy is not None:
         teacher_accuracy = teacher_row.accuracy
@@ -313,9 +341,10 @@ def _evaluate_rows(rows: dict[str, ReportRow], runs: dict[str, RunFn], manifests
         teacher_accuracy = top1_accuracy(teacher_logits, next(iter(cache.values())).labels)
         source = f"accuracy of the teacher_logits stored in {data}"
     if teacher_accuracy is None:
-        return
-    rows["teacher"] = teacher_row or ReportRow(name="teacher", role="teacher", backend="torch", precision="fp32",
-                                               accuracy=teacher_accuracy, notes=source)
-    for row in rows.values():
-        if row.role != "teacher" and row.accuracy is not None:
-            row.retention = retention(row.accuracy, teacher_accuracy)
+        return None
+    teacher = teacher_row or ReportRow(name="teacher", role="teacher", backend="torch", precision="fp32",
+                                       accuracy=teacher_accuracy, notes=source)
+    for item in items:
+        if item.row.accuracy is not None:
+            item.row.retention = retention(item.row.accuracy, teacher_accuracy)
+    return teacher

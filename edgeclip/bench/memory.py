@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edgeclip.paths import REPO_ROOT
+from edgeclip.paths import runner_path
 
-RUNNER_PATH = REPO_ROOT / "devices" / "runner" / "edgeclip_runner.py"
+RUNNER_PATH = runner_path()
 MEMORY_METHOD = ("peak memory = peak RSS (Linux VmHWM, else ru_maxrss) of a fresh process that loads the artifact "
                  "and runs it at batch 1 (devices/runner/edgeclip_runner.py), minus that process's peak right after "
                  "importing numpy and the runtime library")

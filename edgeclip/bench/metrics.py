@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import Any
 
-ArrayLike = np.ndarray | torch.Tensor
+import numpy as np
+
+ArrayLike = Any  # numpy array or torch tensor; torch is not imported here (reports are written without it)
 
 
 def _numpy(values: ArrayLike) -> np.ndarray:
-    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
 
 
 def predictions(logits: ArrayLike) -> np.ndarray:

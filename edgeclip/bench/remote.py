@@ -1,15 +1,23 @@
-"""Benchmark artifacts on a device over SSH: copy the standalone runner + artifacts, run, parse rows.
+"""Finish and benchmark artifacts on a device over SSH: the one path `edgeclip bench --remote` and
+`edgeclip build --remote` share.
 
-Only `ssh` and `scp` on this machine and `python3` + numpy + the runtime on the device are
-needed. SSH runs with BatchMode=yes (never hangs on a password prompt) and a ConnectTimeout.
-The transport is injectable so the flow can be tested without an SSH server.
+On the device: artifacts whose final form must be built there (TensorRT engines) are built with
+their kit (`build_engine.sh`, which also checks the engine against the shipped PyTorch outputs),
+then the standalone runner measures every artifact. Updated manifests (engine parity) are copied
+back into the local artifact directories, so the run directory records what the device found.
+
+Only `ssh` and `scp` on this machine and `python3` + numpy + the runtime on the device are needed.
+SSH runs with BatchMode=yes (never hangs on a password prompt) and a ConnectTimeout. The transport
+is injectable so the flow can be tested without an SSH server.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +26,7 @@ from edgeclip.bench.memory import RUNNER_PATH
 from edgeclip.errors import UserError
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for connection/authentication failures
+KIT_SCRIPT = "build_engine.sh"
 
 
 @dataclass(frozen=True)
@@ -55,52 +64,125 @@ def _run(command: Sequence[str], transport: SshTransport, what: str, timeout: fl
     return result
 
 
-def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | Path | None = None,
-                 remote_dir: str = "/tmp/edgeclip-bench", python: str = "python3", runner_args: Sequence[str] = (),
-                 transport: SshTransport | None = None, timeout: float = 1800.0, cleanup: bool = True
-                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Run the standalone runner on `host` for each artifact; returns (rows, device environment).
-
-    Rows are in report.json's row format with the device's measurements, ready to merge into a
-    Report. Artifacts are copied as `a<i>-<name>` so two runs' `onnx-int8` do not collide.
-    """
-    transport = transport or SshTransport.for_host(host)
-    artifact_dirs = [Path(a) for a in artifact_dirs]
-    for artifact in artifact_dirs:
-        if not (artifact / "manifest.json").is_file():
-            raise UserError(f"artifact '{artifact}' has no manifest.json; pass a directory written by `edgeclip export`")
-    if data is not None and not Path(data).is_file():
-        raise UserError(f"evaluation data '{data}' does not exist; pass an .npz with images and labels")
-
-    quoted_dir = shlex.quote(remote_dir)
-    staged = [f"a{i}-{a.name}" for i, a in enumerate(artifact_dirs)]
-    # Fresh staging dir: stale artifacts from an earlier run must not be measured by mistake.
-    _check(_run([*transport.ssh, f"rm -rf {quoted_dir} && mkdir -p {quoted_dir}"], transport, "create the work dir", 60),
-           transport, "create the work dir")
-    _check(_run([*transport.copy, str(RUNNER_PATH), *([str(data)] if data else []), transport.dest_prefix + remote_dir + "/"],
-                transport, "copy the runner", timeout), transport, "copy the runner")
-    for artifact, name in zip(artifact_dirs, staged):
-        _check(_run([*transport.copy, str(artifact), f"{transport.dest_prefix}{remote_dir}/{name}"], transport,
-                    f"copy artifact {artifact.name}", timeout), transport, f"copy artifact {artifact.name}")
-
-    args = [python, "edgeclip_runner.py", *staged, "--environment", *runner_args]
-    if data:
-        args += ["--data", Path(data).name]
-    command = f"cd {quoted_dir} && " + " ".join(shlex.quote(a) for a in args)
-    if cleanup:
-        command = f"{command}; status=$?; rm -rf {quoted_dir}; exit $status"
-    result = _run([*transport.ssh, command], transport, "run the benchmark", timeout)
-    if result.returncode == 127:
-        raise UserError(f"'{python}' was not found on {host}; install Python 3 with numpy and onnxruntime/openvino there, "
-                        "or pass the interpreter path")
-    _check(result, transport, "run the benchmark")
-    return parse_runner_output(result.stdout, staged, artifact_dirs, host)
-
-
 def _check(result: subprocess.CompletedProcess, transport: SshTransport, what: str) -> None:
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["no error output"])[-1]
         raise UserError(f"could not {what} on {transport.host} (exit {result.returncode}: {detail}); {_fix_hint(transport.host)}")
+
+
+def runner_args(config: Any, teacher_accuracy: float | None = None) -> list[str]:
+    """The runner's command line for a BenchConfig (same warm-up, iterations, threads as local runs)."""
+    args = ["--warmup", str(config.warmup), "--iterations", str(config.iterations), "--max-seconds", str(config.max_seconds),
+            "--threads", str(config.threads), "--throughput-batch", str(config.throughput_batch)]
+    if teacher_accuracy is not None:
+        args += ["--teacher-accuracy", str(teacher_accuracy)]
+    return args
+
+
+def _needs_build_there(artifact: Path) -> bool:
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    return manifest.get("status") == "needs_target_build" and (artifact / KIT_SCRIPT).is_file()
+
+
+class DeviceSession:
+    """A fresh work directory on the device holding the runner, the evaluation data and the artifacts."""
+
+    def __init__(self, host: str, transport: SshTransport | None, remote_dir: str, timeout: float) -> None:
+        self.host = host
+        self.transport = transport or SshTransport.for_host(host)
+        self.remote_dir = remote_dir
+        self.timeout = timeout
+
+    def shell(self, command: str, what: str) -> subprocess.CompletedProcess:
+        return _run([*self.transport.ssh, f"cd {shlex.quote(self.remote_dir)} && {command}"], self.transport, what, self.timeout)
+
+    def stage(self, artifacts: Sequence[Path], data: Path | None) -> list[str]:
+        quoted = shlex.quote(self.remote_dir)
+        # A fresh staging dir: stale artifacts from an earlier run must not be measured by mistake.
+        _check(_run([*self.transport.ssh, f"rm -rf {quoted} && mkdir -p {quoted}"], self.transport, "create the work dir", 60),
+               self.transport, "create the work dir")
+        _check(_run([*self.transport.copy, str(RUNNER_PATH), *([str(data)] if data else []),
+                     self.transport.dest_prefix + self.remote_dir + "/"], self.transport, "copy the runner", self.timeout),
+               self.transport, "copy the runner")
+        staged = [f"a{i}-{a.name}" for i, a in enumerate(artifacts)]
+        for artifact, name in zip(artifacts, staged):
+            _check(_run([*self.transport.copy, str(artifact), f"{self.transport.dest_prefix}{self.remote_dir}/{name}"],
+                        self.transport, f"copy artifact {artifact.name}", self.timeout), self.transport, f"copy artifact {artifact.name}")
+        return staged
+
+    def build_engine(self, name: str) -> str:
+        """Run the artifact's kit there: engine build + engine parity. Returns the kit's last line."""
+        result = self.shell(f"bash {shlex.quote(name)}/{KIT_SCRIPT} {shlex.quote(name)}", f"build the engine of {name}")
+        last = ((result.stdout + result.stderr).strip().splitlines() or [""])[-1]
+        if result.returncode == 2:
+            if "trtexec not found" in last:
+                raise UserError(f"{self.host} has no TensorRT (trtexec not found); install JetPack's TensorRT there, "
+                                "or pick a target without TensorRT")
+            raise UserError(f"building the engine of {name} on {self.host} failed: {last}")
+        return last  # exit 1 = the engine failed its parity check: the runner reports the row as failed
+
+    def fetch_built(self, name: str, local: Path) -> None:
+        """Copy what the device built back into the local artifact: the engine and its build log first,
+        the manifest (engine status and parity) last, so it never names a file that is not there."""
+        def fetch(remote_name: str, local_path: Path) -> None:
+            _check(_run([*self.transport.copy, f"{self.transport.dest_prefix}{self.remote_dir}/{name}/{remote_name}",
+                         str(local_path)], self.transport, f"fetch {remote_name} of {name}", self.timeout),
+                   self.transport, f"fetch {remote_name} of {name}")
+
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=local)
+        os.close(fd)
+        try:
+            fetch("manifest.json", Path(tmp))
+            manifest = json.loads(Path(tmp).read_text())  # a truncated copy must not replace a good manifest
+            for built in (manifest.get("model_file"), "build.log"):
+                if built and built in manifest.get("files", []) and not (local / built).exists():
+                    fetch(built, local / built)
+            os.replace(tmp, local / "manifest.json")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def run_runner(self, staged: list[str], python: str, args: Sequence[str], data: Path | None) -> subprocess.CompletedProcess:
+        argv = [python, "edgeclip_runner.py", *staged, "--environment", *args, *(["--data", data.name] if data else [])]
+        result = self.shell(" ".join(shlex.quote(a) for a in argv), "run the benchmark")
+        if result.returncode == 127:
+            raise UserError(f"'{python}' was not found on {self.host}; install Python 3 with numpy and onnxruntime/openvino "
+                            "there, or pass the interpreter path")
+        _check(result, self.transport, "run the benchmark")
+        return result
+
+    def cleanup(self) -> None:
+        _run([*self.transport.ssh, f"rm -rf {shlex.quote(self.remote_dir)}"], self.transport, "remove the work dir", 60)
+
+
+def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | Path | None = None,
+                 remote_dir: str = "/tmp/edgeclip-bench", python: str = "python3", runner_args: Sequence[str] = (),
+                 transport: SshTransport | None = None, timeout: float = 1800.0, cleanup: bool = True
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Finish (build engines there) and measure each artifact on `host`; returns (rows, device environment).
+
+    Rows are in report.json's row format with the device's measurements, ready to merge into a
+    Report. Artifacts are copied as `a<i>-<name>` so two runs' `onnx-int8` do not collide.
+    """
+    artifact_dirs = [Path(a) for a in artifact_dirs]
+    for artifact in artifact_dirs:
+        if not (artifact / "manifest.json").is_file():
+            raise UserError(f"artifact '{artifact}' has no manifest.json; pass a directory written by `edgeclip export`")
+    data = Path(data) if data is not None else None
+    if data is not None and not data.is_file():
+        raise UserError(f"evaluation data '{data}' does not exist; pass an .npz with images and labels")
+    session = DeviceSession(host, transport, remote_dir, timeout)
+    staged = session.stage(artifact_dirs, data)
+    try:
+        built = [(name, local) for name, local in zip(staged, artifact_dirs) if _needs_build_there(local)]
+        for name, _ in built:
+            session.build_engine(name)
+        result = session.run_runner(staged, python, runner_args, data)
+        for name, local in built:
+            session.fetch_built(name, local)
+    finally:
+        if cleanup:
+            session.cleanup()
+    return parse_runner_output(result.stdout, staged, artifact_dirs, host)
 
 
 def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Sequence[Path], host: str
@@ -127,3 +209,14 @@ def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Seque
         raise UserError(f"the runner on {host} returned {len(rows)} rows for {len(staged)} artifacts; "
                         f"run `python3 edgeclip_runner.py <artifact>` there to see the error")
     return rows, environment
+
+
+def finish_on_device(artifact_dirs: Sequence[Path], host: str, *, data: Path | None, config: Any, python: str = "python3",
+                     teacher_accuracy: float | None = None, transport: SshTransport | None = None
+                     ) -> tuple[list[Any], dict[str, Any]]:
+    """`edgeclip build --remote`: bench_remote with the build's settings; rows as ReportRows."""
+    from edgeclip.bench.report import ReportRow
+
+    rows, environment = bench_remote(artifact_dirs, host, data=data, python=python, transport=transport,
+                                     runner_args=runner_args(config, teacher_accuracy))
+    return [ReportRow.from_dict(row) for row in rows], environment

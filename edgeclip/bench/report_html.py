@@ -7,15 +7,21 @@ import html
 import io
 import math
 
-from edgeclip.bench.report import TABLE_HEADER, Report, ReportRow, describe_environment, fmt, table_cells
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_text import TABLE_HEADER, describe_environment, fmt, table_cells
+from edgeclip.bench.verdict import verdict_sentence
 
 STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
+# The results table must fit a 1280-px window: compact cells, wrapped headers and statuses.
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#222;max-width:1400px}
-table{border-collapse:collapse;margin:1rem 0;font-size:.78rem}
-th,td{border:1px solid #ccc;padding:.3rem .55rem;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
-td:last-child{white-space:normal;max-width:28rem}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem;color:#222;max-width:1240px}
+table{border-collapse:collapse;margin:1rem 0;font-size:.74rem}
+th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;white-space:normal}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
+td:first-child{white-space:normal;max-width:11rem;overflow-wrap:anywhere}
+td:last-child{white-space:normal;max-width:15rem;overflow-wrap:anywhere}
+.verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
+.verdict.none{border-color:#b3261e;background:#fdf3f2}
 tr.teacher td{background:#fff6e0}
 .ok{color:#11772d;font-weight:600}.failed,.fail{color:#b3261e;font-weight:600}
 .skipped,.needs,.not-measured{color:#8a6d00;font-weight:600}.pass{color:#11772d;font-weight:600}
@@ -88,6 +94,11 @@ def render_html(report: Report) -> str:
     if report.target:
         parts.append(f"<p>Target: <b>{esc(str(report.target.get('name')))}</b> — "
                      f"{esc(str(report.target.get('description', '')))}</p>")
+    if report.verdict is not None:
+        css = "verdict" if report.verdict.get("recommended") else "verdict none"
+        others = "".join(f"<li>{esc(o['row'])}: not chosen — {esc(o['why'])}</li>" for o in report.verdict.get("others") or [])
+        parts.append(f"<h2>Verdict</h2><div class='{css}'><p>{esc(verdict_sentence(report.verdict))}</p>"
+                     + (f"<ul>{others}</ul>" if others else "") + "</div>")
     parts.append("<h2>Results</h2><table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADER)
                  + "</tr></thead><tbody>")
     for row in report.rows:

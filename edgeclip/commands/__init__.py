@@ -22,3 +22,33 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", default="quickstart", help="shipped recipe name (edgeclip list recipes) or YAML path")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set distill.epochs=5 (repeatable)")
+
+
+def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
+    """The recipe with every CLI flag a subcommand defines folded in as `--set` overrides, so flags
+    and recipe values are validated the same way. Flags a subcommand does not define are ignored."""
+    from pathlib import Path
+
+    from edgeclip.config import load_recipe
+
+    overrides = list(getattr(args, "overrides", []))
+    value = lambda name: getattr(args, name, None)  # noqa: E731 - subcommands define different flags
+    if value("teacher"):
+        overrides.append(f"teacher={value('teacher')}")
+    if value("method"):
+        overrides.append(f"distill.method={value('method')}")
+    if value("student"):
+        # A trained checkpoint directory is a starting point; anything else names a registered student.
+        key = "student.checkpoint" if Path(value("student")).is_dir() else "student.name"
+        overrides.append(f"{key}={value('student')}")
+    if value("data"):
+        overrides += [f"data.train={value('data')}", f"data.test={value('data')}"]
+    if value("test_data"):
+        overrides.append(f"data.test={value('test_data')}")
+    if value("shots") is not None:
+        overrides.append(f"data.shots={value('shots')}")
+    if value("epochs") is not None:
+        overrides.append(f"distill.epochs={value('epochs')}")
+    if value("scratch"):
+        overrides.append("distill.scratch_baseline=true")
+    return load_recipe(getattr(args, "recipe", ""), overrides)

@@ -6,6 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
 
 from edgeclip.commands import add_parser
@@ -66,8 +68,10 @@ def _check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgeclip.bench.environment import collect_environment
     from edgeclip.bench.memory import MEMORY_METHOD
-    from edgeclip.bench.report import Report, console_table, write_report
-    from edgeclip.exporters.manifest import read_manifest
+    from edgeclip.bench.report import Report
+    from edgeclip.bench.report_files import write_report
+    from edgeclip.bench.report_text import console_table
+    from edgeclip.manifest import read_manifest
     from edgeclip.targets import BudgetResult, load_target
 
     _check_args(args)
@@ -81,21 +85,23 @@ def run(args: argparse.Namespace) -> int:
              "models); p50/p90/p99 in ms", MEMORY_METHOD,
              "retention = accuracy / teacher accuracy on the same images; agreement = top-1 match rate"]
 
+    from edgeclip.config import BenchConfig
+
+    config = BenchConfig(warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
+                         throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory)
     if args.remote:
-        rows, environment = _bench_remote(args, artifacts, manifests, threads)
+        rows, environment = _bench_remote(args, artifacts, manifests, config)
         environment = {"measured_on": args.remote, **environment}
     else:
-        from edgeclip.bench.harness import BenchSettings, bench_artifacts
+        from edgeclip.bench.harness import bench_artifacts
 
-        settings = BenchSettings(warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
-                                 throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory)
-        rows = bench_artifacts(artifacts, settings, data=args.data, split=args.split, limit=args.limit,
+        rows = bench_artifacts(artifacts, config, data=args.data, split=args.split, limit=args.limit,
                                teacher_accuracy=args.teacher_accuracy)
         environment = collect_environment(threads)
 
     report = Report(rows, environment=environment, notes=notes)
     if target is not None:
-        on_target = bool(args.remote) or target.runs_here
+        on_target = bool(args.remote) or target.measurable_here
         if not on_target:
             report.notes.append(f"measured on this machine, not on {target.name}: budgets are not measured; "
                                 f"run with --remote user@<{target.name}> or on the device")
@@ -118,23 +124,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_remote(args: argparse.Namespace, artifacts: list[Path], manifests: list[dict], threads: int
+def _bench_remote(args: argparse.Namespace, artifacts: list[Path], manifests: list[dict], config: Any
                   ) -> tuple[list, dict]:
-    """Run the standalone runner on the device; a dataset spec is preprocessed here into an .npz first."""
-    from edgeclip.bench.remote import bench_remote
-    from edgeclip.bench.report import ReportRow
+    """Finish (TensorRT engines) and measure on the device; a dataset spec is preprocessed here into an .npz first."""
+    from edgeclip.bench.remote import finish_on_device
 
-    runner_args = ["--warmup", str(args.warmup), "--iterations", str(args.iterations), "--max-seconds",
-                   str(args.max_seconds), "--threads", str(threads), "--throughput-batch", str(args.throughput_batch)]
-    if args.teacher_accuracy is not None:
-        runner_args += ["--teacher-accuracy", str(args.teacher_accuracy)]
     with tempfile.TemporaryDirectory(prefix="edgeclip-bench-") as tmp:
-        data_file = None
-        if args.data:
-            data_file = _data_npz(args, manifests, Path(tmp))
-        raw_rows, environment = bench_remote(artifacts, args.remote, data=data_file, runner_args=runner_args,
-                                            python=args.remote_python)
-    return [ReportRow.from_dict(row) for row in raw_rows], environment
+        data_file = _data_npz(args, manifests, Path(tmp)) if args.data else None
+        return finish_on_device(artifacts, args.remote, data=data_file, config=config, python=args.remote_python,
+                                teacher_accuracy=args.teacher_accuracy)
 
 
 def _data_npz(args: argparse.Namespace, manifests: list[dict], tmp: Path) -> Path:

@@ -4,10 +4,9 @@ or any other distillation method by name (`--method data-free`: class names only
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from edgeclip.commands import add_parser, add_recipe_arguments
+from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 
 EXAMPLES = """
   edgeclip distill --recipe digits-kd                                   # proxy CLIP + MLP head -> MobileNetV3-small
@@ -56,21 +55,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     datafree.add_argument("--prompt", default=None, help="prompt diversification: plain | mix | random | contrastive")
     datafree.add_argument("--generator", default=None, help="image generator: pixel | fourier | a registered one")
     datafree.add_argument("--styles", default=None, metavar="FILE", help="style dictionary YAML for --prompt mix (default: shipped Table 8)")
+    # No --recipe: quickstart, or the method's own recipe (--method data-free → digits-datafree).
     parser.set_defaults(func=run, recipe=None)
 
 
-def recipe_from_args(args: argparse.Namespace):  # -> Recipe
-    """The recipe with CLI flags applied on top of --set overrides."""
+def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
+    """`recipe_from_args` plus the method's default recipe and the data-free flags."""
     import json
 
-    from edgeclip.config import load_recipe
-
-    overrides = list(args.overrides)
-    recipe_name = args.recipe
-    if not recipe_name:
+    args = argparse.Namespace(**vars(args))  # the caller's namespace stays as parsed
+    if not getattr(args, "recipe", None):
         from edgeclip.distill.methods import get_method
 
-        recipe_name = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
+        args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
+    overrides = list(getattr(args, "overrides", []))
     if getattr(args, "classes", None) is not None:
         from edgeclip.distill.datafree.classes import parse_class_list
 
@@ -81,37 +79,21 @@ def recipe_from_args(args: argparse.Namespace):  # -> Recipe
     for flag, key in (("prompt", "prompt"), ("generator", "generator"), ("styles", "styles_file")):
         if getattr(args, flag, None):
             overrides.append(f"datafree.{key}={json.dumps(getattr(args, flag))}")
-    if getattr(args, "method", None):
-        overrides.append(f"distill.method={args.method}")
-    if getattr(args, "student", None):
-        overrides.append(f"student.name={args.student}")
-    if getattr(args, "data", None):
-        overrides += [f"data.train={args.data}", f"data.test={args.data}"]
-    if getattr(args, "test_data", None):
-        overrides.append(f"data.test={args.test_data}")
-    if getattr(args, "shots", None) is not None:
-        overrides.append(f"data.shots={args.shots}")
-    if getattr(args, "epochs", None) is not None:
-        overrides.append(f"distill.epochs={args.epochs}")
-    if getattr(args, "scratch", False):
-        overrides.append("distill.scratch_baseline=true")
-    return load_recipe(recipe_name, overrides)
-
-
-def default_run_dir(recipe_name: str, student: str, shots: int) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    suffix = f"-k{shots}" if shots else ""
-    return Path("runs") / f"{recipe_name}-{student}{suffix}-{stamp}"
+    args.overrides = overrides
+    return recipe_from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
 
-    recipe = recipe_from_args(args)
+    from edgeclip.paths import default_run_dir
+
+    recipe = distill_recipe(args)
     get_method(recipe.distill.method)  # an unknown method fails before anything else
-    out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, recipe.data.shots)
-    result = run_distillation(recipe, teacher=args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
+    shots = f"k{recipe.data.shots}" if recipe.data.shots else ""
+    out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, shots)
+    result = run_distillation(recipe, out_dir=out, progress=not args.quiet, resume=args.resume)
     print((result.run_dir / RESULT_MD).read_text())
     print(f"run directory: {result.run_dir}")
     print(f"next: edgeclip export --model {result.checkpoint_dir} --backend onnx --precision fp32")

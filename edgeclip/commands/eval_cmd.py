@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _capacity_gap(args: argparse.Namespace) -> int:
-    from edgeclip.commands.distill_cmd import recipe_from_args
+    from edgeclip.commands import recipe_from_args
     from edgeclip.distill.capacity_gap import CAPACITY_JSON, render_markdown, rows_from_runs, run_capacity_gap, write_capacity_gap
 
     if args.runs:
@@ -74,8 +73,10 @@ def _capacity_gap(args: argparse.Namespace) -> int:
         args.scratch = False
         if args.gamma is not None:
             args.overrides = list(args.overrides) + [f"distill.overconfidence_gamma={args.gamma}"]
-        recipe = recipe_from_args(args)
-        out = Path(args.out) if args.out else Path("runs") / f"capacity-gap-{recipe.student.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from edgeclip.paths import default_run_dir
+
+        recipe = recipe_from_args(argparse.Namespace(**{**vars(args), "teacher": None}))  # teachers run one by one
+        out = Path(args.out) if args.out else default_run_dir("capacity-gap", recipe.student.name)
         rows, meta = run_capacity_gap(recipe, args.teacher, out_dir=out, progress=not args.quiet, resume=args.resume)
         gamma = meta["gamma"]
     print(render_markdown(rows, gamma))
@@ -106,7 +107,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     teachers = args.teacher or ([str(model_dir.parent / "teacher")] if (model_dir.parent / "teacher").is_dir() else [])
     if len(teachers) > 1:
         raise UserError("edgeclip eval takes one --teacher (several teachers: --analysis capacity-gap)")
-    teacher = _open_eval_teacher(teachers[0], test, recipe) if teachers else None
+    teacher = _open_eval_teacher(teachers[0], test, recipe, spec.preprocess) if teachers else None
     if teacher is not None:
         check_teacher_classes(teacher, test.class_names)
 
@@ -130,15 +131,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_eval_teacher(spec: str, test: Any, recipe: Any) -> Any:
-    from edgeclip.distill.teachers import ZeroShotClipTeacher, open_teacher
+def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: Any) -> Any:
+    from edgeclip.distill.teachers import open_teacher
 
-    how, value = open_teacher(spec)
-    if how == "saved":
-        return value
-    if how == "cnn":
+    source = open_teacher(spec, "zero_shot")  # a CLIP spec is evaluated with its zero-shot head
+    if source.needs_training:
         raise UserError(f"teacher '{spec}' would have to be trained first; pass a trained one (runs/<id>/teacher or cnn:ARCH:/dir)")
-    return ZeroShotClipTeacher(value, test.class_names, recipe.data.templates, spec)
+    return source.prepare(recipe, test, student_preprocess=student_preprocess, checkpoint_dir=None, resume=False,
+                          progress=False)
 
 
 def _eval_markdown(m: dict[str, Any]) -> str:

@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.ndarray:
     """`count` preprocessed images from `data`/`split`, seeded; falls back to the train split if no test split."""
     from edgeclip.data import open_image_dataset
+    from edgeclip.data.sampling import sample_images
 
     if count <= 0:
         raise UserError(f"image count must be positive, got {count}; pass e.g. --calibration-count 128")
@@ -64,11 +65,17 @@ def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.nda
         if split == "train":
             raise
         dataset = open_image_dataset(data, "train")
-    if len(dataset) == 0:
-        raise UserError(f"dataset '{data}' ({split}) has no images; point --calibration at a folder with images")
-    rng = np.random.default_rng(0)
-    indices = np.sort(rng.choice(len(dataset), size=min(count, len(dataset)), replace=False))
-    return np.stack([preprocess(dataset.load(int(i))) for i in indices])
+    return sample_images(dataset, preprocess, count)
+
+
+def _text_needs_calibration(backend: str, precision: str) -> bool:
+    from edgeclip.backends import get_backend
+    from edgeclip.compress.quantize import method_needs_calibration
+
+    if precision != "int8":
+        return False
+    return method_needs_calibration(get_backend(backend).choose_int8_method(kind="text_encoder", transformer=True,
+                                                                             has_calibration=False))
 
 
 def _text_inputs(data: str, context_length: int) -> np.ndarray:
@@ -95,7 +102,7 @@ def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]
 
 def run(args: argparse.Namespace) -> int:
     from edgeclip.exporters.export import export_model
-    from edgeclip.exporters.registry import get_backend
+    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
@@ -109,10 +116,9 @@ def run(args: argparse.Namespace) -> int:
 
     if spec.kind == "text_encoder":
         tokens = _text_inputs(data, int(spec.context_length or 77))
-        # Text int8 is dynamic / weight-only where the backend allows it; TensorRT needs explicit
-        # (static) QDQ, so there the prompts double as calibration.
-        static_only = args.backend == "tensorrt" and args.precision == "int8"
-        calibration, parity_inputs = (tokens if static_only else None), tokens
+        # Text int8 is dynamic / weight-only where the backend's int8 recipe allows it; a static recipe
+        # (TensorRT's explicit QDQ) needs calibration, and the prompts double as that.
+        calibration, parity_inputs = (tokens if _text_needs_calibration(args.backend, args.precision) else None), tokens
     else:
         calibration = (
             _sample_images(data, "train", args.calibration_count, spec.preprocess) if args.precision == "int8" else None

@@ -49,12 +49,12 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
 
         return ["target", "aliases", "backends", "precision", "measurable here", "budgets"], [
             [t.name, ", ".join(t.aliases), ", ".join(t.backends), ", ".join(t.precisions),
-             "yes" if t.runs_here and not t.build_on_device else "no (measure on the device)",
+             "yes" if t.measurable_here else "no (measure on the device)",
              ", ".join(f"{k}={v}" for k, v in vars(t.budgets).items() if v is not None)]
             for t in list_targets()
         ]
     if kind == "backends":
-        from edgeclip.exporters import list_backends
+        from edgeclip.backends import list_backends
 
         return ["backend", "precisions", "file", "runs here", "notes"], [
             [b["name"], ", ".join(b["precisions"]), b["suffix"], "yes" if b["runs_here"] else "no", b.get("notes", "")]

@@ -1,4 +1,4 @@
-"""edgeclip.compress: post-training quantization (`quantize`) and pruning of students.
+"""edgeclip.compress: post-training quantization of exported students (`quantize`).
 
 `quantize.py` holds the int8 recipes the exporters use (DESIGN §5, measured here):
 static QDQ with calibration on real images for CNNs (dynamic int8 makes CNNs 4–10× slower in

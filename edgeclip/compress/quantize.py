@@ -33,17 +33,30 @@ METHODS = {
 }
 
 
-def choose_int8_method(*, backend: str, kind: str, transformer: bool, has_calibration: bool) -> str:
-    """Pick the int8 recipe for a backend, model kind and architecture (see module doc)."""
-    if backend == "tensorrt":
-        return "trt_static_qdq"
-    if backend == "openvino":
-        if kind == "text_encoder" and not has_calibration:
-            return "nncf_weight_int8"
-        return "nncf_ptq_transformer" if transformer else "nncf_ptq"
+def onnx_int8_method(*, kind: str, transformer: bool, has_calibration: bool) -> str:
+    """onnxruntime: static QDQ for CNNs, dynamic for transformers, MatMul-only static for text encoders."""
     if kind == "text_encoder":
         return "ort_static_qdq_matmul" if has_calibration else "ort_dynamic"
     return "ort_dynamic" if transformer else "ort_static_qdq"
+
+
+def openvino_int8_method(*, kind: str, transformer: bool, has_calibration: bool) -> str:
+    """OpenVINO/NNCF: post-training quantization; weight-only for an uncalibrated text encoder."""
+    if kind == "text_encoder" and not has_calibration:
+        return "nncf_weight_int8"
+    return "nncf_ptq_transformer" if transformer else "nncf_ptq"
+
+
+def tensorrt_int8_method(*, kind: str, transformer: bool, has_calibration: bool) -> str:
+    """TensorRT: explicit symmetric QDQ (the engine builder reads the scales from the ONNX)."""
+    return "trt_static_qdq"
+
+
+def choose_int8_method(*, backend: str, kind: str, transformer: bool, has_calibration: bool) -> str:
+    """The int8 recipe the backend table's row picks for this model kind and architecture."""
+    from edgeclip.backends import get_backend
+
+    return get_backend(backend).choose_int8_method(kind=kind, transformer=transformer, has_calibration=has_calibration)
 
 
 def method_needs_calibration(method: str) -> bool:

@@ -72,3 +72,21 @@ def stratified_split(labels: Sequence[int], test_fraction: float, seed: int) -> 
         test.extend(members[i] for i in order[:n_test])
         train.extend(members[i] for i in order[n_test:])
     return sorted(train), sorted(test)
+
+
+def sample_indices(total: int, count: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded sample of `count` out of `total` (all when count is 0 or ≥ total)."""
+    if 0 < count < total:
+        return np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
+    return np.arange(total)
+
+
+def sample_images(dataset, preprocess, count: int, seed: int = 0) -> np.ndarray:  # noqa: ANN001 - ImageDataset, Preprocess
+    """A seeded sample of `count` images of `dataset` (0 = all), preprocessed: float32 (N,3,H,W).
+
+    The one sampler behind calibration and parity inputs (build and `edgeclip export`).
+    """
+    if len(dataset) == 0:
+        raise UserError(f"dataset {dataset.identity} has no images; point the calibration/parity data at a folder with images")
+    indices = sample_indices(len(dataset), count, seed)
+    return np.stack([preprocess(dataset.load(int(i))) for i in indices]).astype(np.float32)

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from edgeclip.data.base import ImageDataset
 from edgeclip.data.pairs import PairDataset
 from edgeclip.data.preprocess import Preprocess
+from edgeclip.errors import UserError
 
 
 class Preprocessed(Dataset):

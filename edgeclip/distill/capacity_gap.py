@@ -109,7 +109,7 @@ def run_capacity_gap(recipe: Recipe, teachers: Sequence[str], *, out_dir: str | 
         raise UserError("capacity-gap analysis needs at least one --teacher (ideally a CLIP and CE-trained CNNs of different sizes)")
     out = Path(out_dir)
     data = open_distill_data(recipe.data, recipe.seed)
-    opened = [open_teacher(t) for t in teachers]  # every spec checked before any training
+    opened = [open_teacher(t, recipe.distill.teacher_head) for t in teachers]  # every spec checked before any training
     rows: list[CapacityGapRow] = []
     scratch: CapacityGapRow | None = None
     for index, (spec, teacher) in enumerate(zip(teachers, opened)):

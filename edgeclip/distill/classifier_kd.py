@@ -33,7 +33,7 @@ from edgeclip.distill.trainer import check_schedule, history_summary, predict_lo
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir
 from edgeclip.students.registry import create_student
-from edgeclip.students.spec import ModelSpec
+from edgeclip.students.spec import Deployable, ModelSpec
 from edgeclip.utils import count_params, seed_everything
 
 
@@ -48,6 +48,10 @@ class DistillResult:
     teacher: ClassifierTeacher
     metrics: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+
+    def deployables(self) -> list[Deployable]:
+        """What `edgeclip build` exports: the classifier student."""
+        return [Deployable(self.model, self.spec, self.checkpoint_dir)]
 
 
 def build_student(recipe: Recipe, class_names: list[str]) -> tuple[nn.Module, ModelSpec, str, dict[str, Any]]:
@@ -104,9 +108,11 @@ def distill_classifier(
         raise UserError(f"distill.alpha and distill.beta must be >= 0, got {cfg.alpha} and {cfg.beta}")
     # 1. Validate everything before the first byte is written.
     data = data or open_distill_data(recipe.data, recipe.seed)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     seed_everything(recipe.seed)
     model, spec, student_name, build_kwargs = build_student(recipe, data.class_names)
-    opened = open_teacher(teacher if teacher is not None else recipe.teacher) if isinstance(teacher, (str, type(None))) else teacher
+    opened = open_teacher(recipe.teacher if teacher is None else teacher, cfg.teacher_head)
     check_schedule(cfg, cfg.epochs)
     criterion = criterion_from_config(cfg)
 

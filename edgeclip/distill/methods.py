@@ -2,8 +2,10 @@
 
 Each row points at its trainer by import path, imported only when used, so listing methods or
 validating a recipe costs no torch import. A trainer is called as
-`trainer(recipe, *, teacher=None, out_dir, progress=True, resume=False)` and returns its result
-object (with at least `run_dir`). Adding a method = one row here + its trainer module.
+`trainer(recipe, *, teacher=None, out_dir, progress=True, resume=False, data=None)` and returns its result
+object (with at least `run_dir`); `edgeclip build` also passes `data=` (the opened DistillData) and
+uses the result's `deployables()`, `teacher` and `metrics` (see edgeclip/build/steps.py). Adding a
+method = one row here + its trainer module.
 """
 
 from __future__ import annotations

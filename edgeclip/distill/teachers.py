@@ -1,4 +1,9 @@
-"""Turn a `--teacher` spec into a classifier teacher whose outputs are computed once per image.
+"""Classifier teachers by kind (a registry), and turning a `--teacher` spec into one whose outputs
+are computed once per image.
+
+Kinds (`TEACHER_KINDS`): `clip_finetuned`, `clip_zero_shot`, `cnn_ce`. Each opens a spec string
+without training (`open`) and loads a directory it saved (`load`); `prepare` then fits what the
+kind needs on the training images. Adding a teacher kind = one registered row.
 
 Specs:
 - a CLIP spec (`proxy-digits`, `ARCH:TAG`, `ARCH:/path`, an edgeclip teacher checkpoint file):
@@ -11,7 +16,8 @@ Specs:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -20,12 +26,12 @@ from edgeclip.data.base import ImageDataset
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json
+from edgeclip.registry import Registry
 from edgeclip.teacher.cnn import CNN_KIND, CnnTeacher, build_cnn, parse_cnn_spec
 from edgeclip.teacher.finetuned import FINETUNED_KIND, META_NAME, FinetunedClipTeacher, clip_features
 from edgeclip.utils import count_params
 
 ZERO_SHOT_KIND = "clip_zero_shot"
-TEACHER_HEADS = ("finetuned", "zero_shot")
 
 
 class ClassifierTeacher(Protocol):
@@ -89,93 +95,171 @@ class ZeroShotClipTeacher:
         return directory
 
 
-def load_saved_teacher(directory: Path, expect_arch: str | None = None) -> ClassifierTeacher:
-    """A teacher directory written by an earlier run (`teacher.json` says which kind)."""
+    @classmethod
+    def load(cls, directory: str | Path) -> "ZeroShotClipTeacher":
+        """Rebuild from a saved teacher directory: nothing was trained, the CLIP spec and classes suffice."""
+        meta = read_json(Path(directory) / META_NAME)
+        return cls(load_clip(meta["clip"]), meta["class_names"], meta["templates"], meta["clip"])
+
+
+def load_clip(spec: str) -> Any:
+    """A ClipTeacher from a CLIP spec (proxy names, ARCH:TAG, ARCH:/path, checkpoint file)."""
+    import edgeclip.teacher.proxy  # noqa: F401  (registers the proxy teachers)
+    from edgeclip.teacher.clip_teacher import ClipTeacher
+
+    return ClipTeacher.load(spec)
+
+
+# ---- teacher kinds ---------------------------------------------------------------------------
+
+class TeacherSource(Protocol):
+    """A teacher spec resolved without training anything: `prepare` fits what it needs on `train`."""
+
+    name: str
+    needs_training: bool
+
+    def prepare(self, recipe: Recipe, train: ImageDataset, *, student_preprocess: Preprocess,
+                checkpoint_dir: Path | None, resume: bool, progress: bool) -> ClassifierTeacher: ...
+
+
+@dataclass
+class ReadyTeacher:
+    """A teacher that is already trained (loaded from a directory, or built in memory)."""
+
+    teacher: ClassifierTeacher
+    needs_training: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.teacher.name
+
+    def prepare(self, recipe: Recipe, train: ImageDataset, **_: Any) -> ClassifierTeacher:
+        return self.teacher
+
+
+@dataclass
+class ClipHeadSource:
+    """A frozen CLIP plus the head its kind puts on it: fine-tuned MLP (trained here) or zero-shot prompts."""
+
+    clip: Any
+    spec: str
+    head: str  # "finetuned" | "zero_shot"
+
+    @property
+    def name(self) -> str:
+        return getattr(self.clip, "name", self.spec)
+
+    @property
+    def needs_training(self) -> bool:
+        return self.head == "finetuned"
+
+    def prepare(self, recipe: Recipe, train: ImageDataset, *, progress: bool = True, **_: Any) -> ClassifierTeacher:
+        if self.head == "zero_shot":
+            return ZeroShotClipTeacher(self.clip, train.class_names, recipe.data.templates, self.spec)
+        cfg = recipe.distill
+        return FinetunedClipTeacher.train(self.clip, self.spec, train, templates=recipe.data.templates, head_input=cfg.head_input,
+                                          hidden=cfg.head_hidden, dropout=cfg.head_dropout, epochs=cfg.head_epochs,
+                                          lr=cfg.head_lr, seed=recipe.seed, progress=progress)
+
+
+@dataclass
+class CnnSource:
+    """A CNN architecture to train here with cross-entropy on the student's training images."""
+
+    arch: str
+    width: float
+    needs_training: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"cnn:{self.arch}@{self.width:g}"
+
+    def prepare(self, recipe: Recipe, train: ImageDataset, *, student_preprocess: Preprocess,
+                checkpoint_dir: Path | None = None, resume: bool = False, progress: bool = True) -> ClassifierTeacher:
+        return train_cnn_teacher(self.arch, self.width, recipe, train, student_preprocess, checkpoint_dir=checkpoint_dir,
+                                 resume=resume, progress=progress)
+
+
+@dataclass(frozen=True)
+class TeacherKind:
+    """One kind of classifier teacher: how a spec string opens as it, how a saved directory loads."""
+
+    name: str
+    description: str
+    open: Callable[[str], TeacherSource]
+    load: Callable[[Path], ClassifierTeacher]
+
+
+TEACHER_KINDS: Registry[TeacherKind] = Registry("teacher kind", "edgeclip list teachers")
+
+
+def _open_cnn(spec: str) -> TeacherSource:
+    arch, width, path = parse_cnn_spec(spec)
+    if path:
+        directory = Path(path).expanduser()
+        if not directory.is_dir():
+            raise UserError(f"teacher checkpoint {directory} does not exist; check the path or train one with --teacher cnn:{arch}")
+        return ReadyTeacher(CnnTeacher.load(directory, expect_arch=arch))
+    build_cnn(arch, 2, width)  # validates the width now
+    return CnnSource(arch, width)
+
+
+for _kind in (
+    TeacherKind(FINETUNED_KIND, "frozen CLIP + MLP head fine-tuned here with cross-entropy (paper 000 §3.2.2)",
+                lambda spec: ClipHeadSource(load_clip(spec), spec, "finetuned"), FinetunedClipTeacher.load),
+    TeacherKind(ZERO_SHOT_KIND, "frozen CLIP with its prompt-ensemble zero-shot head (no training)",
+                lambda spec: ClipHeadSource(load_clip(spec), spec, "zero_shot"), ZeroShotClipTeacher.load),
+    TeacherKind(CNN_KIND, "a CNN (ResNet) trained here with cross-entropy: cnn:ARCH[@WIDTH][:/saved/dir]",
+                _open_cnn, CnnTeacher.load),
+):
+    TEACHER_KINDS.register(_kind.name, _kind)
+
+# distill.teacher_head -> the CLIP teacher kind it selects.
+HEAD_KINDS = {"finetuned": FINETUNED_KIND, "zero_shot": ZERO_SHOT_KIND}
+
+
+def load_saved_teacher(directory: Path) -> ClassifierTeacher:
+    """A teacher directory written by an earlier run; its `teacher.json` names the kind that loads it."""
     meta_path = directory / META_NAME
     if not meta_path.is_file():
         if (directory / "spec.json").is_file():
             raise UserError(f"{directory} is a student checkpoint, not a teacher; pass a teacher (e.g. runs/<id>/teacher, cnn:resnet18, proxy-digits)")
         raise UserError(f"{directory} has no {META_NAME}; pass a teacher directory written by `edgeclip distill` (runs/<id>/teacher)")
     kind = read_json(meta_path).get("kind")
-    if kind == CNN_KIND:
-        return CnnTeacher.load(directory, expect_arch=expect_arch)
-    if expect_arch is not None:
-        raise UserError(f"teacher checkpoint {directory} is a '{kind}' teacher, not a CNN {expect_arch}; pass it as --teacher {directory}")
-    if kind == FINETUNED_KIND:
-        return FinetunedClipTeacher.load(directory)
-    if kind == ZERO_SHOT_KIND:
-        meta = read_json(meta_path)
-        return ZeroShotClipTeacher(_load_clip(meta["clip"]), meta["class_names"], meta["templates"], meta["clip"])
-    raise UserError(f"{directory} holds an unknown teacher kind '{kind}'; re-create it with `edgeclip distill`")
+    if kind not in TEACHER_KINDS:
+        raise UserError(f"{directory} holds an unknown teacher kind '{kind}' (known: {', '.join(TEACHER_KINDS.names())}); "
+                        "re-create it with `edgeclip distill`")
+    return TEACHER_KINDS.get(kind).load(directory)
 
 
-def _load_clip(spec: str) -> Any:
-    import edgeclip.teacher.proxy  # noqa: F401  (registers proxy-digits)
-    from edgeclip.teacher.clip_teacher import ClipTeacher
+def open_teacher(teacher: Any, teacher_head: str = "finetuned") -> TeacherSource:
+    """Resolve a teacher without training anything, so a bad spec fails before a file is written.
 
-    return ClipTeacher.load(spec)
-
-
-def open_teacher(spec: str) -> tuple[str, Any]:
-    """Resolve what can be resolved without training: ("saved", teacher) | ("cnn", (arch, width)) | ("clip", ClipTeacher).
-
-    Used first so that a bad teacher spec or checkpoint fails before anything is written.
+    `teacher` is a spec string — `cnn:...`, a saved teacher directory, or a CLIP spec whose kind
+    `teacher_head` picks — or an object: a TeacherSource, a trained teacher, or a ClipTeacher.
     """
-    spec = spec.strip()
+    if teacher_head not in HEAD_KINDS:
+        raise UserError(f"unknown distill.teacher_head '{teacher_head}'; use one of {', '.join(HEAD_KINDS)}")
+    if not isinstance(teacher, str):
+        if hasattr(teacher, "prepare"):
+            return teacher
+        if hasattr(teacher, "logits"):  # already a classifier teacher
+            return ReadyTeacher(teacher)
+        return ClipHeadSource(teacher, getattr(teacher, "name", "clip"), teacher_head)  # an in-memory CLIP
+    spec = teacher.strip()
     if spec.startswith("cnn:"):
-        arch, width, path = parse_cnn_spec(spec)
-        if path:
-            directory = Path(path).expanduser()
-            if not directory.is_dir():
-                raise UserError(f"teacher checkpoint {directory} does not exist; check the path or train one with --teacher cnn:{arch}")
-            return "saved", load_saved_teacher(directory, expect_arch=arch)
-        build_cnn(arch, 2, width)  # validates the width now
-        return "cnn", (arch, width)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return "saved", load_saved_teacher(path)
-    return "clip", _load_clip(spec)
+        return TEACHER_KINDS.get(CNN_KIND).open(spec)
+    if Path(spec).expanduser().is_dir():
+        return ReadyTeacher(load_saved_teacher(Path(spec).expanduser()))
+    return TEACHER_KINDS.get(HEAD_KINDS[teacher_head]).open(spec)
 
 
-def prepare_teacher(
-    teacher: str | Any,
-    recipe: Recipe,
-    train: ImageDataset,
-    *,
-    student_preprocess: Preprocess,
-    checkpoint_dir: Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
-) -> ClassifierTeacher:
-    """Build or load the teacher and fit whatever it needs on `train` (head or whole CNN)."""
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
-    cfg = recipe.distill
-    if isinstance(teacher, str):
-        how, value = open_teacher(teacher)
-        spec = teacher
-    elif isinstance(teacher, ClipTeacher):
-        how, value, spec = "clip", teacher, getattr(teacher, "name", "clip")
-    elif isinstance(teacher, tuple) and len(teacher) == 2:  # an already opened (how, value) pair
-        how, value = teacher
-        spec = getattr(value, "name", str(value))
-    else:
-        how, value, spec = "saved", teacher, getattr(teacher, "name", "teacher")
-
-    if how == "saved":
-        result = value
-    elif how == "cnn":
-        arch, width = value
-        result = train_cnn_teacher(arch, width, recipe, train, student_preprocess, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)
-    else:
-        if cfg.teacher_head not in TEACHER_HEADS:
-            raise UserError(f"unknown distill.teacher_head '{cfg.teacher_head}'; use one of {', '.join(TEACHER_HEADS)}")
-        if cfg.teacher_head == "zero_shot":
-            result = ZeroShotClipTeacher(value, train.class_names, recipe.data.templates, spec)
-        else:
-            result = FinetunedClipTeacher.train(value, spec, train, templates=recipe.data.templates, head_input=cfg.head_input,
-                                                hidden=cfg.head_hidden, dropout=cfg.head_dropout, epochs=cfg.head_epochs,
-                                                lr=cfg.head_lr, seed=recipe.seed, progress=progress)
+def prepare_teacher(teacher: Any, recipe: Recipe, train: ImageDataset, *, student_preprocess: Preprocess,
+                    checkpoint_dir: Path | None = None, resume: bool = False, progress: bool = True) -> ClassifierTeacher:
+    """Open (if needed) and fit the teacher on `train`; its classes must be the data's."""
+    source = open_teacher(teacher, recipe.distill.teacher_head)
+    result = source.prepare(recipe, train, student_preprocess=student_preprocess, checkpoint_dir=checkpoint_dir,
+                            resume=resume, progress=progress)
     check_teacher_classes(result, train.class_names)
     return result
 

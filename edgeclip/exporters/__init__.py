@@ -1,9 +1,8 @@
-"""edgeclip.exporters: one module per backend, the backend table, artifact manifest and parity check.
+"""edgeclip.exporters: one module per backend, export orchestration and the parity check.
 
-Public entry points (imported lazily so `edgeclip.exporters.manifest` stays torch-free for runtimes):
+Public entry points (imported lazily so `edgeclip.manifest` stays torch-free for runtimes):
 - `export_model(model, spec, backend, precision, out_dir, ...) -> Artifact` (exporters/export.py)
-- `list_backends()`, `get_backend(name)`, `BACKENDS` (exporters/registry.py)
-- `Artifact`, `read_manifest` (exporters/manifest.py)
+- `Artifact`, `read_manifest` (edgeclip/manifest.py); the backend table is edgeclip/backends.py
 - `ImageTower`, `TextTower`, `FusedZeroShotClassifier` (+ `*_spec` helpers) (exporters/towers.py)
 """
 
@@ -14,11 +13,8 @@ from typing import Any
 
 _LAZY = {
     "export_model": "edgeclip.exporters.export",
-    "list_backends": "edgeclip.exporters.registry",
-    "get_backend": "edgeclip.exporters.registry",
-    "BACKENDS": "edgeclip.exporters.registry",
-    "Artifact": "edgeclip.exporters.manifest",
-    "read_manifest": "edgeclip.exporters.manifest",
+    "Artifact": "edgeclip.manifest",
+    "read_manifest": "edgeclip.manifest",
     "ImageTower": "edgeclip.exporters.towers",
     "TextTower": "edgeclip.exporters.towers",
     "FusedZeroShotClassifier": "edgeclip.exporters.towers",

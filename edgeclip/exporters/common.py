@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -11,9 +11,6 @@ from torch import nn
 
 from edgeclip.errors import UserError
 from edgeclip.students.spec import ModelSpec
-
-IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
-EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder",)
 # Token ids of open_clip's tokenizer: start/end-of-text. EOT is the largest id, which is what
 # argmax pooling relies on.
 SOT_TOKEN, EOT_TOKEN = 49406, 49407
@@ -29,37 +26,19 @@ class ExportResult:
     status: str = "ready"  # or "needs_target_build"
     next_step: str = ""
     runtime_hints: dict[str, Any] = field(default_factory=dict)
-    # How parity is checked: "runtime" (load this artifact's runtime), "onnx" (check the ONNX this
-    # artifact ships with onnxruntime: TensorRT without an engine), or "skipped:<reason>".
+    # How parity is checked: "runtime" (load this artifact's runtime), "simulated" (call
+    # `parity_runner`, which runs what the target will run as closely as this machine can: TensorRT
+    # without an engine), or "skipped:<reason>".
     parity_mode: str = "runtime"
+    parity_runner: Callable[[np.ndarray], np.ndarray] | None = None
+    parity_scope: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def check_kind(spec: ModelSpec) -> None:
-    if spec.kind == "dual_encoder":
-        raise UserError(
-            f"model '{spec.name}' is a dual encoder; export one tower at a time "
-            "(`edgeclip export --tower image|text`, or wrap it with edgeclip.exporters.towers.ImageTower/TextTower)"
-        )
-    if spec.kind not in EXPORTABLE_KINDS:
-        raise UserError(f"model kind '{spec.kind}' cannot be exported; expected one of {', '.join(EXPORTABLE_KINDS)}")
-
-
-def is_text(spec: ModelSpec) -> bool:
-    return spec.kind == "text_encoder"
-
-
-def input_shape(spec: ModelSpec) -> list[Any]:
-    """Input shape with the dynamic batch dim as a string (manifest convention)."""
-    if is_text(spec):
-        return ["batch", int(spec.context_length or 77)]
-    return ["batch", 3, spec.preprocess.size, spec.preprocess.size]
 
 
 def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:
     """Example for tracing. Batch ≥ 2 so no exporter can specialise the batch dim to 1 (DESIGN §5)."""
     generator = torch.Generator().manual_seed(seed)
-    if is_text(spec):
+    if spec.is_text:
         context = int(spec.context_length or 77)
         tokens = torch.zeros(batch, context, dtype=torch.long)
         for row in range(batch):
@@ -79,13 +58,13 @@ def check_inputs(spec: ModelSpec, array: np.ndarray | None, what: str) -> np.nda
     array = np.asarray(array)
     if array.size == 0 or len(array) == 0:
         raise UserError(f"the {what} set is empty; give at least one image (e.g. --calibration-count 64)")
-    expected = input_shape(spec)[1:]
+    expected = spec.input_shape()[1:]
     if list(array.shape[1:]) != expected:
         raise UserError(
             f"{what} inputs have shape {list(array.shape)} but model '{spec.name}' takes (N, {', '.join(map(str, expected))}); "
             "preprocess them with the model's spec.preprocess"
         )
-    return array.astype(np.int64) if is_text(spec) else array.astype(np.float32)
+    return array.astype(np.int64) if spec.is_text else array.astype(np.float32)
 
 
 def require_calibration(spec: ModelSpec, calibration: np.ndarray | None, backend: str, method: str) -> np.ndarray:

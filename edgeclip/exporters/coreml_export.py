@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeclip.exporters.common import ExportResult, example_input, input_shape, is_text
-from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.exporters.common import ExportResult, example_input
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.students.spec import ModelSpec
 
 MODEL_FILE = "model.mlpackage"
@@ -32,10 +32,10 @@ def convert(model: nn.Module, spec: ModelSpec, precision: str):  # -> coremltool
     with torch.no_grad():
         program = torch.export.export(model, (example_input(spec),), dynamic_shapes=({0: batch},))
     program = program.run_decompositions({})
-    dims = input_shape(spec)[1:]
+    dims = spec.input_shape()[1:]
     shape = ct.Shape((ct.RangeDim(1, MAX_BATCH, default=1), *dims))
     # CoreML has no int64 inputs: tokens come in as int32 and are widened inside the model.
-    dtype = np.int32 if is_text(spec) else np.float32
+    dtype = np.int32 if spec.is_text else np.float32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ct.convert(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,15 @@ from torch import nn
 from edgeclip.errors import UserError
 from edgeclip.exporters import parity as par
 from edgeclip.exporters.common import (
-    ExportResult, check_inputs, check_kind, input_shape, is_text, output_shape, reference_outputs,
+    ExportResult, check_inputs, example_input, output_shape, reference_outputs,
 )
-from edgeclip.exporters.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
-from edgeclip.exporters.registry import get_backend
-from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
+from edgeclip.backends import get_backend
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.io_utils import atomic_dir, write_json
 from edgeclip.students.spec import ModelSpec
+
+REFERENCE_DIR = "reference"  # inputs + PyTorch outputs shipped for checks on the device
 
 
 def checkpoint_sha256(path: str | Path) -> str:
@@ -56,16 +59,28 @@ def _artifact_files(directory: Path) -> list[str]:
     return sorted(files)
 
 
+def _model_bytes(work_dir: Path, files: list[str]) -> int:
+    """Bytes a deployment needs: every file but the device's check data (reference/)."""
+    return sum((work_dir / f).stat().st_size for f in files if not f.startswith(REFERENCE_DIR + "/"))
+
+
 def _build_manifest(
     model: nn.Module, spec: ModelSpec, backend: str, precision: str, result: ExportResult, work_dir: Path,
     source_checkpoint: str | None, opset: int,
 ) -> dict[str, Any]:
+    from edgeclip.bench.flops import count_flops
+    from edgeclip.utils import count_params
+
     files = _artifact_files(work_dir)
-    size = sum((work_dir / f).stat().st_size for f in files)
+    size = _model_bytes(work_dir, files)
     return {
         "schema_version": SCHEMA_VERSION,
         "name": spec.name,
         "kind": spec.kind,
+        "role": spec.extra.get("role", "student"),
+        # Recorded here so rows measured without the PyTorch model (on a device) still show them.
+        "params": count_params(model),
+        "flops": count_flops(model, (example_input(spec, batch=1),)),
         "backend": backend,
         "precision": precision,
         "status": result.status,
@@ -73,7 +88,7 @@ def _build_manifest(
         "model_file": result.model_file,
         "files": files,
         "size_bytes": size,
-        "inputs": [{"name": spec.input_names[0], "shape": input_shape(spec), "dtype": "int64" if is_text(spec) else "float32"}],
+        "inputs": [{"name": spec.input_names[0], "shape": spec.input_shape(), "dtype": "int64" if spec.is_text else "float32"}],
         "outputs": [{"name": spec.output_names[0], "shape": output_shape(model, spec), "dtype": "float32"}],
         "preprocessing": spec.preprocess.to_dict(),
         "class_names": list(spec.class_names),
@@ -84,7 +99,9 @@ def _build_manifest(
             {"path": str(source_checkpoint), "sha256": checkpoint_sha256(source_checkpoint)} if source_checkpoint else None
         ),
         "exporter": result.exporter,
-        "opset": opset if backend in ("onnx", "openvino", "tensorrt") else None,
+        "opset": opset if get_backend(backend).uses_opset else None,
+        # What the standalone device runner must import to run this artifact (it has no backend table).
+        "runtime_module": get_backend(backend).runtime_module,
         "quantization": result.quantization or {"method": "none"},
         "runtime_hints": result.runtime_hints,
         "tool_versions": tool_versions(),
@@ -104,19 +121,28 @@ def _measure_parity(
         return par.not_run("skipped", result.parity_mode.split(":", 1)[1])
     from edgeclip.runtimes import runtime_class
 
-    if result.parity_mode == "onnx":
-        # TensorRT without an engine: check the ONNX the target will build from.
-        runtime = runtime_class("onnx")(work_dir, manifest, model_file=manifest["onnx_file"])
-        scope = "TensorRT-ready ONNX on onnxruntime CPU (the engine itself is checked on the target)"
+    if result.parity_mode == "simulated":
+        run, scope = result.parity_runner, result.parity_scope
     else:
-        runtime = runtime_class(manifest["backend"])(work_dir, manifest)
-        scope = f"{manifest['backend']} runtime"
-    exported = np.concatenate([runtime.run(parity_inputs[i:i + 32]) for i in range(0, len(parity_inputs), 32)])
+        run, scope = runtime_class(manifest["backend"])(work_dir, manifest).run, f"{manifest['backend']} runtime"
+    exported = np.concatenate([run(parity_inputs[i:i + 32]) for i in range(0, len(parity_inputs), 32)])
     reference = reference_outputs(model, parity_inputs)
     thresholds = par.thresholds_for(precision, spec.parity_atol, spec.parity_rtol, spec.extra.get("parity_thresholds"))
     record = par.compare_outputs(reference, exported, kind=spec.kind, precision=precision, thresholds=thresholds)
     record["scope"] = scope
+    if get_backend(manifest["backend"]).build_where == "target":
+        _ship_reference(model, work_dir, parity_inputs, reference)
     return record
+
+
+def _ship_reference(model: nn.Module, work_dir: Path, inputs: np.ndarray, outputs: np.ndarray) -> None:
+    """Inputs and PyTorch outputs for the device to check the artifact it builds there (the engine),
+    plus edgeclip's parity rules as a standalone module, so the device judges by the same thresholds."""
+    reference = work_dir / REFERENCE_DIR
+    reference.mkdir(exist_ok=True)
+    np.save(reference / "inputs.npy", inputs)
+    np.save(reference / "outputs.npy", outputs.astype(np.float32))
+    shutil.copy2(par.__file__, reference / "edgeclip_parity.py")
 
 
 def export_model(
@@ -139,7 +165,7 @@ def export_model(
     """
     info = get_backend(backend)  # unknown backend → UserError listing known ones
     info.check_precision(precision)
-    check_kind(spec)
+    spec.check_exportable()
     calibration = check_inputs(spec, calibration, "calibration")
     parity_inputs = check_inputs(spec, parity_inputs, "parity")
     exporter = info.load_exporter()
@@ -151,5 +177,7 @@ def export_model(
         manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
         manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
+        manifest["files"] = _artifact_files(work_dir)  # the device reference data joined the artifact
+        manifest["size_bytes"] = _model_bytes(work_dir, manifest["files"])
         write_json(work_dir / MANIFEST_NAME, manifest)
     return Artifact(out_dir, manifest)

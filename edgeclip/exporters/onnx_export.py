@@ -22,7 +22,7 @@ from torch import nn
 from edgeclip.compress import quantize as q
 from edgeclip.errors import UserError
 from edgeclip.exporters.common import ExportResult, example_input, is_transformer, require_calibration
-from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.students.spec import ModelSpec
 
 MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (TensorRT and fp16 rely on it)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -22,14 +22,14 @@ from onnx import numpy_helper
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.exporters.common import ExportResult, input_shape
+from edgeclip.exporters.common import ExportResult
 from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx
-from edgeclip.paths import REPO_ROOT
+from edgeclip.paths import kit_dir
 from edgeclip.students.spec import ModelSpec
 
 ONNX_FILE = "model.onnx"
 ENGINE_FILE = "model.engine"
-KIT_DIR = REPO_ROOT / "export" / "tensorrt"
+KIT_FILES = ("build_engine.sh", "check_engine.py", "README.md")
 FP16_SAFE_LIMIT = 1e4
 DEFAULT_MAX_BATCH = 8
 
@@ -62,7 +62,7 @@ def make_fp16_safe(model: onnx.ModelProto, limit: float = FP16_SAFE_LIMIT) -> in
 
 def trtexec_command(spec: ModelSpec, precision: str, max_batch: int = DEFAULT_MAX_BATCH) -> str:
     """The trtexec line build_engine.sh runs (also recorded in the manifest)."""
-    dims = "x".join(str(d) for d in input_shape(spec)[1:])
+    dims = "x".join(str(d) for d in spec.input_shape()[1:])
     name = spec.input_names[0]
     flags = {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     return (
@@ -90,7 +90,7 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision:
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # explicit QDQ in the ONNX supplies the scales
-    dims = tuple(input_shape(spec)[1:])
+    dims = tuple(spec.input_shape()[1:])
     profile = builder.create_optimization_profile()
     profile.set_shape(spec.input_names[0], (1, *dims), (1, *dims), (max_batch, *dims))
     config.add_optimization_profile(profile)
@@ -106,6 +106,37 @@ def _tensorrt_importable() -> bool:
     except Exception:  # noqa: BLE001 - missing or broken install: both mean "build on the target"
         return False
     return True
+
+
+def simulated_runner(model: nn.Module, onnx_path: Path, precision: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """(run, scope): what the engine will compute, as closely as this machine can.
+
+    fp32 and int8: the shipped ONNX (explicit QDQ for int8) on onnxruntime CPU. fp16: the model with
+    fp16 weights and fp16 activations between ops (PyTorch CPU, which keeps fp16 storage per op as a
+    TensorRT fp16 engine does). Not the fp16-converted ONNX on onnxruntime CPU: lacking fp16 kernels
+    it casts every op back to fp32 — measured here, a graph whose activations reach 1.7e5 (fp16 max
+    65504) came out finite and "passed", which is the hole an fp16 check must not have.
+    """
+    if precision == "fp16":
+        import copy
+
+        import torch
+
+        half = copy.deepcopy(model).half().eval()
+
+        @torch.no_grad()
+        def run_half(batch: np.ndarray) -> np.ndarray:
+            tensor = torch.from_numpy(batch)
+            return half(tensor if tensor.dtype == torch.int64 else tensor.half()).float().numpy()
+
+        return run_half, ("PyTorch model in fp16 (fp16 weights and activations, as a TensorRT fp16 engine stores them); "
+                          "the engine itself is checked on the target by build_engine.sh")
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return (lambda batch: np.asarray(session.run(None, {name: batch})[0], dtype=np.float32),
+            "TensorRT-ready ONNX on onnxruntime CPU (the engine itself is checked on the target by build_engine.sh)")
 
 
 def export(
@@ -124,10 +155,9 @@ def export(
         else:
             # fp16 is applied by the TensorRT builder (--fp16); the ONNX stays fp32 and fp16-safe.
             shutil.copyfile(fp32_path, onnx_path)
-    if not KIT_DIR.is_dir():
-        raise UserError(f"TensorRT build kit {KIT_DIR} is missing; reinstall edgeclip from the repository checkout")
-    for kit_file in ("build_engine.sh", "README.md"):
-        shutil.copy2(KIT_DIR / kit_file, out_dir / kit_file)
+    kit = kit_dir()
+    for kit_file in KIT_FILES:
+        shutil.copy2(kit / kit_file, out_dir / kit_file)
     command = trtexec_command(spec, precision)
     extra = {"onnx_file": ONNX_FILE, "fp16_safe_constants_replaced": replaced, "trtexec": command,
              "engine_file": ENGINE_FILE, "max_batch": DEFAULT_MAX_BATCH}
@@ -135,12 +165,15 @@ def export(
         build_engine(onnx_path, out_dir / ENGINE_FILE, spec, precision)
         return ExportResult(model_file=ENGINE_FILE, exporter=f"TensorRT Python API from torch.onnx ({exporter})",
                             quantization=quantization, extra=extra)
+    run, scope = simulated_runner(model, onnx_path, precision)
     return ExportResult(
         model_file=ONNX_FILE,
         exporter=f"torch.onnx ({exporter}), opset {opset}, TensorRT-ready",
         quantization=quantization,
         status="needs_target_build",
-        next_step="engine must be built on the target: run export/tensorrt/build_engine.sh <this artifact dir> on the device",
-        parity_mode="onnx",
+        next_step="engine must be built and checked on the target: run build_engine.sh <this artifact dir> on the device",
+        parity_mode="simulated",
+        parity_runner=run,
+        parity_scope=scope,
         extra=extra,
     )

@@ -15,13 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeclip.clip_models import preprocess_from_open_clip
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.students.spec import ModelSpec
-
-
-def disable_mha_fastpath() -> None:
-    """The fused MHA fast path breaks ONNX/CoreML/OpenVINO tracing (DESIGN §5); always off for export."""
-    torch.backends.mha.set_fastpath_enabled(False)
 
 
 def _open_clip_model(clip: nn.Module) -> nn.Module:
@@ -32,17 +28,9 @@ def _open_clip_model(clip: nn.Module) -> nn.Module:
 
 
 def _clip_preprocess(clip: nn.Module) -> Preprocess:
-    """open_clip keeps the image size and normalization on the visual tower; fall back to CLIP defaults."""
     if isinstance(getattr(clip, "preprocess", None), Preprocess):
         return clip.preprocess  # ClipTeacher already knows its preprocessing
-    visual = getattr(_open_clip_model(clip), "visual", None)
-    size = getattr(visual, "image_size", 224)
-    size = size[0] if isinstance(size, (tuple, list)) else int(size)
-    mean = getattr(visual, "image_mean", None)
-    std = getattr(visual, "image_std", None)
-    if mean and std:
-        return Preprocess(size=size, mean=tuple(mean), std=tuple(std))
-    return Preprocess(size=size)
+    return preprocess_from_open_clip(_open_clip_model(clip))
 
 
 def _embed_dim(clip: nn.Module) -> int:

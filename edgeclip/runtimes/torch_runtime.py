@@ -13,8 +13,7 @@ from PIL import Image
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.exporters.common import check_kind, input_shape, is_text, output_shape
-from edgeclip.exporters.towers import disable_mha_fastpath
+from edgeclip.utils import disable_mha_fastpath
 from edgeclip.students.spec import ModelSpec
 
 
@@ -22,7 +21,7 @@ class TorchRuntime:
     backend = "pytorch"
 
     def __init__(self, model: nn.Module, spec: ModelSpec, threads: int = 0) -> None:
-        check_kind(spec)
+        spec.check_exportable()
         disable_mha_fastpath()  # same math path as the exported graphs
         self.model = model.eval()
         self.spec = spec
@@ -32,19 +31,24 @@ class TorchRuntime:
         self.preprocess = spec.preprocess
         self.input_name = spec.input_names[0]
         self.output_name = spec.output_names[0]
-        self.input_dtype = np.dtype("int64" if is_text(spec) else "float32")
+        self.input_dtype = np.dtype("int64" if spec.is_text else "float32")
         self.manifest = {
             "backend": "pytorch",
             "precision": "fp32",
             "kind": spec.kind,
             "name": spec.name,
-            "inputs": [{"name": self.input_name, "shape": input_shape(spec), "dtype": self.input_dtype.name}],
-            "outputs": [{"name": self.output_name, "shape": output_shape(self.model, spec), "dtype": "float32"}],
+            "inputs": [{"name": self.input_name, "shape": spec.input_shape(), "dtype": self.input_dtype.name}],
+            "outputs": [{"name": self.output_name, "shape": self._output_shape(), "dtype": "float32"}],
             "preprocessing": spec.preprocess.to_dict(),
             "class_names": list(spec.class_names),
             "embed_dim": spec.embed_dim,
             "parity": {"status": "reference", "passed": True},
         }
+
+    def _output_shape(self) -> list[object]:
+        dims = self.spec.input_shape()[1:]
+        example = np.ones((1, *dims), dtype=self.input_dtype)  # ones: a valid token id and a plain image
+        return ["batch", *self.run(example).shape[1:]]
 
     @torch.no_grad()
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -54,7 +58,7 @@ class TorchRuntime:
         return out.float().cpu().numpy()
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if is_text(self.spec):
+        if self.spec.is_text:
             raise UserError(f"model '{self.spec.name}' is a text encoder; feed token ids to .run(), not images")
         if len(images) == 0:
             raise UserError("predict_images got no images; pass at least one PIL image")

@@ -18,12 +18,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import QuickGELU
 from torch import nn
 
+from edgeclip.clip_models import build_clip_from_config
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json
 from edgeclip.students.registry import clip_preprocess, register_student
@@ -102,9 +102,7 @@ def build_dual_encoder(
         text_cfg=text_cfg,
         quick_gelu=quick_gelu,
     )
-    build_config = dict(config)
-    model_class = open_clip.CustomTextCLIP if build_config.pop("custom_text", False) else open_clip.CLIP
-    model = model_class(**build_config)
+    model = build_clip_from_config(config)
 
     text_init = init_text_from_teacher(model, teacher_model) if teacher_model is not None else None
     size = config["vision_cfg"]["image_size"]

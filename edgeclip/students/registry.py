@@ -42,7 +42,10 @@ class StudentEntry:
     factory: StudentFactory
 
 
-STUDENTS: Registry[StudentEntry] = Registry("student", "edgeclip list students")
+# Built-in students register themselves when their module is imported; the registry imports them
+# on first lookup, so they can import `register_student` from here without a cycle.
+STUDENTS: Registry[StudentEntry] = Registry("student", "edgeclip list students",
+                                            builtins=("edgeclip.students.classifiers", "edgeclip.students.dual_encoder"))
 
 
 def register_student(name: str, kind: StudentKind, description: str) -> Callable[[StudentFactory], StudentFactory]:
@@ -150,9 +153,3 @@ def _check_kwargs(entry: StudentEntry, kwargs: dict[str, Any]) -> None:
     if unknown:
         options = ", ".join(sorted(accepted)) or "none"
         raise UserError(f"student '{entry.name}' has no option {unknown}; its options are: {options}")
-
-
-# Built-in students register themselves on import (timm-style). Imported last because those
-# modules import STUDENTS / register_student from here.
-from edgeclip.students import classifiers as _classifiers  # noqa: E402,F401
-from edgeclip.students import dual_encoder as _dual_encoder  # noqa: E402,F401

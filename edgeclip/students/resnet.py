@@ -1,4 +1,5 @@
-"""A plain ResNet18 with a width multiplier (paper 000's "ResNet18 with 1/8 of the filters").
+"""Width-scaled ResNets: the students (paper 000's "ResNet18 with 1/8 of the filters") and the
+CE-trained CNN teachers of the capacity-gap table (ResNet10/18/34/50) are built here.
 
 Written out instead of taken from torchvision because torchvision's ResNet has no width
 multiplier for BasicBlock nets and always uses the ImageNet stem, which throws away 3/4 of the
@@ -40,6 +41,29 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+class Bottleneck(nn.Module):
+    """1×1 reduce, 3×3, 1×1 expand (×4) with a residual; a projection shortcut when the shape changes."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
+            nn.Conv2d(planes, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
+        )
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
 class ResNet(nn.Module):
     """BasicBlock ResNet: (N,3,H,W) → logits (N,num_classes).
 
@@ -54,6 +78,7 @@ class ResNet(nn.Module):
         width: float = 1.0,
         blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
         small_input: bool = False,
+        bottleneck: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -74,12 +99,13 @@ class ResNet(nn.Module):
 
         stages = []
         in_channels = channels[0]
-        for index, (out_channels, count) in enumerate(zip(channels, blocks)):
+        block = Bottleneck if bottleneck else BasicBlock
+        for index, (planes, count) in enumerate(zip(channels, blocks)):
             stride = 1 if index == 0 else 2
-            layers = [BasicBlock(in_channels, out_channels, stride)]
-            layers += [BasicBlock(out_channels, out_channels) for _ in range(count - 1)]
+            layers = [block(in_channels, planes, stride)]
+            in_channels = planes * (Bottleneck.expansion if bottleneck else 1)
+            layers += [block(in_channels, planes) for _ in range(count - 1)]
             stages.append(nn.Sequential(*layers))
-            in_channels = out_channels
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_channels, num_classes)

@@ -10,6 +10,9 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import read_json, write_json
 
 ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier"]
+IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
+EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder",)
+LOGIT_KINDS = ("classifier", "zero_shot_classifier")  # outputs are class logits (accuracy, top-1 agreement)
 
 
 @dataclass
@@ -38,6 +41,28 @@ class ModelSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def is_text(self) -> bool:
+        return self.kind == "text_encoder"
+
+    def input_shape(self) -> list[Any]:
+        """Input shape with the dynamic batch dim as a string (manifest convention)."""
+        if self.is_text:
+            return ["batch", int(self.context_length or 77)]
+        return ["batch", 3, self.preprocess.size, self.preprocess.size]
+
+    def check_exportable(self) -> None:
+        """UserError unless this is one exported graph (a dual encoder goes tower by tower)."""
+        from edgeclip.errors import UserError
+
+        if self.kind == "dual_encoder":
+            raise UserError(
+                f"model '{self.name}' is a dual encoder; export one tower at a time "
+                "(`edgeclip export --tower image|text`, or wrap it with edgeclip.exporters.towers.ImageTower/TextTower)"
+            )
+        if self.kind not in EXPORTABLE_KINDS:
+            raise UserError(f"model kind '{self.kind}' cannot be exported; expected one of {', '.join(EXPORTABLE_KINDS)}")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["preprocess"] = self.preprocess.to_dict()
@@ -57,3 +82,16 @@ class ModelSpec:
     @classmethod
     def load(cls, path: str | Path) -> "ModelSpec":
         return cls.from_dict(read_json(path))
+
+
+@dataclass
+class Deployable:
+    """One exportable model a distillation run hands to the build: a single-input, single-output
+    module, its spec, the checkpoint it comes from (hashed into every manifest) and the suffix of its
+    artifact directories (`artifacts/<backend>-<precision><suffix>`; "" for a classifier, "-text"
+    for a text tower, ...)."""
+
+    model: Any  # torch.nn.Module (typed loosely: this module imports no torch)
+    spec: ModelSpec
+    checkpoint: Path
+    suffix: str = ""

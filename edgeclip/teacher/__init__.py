@@ -3,9 +3,4 @@
 from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher, ZeroShotHead
 from edgeclip.teacher import proxy as _proxy  # noqa: F401  (registers proxy-digits)
 
-__all__ = ["ClipTeacher", "ZeroShotHead", "PROXY_TEACHERS", "load_teacher"]
-
-
-def load_teacher(spec: str) -> ClipTeacher:
-    """Load a teacher from `--teacher` (ARCH:TAG, ARCH:PATH, PATH or a proxy name)."""
-    return ClipTeacher.load(spec)
+__all__ = ["ClipTeacher", "ZeroShotHead", "PROXY_TEACHERS"]

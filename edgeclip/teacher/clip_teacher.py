@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from edgeclip.clip_models import build_clip_from_config, preprocess_from_open_clip
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError, close_matches, unknown_name_error
 from edgeclip.io_utils import atomic_path, safe_torch_load
@@ -158,9 +159,9 @@ class ClipTeacher(nn.Module):
     # -- the teacher interface ----------------------------------------------------------------
     @property
     def identity(self) -> str:
-        """Changes whenever the weights change; used in cache keys."""
+        """Changes whenever the weights change (and only then: not with the path they came from); cache key."""
         if self._identity is None:
-            digest = stable_hash(self.name, self.source, _weights_fingerprint(self.model))
+            digest = stable_hash(self.name, _weights_fingerprint(self.model))
             self._identity = f"{self.name.replace('/', '_').replace(':', '_')}-{digest}"
         return self._identity
 
@@ -209,30 +210,6 @@ class ClipTeacher(nn.Module):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def build_clip_from_config(model_cfg: dict[str, Any]) -> nn.Module:
-    """Build an open_clip CLIP (or CustomTextCLIP for HF text towers) from a config dict."""
-    import open_clip
-
-    cfg = dict(model_cfg)
-    if "hf_model_name" in cfg.get("text_cfg", {}):
-        return open_clip.CustomTextCLIP(**cfg)
-    return open_clip.CLIP(**cfg)
-
-
-def preprocess_from_open_clip(model: nn.Module) -> Preprocess:
-    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-    size = cfg.get("size", getattr(model.visual, "image_size", 224))
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    resize_mode = {"shortest": "center_crop", "squash": "stretch", "longest": "letterbox"}.get(cfg.get("resize_mode", "shortest"), "center_crop")
-    return Preprocess(
-        size=int(size),
-        mean=tuple(cfg.get("mean", Preprocess().mean)),
-        std=tuple(cfg.get("std", Preprocess().std)),
-        resize_mode=resize_mode,
-        interpolation=cfg.get("interpolation", "bicubic") if cfg.get("interpolation") in ("bicubic", "bilinear") else "bicubic",
-    )
-
-
 def _open_clip_archs() -> list[str]:
     import open_clip
 

@@ -1,9 +1,10 @@
 """CE-trained CNN teachers (paper 000 §4.2–4.5): the non-CLIP side of the capacity-gap table.
 
-timm ResNets (BasicBlock ResNet18/34, optionally with fewer filters) trained here with plain
-cross-entropy on the same (possibly low-shot) training images as the student. At digit scale
-(32×32 input) timm's ImageNet stem (7×7/2 conv + 3×3/2 pool) brings the map to 8×8 — exactly the
-8×8 digits' native resolution — so nothing is lost while the teacher stays cheap on a CPU.
+ResNets (students/resnet.py: ResNet10/18/34 BasicBlock, ResNet50 Bottleneck, optionally with fewer
+filters) trained here with plain cross-entropy on the same (possibly low-shot) training images as
+the student. At digit scale (32×32 input) the ImageNet stem (7×7/2 conv + 3×3/2 pool) brings the
+map to 8×8 — exactly the 8×8 digits' native resolution — so nothing is lost while the teacher
+stays cheap on a CPU.
 
 Saved as a directory: `model.pt` (state dict) + `teacher.json` (arch, width, classes, preprocess).
 Loading checks that the weights really belong to the recorded (or requested) architecture.
@@ -15,34 +16,33 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError, unknown_name_error
 from edgeclip.io_utils import atomic_dir, read_json, write_json
+from edgeclip.students.resnet import ResNet
 from edgeclip.teacher.finetuned import META_NAME, load_weights
 from edgeclip.utils import count_params
 
 CNN_KIND = "cnn_ce"
-# name → (block, blocks per stage); widths scale timm's (64, 128, 256, 512).
-CNN_ARCHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
-    "resnet10": (BasicBlock, (1, 1, 1, 1)),
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+# name → (bottleneck blocks?, blocks per stage); widths scale (64, 128, 256, 512).
+CNN_ARCHS: dict[str, tuple[bool, tuple[int, int, int, int]]] = {
+    "resnet10": (False, (1, 1, 1, 1)),
+    "resnet18": (False, (2, 2, 2, 2)),
+    "resnet34": (False, (3, 4, 6, 3)),
+    "resnet50": (True, (3, 4, 6, 3)),
 }
 
 
 def build_cnn(arch: str, num_classes: int, width: float = 1.0) -> ResNet:
-    """A randomly initialised timm ResNet `arch` with `width` × the standard filters."""
+    """A randomly initialised ResNet `arch` with `width` × the standard filters and the ImageNet stem."""
     if arch not in CNN_ARCHS:
         raise unknown_name_error("CNN teacher", arch, CNN_ARCHS, "use e.g. --teacher cnn:resnet18 or cnn:resnet34@0.5")
     if not 0 < width <= 4:
         raise UserError(f"CNN teacher width must be in (0, 4], got {width}; write e.g. cnn:resnet34@0.5")
-    block, layers = CNN_ARCHS[arch]
-    channels = tuple(max(4, round(c * width)) for c in (64, 128, 256, 512))
-    return ResNet(block, layers, num_classes=num_classes, channels=channels, stem_width=channels[0])
+    bottleneck, blocks = CNN_ARCHS[arch]
+    return ResNet(num_classes, width=width, blocks=blocks, bottleneck=bottleneck, small_input=False)
 
 
 class CnnTeacher:
@@ -63,12 +63,16 @@ class CnnTeacher:
         return count_params(self.model)
 
     @torch.no_grad()
-    def logits(self, dataset: Any) -> torch.Tensor:
+    def logits(self, dataset: Any, batch_size: int = 256) -> torch.Tensor:
         """Eval-mode logits (N, C) over an ImageDataset, in index order."""
-        from edgeclip.distill.augment import eval_view
-        from edgeclip.distill.trainer import predict_logits
+        import numpy as np
 
-        return predict_logits(self.model, eval_view(dataset, self.preprocess))
+        self.model.eval()
+        outputs = []
+        for start in range(0, len(dataset), batch_size):  # streamed: a big folder never sits in memory whole
+            batch = np.stack([self.preprocess(dataset.load(i)) for i in range(start, min(start + batch_size, len(dataset)))])
+            outputs.append(self.model(torch.from_numpy(batch)))
+        return torch.cat(outputs) if outputs else torch.empty(0)
 
     @torch.no_grad()
     def forward_images(self, images: torch.Tensor) -> torch.Tensor:

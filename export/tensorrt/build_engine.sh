@@ -15,7 +15,10 @@ usage: build_engine.sh ARTIFACT_DIR [--max-batch N] [--opt-batch N] [--workspace
 
 Precision comes from the manifest: fp16 → --fp16; int8 → --int8 --fp16 (the ONNX carries explicit
 QDQ scales, no calibration cache is needed); fp32 → no flag.
-Writes ARTIFACT_DIR/model.engine and build.log, then marks the manifest ready (model_file=model.engine).
+Writes ARTIFACT_DIR/model.engine and build.log, marks the manifest ready (model_file=model.engine), then
+runs the engine on the real images shipped in ARTIFACT_DIR/reference/ and compares it with the PyTorch
+outputs there (check_engine.py): the engine's own parity goes into the manifest. Exit 0 when the engine
+was built and its parity passed, 1 when parity failed (the artifact is then a failed row), 2 on bad input.
 
 example (on a Jetson Orin Nano):
   ./build_engine.sh runs/abc123/artifacts/tensorrt-fp16
@@ -93,3 +96,6 @@ with os.fdopen(fd, "w") as f:
 os.replace(tmp, path)
 PY
 echo "engine: $ARTIFACT/$ENGINE"
+
+# The engine itself against PyTorch, on the device (exit 1 and a failed artifact when it differs).
+python3 "$(dirname "$0")/check_engine.py" "$ARTIFACT" --trtexec "$TRTEXEC"

@@ -46,6 +46,12 @@ class DataFreeResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
 
+    def deployables(self) -> list[Any]:
+        """What `edgeclip build` exports: the classifier student."""
+        from edgeclip.students.spec import Deployable
+
+        return [Deployable(self.model, self.spec, self.checkpoint_dir)]
+
 
 def open_clip_teacher(spec: Any) -> tuple[Any, str]:
     """A CLIP teacher with a text tower; anything else is a one-line UserError."""
@@ -54,13 +60,14 @@ def open_clip_teacher(spec: Any) -> tuple[Any, str]:
 
     if isinstance(spec, ClipTeacher):
         return spec, spec.name
-    how, value = open_teacher(str(spec))
-    if how != "clip":
-        raise UserError(f"teacher '{spec}' is a classifier without a text tower ({how}); data-free distillation synthesizes images "
-                        "from text prompts and needs a CLIP teacher — use proxy-digits, ARCH:TAG or ARCH:/checkpoint")
-    if not hasattr(value.model, "encode_text"):
-        raise UserError(f"teacher '{spec}' has no text tower; data-free distillation needs a CLIP teacher")
-    return value, str(spec)
+    source = open_teacher(str(spec), "zero_shot")
+    # A CLIP spec opens with its CLIP; a saved CLIP-head teacher directory carries one too.
+    clip = getattr(source, "clip", None) or getattr(getattr(source, "teacher", None), "clip", None)
+    if not isinstance(clip, ClipTeacher) or not hasattr(clip.model, "encode_text"):
+        raise UserError(f"teacher '{spec}' is a classifier without a text tower ({source.name}); data-free distillation "
+                        "synthesizes images from text prompts and needs a CLIP teacher — use proxy-digits, ARCH:TAG or ARCH:/checkpoint")
+    # The spec that rebuilds this CLIP (a saved teacher directory records its own).
+    return clip, str(getattr(getattr(source, "teacher", None), "clip_spec", None) or spec)
 
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -85,17 +92,21 @@ def _criterion(recipe: Recipe) -> Any:
     return criterion
 
 
-def _open_real(recipe: Recipe, class_names: list[str]) -> tuple[Any, Any]:
-    """(test, train) real data for measuring and few-shot; classes must be the given names."""
+def _open_real(recipe: Recipe, class_names: list[str], data: Any = None) -> tuple[Any, Any]:
+    """(test, train) real data for measuring and few-shot; classes must be the given names.
+    `data` (a DistillData, as `edgeclip build` opens it) replaces opening the recipe's specs."""
     from edgeclip.data import check_disjoint, open_image_dataset
 
     cfg = recipe.datafree
-    test = open_image_dataset(recipe.data.test, "test", skip_corrupt=recipe.data.skip_corrupt) if recipe.data.test else None
+    if data is not None:
+        test = data.test
+    else:
+        test = open_image_dataset(recipe.data.test, "test", skip_corrupt=recipe.data.skip_corrupt) if recipe.data.test else None
     train = None
     if cfg.fewshot_shots:
         if test is None:
             raise UserError("few-shot fine-tuning is measured on data.test; set data.test or drop datafree.fewshot_shots")
-        train = open_image_dataset(recipe.data.train, "train", skip_corrupt=recipe.data.skip_corrupt)
+        train = data.train if data is not None else open_image_dataset(recipe.data.train, "train", skip_corrupt=recipe.data.skip_corrupt)
     for name, data in (("data.test", test), ("data.train", train)):
         if data is not None and list(data.class_names) != class_names:
             raise UserError(f"{name} '{getattr(recipe.data, name.split('.')[1])}' has classes {data.class_names[:6]}... but the "
@@ -117,8 +128,10 @@ def synthesis_fingerprint(recipe: Recipe, teacher: Any, class_names: list[str], 
 
 
 def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, progress: bool = True,
-                     resume: bool = False) -> DataFreeResult:
-    """Synthesize, distill and measure; see the module docstring."""
+                     resume: bool = False, data: Any = None) -> DataFreeResult:
+    """Synthesize, distill and measure; see the module docstring. `data` (a DistillData from
+    `edgeclip build`) supplies the real test (and few-shot) images instead of the recipe's specs;
+    the student still trains on synthetic images only."""
     from edgeclip.data.shifts import check_shift
     from edgeclip.distill.classifier_kd import build_student
     from edgeclip.distill.datafree.fewshot import check_shots
@@ -156,7 +169,7 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
     if cfg.warmup_epochs < 0 or cfg.finetune_lr_factor <= 0:
         raise UserError("datafree.warmup_epochs must be >= 0 and datafree.finetune_lr_factor > 0")
     criterion = _criterion(recipe)
-    test, train_real = _open_real(recipe, class_names)
+    test, train_real = _open_real(recipe, class_names, data)
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -93,10 +93,6 @@ class Artifact:
     def ok(self) -> bool:
         return self.parity_passed is not False
 
-    @classmethod
-    def load(cls, artifact_dir: str | Path) -> "Artifact":
-        return cls(Path(artifact_dir), read_manifest(artifact_dir))
-
     def summary(self) -> str:
         parity = self.parity
         if parity.get("status") == "ran":
@@ -105,8 +101,8 @@ class Artifact:
             if parity.get("top1_agreement") is not None:
                 detail += f", top-1 agreement={parity['top1_agreement']:.3f}"
             text = f"parity {verdict} ({detail}, n={parity['num_inputs']})"
-        else:
-            text = f"parity {parity.get('status', 'not_run')}: {parity.get('reason', '')}"
+        else:  # a check that did not run must never read like one that passed
+            text = f"parity NOT VERIFIED ({parity.get('status', 'not_run')}: {parity.get('reason', '')})"
         if self.status != "ready":
             text += f"; status {self.status}: {self.manifest.get('next_step', '')}"
         return text

@@ -1,0 +1,113 @@
+"""report.json validation, by hand (no jsonschema offline): every problem listed, one per line item."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edgeclip.bench.report import LATENCY_KEYS, ROLES, SCHEMA_VERSION, STATUS_PATTERN
+
+
+class ReportSchemaError(ValueError):
+    """report.json does not match the schema; the message lists every problem."""
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int/float (JSON has no NaN: an unmeasurable value is null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TOP_FIELDS: dict[str, tuple[Any, bool]] = {  # name -> (check, nullable)
+    "schema_version": (_is_int, False), "run_id": (str, False), "created": (str, False), "environment": (dict, False),
+    "target": (dict, True), "budgets": (dict, True), "budget_results": (list, False), "verdict": (dict, True),
+    "rows": (list, False), "notes": (list, False),
+}
+_ROW_FIELDS: dict[str, tuple[Any, bool]] = {
+    "name": (str, False), "role": (str, False), "backend": (str, False), "precision": (str, False),
+    "params": (_is_int, True), "flops": (_is_int, True), "flops_per_tower": (dict, True), "size_mb": (_is_number, True),
+    "latency_ms": (dict, True), "throughput": (_is_number, True), "peak_mem_mb": (_is_number, True),
+    "accuracy": (_is_number, True), "retention": (_is_number, True), "agreement_teacher": (_is_number, True),
+    "agreement_reference": (_is_number, True), "speedup": (_is_number, True), "status": (str, False), "notes": (str, False),
+}
+_BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
+    "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
+    "passed": (bool, True), "status": (str, False),
+}
+
+
+def _check_fields(obj: Any, spec: dict[str, tuple[Any, bool]], where: str, problems: list[str]) -> bool:
+    if not isinstance(obj, dict):
+        problems.append(f"{where}: expected an object, got {type(obj).__name__}")
+        return False
+    for key, (check, nullable) in spec.items():
+        if key not in obj:
+            problems.append(f"{where}.{key}: missing")
+            continue
+        value = obj[key]
+        if value is None:
+            if not nullable:
+                problems.append(f"{where}.{key}: must not be null")
+            continue
+        good = isinstance(value, check) if isinstance(check, type) else check(value)
+        if isinstance(check, type) and check is not bool and isinstance(value, bool):
+            good = False
+        if not good:
+            expected = check.__name__ if isinstance(check, type) else check.__name__.removeprefix("_is_")
+            problems.append(f"{where}.{key}: expected {expected}, got {type(value).__name__} {value!r:.60}")
+    for key in obj.keys() - spec.keys():
+        problems.append(f"{where}.{key}: unknown field")
+    return True
+
+
+def _check_row(row: Any, where: str, problems: list[str]) -> None:
+    if not _check_fields(row, _ROW_FIELDS, where, problems):
+        return
+    if isinstance(row.get("role"), str) and row["role"] not in ROLES:
+        problems.append(f"{where}.role: '{row['role']}' is not one of {list(ROLES)}")
+    if isinstance(row.get("status"), str) and not STATUS_PATTERN.match(row["status"]):
+        problems.append(f"{where}.status: '{row['status']:.60}' is not ok | failed: <reason> | skipped: <reason> | needs_target: <where>")
+    latency = row.get("latency_ms")
+    if isinstance(latency, dict):
+        for key in LATENCY_KEYS:
+            if not _is_number(latency.get(key)):
+                problems.append(f"{where}.latency_ms.{key}: missing or not a number")
+        if all(_is_number(latency.get(k)) for k in LATENCY_KEYS) and not latency["p50"] <= latency["p90"] <= latency["p99"]:
+            problems.append(f"{where}.latency_ms: percentiles out of order (p50 <= p90 <= p99)")
+    towers = row.get("flops_per_tower")
+    if isinstance(towers, dict) and not all(isinstance(k, str) and _is_int(v) for k, v in towers.items()):
+        problems.append(f"{where}.flops_per_tower: expected tower name -> integer FLOPs")
+    for key in ("accuracy", "agreement_teacher", "agreement_reference"):
+        value = row.get(key)
+        if _is_number(value) and not 0.0 <= value <= 1.0:
+            problems.append(f"{where}.{key}: {value} is not a fraction in [0, 1]")
+
+
+def report_problems(data: Any) -> list[str]:
+    """Every way `data` (parsed report.json) breaks the schema; empty when valid."""
+    problems: list[str] = []
+    if not _check_fields(data, _TOP_FIELDS, "report", problems):
+        return problems
+    if _is_int(data.get("schema_version")) and data["schema_version"] != SCHEMA_VERSION:
+        problems.append(f"report.schema_version: {data['schema_version']} (this edgeclip reads {SCHEMA_VERSION})")
+    for i, row in enumerate(data.get("rows") or []):
+        _check_row(row, f"rows[{i}]", problems)
+    for i, result in enumerate(data.get("budget_results") or []):
+        if _check_fields(result, _BUDGET_FIELDS, f"budget_results[{i}]", problems) and \
+                result.get("status") not in ("pass", "fail", "not measured"):
+            problems.append(f"budget_results[{i}].status: must be pass | fail | not measured")
+    if isinstance(data.get("notes"), list) and not all(isinstance(n, str) for n in data["notes"]):
+        problems.append("report.notes: expected a list of strings")
+    return problems
+
+
+def validate_report(data: Any) -> None:
+    """Raise ReportSchemaError listing every problem when `data` is not a valid report."""
+    problems = report_problems(data)
+    if problems:
+        raise ReportSchemaError(f"invalid report ({len(problems)} problem(s)): " + "; ".join(problems))
+
+

@@ -1,0 +1,91 @@
+"""Text views of a report: the results table shared by every view, report.md, and the console table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.verdict import verdict_sentence
+
+
+def fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def fmt_count(value: int | None) -> str:
+    """1234567 -> 1.23M; FLOPs and parameters read better with a unit."""
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return str(value)
+
+
+def fmt_flops(row: ReportRow) -> str:
+    if row.flops_per_tower:
+        return " + ".join(f"{tower} {fmt_count(v)}" for tower, v in row.flops_per_tower.items())
+    return fmt_count(row.flops)
+
+
+# Mean and iteration counts stay in report.json; the HTML view wraps headers and statuses so the
+# table fits a 1280-px window.
+TABLE_HEADER = ["Model", "Role", "Format", "Params", "FLOPs", "Size MB", "p50 ms", "p90 ms", "p99 ms", "× teacher",
+                "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Status"]
+
+
+def table_cells(row: ReportRow) -> list[str]:
+    """One row of the results table, shared by the Markdown, HTML and console views."""
+    latency = row.latency_ms or {}
+    return [row.name, row.role.replace("_", " "), f"{row.backend}-{row.precision}", fmt_count(row.params), fmt_flops(row),
+            fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
+            fmt(latency.get("p99"), ".2f"), fmt(row.speedup, ".1f") + ("x" if row.speedup else ""), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
+            fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
+            fmt(row.agreement_reference, ".3f"), row.status]
+
+
+def describe_environment(env: dict[str, Any]) -> list[str]:
+    lines = [f"{key}: {value}" for key, value in env.items() if key != "versions"]
+    versions = env.get("versions") or {}
+    if versions:
+        lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    def md_row(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    lines = [f"# edgeclip benchmark report `{report.run_id}`", "", f"Created {report.created}."]
+    if report.target:
+        lines.append(f"Target: **{report.target.get('name')}** — {report.target.get('description', '')}")
+    if report.verdict is not None:
+        lines += ["", "## Verdict", "", verdict_sentence(report.verdict)]
+        for other in report.verdict.get("others") or []:
+            lines.append(f"- {other['row']}: not chosen — {other['why']}")
+    lines += ["", "## Results", "", md_row(TABLE_HEADER), md_row(["---"] * len(TABLE_HEADER))]
+    lines += [md_row(table_cells(row)) for row in report.rows]
+    if report.target is not None:
+        lines += ["", f"## Budgets ({report.target.get('name')})", ""]
+        if report.budget_results:
+            lines += [md_row(["Budget", "Row", "Limit", "Measured", "Result"]), md_row(["---"] * 5)]
+            lines += [md_row([b["name"], b["row"] or "-", fmt(b["limit"], "g"), fmt(b["measured"], ".4g"), b["status"]])
+                      for b in report.budget_results]
+        else:
+            lines.append("The target profile sets no budgets.")
+    lines += ["", "## Environment", ""] + [f"- {line}" for line in describe_environment(report.environment)]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def console_table(report: Report) -> str:
+    """A short fixed-width table for the terminal: the columns people read first."""
+    header = ["Model", "Format", "p50 ms", "p90 ms", "× teacher", "Mem MB", "Accuracy", "Retention", "Status"]
+    picks = [TABLE_HEADER.index(h) for h in header]
+    body = [[table_cells(row)[i] for i in picks] for row in report.rows]
+    widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + body)

@@ -1,0 +1,101 @@
+"""The report's verdict: which artifact to ship on the target, what it saves, and every failed check.
+
+Candidates are deployable student rows. One is recommended when its status is ok, its parity held,
+and every budget of the target was measured on the target and held for it; among those the
+fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
+explains the choice (a faster artifact that failed parity, a budget it broke, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.targets import row_label
+
+
+def _p50(row: ReportRow) -> float | None:
+    return (row.latency_ms or {}).get("p50")
+
+
+def failed_checks(report: Report) -> list[str]:
+    """Every check that did not pass: failed rows, unverified rows, failed and unmeasured budgets."""
+    checks = [f"{row.label}: {row.status}" for row in report.rows if not row.ok]
+    for budget in report.budget_results:
+        if budget.get("passed") is False:
+            checks.append(f"budget {budget['name']} failed for {budget['row']}: measured {budget['measured']:.4g}, "
+                          f"limit {budget['limit']:g}")
+        elif budget.get("passed") is None:
+            checks.append(f"budget {budget['name']}{' for ' + budget['row'] if budget['row'] else ''}: not measured on the target")
+    return checks
+
+
+def _budget_problems(report: Report, label: str) -> list[str]:
+    problems = []
+    for budget in report.budget_results:
+        if budget.get("row") not in (label, ""):
+            continue
+        if budget.get("passed") is False:
+            problems.append(f"{budget['name']} {budget['measured']:.4g} breaks the limit {budget['limit']:g}")
+        elif budget.get("passed") is None:
+            problems.append(f"{budget['name']} not measured on the target")
+    return problems
+
+
+def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
+    """The verdict block of report.json (see the module doc). `next_step` says how to finish
+    unverified checks (e.g. the --remote command for a device this machine is not)."""
+    candidates = [r for r in report.rows if r.role == "student"]
+    passing: list[ReportRow] = []
+    why: dict[str, str] = {}
+    for row in candidates:
+        label = row_label(row)
+        if not row.ok:
+            why[label] = row.status
+            continue
+        problems = _budget_problems(report, label) if report.target is not None else []
+        if problems:
+            why[label] = "; ".join(problems)
+        elif _p50(row) is None:
+            why[label] = "latency not measured"
+        else:
+            passing.append(row)
+    passing.sort(key=lambda r: _p50(r))
+    best = passing[0] if passing else None
+    for row in passing[1:]:
+        why[row_label(row)] = f"slower than {row_label(best)} ({_p50(row):.3g} ms vs {_p50(best):.3g} ms p50)"
+    verdict: dict[str, Any] = {
+        "target": (report.target or {}).get("name"),
+        "recommended": row_label(best) if best else None,
+        "failed_checks": failed_checks(report),
+        "others": [{"row": label, "why": reason} for label, reason in why.items()],
+        "next_step": next_step,
+    }
+    if best is not None:
+        verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
+                       size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
+    return verdict
+
+
+def verdict_sentence(verdict: dict[str, Any] | None) -> str:
+    """One human paragraph for the top of report.md / report.html and the console."""
+    if not verdict:
+        return "No verdict: no target was given."
+    target = verdict.get("target") or "this machine"
+    if verdict.get("recommended"):
+        parts = [f"p50 {verdict['latency_p50_ms']:.3g} ms"]
+        if verdict.get("speedup"):
+            parts.append(f"{verdict['speedup']:.1f}x faster than the teacher architecture in the same backend")
+        if verdict.get("size_mb"):
+            parts.append(f"{verdict['size_mb']:.2f} MB")
+        if verdict.get("retention") is not None:
+            parts.append(f"retention {verdict['retention']:.3f}")
+        text = f"Ship {verdict['recommended']} on {target}: " + ", ".join(parts) + "."
+    else:
+        text = f"Nothing to ship on {target} yet: no artifact passed every check."
+    checks = verdict.get("failed_checks") or []
+    if checks:
+        text += f" {len(checks)} check(s) did not pass: " + "; ".join(checks) + "."
+    if verdict.get("next_step"):
+        text += f" Next: {verdict['next_step']}"
+    return text

@@ -1,0 +1,131 @@
+"""`edgeclip build`: teacher → student → export per target → parity → benchmark → report → verdict.
+
+`build()` only orders the steps (build/steps.py) and decides the report; each step is a library
+call from another module. With `remote`, the artifacts are finished and measured on the device
+itself (TensorRT engines built and checked there) and the target's budgets are checked on those
+numbers; without it, a target this machine is not gets a report that says which command finishes
+the job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeclip.build.plan import BuildPlan, export_plan, plan_build
+from edgeclip.config import Recipe
+from edgeclip.io_utils import write_json
+
+
+@dataclass
+class BuildResult:
+    run_dir: Path
+    report: Any
+    report_paths: dict[str, Path]
+    artifacts: list[Path] = field(default_factory=list)
+
+    @property
+    def failed_budgets(self) -> list[dict[str, Any]]:
+        return self.report.failed_budgets
+
+    @property
+    def unmeasured_budgets(self) -> list[dict[str, Any]]:
+        return [b for b in self.report.budget_results if b.get("passed") is None]
+
+    @property
+    def failed_rows(self) -> list[Any]:
+        return [row for row in self.report.rows if row.status.startswith("failed")]
+
+    @property
+    def unverified_rows(self) -> list[Any]:
+        return [row for row in self.report.rows if row.status.startswith(("needs_target", "skipped"))]
+
+
+def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
+          remote: str | None = None, remote_python: str = "python3") -> BuildResult:
+    """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
+    from edgeclip.build import steps
+
+    started = time.perf_counter()
+    plan = plan_build(recipe, target_name, out_dir)  # every cheap check, before any file or training
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(plan.run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": plan.target.to_dict()})
+    steps.log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
+
+    distilled = steps.distill(plan, progress)
+    config = steps.bench_config(plan)
+    teacher = steps.teacher_row(distilled, config)
+    inputs = steps.real_inputs(plan, distilled)
+    deployables = distilled.deployables()
+    artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
+    references, failed_references = steps.speed_reference(plan)
+    if remote:  # the device builds engines into the artifacts it gets: never into the shared cache
+        references = steps.private_copies(references, plan.run_dir / "speed-reference")
+
+    steps.log(f"benchmarking {len(artifacts) + len(references)} artifacts")
+    from edgeclip.bench.harness import bench_artifacts
+
+    models = {str(d.checkpoint / "model.pt"): (d.model, d.spec) for d in deployables}
+    rows = bench_artifacts(artifacts + references, config, data=inputs.eval_path, teacher_row=teacher, models=models)
+    environment = None
+    if remote:
+        rows, environment = _measure_on_device(plan, rows, artifacts + references, inputs, config, remote, remote_python)
+    return _report(plan, rows + failed_rows + failed_references, distilled, environment, config, remote,
+                   time.perf_counter() - started, artifacts)
+
+
+def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], inputs: Any, config: Any,
+                       remote: str, remote_python: str) -> tuple[list[Any], dict[str, Any]]:
+    """Finish the artifacts on the device (TensorRT engines built and checked there) and measure them
+    there; local artifact rows are replaced by the device's, teacher and reference rows stay."""
+    from edgeclip.bench.remote import finish_on_device
+    from edgeclip.build.steps import log
+
+    log(f"finishing and measuring {len(artifacts)} artifacts on {remote}")
+    teacher = next((r for r in rows if r.role == "teacher"), None)
+    device_rows, environment = finish_on_device(artifacts, remote, data=inputs.eval_path, config=config, python=remote_python,
+                                                teacher_accuracy=teacher.accuracy if teacher else None)
+    local = [r for r in rows if r.role in ("teacher", "reference")]
+    return local + device_rows, {"measured_on": remote, **environment}
+
+
+def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[str, Any] | None, config: Any,
+            remote: str | None, seconds: float, artifacts: list[Path]) -> BuildResult:
+    from edgeclip.bench.environment import collect_environment
+    from edgeclip.bench.report import Report
+    from edgeclip.bench.report_files import write_report
+    from edgeclip.bench.report_text import console_table
+    from edgeclip.bench.verdict import compute_verdict
+
+    target, recipe = plan.target, plan.recipe
+    on_target = bool(remote) or target.measurable_here
+    metrics = distilled.metrics
+    notes = [
+        f"recipe {recipe.name}: teacher {recipe.teacher}, method {recipe.distill.method}, data {recipe.data.train}/{recipe.data.test}",
+        f"distillation: teacher accuracy {metrics['teacher_accuracy']:.4f}, student {metrics['student_accuracy']:.4f} "
+        f"(PyTorch, test split), agreement with teacher {metrics.get('agreement', float('nan')):.4f}",
+        f"parity: {recipe.export.parity_samples} real test images per artifact against the unexported PyTorch model",
+        "speed reference rows: the teacher architecture with random weights, exported like the students and timed "
+        "interleaved with them (latency only; × teacher = its p50 / the row's p50 in the same backend and precision)",
+        f"build took {seconds:.0f} s",
+    ]
+    next_step = ""
+    if not on_target:
+        next_step = (f"this machine is not a {target.name}: budgets are not measured here. Finish on the device with "
+                     f"`edgeclip build --recipe {recipe.name} --target {target.name} --remote user@<{target.name}>` "
+                     f"(or `edgeclip bench --target {target.name} --remote user@<{target.name}> --data "
+                     f"{plan.run_dir / 'eval_data.npz'} --artifact <each dir under {plan.run_dir / 'artifacts'}>`)")
+        notes.append(next_step)
+    report = Report(rows=rows, environment=environment or collect_environment(threads=config.threads),
+                    run_id=plan.run_dir.name, notes=notes)
+    report.apply_target(target, measured_on_target=on_target)
+    report.fill_speedups()
+    report.verdict = compute_verdict(report, next_step)
+    paths = write_report(report, plan.run_dir)
+    print(console_table(report))
+    return BuildResult(run_dir=plan.run_dir, report=report, report_paths=paths, artifacts=artifacts)
+
+
+__all__ = ["BuildPlan", "BuildResult", "build", "export_plan", "plan_build"]

@@ -1,0 +1,71 @@
+"""What a build will do, decided and validated before anything is written or trained.
+
+The target profile decides the backends and precisions; a recipe's `export.backends` /
+`export.precisions` narrow them only when set (shipped recipes leave them empty), so
+`edgeclip build --target jetson` plans the TensorRT kits and the onnx fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeclip.config import Recipe
+from edgeclip.errors import UserError
+
+
+@dataclass
+class BuildPlan:
+    recipe: Recipe
+    target: Any  # edgeclip.targets.Target
+    exports: list[tuple[str, str]]  # (backend, precision), in the target's preference order
+    data: Any  # edgeclip.distill.data_setup.DistillData
+    run_dir: Path
+
+    @property
+    def export_names(self) -> list[str]:
+        return [f"{backend}-{precision}" for backend, precision in self.exports]
+
+
+def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
+    """(backend, precision) pairs: the target's backends × its precisions, as each backend allows."""
+    from edgeclip.backends import get_backend
+
+    backends = [b for b in target.backends if not recipe.export.backends or b in recipe.export.backends]
+    precisions = [p for p in target.precisions if not recipe.export.precisions or p in recipe.export.precisions]
+    if not backends or not precisions:
+        raise UserError(f"the recipe's export.backends={recipe.export.backends} / export.precisions={recipe.export.precisions} "
+                        f"leave nothing of target {target.name} ({', '.join(target.backends)}; {', '.join(target.precisions)}); "
+                        "widen them or leave them empty to take the target's")
+    plan = [(b, p) for b in backends for p in precisions if p in get_backend(b).precisions]
+    if not plan:
+        raise UserError(f"target {target.name} asks for {', '.join(precisions)} on {', '.join(backends)}, "
+                        "which no backend supports; fix the profile's precisions")
+    return plan
+
+
+def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = None) -> BuildPlan:
+    """Validate everything cheap — target, plan, data, student, method, speed reference — and pick
+    the run directory. Nothing is written."""
+    from edgeclip.build.speed_reference import speed_reference_arch
+    from edgeclip.distill.data_setup import open_distill_data
+    from edgeclip.distill.methods import get_method
+    from edgeclip.paths import default_run_dir
+    from edgeclip.targets import load_target
+
+    target = load_target(target_name)
+    exports = export_plan(target, recipe)
+    get_method(recipe.distill.method)
+    speed_reference_arch(recipe)  # an unknown architecture fails now, not after training
+    if recipe.export.parity_samples < 1:
+        raise UserError(f"export.parity_samples must be >= 1, got {recipe.export.parity_samples}; the default is 64")
+    data = open_distill_data(recipe.data, recipe.seed)
+    if not recipe.student.checkpoint:
+        from edgeclip.students.registry import STUDENTS
+
+        STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher
+    run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)
+    if (run_dir / "report.json").exists():
+        raise UserError(f"{run_dir} already holds a finished build; pass another --out or remove it")
+    return BuildPlan(recipe=recipe, target=target, exports=exports, data=data, run_dir=run_dir)

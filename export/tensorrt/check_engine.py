@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Check a TensorRT engine built on the device against the PyTorch outputs shipped with its artifact.
+
+Runs on the target with Python 3.8+ and numpy only (no torch, no edgeclip): `edgeclip export` put
+`reference/inputs.npy` (real images), `reference/outputs.npy` (the unexported PyTorch model's
+outputs for them) and `reference/edgeclip_parity.py` (edgeclip's parity rules) in the artifact.
+The engine runs on the inputs through trtexec (JetPack ships it), in chunks of the engine's
+maximum batch; the outputs are compared with the thresholds recorded in the manifest, and the
+result becomes the manifest's `parity` (the ONNX check done at export moves to `export_parity`).
+
+    python3 check_engine.py ARTIFACT_DIR [--trtexec PATH]
+
+Exit 0: engine parity passed; 1: it failed (the artifact is marked failed); 2: bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"check_engine.py: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def find_trtexec(given: str | None) -> str:
+    for candidate in (given, os.environ.get("TRTEXEC"), "/usr/src/tensorrt/bin/trtexec"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder, "trtexec")
+        if os.access(path, os.X_OK):
+            return path
+    fail("trtexec not found; this device has no TensorRT (JetPack ships it in /usr/src/tensorrt/bin) or pass --trtexec")
+    return ""
+
+
+def run_engine(trtexec: str, engine: str, input_name: str, batch: np.ndarray, work: str) -> np.ndarray:
+    """One trtexec inference of `batch` (raw binary input, JSON output); returns the first output."""
+    inputs, outputs = os.path.join(work, "inputs.bin"), os.path.join(work, "outputs.json")
+    np.ascontiguousarray(batch).tofile(inputs)
+    shape = "x".join(str(d) for d in batch.shape)
+    command = [trtexec, f"--loadEngine={engine}", f"--shapes={input_name}:{shape}", f"--loadInputs={input_name}:{inputs}",
+               f"--exportOutput={outputs}", "--iterations=1", "--warmUp=0", "--duration=0"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not os.path.isfile(outputs):
+        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+        fail(f"trtexec could not run the engine (exit {result.returncode}: {tail[0]})", 1)
+    with open(outputs) as handle:
+        exported = json.load(handle)
+    first = exported[0]
+    dims = [int(d) for d in str(first["dimensions"]).split("x")]
+    return np.asarray(first["values"], dtype=np.float32).reshape(dims)
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check a built TensorRT engine against the shipped PyTorch outputs.")
+    parser.add_argument("artifact", help="the tensorrt artifact directory (manifest.json, engine, reference/)")
+    parser.add_argument("--trtexec", default=None, help="trtexec binary (default: $TRTEXEC, PATH, /usr/src/tensorrt/bin)")
+    args = parser.parse_args(argv)
+
+    manifest_path = os.path.join(args.artifact, "manifest.json")
+    reference = os.path.join(args.artifact, "reference")
+    if not os.path.isfile(manifest_path):
+        fail(f"{manifest_path} not found; pass an edgeclip tensorrt artifact directory")
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    engine = os.path.join(args.artifact, manifest.get("engine_file", "model.engine"))
+    if not os.path.isfile(engine):
+        fail(f"engine {engine} does not exist; run build_engine.sh first")
+    if not os.path.isfile(os.path.join(reference, "inputs.npy")):
+        fail(f"{reference}/inputs.npy is missing; re-export the artifact with parity inputs (edgeclip export / build)")
+    sys.path.insert(0, reference)
+    import edgeclip_parity  # noqa: E402 - shipped next to the reference data
+
+    inputs = np.load(os.path.join(reference, "inputs.npy"))
+    expected = np.load(os.path.join(reference, "outputs.npy"))
+    input_name = manifest["inputs"][0]["name"]
+    step = int(manifest.get("max_batch") or 8)
+    trtexec = find_trtexec(args.trtexec)
+    with tempfile.TemporaryDirectory() as work:
+        outputs = np.concatenate([run_engine(trtexec, engine, input_name, inputs[i:i + step], work)
+                                  for i in range(0, len(inputs), step)])
+    export_parity = manifest.get("export_parity") or manifest.get("parity") or {}
+    thresholds = export_parity.get("thresholds") or edgeclip_parity.thresholds_for(manifest["precision"], 1e-3, 1e-3)
+    record = edgeclip_parity.compare_outputs(expected, outputs, kind=manifest["kind"], precision=manifest["precision"],
+                                             thresholds=thresholds)
+    record["scope"] = f"TensorRT engine on {platform.node()} ({platform.machine()}) via trtexec"
+    manifest["export_parity"] = export_parity
+    manifest["parity"] = record
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(manifest_path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(manifest, handle, indent=2)
+    os.replace(tmp, manifest_path)
+    verdict = "passed" if record["passed"] else "FAILED"
+    detail = f"cosine {record['mean_cosine']:.5f}, max|d| {record['max_abs_diff']:.3g}"
+    if record.get("top1_agreement") is not None:
+        detail += f", top-1 agreement {record['top1_agreement']:.3f}"
+    print(f"engine parity {verdict} on {record['num_inputs']} real inputs ({detail})")
+    return 0 if record["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
