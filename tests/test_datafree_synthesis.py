@@ -270,3 +270,24 @@ def test_shifted_digits_are_deterministic_and_keep_labels() -> None:
         ShiftedDataset(test, "blurr")
     img = test.load(0)
     assert apply_shift(img, "inversion").size == img.size
+
+
+def test_a_generator_installed_as_an_entry_point_is_found_by_name(monkeypatch) -> None:
+    """`datafree.generator: <name>` finds a package's `edgeclip.generators` entry point (the CLI hook)."""
+    import importlib.metadata
+
+    from edgeclip.distill.datafree import generators as module
+
+    def factory(image_size: int, latent_std: float = 1.0) -> module.DecoderGenerator:
+        return module.DecoderGenerator(torch.nn.Upsample(scale_factor=2), latent_shape=(3, 8, 8), image_size=image_size,
+                                       output_range=(0.0, 1.0), init_std=latent_std)
+
+    entry = importlib.metadata.EntryPoint(name="my-latents", value="unused:factory", group=module.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: factory)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [entry] if group == module.ENTRY_POINT_GROUP else [])
+    try:
+        generator = module.create_generator("my-latents", 16, {"latent_std": 0.1})
+        images = generator.sample(2, torch.Generator().manual_seed(0))
+        assert images.shape == (2, 3, 16, 16) and generator.latents.shape == (2, 3, 8, 8)
+    finally:
+        module.GENERATORS._entries.pop("my-latents", None)
