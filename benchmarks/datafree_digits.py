@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -52,13 +53,17 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     results = {}
     for step in task["steps"]:
         out = Path(step["out"])
+        recipe = load_recipe(step["recipe"], step["overrides"])
         if task["reuse"] and (out / RESULT_JSON).is_file():
-            results[step["name"]] = read_json(out / RESULT_JSON)
-            continue
+            earlier = read_json(out / RESULT_JSON)
+            # Reuse only a run of exactly this recipe with exactly these overrides.
+            if earlier.get("recipe") == recipe.to_dict():
+                results[step["name"]] = earlier
+                continue
+            print(f"{step['name']}: the finished run in {out} used another recipe; running again", flush=True)
         started = time.perf_counter()
         # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
         cpu_started = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
-        recipe = load_recipe(step["recipe"], step["overrides"])
         if step.get("copy_synthetic_from"):
             # Same synthetic set, different training: copy it and let --resume skip synthesis.
             source = Path(step["copy_synthetic_from"]) / "synthetic"
@@ -187,9 +192,11 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{m.get('versions', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
         f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min, "
         f"CPU time {meta['run_cpu_seconds_total'] / 60:.1f} min (≈ {meta['run_cpu_seconds_total'] / 120:.0f} min of wall time on 2 idle cores)."
-        + (f" Reused finished runs (--reuse): {', '.join(meta['reused_runs'])}." if meta["reused_runs"] else "")
-        + " Other jobs shared these 2 cores during the run (load average above 10), so wall times and seconds per "
-        "synthetic image are inflated; CPU time is the fair cost.",
+        + (f" This invocation reused finished runs (--reuse), so its wall time is not the runs': {', '.join(meta['reused_runs'])}."
+           if meta["reused_runs"] else "")
+        + (f" The runs were made by `{meta['runs_made_by']['command']}` ({meta['runs_made_by']['created']}, wall time "
+           f"{meta['runs_made_by']['seconds'] / 60:.1f} min)." if meta.get("runs_made_by") else "")
+        + _load_note(meta["runs_made_by"].get("load_average") if meta.get("runs_made_by") else meta.get("load_average")),
         "",
         f"Teacher: proxy digits CLIP (trained here on the 719 `pretrain` digits; {pct(meta['proxy_teacher'].get('zero_shot_accuracy_test'))}% "
         "zero-shot when it was trained). Input to every data-free student: the ten class names. "
@@ -208,6 +215,7 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                  "-" if r["seconds_per_image"] is None else f"{r.get('cpu_seconds_per_image') or float('nan'):.2f} ({r['seconds_per_image']:.2f})"]
         lines.append("| " + " | ".join(cells) + " |")
     verdict = "met" if summary["target_met"] else "NOT met"
+    spread = {r["prompt"]: r["target_cosine_within_class"] for r in summary["rows"] if r.get("prompt")}
     lines += [
         "",
         f"**Winner here: {summary['best_prompt']} prompts** — {pct(summary['best_accuracy'])}% on real digits, "
@@ -218,6 +226,11 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "they were prompted for. Contrastive-Prompt spreads the prompts so far that most of its images no longer look like "
         "their own class to the teacher — the student learns from the teacher's soft answers on them (KD), which is why its "
         "no-KD (CE on those labels) row is far lower.",
+        "",
+        "Prompt spread — mean cosine between the target text embeddings of images of one class (1 = all images of a class "
+        "chase the same embedding): " + ", ".join(f"{name} {value:.2f}" for name, value in spread.items()) + ". "
+        "The proxy's text tower was trained on six caption templates only, so style words (Mix-Prompt) and a random "
+        "pseudo-token (Random-Prompt) barely move its embedding; learning the pseudo-tokens contrastively does.",
     ]
     fewshot = summary.get("fewshot")
     if fewshot:
@@ -231,6 +244,14 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         lines += ["", "Plot: `datafree_digits/fewshot.png`."]
     lines += ["", "Contact sheets (first images of every class, per prompt method): `datafree_digits/<method>.png`.", ""]
     return "\n".join(lines)
+
+
+def _load_note(load: list[float] | None) -> str:
+    """What else ran: wall times (and wall seconds per image) depend on it, CPU time does not."""
+    if not load:
+        return " Wall times depend on what else ran on these cores; CPU time is the fair cost."
+    return (f" 1-minute load average {load[0]:.1f} at the start and {load[1]:.1f} at the end on {os.cpu_count()} cores"
+            + ("; other jobs shared the cores, so wall times are inflated and CPU time is the fair cost." if max(load) > 2.5 else "."))
 
 
 def fewshot_plot(fewshot: dict[str, Any], path: Path) -> None:
@@ -266,12 +287,15 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
     args = parser.parse_args()
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
 
     from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
 
     load_proxy_teacher(progress=True)  # train/cache once before the workers start
     tasks = build_tasks(args)
     reused = [s["name"] for t in tasks for s in t["steps"] if args.reuse and (Path(s["out"]) / "result.json").is_file()]
+    out = Path(args.out)
+    previous = json.loads(out.with_suffix(".json").read_text()) if args.reuse and out.with_suffix(".json").is_file() else {}
     # Longest tasks first so the workers finish together.
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
@@ -280,7 +304,6 @@ def main() -> int:
     from edgeclip.distill.results import machine_info
 
     summary = summarize(results)
-    out = Path(args.out)
     images = out.parent / out.name
     images.mkdir(parents=True, exist_ok=True)
     for name in [*PROMPTS, "contrastive-fourier"]:
@@ -293,7 +316,12 @@ def main() -> int:
             "run_cpu_seconds_total": sum(r.get("cpu_seconds") or 0.0 for r in results.values()),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
             "proxy_teacher": proxy_info(), "student_params": results["contrastive"]["student"]["params"],
-            "settings": {"per_class": args.per_class, "steps": args.steps, "epochs": args.epochs, "fewshot_seeds": args.fewshot_seeds}}
+            "settings": {"per_class": args.per_class, "steps": args.steps, "epochs": args.epochs, "fewshot_seeds": args.fewshot_seeds},
+            "load_average": [load_start, os.getloadavg()[0]]}
+    total_runs = sum(len(t["steps"]) for t in tasks)
+    if len(reused) == total_runs and previous.get("settings") == meta["settings"]:
+        # Every run came from an earlier invocation: say which one made them, and how long it took.
+        meta["runs_made_by"] = previous.get("runs_made_by") or {k: previous.get(k) for k in ("command", "created", "seconds", "load_average")}
     payload = {**meta, "summary": summary,
                "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "cpu_seconds", "shifts")}
                         for name, r in results.items()}}
