@@ -56,8 +56,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         recipe = load_recipe(step["recipe"], step["overrides"])
         if task["reuse"] and (out / RESULT_JSON).is_file():
             earlier = read_json(out / RESULT_JSON)
-            # Reuse only a run of exactly this recipe with exactly these overrides.
-            if earlier.get("recipe") == recipe.to_dict():
+            # Reuse only a run of exactly this recipe with exactly these overrides (its prose aside).
+            if _settings_of(earlier.get("recipe") or {}) == _settings_of(recipe.to_dict()):
                 results[step["name"]] = earlier
                 continue
             print(f"{step['name']}: the finished run in {out} used another recipe; running again", flush=True)
@@ -98,6 +98,10 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                     value = read_json(path)
                     results[step["name"]][key] = value["cpu_seconds"] if key == "cpu_seconds" else value
     return results
+
+
+def _settings_of(recipe: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in recipe.items() if k != "description"}
 
 
 def _shifted_accuracies(student_dir: Path) -> dict[str, float]:
