@@ -33,6 +33,9 @@ class DataConfig:
     skip_corrupt: bool = False
     templates: str = "digits"  # prompt template set for the zero-shot head
     classname_map: str = ""  # optional YAML/JSON map of class name → disambiguated name
+    # Image–caption pairs for dual-encoder distillation (distillclip): digits[:K] (train split +
+    # caption templates), a path,caption CSV, or webdataset shards (.tar, {a..b} pattern, folder).
+    pairs: str = "digits"
 
 
 @dataclass
@@ -83,6 +86,15 @@ class DistillConfig:
     teacher_epochs: int = 0  # CE epochs for CNN teachers trained here; 0 = same as epochs
     scratch_baseline: bool = False  # also train the student with CE only, same budget, for comparison
     overconfidence_gamma: float = 0.5  # paper 000 §3.3.2 threshold for the over-confidence probability p
+    # distillclip (paper 001) only: AdamW betas/eps, linear warm-up steps then cosine decay.
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    adam_eps: float = 1e-6
+    warmup_steps: int = 10000
+    teacher_cache: bool = True  # teacher embeddings once per pair on disk; false = run the teacher every step
+    text_init: str = "strict"  # student text layer i <- teacher 2i: strict (exit 2 if impossible) | skip | off
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept frozen (e.g. clip.token_embedding)
+    checkpoint_every: int = 0  # resumable checkpoint every N steps (0 = at the end of each epoch)
+    ddp_backend: str = "auto"  # under torchrun: auto (nccl on GPU, gloo on CPU) | gloo | nccl
 
 
 @dataclass

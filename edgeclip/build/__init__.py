@@ -50,6 +50,8 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
 
     started = time.perf_counter()
     plan = plan_build(recipe, target_name, out_dir)  # every cheap check, before any file or training
+    if recipe.distill.method == "distillclip":  # dual encoder: a row per tower and per fused zero-shot classifier
+        from edgeclip.build import distillclip_steps as steps  # type: ignore[no-redef]
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": plan.target.to_dict()})
     steps.log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
@@ -69,6 +71,8 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
 
     models = {str(d.checkpoint / "model.pt"): (d.model, d.spec) for d in deployables}
     rows = bench_artifacts(artifacts + references, config, data=inputs.eval_path, teacher_row=teacher, models=models)
+    if hasattr(steps, "tower_rows"):
+        rows = steps.tower_rows(rows, deployables)
     environment = None
     if remote:
         rows, environment = _measure_on_device(plan, rows, artifacts + references, inputs, config, remote, remote_python)

@@ -179,3 +179,7 @@ def list_losses() -> list[dict[str, Any]]:
     """Rows for `edgeclip list losses`."""
     return [{"name": name, "needs_teacher": info.needs_teacher, "inputs": list(info.inputs), "params": list(info.params),
              "description": info.description} for name, info in LOSSES.items()]
+
+
+# Dual-encoder terms (DistillCLIP, paper 001) live with their trainer; importing registers them.
+from edgeclip.distill.distillclip import losses as _distillclip_losses  # noqa: E402,F401

@@ -38,6 +38,8 @@ for _method in (
     DistillMethod("data-free", "edgeclip.distill.datafree.trainer:distill_datafree",
                   "class names only: synthesize images from the CLIP teacher (prompt diversification), then KD", "002",
                   default_recipe="digits-datafree"),
+    DistillMethod("distillclip", "edgeclip.distill.distillclip.trainer:distill_clip",
+                  "CLIP teacher -> small dual encoder by inter/intra-modal similarity-map distillation (keeps zero-shot)", "001"),
 ):
     DISTILL_METHODS.register(_method.name, _method)
 

@@ -212,7 +212,9 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
         for shift in cfg.shifts:
             from edgeclip.data.shifts import ShiftedDataset
 
-            metrics["shifts"][shift] = _measure(zero_shot, model, scratch_model, ShiftedDataset(test, shift), spec.preprocess)
+            # Shifted at the larger of the two input sizes, as the DistillCLIP suite does.
+            size = max(clip.preprocess.size, spec.preprocess.size)
+            metrics["shifts"][shift] = _measure(zero_shot, model, scratch_model, ShiftedDataset(test, shift, size), spec.preprocess)
         if train_real is not None:
             from edgeclip.distill.datafree.fewshot import fewshot_curves
 
