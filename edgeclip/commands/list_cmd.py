@@ -1,4 +1,4 @@
-"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods|heads`."""
+"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods|heads|generators`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 
 from edgeclip.commands import add_parser
 
-KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads"]
+KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads", "generators"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_parser(
-        subparsers, "list", help="list recipes, targets, students, backends, teachers, datasets, losses or methods",
+        subparsers, "list", help="list recipes, targets, students, backends, teachers, datasets, losses, methods or generators",
         description="List what edgeclip knows about.",
         examples="""
   edgeclip list students     # every student with its parameter count
@@ -78,6 +78,10 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             [h["name"], "yes" if h["trainable"] else "no", "yes" if h["needs_text_tower"] else "no", h["description"]]
             for h in list_heads()
         ]
+    if kind == "generators":
+        from edgeclip.distill.datafree.generators import list_generators
+
+        return ["image generator", "description"], [[name, description] for name, description in list_generators()]
     if kind == "teachers":
         from edgeclip.teacher import PROXY_TEACHERS
 

@@ -23,6 +23,7 @@ class DistillMethod:
     trainer: str  # "package.module:function"
     description: str
     paper: str = ""
+    default_recipe: str = ""  # what `edgeclip distill --method NAME` uses without --recipe ("" = quickstart)
 
     def load(self) -> Callable[..., Any]:
         module_name, function = self.trainer.split(":")
@@ -34,6 +35,9 @@ DISTILL_METHODS: Registry[DistillMethod] = Registry("distillation method", "edge
 for _method in (
     DistillMethod("classifier_kd", "edgeclip.distill.classifier_kd:distill_classifier",
                   "Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier", "000"),
+    DistillMethod("data-free", "edgeclip.distill.datafree.trainer:distill_datafree",
+                  "class names only: synthesize images from the CLIP teacher (prompt diversification), then KD", "002",
+                  default_recipe="digits-datafree"),
     DistillMethod("distillclip", "edgeclip.distill.distillclip.trainer:distill_clip",
                   "CLIP teacher -> small dual encoder by inter/intra-modal similarity-map distillation (keeps zero-shot)", "001"),
 ):
