@@ -18,6 +18,11 @@ interpreter baseline). A peak never goes down, so with several artifacts each on
 a fresh child process. A TensorRT engine timed through trtexec reports trtexec's own peak RSS.
 
     python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/tensorrt-fp16 --data eval.npz --threads 4
+
+Zero-shot with class names chosen on the device (DistillCLIP towers; see zero_shot.py):
+
+    python3 edgeclip_runner.py artifacts/onnx-fp32-image --text-tower artifacts/onnx-fp32-text \
+        --classes "cat,dog,car" --images photo1.jpg photo2.jpg
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import time
 
 import numpy as np
 
-SCHEMA_ROW_FIELDS = ("name", "role", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
+SCHEMA_ROW_FIELDS = ("name", "role", "kind", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
                      "latency_ms", "throughput", "peak_mem_mb", "accuracy", "retention", "agreement_teacher",
                      "agreement_reference", "speedup", "status", "notes")
 _ORT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -291,7 +296,8 @@ def timed_loop(run, batch: np.ndarray, warmup: int, iterations: int, max_seconds
 def empty_row(artifact_dir: str, manifest: dict) -> dict:
     row = {key: None for key in SCHEMA_ROW_FIELDS}
     row.update(name=str(manifest.get("name") or os.path.basename(os.path.normpath(artifact_dir))),
-               role=str(manifest.get("role") or "student"), backend=str(manifest.get("backend") or "unknown"),
+               role=str(manifest.get("role") or "student"), kind=manifest.get("kind"),
+               backend=str(manifest.get("backend") or "unknown"),
                precision=str(manifest.get("precision") or "unknown"), params=manifest.get("params"),
                flops=manifest.get("flops"), flops_per_tower=manifest.get("flops_per_tower"), status="ok", notes="")
     return row
@@ -471,6 +477,13 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
                         "(default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)")
     parser.add_argument("--environment", action="store_true", help="first print one line {\"environment\": {...}}")
     parser.add_argument("--in-process", action="store_true", help="measure all artifacts in this process (peak memory then accumulates)")
+    zero_shot = parser.add_argument_group("zero-shot with new class names (dual-encoder towers; prints one JSON line)")
+    zero_shot.add_argument("--classes", help="class names 'a,b,c' or @file; the artifact is then an image tower to classify with")
+    zero_shot.add_argument("--text-tower", help="text-tower artifact (ships its tokenizer) that embeds the class prompts")
+    zero_shot.add_argument("--class-embeddings", help=".npy of precomputed class embeddings instead of a text tower")
+    zero_shot.add_argument("--templates", help="prompt templates 'a photo of a {}.,{}' or @file; default: the text tower's")
+    zero_shot.add_argument("--images", nargs="+", help="image files to classify (needs Pillow)")
+    zero_shot.add_argument("--logit-scale", type=float, help="default: the one recorded in the image tower's manifest")
     return parser.parse_args(argv)
 
 
@@ -490,6 +503,17 @@ def import_runtime(artifact_dir: str) -> None:
 
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
+    if args.classes:  # zero-shot mode: new class names on the device
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # zero_shot.py, clip_tokenizer.py sit here
+        import zero_shot
+
+        try:
+            result = zero_shot.run(args, open_model, read_manifest, model_file)
+        except (RuntimeError, ValueError, OSError) as exc:
+            print(f"edgeclip_runner: error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps({"zero_shot": result}), flush=True)
+        return 0
     if args.environment:
         print(json.dumps({"environment": environment(args)}), flush=True)
     if len(args.artifacts) == 1 or args.in_process:

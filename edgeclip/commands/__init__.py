@@ -51,4 +51,8 @@ def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
         overrides.append(f"distill.epochs={value('epochs')}")
     if value("scratch"):
         overrides.append("distill.scratch_baseline=true")
+    if value("pairs"):
+        overrides.append(f"data.pairs={value('pairs')}")
+    if value("text_init"):
+        overrides.append(f"distill.text_init={value('text_init')}")
     return load_recipe(getattr(args, "recipe", ""), overrides)

@@ -16,6 +16,8 @@ EXAMPLES = """
   edgeclip eval --analysis capacity-gap --recipe digits-kd --student resnet18_w8 \\
       --teacher proxy-digits --teacher cnn:resnet18@0.5 --teacher cnn:resnet34@0.5
   edgeclip eval --analysis capacity-gap --runs runs/a runs/b runs/c   # table from finished distill runs
+  edgeclip eval --model runs/<id>/student --suite zero-shot,linear-probe,shift,retrieval   # DistillCLIP dual encoder
+  edgeclip eval --model runs/<id>/student --suite shift --shift-data photos_of_digits/ --latency-backends none
 """
 
 ANALYSES = ("capacity-gap",)
@@ -45,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gamma", type=float, default=None, help="over-confidence threshold γ; None = recipe, 0.5")
     parser.add_argument("--out", default=None, help="where eval.json/.md or capacity_gap.json/.md go")
     parser.add_argument("--resume", action="store_true", help="capacity-gap: continue interrupted runs in --out")
+    parser.add_argument("--suite", default=None,
+                        help="dual encoders: comma-separated suites zero-shot,linear-probe,shift,retrieval (default: all)")
+    parser.add_argument("--shift-data", action="append", default=[], metavar="FOLDER",
+                        help="dual encoders: a folder of class folders (same classes) evaluated as a distribution shift; repeatable")
+    parser.add_argument("--latency-backends", default="torch,onnx,openvino",
+                        help="dual encoders: backends for the per-tower latency table (fp32, batch 1, interleaved); 'none' skips")
+    parser.add_argument("--templates", default=None, help="dual encoders: prompt template set; None = the one recorded with the model")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -97,6 +106,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     model_dir = Path(args.model)
     model, spec, info = load_checkpoint(model_dir)
+    if spec.kind == "dual_encoder":
+        from edgeclip.eval.command import evaluate_dual_encoder
+
+        return evaluate_dual_encoder(args, model, spec, model_dir)
+    if args.suite:
+        raise UserError(f"--suite evaluates dual encoders; {model_dir} is a {spec.kind} (drop --suite)")
     if spec.kind != "classifier":
         raise UserError(f"{model_dir} is a {spec.kind}; edgeclip eval compares classifiers (use `edgeclip bench` for encoders)")
     data_spec = args.data or spec.extra.get("data") or recipe.data.test

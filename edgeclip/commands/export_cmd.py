@@ -17,6 +17,8 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/student --backend openvino --precision int8 --calibration data/my_images
   edgeclip export --model runs/abc123/student --backend tensorrt --precision fp16   # then build_engine.sh on the Jetson
   edgeclip export --model runs/abc123/distillclip --tower text --backend onnx --precision int8
+  edgeclip export --model runs/abc123/student --tower fused --classes zero,one,two --backend openvino --precision int8
+  edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
   edgeclip list backends
 """
 
@@ -44,8 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="calibration images (train split) for static int8")
     parser.add_argument("--parity-count", type=int, default=64, metavar="N",
                         help="real images (test split) compared against PyTorch")
-    parser.add_argument("--tower", choices=["image", "text"], default="image",
-                        help="which tower of a dual encoder to export (ignored for classifiers)")
+    parser.add_argument("--tower", choices=["image", "text", "fused", "all"], default="image",
+                        help="dual encoders: image tower, text tower (ships its tokenizer), fused zero-shot classifier "
+                             "(image tower + baked class embeddings -> logits), or all three (ignored for classifiers)")
+    parser.add_argument("--classes", default=None,
+                        help="fused classifier: class names 'a,b,c' or @file (one per line); default: the data's classes")
+    parser.add_argument("--templates", default=None,
+                        help="fused classifier / tokenizer: prompt template set (digits, cifar, openai_imagenet, plain or a .txt)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (≥ 17)")
     parser.add_argument("--out", default=None,
                         help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
@@ -110,9 +117,13 @@ def run(args: argparse.Namespace) -> int:
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
     model, spec, info = load_checkpoint(model_dir)
-    model, spec, suffix = _model_for_export(model, spec, args.tower)
     recorded = (info or {}).get("extra", {}) or {}
     data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
+    if spec.kind == "dual_encoder":
+        from edgeclip.exporters.dual_command import run_dual_export
+
+        return run_dual_export(args, model, spec, model_dir, data)
+    model, spec, suffix = _model_for_export(model, spec, args.tower)
 
     if spec.kind == "text_encoder":
         tokens = _text_inputs(data, int(spec.context_length or 77))

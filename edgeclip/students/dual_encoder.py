@@ -35,6 +35,8 @@ _DUAL_ENCODERS = {
     "distillclip_vit_s16": "DistillCLIP as in paper 001: ViT-S/16 image tower, 6-layer 512-wide text tower, 256-d embeddings",
     "distillclip_vit_s32": "DistillCLIP with a ViT-S/32 image tower (~1/4 of ViT-S/16's FLOPs), 6-layer text tower",
     "distillclip_mobilenetv3": "DistillCLIP with a timm MobileNetV3-Large image tower (<1/4 of ViT-B/32's FLOPs), 6-layer text tower",
+    "distillclip_digits": "DistillCLIP for the digits proxy-digits-large teacher: 4-layer 64-wide ViT (patch 8, 32x32), 2-layer 128-wide text",
+    "distillclip_digits_2l": "distillclip_digits with a 2-layer image tower (~1/10 of proxy-digits-large's image FLOPs)",
     "test_distillclip": "tiny dual encoder for tests: 32x32 ViT (patch 8, width 64, 2 layers), 2-layer 64-wide text, 32-d",
 }
 

@@ -84,11 +84,14 @@ def _preprocess_dataset(dataset, preprocess: Preprocess) -> tuple[torch.Tensor, 
     return torch.from_numpy(images), torch.tensor(dataset.labels, dtype=torch.long)
 
 
-def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool = True) -> tuple[ClipTeacher, dict]:
-    """Train the digits proxy CLIP; returns the teacher and its measured zero-shot accuracy."""
+def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool = True, *,
+                        name: str = "proxy-digits", model_config: dict | None = None) -> tuple[ClipTeacher, dict]:
+    """Train a digits proxy CLIP (default: `proxy-digits`); returns the teacher and its measured
+    zero-shot accuracy. `name`/`model_config` train another size on the same pool and recipe."""
     from edgeclip.data import check_disjoint, open_image_dataset
 
     config = config or ProxyTrainConfig()
+    model_config = model_config or PROXY_DIGITS_CONFIG
     seed_everything(config.seed)
     # The proxy's own pool: students train on digits "train" and everyone is tested on "test".
     train = open_image_dataset("digits", split="pretrain")
@@ -97,7 +100,7 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
     check_disjoint(train, open_image_dataset("digits", split="train"), "proxy teacher pool vs task train split")
     images, labels = _preprocess_dataset(train, PROXY_DIGITS_PREPROCESS)
 
-    teacher = ClipTeacher.from_config("proxy-digits", PROXY_DIGITS_CONFIG, PROXY_DIGITS_PREPROCESS, source="trained-here")
+    teacher = ClipTeacher.from_config(name, model_config, PROXY_DIGITS_PREPROCESS, source="trained-here")
     model = teacher.model.train()
     captions, caption_labels = caption_bank(train.class_names)
     caption_tokens = teacher.tokenize(captions)
@@ -115,7 +118,7 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     generator = torch.Generator().manual_seed(config.seed)
     started = time.perf_counter()
-    bar = tqdm(range(config.epochs), desc="proxy teacher", unit="epoch", disable=not progress)
+    bar = tqdm(range(config.epochs), desc=name, unit="epoch", disable=not progress)
     for _ in bar:
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), config.batch_size):
@@ -137,7 +140,7 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
     model.eval()
     accuracy = zero_shot_accuracy(teacher, test)
     info = {
-        "teacher": "proxy-digits",
+        "teacher": name,
         "zero_shot_accuracy_test": accuracy,
         "test_images": len(test),
         "train_images": len(train),
@@ -145,7 +148,7 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
         "train_seconds": round(time.perf_counter() - started, 1),
         "templates": "digits",
         "config": asdict(config),
-        "model_config": PROXY_DIGITS_CONFIG,
+        "model_config": model_config,
         "torch": str(torch.__version__),
     }
     return teacher, info
@@ -168,25 +171,48 @@ def zero_shot_accuracy(teacher: ClipTeacher, dataset, templates: list[str] | Non
 # Bump when the proxy's training data or recipe changes, so a stale cached teacher is not reused.
 PROXY_VERSION = "v2-pretrain-pool"
 
+# A larger proxy for DistillCLIP (paper 001) on digits: distilling `proxy-digits` (the smallest
+# CLIP here) would grow the model, so a real compression needs a bigger teacher. 64 patches of
+# 4x4 (one original digit pixel each), a 6-layer 128-wide image tower and a 4-layer 128-wide text
+# tower; trained on the same `pretrain` pool with the same recipe (a few minutes on 2 cores).
+PROXY_DIGITS_LARGE_CONFIG = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 128, "layers": 6, "head_width": 32, "mlp_ratio": 2.0},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4, "mlp_ratio": 2.0},
+}
+PROXY_CONFIGS = {"proxy-digits": PROXY_DIGITS_CONFIG, "proxy-digits-large": PROXY_DIGITS_LARGE_CONFIG}
+# Training recipes per proxy (the large one converges in fewer epochs; each epoch costs ~6x more).
+PROXY_TRAIN = {"proxy-digits": ProxyTrainConfig(), "proxy-digits-large": ProxyTrainConfig(epochs=60, lr=1e-3)}
 
-def proxy_dir() -> Path:
-    return cache_dir() / "teachers" / f"proxy-digits-{PROXY_VERSION}"
+
+def proxy_dir(name: str = "proxy-digits") -> Path:
+    return cache_dir() / "teachers" / f"{name}-{PROXY_VERSION}"
 
 
-def load_proxy_teacher(progress: bool = True) -> ClipTeacher:
-    """The cached proxy teacher, trained first if it is not cached yet."""
-    checkpoint = proxy_dir() / "teacher.pt"
+def load_proxy_teacher(progress: bool = True, name: str = "proxy-digits") -> ClipTeacher:
+    """The cached proxy teacher `name`, trained first if it is not cached yet."""
+    checkpoint = proxy_dir(name) / "teacher.pt"
     if not checkpoint.is_file():
-        teacher, info = train_proxy_teacher(progress=progress)
+        teacher, info = train_proxy_teacher(PROXY_TRAIN[name], progress=progress, name=name, model_config=PROXY_CONFIGS[name])
         teacher.save(checkpoint, extra=info)
-        write_json(proxy_dir() / "info.json", info)
+        write_json(proxy_dir(name) / "info.json", info)
     return ClipTeacher.load_checkpoint(checkpoint)
 
 
-def proxy_info() -> dict:
-    """What was measured when the cached proxy teacher was trained."""
-    path = proxy_dir() / "info.json"
+def proxy_info(name: str = "proxy-digits") -> dict:
+    """What was measured when the cached proxy teacher `name` was trained."""
+    path = proxy_dir(name) / "info.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def proxy_pool(name: str):
+    """The images proxy teacher `name` was trained on (the digits `pretrain` split), for disjointness checks."""
+    from edgeclip.data import open_image_dataset
+
+    if name not in PROXY_CONFIGS:
+        raise KeyError(name)
+    return open_image_dataset("digits", split="pretrain")
+
+
 PROXY_TEACHERS.register("proxy-digits", load_proxy_teacher)
+PROXY_TEACHERS.register("proxy-digits-large", lambda progress=True: load_proxy_teacher(progress, "proxy-digits-large"))

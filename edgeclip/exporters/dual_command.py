@@ -1,0 +1,61 @@
+"""`edgeclip export` for dual-encoder students: image / text (+ tokenizer) / fused zero-shot / all."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeclip.errors import UserError
+
+TOWER_CHOICES = {"image": ["image"], "text": ["text"], "fused": ["zeroshot"], "zeroshot": ["zeroshot"],
+                 "all": ["image", "text", "zeroshot"]}
+
+
+def parse_classes(text: str | None, data: str) -> list[str]:
+    """--classes 'a,b,c', @file (one per line), or the data's class names when not given."""
+    if text is None:
+        from edgeclip.data import open_image_dataset
+
+        return list(open_image_dataset(data, "train").class_names)
+    if text.startswith("@"):
+        path = Path(text[1:])
+        if not path.is_file():
+            raise UserError(f"class file {path} does not exist; give one class name per line")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path, data: str) -> int:
+    from edgeclip.commands.export_cmd import _sample_images
+    from edgeclip.exporters.dual import check_class_names, export_dual_encoder
+    from edgeclip.teacher.templates import get_templates
+
+    towers = TOWER_CHOICES[args.tower]
+    class_names = check_class_names(parse_classes(args.classes, data)) if "zeroshot" in towers else None
+    templates = get_templates(args.templates or spec.extra.get("templates") or "plain")
+    images_needed = any(t in ("image", "zeroshot") for t in towers)
+    calibration = _sample_images(data, "train", args.calibration_count, spec.preprocess) \
+        if images_needed and args.precision == "int8" else None
+    parity_images = _sample_images(data, "test", args.parity_count, spec.preprocess) if images_needed else None
+    parity_tokens = _prompt_tokens(class_names or parse_classes(None, data), templates, int(spec.context_length or 77)) \
+        if "text" in towers else None
+    out_root = Path(args.out) if args.out else model_dir.parent / "artifacts"
+    artifacts = export_dual_encoder(model, spec, args.backend, args.precision, out_root, towers=towers,
+                                    class_names=class_names, templates=templates, calibration=calibration,
+                                    parity_images=parity_images, parity_tokens=parity_tokens,
+                                    source_checkpoint=str(model_dir), opset=args.opset)
+    ok = True
+    for tower, artifact in artifacts.items():
+        print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): parity {artifact.summary()}")
+        ok = ok and artifact.ok
+    return 0 if ok else 1
+
+
+def _prompt_tokens(class_names: list[str], templates: list[str], context: int) -> np.ndarray:
+    import open_clip
+
+    prompts = [t.format(name) for name in class_names for t in templates][:64]
+    return open_clip.SimpleTokenizer(context_length=context)(prompts).numpy().astype(np.int64)

@@ -1,0 +1,83 @@
+"""End to end through the CLI on tiny inputs: distill (distillclip), eval --suite, build."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distillclip_helpers import tiny_teacher
+from edgeclip.cli import main
+
+FAST = ["--set", "student.name=test_distillclip", "--set", "data.pairs=digits", "--set", "distill.epochs=1",
+        "--set", "distill.warmup_steps=3"]
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("teacher") / "tiny_teacher.pt"
+    tiny_teacher().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(teacher_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "distill"
+    assert main(["distill", "--recipe", "distillclip-digits", "--teacher", str(teacher_file), "--out", str(out), "--quiet", *FAST]) == 0
+    return out
+
+
+def test_distill_cli_writes_run_dir(run_dir, capsys) -> None:
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["method"] == "distillclip" and result["student"]["name"] == "test_distillclip"
+    assert (run_dir / "student" / "model.pt").is_file()
+
+
+def test_eval_suite_table(run_dir, tmp_path, capsys) -> None:
+    code = main(["eval", "--model", str(run_dir / "student"), "--suite", "zero-shot,linear-probe,shift,retrieval",
+                 "--latency-backends", "torch,onnx", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    rows = report["suite"]["rows"]
+    for name in ("zero-shot top-1", "linear-probe top-1", "shift noise top-1", "shift inversion top-1",
+                 "retrieval image_to_text_R@1", "retrieval text_to_image_R@5"):
+        row = rows[name]
+        assert 0 <= row["teacher"] <= 1 and 0 <= row["student"] <= 1
+        assert row["retention"] == pytest.approx(row["student"] / row["teacher"]) if row["teacher"] else True
+    size = report["size"]
+    assert size["student"]["image"]["flops"] > 0 and size["teacher"]["text"]["params"] > 0
+    assert {"student/image/onnx-fp32", "teacher/text/torch-fp32"} <= set(size["latency_ms_p50"])
+    assert "| metric | teacher | student | retention |" in (tmp_path / "eval.md").read_text()
+    assert "synthetic shift" in json.dumps(report["suite"]["details"]["shift"])
+
+
+def test_eval_bad_suite_exits_2(run_dir, capsys) -> None:
+    assert main(["eval", "--model", str(run_dir / "student"), "--suite", "zero-shot,speed"]) == 2
+    assert "unknown suite 'speed'" in capsys.readouterr().err
+
+
+def test_missing_pairs_csv_exits_2_before_writing(teacher_file, tmp_path, capsys) -> None:
+    code = main(["distill", "--recipe", "distillclip-digits", "--teacher", str(teacher_file), "--out", str(tmp_path / "run"),
+                 "--pairs", str(tmp_path / "nope.csv"), *FAST])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_build_rows_per_tower_and_fused_classifier(teacher_file, tmp_path, capsys) -> None:
+    out = tmp_path / "build"
+    code = main(["build", "--recipe", "distillclip-quickstart", "--target", "cpu", "--out", str(out), "--quiet",
+                 "--set", f"teacher={teacher_file}", *FAST, "--set", "export.backends=[onnx]", "--set", "export.precisions=[fp32]",
+                 "--set", "bench.iterations=5", "--set", "bench.max_seconds=0.5", "--set", "bench.memory=false",
+                 "--set", "bench.speed_reference=none"])
+    report = json.loads((out / "report.json").read_text())
+    rows = {(r["name"], r["backend"], r["precision"]): r for r in report["rows"]}
+    assert {("test_distillclip-image", "onnx", "fp32"), ("test_distillclip-text", "onnx", "fp32"),
+            ("test_distillclip-zeroshot", "onnx", "fp32"), ("tiny-teacher-zeroshot", "torch", "fp32")} <= set(rows)
+    fused = rows[("test_distillclip-zeroshot", "onnx", "fp32")]
+    teacher = rows[("tiny-teacher-zeroshot", "torch", "fp32")]
+    assert fused["retention"] == pytest.approx(fused["accuracy"] / teacher["accuracy"])
+    image, text = rows[("test_distillclip-image", "onnx", "fp32")], rows[("test_distillclip-text", "onnx", "fp32")]
+    assert image["params"] != text["params"] and image["flops"] > 0 and text["flops"] > 0  # each tower's own size
+    assert code in (0, 1)  # 1 only when a cpu budget failed on this busy machine
+    assert (out / "artifacts" / "onnx-fp32-text" / "tokenizer.json").is_file()
