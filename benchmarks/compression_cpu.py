@@ -87,6 +87,8 @@ def variants(run: Path, args: argparse.Namespace, compress: bool) -> dict[str, P
         log(f"QAT {run.name}")
         qat_checkpoint(student, qat, QatConfig(epochs=args.qat_epochs), progress=False)
     found["qat"] = qat
+    if args.prune_students is not None and run.name.removeprefix("kd-") not in args.prune_students:
+        return found
     for ratio in PRUNE_RATIOS:
         pruned = run / f"student-pruned{round(ratio * 100)}"
         if not (pruned / "model.pt").is_file():
@@ -287,6 +289,8 @@ def main() -> int:
     parser.add_argument("--students", nargs="*", default=list(STUDENTS))
     parser.add_argument("--compress-students", nargs="*", default=[],
                         help="students that also get QAT and pruned variants (default: all of --students)")
+    parser.add_argument("--prune-students", nargs="*", default=None,
+                        help="of those, the ones that get pruned variants (default: all of them; others get QAT only)")
     parser.add_argument("--kd-epochs", type=int, default=30)
     parser.add_argument("--recover-epochs", type=int, default=10)
     parser.add_argument("--qat-epochs", type=int, default=4)

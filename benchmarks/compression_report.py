@@ -39,11 +39,11 @@ def _row(row: dict[str, Any]) -> str:
 def scope(result: dict[str, Any]) -> str:
     """What this run covers, derived from its rows: which students, which got QAT/pruned variants."""
     students = [m for m in dict.fromkeys(r["model"] for r in result["rows"] if "kd_epochs" in r)]
-    compressed = [m for m in students if any(r["model"] == m and r["variant"] != "base" for r in result["rows"])
-                  or any(r["model"] == m and r["format"] == "int8 QAT" for r in result["rows"])]
+    qat = [m for m in students if any(r["model"] == m and r["format"] == "int8 QAT" for r in result["rows"])]
+    pruned = [m for m in students if any(r["model"] == m and r["variant"].startswith("pruned") for r in result["rows"])]
     missing = [m for m in ALL_STUDENTS if m not in students]
-    text = (f"Scope of this run: students {', '.join(students) or 'none'}; QAT and pruned variants for "
-            f"{', '.join(compressed) or 'none'} (the others: fp32 / int8 PTQ / int8 mixed only).")
+    text = (f"Scope of this run: students {', '.join(students) or 'none'} (each: fp32 / int8 PTQ / int8 mixed); "
+            f"int8 QAT for {', '.join(qat) or 'none'}; pruned 30/50/70% variants for {', '.join(pruned) or 'none'}.")
     if missing:
         text += (f" Not run: {', '.join(missing)} — the run was cut to fit the time available on a 2-core machine shared "
                  "with other jobs (there, the 15-epoch KD run of mobilenetv3_small took ~23 min and its 4-epoch QAT ~10 min).")
