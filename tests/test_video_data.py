@@ -42,6 +42,9 @@ def test_window_sampling_stride_and_span():
     even = WindowSampling(frames=3, stride=0, span=11)
     assert even.offsets == [10, 5, 0] and even.indices(10) == [0, 5, 10]
     assert device.window_offsets(4, 3) == stride.offsets  # training windows = the demo's sliding window
+    # The paper's clip sampling is the window that ends at the clip's last sampled frame (what --stride/--span run).
+    assert WindowSampling(frames=8, stride=14).indices(98) == stride_indices(100, 14)
+    assert WindowSampling(frames=8, stride=0, span=100).indices(99) == even_indices(100, 8)
     with pytest.raises(UserError, match="start before the clip"):
         stride.indices(8)
     with pytest.raises(UserError, match="frames must be >= 1"):
