@@ -185,3 +185,18 @@ def test_real_dashcam_clip_list():
     windows = clip_windows(0, crash, info.num_frames, info.fps, WindowSampling(), LabelProtocol())
     assert {w.label for w in windows} == {0, 1}
     assert all(w.end < 36 - 10 for w in windows if w.label == 0) and all(w.end >= 36 for w in windows if w.label == 1)
+
+
+def test_annotated_frame_has_probability_bar_and_alert_banner():
+    """What the annotated MP4 shows: a bar filled to P(accident) (green below the threshold, red at or
+    above it) and a red ALERT banner at the bottom only while the probability passes the threshold."""
+    frame = Image.new("RGB", (400, 120), (90, 90, 90))
+    calm = np.asarray(device.annotate(frame, 0.2, 0.5, "frame 1"))
+    alert = np.asarray(device.annotate(frame, 0.8, 0.5, "frame 2"))
+    nothing = np.asarray(device.annotate(frame, None, 0.5, "frame 0"))  # before the first window
+    assert tuple(calm[5, 20]) == (40, 180, 60) and tuple(calm[5, 300]) == (30, 30, 30)  # bar to 20% of the width
+    assert tuple(alert[5, 20]) == (220, 30, 30) and tuple(alert[5, 300]) == (220, 30, 30)  # to 80%, red
+    assert tuple(alert[5, 200]) == (255, 255, 255)  # the threshold mark
+    assert tuple(alert[118, 398]) == (200, 0, 0) and tuple(calm[118, 398]) == (90, 90, 90)  # banner only on alert
+    assert tuple(nothing[5, 20]) == (30, 30, 30) and tuple(nothing[118, 398]) == (90, 90, 90)
+    assert np.asarray(frame).mean() == 90  # the decoded frame itself is left as it is
