@@ -31,6 +31,9 @@ from edgeclip.errors import UserError
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+# Over-limit uploads up to this size are read and dropped so the client sees the 413 message; beyond it the
+# connection is closed unread (the client then sees a reset, but the server spends nothing on it).
+DRAIN_LIMIT = 256 * 1024 * 1024
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -64,6 +67,7 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     file: Path | None = None  # served with byte ranges instead of `body`
+    ranged: bool = False  # `body` too is served with byte ranges (media held in memory)
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> "Response":
@@ -85,10 +89,12 @@ Handler = Callable[[Request], Response]
 class DemoApp:
     """Routes + a static folder; `serve(...)` runs it."""
 
-    def __init__(self, title: str, index: str, *, max_body: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, title: str, index: str, *, max_body: int = 16 * 1024 * 1024, body_expansion: float = 1.0) -> None:
         self.title = title
         self.index = index  # the static file served at /
         self.max_body = max_body
+        # Request bytes per byte of the user's file (4/3 for base64 uploads): error messages speak of the file.
+        self.body_expansion = body_expansion
         self.routes: dict[tuple[str, str], Handler] = {}
         self.prefix_routes: list[tuple[str, str, Handler]] = []
 
@@ -194,13 +200,31 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
                     raise PageError("the request has no valid Content-Length", HTTPStatus.LENGTH_REQUIRED)
                 if length > app.max_body:
                     self.close_connection = True  # the unread body must not be parsed as the next request
-                    raise PageError(f"the upload is {length / 1e6:.1f} MB; this page takes at most "
-                                    f"{app.max_body / 1e6:.0f} MB — pick a smaller image", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+                    if length <= DRAIN_LIMIT:
+                        self._discard(length)  # a client that sends its whole body before reading gets the message
+                    raise PageError(f"the file is about {length / app.body_expansion / 1e6:.1f} MB; this page takes at most "
+                                    f"{app.max_body / app.body_expansion / 1e6:.0f} MB — pick a smaller image",
+                                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
                 body = self.rfile.read(length)
             return app.handle(Request(method, url.path, query, self.headers, body))
 
+        def _discard(self, length: int) -> None:
+            left = length
+            while left > 0:
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
         def _send(self, response: Response, head: bool) -> None:
             start, end, total = 0, None, None
+            if response.ranged and response.file is None and response.status == HTTPStatus.OK:
+                byte_range = _parse_range(self.headers.get("Range") or "", len(response.body))
+                response.headers["Accept-Ranges"] = "bytes"
+                if byte_range is not None:
+                    start, end = byte_range
+                    response.headers["Content-Range"] = f"bytes {start}-{end}/{len(response.body)}"
+                    response.status, response.body = HTTPStatus.PARTIAL_CONTENT, response.body[start:end + 1]
             if response.file is not None:
                 total = response.file.stat().st_size
                 wanted = self.headers.get("Range")

@@ -62,7 +62,8 @@ class ZeroShotDemo:
 
 def build_app(demo: ZeroShotDemo, *, max_upload_mb: float = 16.0) -> DemoApp:
     # base64 makes an upload 4/3 larger; the limit is on the file the user picked.
-    app = DemoApp("edgeclip zero-shot demo", "zero_shot.html", max_body=int(max_upload_mb * 1e6 * 4 / 3) + 4096)
+    app = DemoApp("edgeclip zero-shot demo", "zero_shot.html", max_body=int(max_upload_mb * 1e6 * 4 / 3) + 4096,
+                  body_expansion=4 / 3)
 
     @app.route("GET", "/api/info")
     def info(request: Request) -> Response:
@@ -74,7 +75,7 @@ def build_app(demo: ZeroShotDemo, *, max_upload_mb: float = 16.0) -> DemoApp:
         found = demo.examples.get(name)
         if found is None:
             return Response.error(f"no example named {name!r}", 404)
-        return Response(200, found.data, found.content_type)
+        return Response(200, found.data, found.content_type, ranged=True)
 
     @app.route("POST", "/api/classify")
     def classify(request: Request) -> Response:

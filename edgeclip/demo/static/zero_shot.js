@@ -94,6 +94,7 @@ async function classify() {
   } finally {
     busy = false;
     $("classify").disabled = false;
+    document.body.dataset.requests = String(Number(document.body.dataset.requests || 0) + 1);
   }
 }
 
