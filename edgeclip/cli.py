@@ -14,7 +14,7 @@ from edgeclip import __version__
 from edgeclip.errors import UserError
 
 # Order is the order of `edgeclip --help`.
-SUBCOMMANDS = ["build", "distill", "eval", "export", "bench", "list", "demo"]
+SUBCOMMANDS = ["build", "distill", "eval", "export", "bench", "list", "video", "demo"]
 
 EPILOG = """examples:
   edgeclip list students

@@ -98,6 +98,50 @@ class DistillConfig:
 
 
 @dataclass
+class DataFreeConfig:
+    """Data-free KD from class names (paper 002, `distill.method: data-free`). Defaults are the
+    paper's; see edgeclip/distill/datafree/ and the `digits-datafree` / `datafree-paper` recipes."""
+
+    classes: list[str] = field(default_factory=list)  # the class names (or classes_file)
+    classes_file: str = ""  # one class name per line
+    prompt: str = "contrastive"  # plain | mix | random | contrastive
+    template: str = "a photo of a {}"  # plain prompt
+    style_template: str = "{} in the style of {}"  # [CLS] in the style of [STYLE] (mix, random, contrastive)
+    styles_file: str = ""  # style dictionary YAML; "" = edgeclip/data/styles.yaml (paper Table 8)
+    exclude_domains: list[str] = field(default_factory=list)  # test_domains entries whose words drop styles
+    mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
+    random_scale: float = 10.0  # e in V* = mu + e * eps * sigma
+    contrastive_epochs: int = 100
+    contrastive_lr: float = 0.1
+    contrastive_batch: int = 256
+    contrastive_bank: int = 2048
+    contrastive_tau: float = 0.1
+    generator: str = "fourier"  # pixel | fourier | a registered user generator
+    generator_params: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 0  # 0 = the teacher's input size
+    images_per_class: int = 3000
+    steps: int = 500
+    lr: float = 0.15
+    batch_size: int = 8
+    views: int = 8  # augmented views of each image per step
+    augment_translate: float = 0.1  # jitter, fraction of the image
+    augment_scale: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    augment_degrees: float = 0.0
+    augment_flip: bool = True
+    augment_noise: float = 0.0  # std of Gaussian pixel noise on [0, 1] images
+    tv_weight: float = 0.0  # total-variation prior on the image
+    online_teacher: bool = False  # KD targets from the teacher on each augmented batch (paper: once per synthetic image)
+    warmup_epochs: int = 150  # head only, lr = distill.lr; then distill.epochs of full fine-tuning
+    finetune_lr_factor: float = 0.1
+    shifts: list[str] = field(default_factory=list)  # also evaluate under these distribution shifts
+    fewshot_shots: list[int] = field(default_factory=list)  # e.g. [1, 2, 4, 8, 16] real images per class
+    fewshot_seeds: int = 5
+    fewshot_steps: int = 100
+    fewshot_lr: float = 0.01
+    fewshot_batch_size: int = 32
+
+
+@dataclass
 class ExportConfig:
     """Empty lists mean "what the target profile asks for"; non-empty ones narrow it."""
 
@@ -122,6 +166,39 @@ class BenchConfig:
 
 
 @dataclass
+class VideoConfig:
+    """Dashcam accident recognition (DESIGN §4.6, edgeclip/video/). A recipe with `clips` builds
+    encoder + temporal-head artifacts instead of distilling a classifier (edgeclip/build/accident.py).
+    Defaults: the paper's training recipe; windows of 8 frames 2 apart; the labelled-window protocol
+    of edgeclip/video/clips.py."""
+
+    clips: list[str] = field(default_factory=list)  # clip lists / folders with labels.txt (relative: cwd, then repo)
+    encoder: str = "proxy-digits"  # --encoder spec of `edgeclip video train`
+    teacher_encoder: str = ""  # reference pipeline for retention (same head and folds); "" = none
+    head: str = "evl"
+    head_params: dict[str, Any] = field(default_factory=dict)
+    frames: int = 8
+    stride: int = 2
+    span: int = 0
+    fps: float = 0.0  # frame rate of frame folders; 0 = 20 (DAD)
+    gap_s: float = 1.0
+    last_frames: int = 10
+    hop: int = 2
+    max_windows: int = 8
+    epochs: int = 60
+    batch_size: int = 8
+    accumulation: int = 16
+    lr: float = 4e-4
+    weight_decay: float = 5e-2
+    folds: int = 5
+    threshold: float = 0.5
+    bench_video: str = ""  # video the demo is timed on; "" = the first video clip of the lists
+    bench_frames: int = 200
+    min_fps: float = 30.0  # budget: decoded frames/s end to end with the model's hop
+    min_fps_every_frame: float = 10.0  # budget: frames/s with every frame encoded
+
+
+@dataclass
 class Recipe:
     name: str = "custom"
     description: str = ""
@@ -130,8 +207,10 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    datafree: DataFreeConfig = field(default_factory=DataFreeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

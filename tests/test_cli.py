@@ -45,18 +45,18 @@ def test_list_students_shows_param_counts(capsys) -> None:
 
 @pytest.mark.parametrize("kind,expected", [
     ("recipes", "quickstart"), ("targets", "jetson-orin-nano"), ("backends", "openvino"),
-    ("teachers", "proxy-digits"), ("datasets", "digits"),
+    ("teachers", "proxy-digits"), ("datasets", "digits"), ("heads", "evl"),
 ])
 def test_list_kinds(kind: str, expected: str, capsys) -> None:
     assert main(["list", kind]) == 0
     assert expected in capsys.readouterr().out
 
 
-def test_demo_is_not_available_yet_and_says_so() -> None:
-    result = run_cli("demo", "accident")
+def test_demo_without_a_model_says_so_in_one_line(tmp_path) -> None:
+    result = run_cli("demo", "accident", "--video", str(tmp_path / "drive.mp4"), "--model", str(tmp_path / "nowhere"))
     assert result.returncode == 2
-    assert "not implemented yet" in result.stderr and "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert "nowhere does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -14,7 +14,9 @@ from edgeclip.errors import UserError
 from edgeclip.students.checkpoint import load_checkpoint
 
 
-def test_run_layout_and_teacher_runs_once_per_pair(tmp_path) -> None:
+def test_run_layout_and_teacher_runs_once_per_pair(tmp_path, monkeypatch) -> None:
+    # A private cache: other tests in the session may already have cached this teacher's embeddings.
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
     teacher = CountingTeacher(tiny_teacher())
     result = distill_clip(recipe("distill.epochs=2"), teacher=teacher, out_dir=tmp_path / "run", progress=False)
     run = tmp_path / "run"

@@ -161,3 +161,21 @@ def test_html_table_fits_a_1280_px_window(tmp_path):
                          capture_output=True, text=True, timeout=120).stdout
     width = int(re.search(r"<title>width=(\d+)</title>", dom).group(1))
     assert width <= 1280
+
+
+def test_towers_do_not_block_the_retention_budget_and_the_verdict_ships_a_classifier():
+    """A dual encoder's image/text towers output embeddings: the retention budget is its fused
+    zero-shot classifier's, and what the verdict recommends is a model that answers."""
+    from edgeclip.bench.verdict import compute_verdict
+
+    latency = {"p50": 1.0, "p90": 1.2, "p99": 1.5}
+    rows = [ReportRow("teacher", role="teacher", accuracy=0.95),
+            ReportRow("dc-image", kind="image_encoder", backend="onnx", latency_ms=latency, peak_mem_mb=10.0),
+            ReportRow("dc-text", kind="text_encoder", backend="onnx", latency_ms=latency, peak_mem_mb=10.0),
+            ReportRow("dc-zeroshot", kind="zero_shot_classifier", backend="onnx", latency_ms={"p50": 1.1, "p90": 1.3, "p99": 1.6},
+                      peak_mem_mb=12.0, accuracy=0.93)]
+    report = Report(rows)
+    report.apply_target(load_target("cpu"))
+    retention = [b for b in report.budget_results if b["name"] == "min_retention"]
+    assert [b["row"] for b in retention] == ["dc-zeroshot [onnx-fp32]"] and retention[0]["status"] == "pass"
+    assert compute_verdict(report)["recommended"] == "dc-zeroshot [onnx-fp32]"

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-SCHEMA_ROW_FIELDS = ("name", "role", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
+SCHEMA_ROW_FIELDS = ("name", "role", "kind", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
                      "latency_ms", "throughput", "peak_mem_mb", "accuracy", "retention", "agreement_teacher",
                      "agreement_reference", "speedup", "status", "notes")
 _ORT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -296,7 +296,8 @@ def timed_loop(run, batch: np.ndarray, warmup: int, iterations: int, max_seconds
 def empty_row(artifact_dir: str, manifest: dict) -> dict:
     row = {key: None for key in SCHEMA_ROW_FIELDS}
     row.update(name=str(manifest.get("name") or os.path.basename(os.path.normpath(artifact_dir))),
-               role=str(manifest.get("role") or "student"), backend=str(manifest.get("backend") or "unknown"),
+               role=str(manifest.get("role") or "student"), kind=manifest.get("kind"),
+               backend=str(manifest.get("backend") or "unknown"),
                precision=str(manifest.get("precision") or "unknown"), params=manifest.get("params"),
                flops=manifest.get("flops"), flops_per_tower=manifest.get("flops_per_tower"), status="ok", notes="")
     return row

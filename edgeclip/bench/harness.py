@@ -182,7 +182,7 @@ def _reference_item(source: str, models: Mapping[str, Any]) -> BenchItem | None:
         model, spec, _ = load_checkpoint(source)
     else:
         return None
-    row = ReportRow(name=spec.name, role="reference", backend="torch", precision="fp32", params=count_params(model),
+    row = ReportRow(name=spec.name, role="reference", kind=spec.kind, backend="torch", precision="fp32", params=count_params(model),
                     notes=f"unexported PyTorch model from {source}")
     if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
         row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
@@ -208,7 +208,7 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
 
     manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
     item = BenchItem(ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
-                               backend=manifest["backend"], precision=manifest["precision"],
+                               kind=manifest.get("kind"), backend=manifest["backend"], precision=manifest["precision"],
                                size_mb=(manifest.get("size_bytes") or 0) / 1e6 or None, notes=str(directory)),
                      manifest, directory)
     source = (manifest.get("source_checkpoint") or {}).get("path")

@@ -32,6 +32,9 @@ class ReportRow:
 
     name: str
     role: str = "student"
+    # What the row's model outputs (manifest kind): classifier / zero_shot_classifier rows carry
+    # accuracy; image_encoder / text_encoder rows (towers) carry none by design. None = unknown.
+    kind: str | None = None
     backend: str = "torch"
     precision: str = "fp32"
     params: int | None = None

@@ -27,7 +27,7 @@ _TOP_FIELDS: dict[str, tuple[Any, bool]] = {  # name -> (check, nullable)
     "rows": (list, False), "notes": (list, False),
 }
 _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
-    "name": (str, False), "role": (str, False), "backend": (str, False), "precision": (str, False),
+    "name": (str, False), "role": (str, False), "kind": (str, True), "backend": (str, False), "precision": (str, False),
     "params": (_is_int, True), "flops": (_is_int, True), "flops_per_tower": (dict, True), "size_mb": (_is_number, True),
     "latency_ms": (dict, True), "throughput": (_is_number, True), "peak_mem_mb": (_is_number, True),
     "accuracy": (_is_number, True), "retention": (_is_number, True), "agreement_teacher": (_is_number, True),

@@ -46,15 +46,20 @@ class BuildResult:
 def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
           remote: str | None = None, remote_python: str = "python3") -> BuildResult:
     """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
-    from edgeclip.build import steps
+    from edgeclip.build.steps import log, private_copies
+    from edgeclip.distill.methods import get_method
 
+    if recipe.video.clips:  # a dashcam accident recipe: encoder + temporal head (edgeclip/build/accident.py)
+        from edgeclip.build.accident import build_accident
+
+        return build_accident(recipe, target_name, out_dir=out_dir, progress=progress, remote=remote,
+                              remote_python=remote_python)
     started = time.perf_counter()
     plan = plan_build(recipe, target_name, out_dir)  # every cheap check, before any file or training
-    if recipe.distill.method == "distillclip":  # dual encoder: a row per tower and per fused zero-shot classifier
-        from edgeclip.build import distillclip_steps as steps  # type: ignore[no-redef]
+    steps = get_method(recipe.distill.method).load_build_steps()  # e.g. dual encoders: a row per tower
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": plan.target.to_dict()})
-    steps.log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
+    log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
 
     distilled = steps.distill(plan, progress)
     config = steps.bench_config(plan)
@@ -64,15 +69,14 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
     references, failed_references = steps.speed_reference(plan)
     if remote:  # the device builds engines into the artifacts it gets: never into the shared cache
-        references = steps.private_copies(references, plan.run_dir / "speed-reference")
+        references = private_copies(references, plan.run_dir / "speed-reference")
 
-    steps.log(f"benchmarking {len(artifacts) + len(references)} artifacts")
+    log(f"benchmarking {len(artifacts) + len(references)} artifacts")
     from edgeclip.bench.harness import bench_artifacts
 
     models = {str(d.checkpoint / "model.pt"): (d.model, d.spec) for d in deployables}
     rows = bench_artifacts(artifacts + references, config, data=inputs.eval_path, teacher_row=teacher, models=models)
-    if hasattr(steps, "tower_rows"):
-        rows = steps.tower_rows(rows, deployables)
+    rows = steps.finish_rows(rows, deployables)
     environment = None
     if remote:
         rows, environment = _measure_on_device(plan, rows, artifacts + references, inputs, config, remote, remote_python)

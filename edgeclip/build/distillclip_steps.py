@@ -160,7 +160,7 @@ def export_all(plan: BuildPlan, deployables: list[Deployable], inputs: DualRealI
     return artifacts, failed
 
 
-def tower_rows(rows: list[ReportRow], deployables: list[Deployable]) -> list[ReportRow]:
+def finish_rows(rows: list[ReportRow], deployables: list[Deployable]) -> list[ReportRow]:
     """Params and FLOPs of each tower row are the tower's own, not the whole dual encoder's."""
     from edgeclip.eval.size import tower_params
 

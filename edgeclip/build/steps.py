@@ -116,6 +116,11 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
     return artifacts, failed
 
 
+def finish_rows(rows: list[ReportRow], deployables: list[Any]) -> list[ReportRow]:
+    """Classifier rows need nothing after benchmarking (dual encoders attach tower metrics here)."""
+    return rows
+
+
 def speed_reference(plan: BuildPlan) -> tuple[list[Path], list[ReportRow]]:
     from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
 

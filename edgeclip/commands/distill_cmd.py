@@ -1,4 +1,5 @@
-"""`edgeclip distill`: Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier student."""
+"""`edgeclip distill`: Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier student,
+or any other distillation method by name (`--method data-free`: class names only, paper 002)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ DistillCLIP (paper 001: a small dual encoder that keeps zero-shot):
   edgeclip distill --recipe distillclip-digits --pairs shards/shard-{000000..000007}.tar
   edgeclip distill --recipe distillclip-paper --teacher ViT-B-32:/models/vitb32.pt --pairs /data/cc3m/{00000..00331}.tar
   torchrun --nproc_per_node 2 -m edgeclip distill --recipe distillclip-digits --pairs shards/   # DDP, shards per rank
+Data-free (paper 002: class names only -> synthetic images -> KD; recipe digits-datafree by default):
+  edgeclip distill --method data-free --classes "zero,one,two,three,four,five,six,seven,eight,nine"
+  edgeclip distill --method data-free --classes-file classes.txt --prompt mix --teacher ViT-B-32:openai --set "data.test=''"
+  edgeclip distill --recipe datafree-paper --classes "dog,elephant,horse,house,person" --teacher ViT-B-32:/ckpt/clip.pt --data /data/pacs/photo
 """
 
 
@@ -34,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "cross-entropy) runs once per image; its outputs are cached. Writes <out>/student (a checkpoint for "
             "`edgeclip export`), <out>/teacher, resumable <out>/checkpoints, and <out>/result.json + result.md. "
             "Recipes with distill.method=distillclip (paper 001) train a dual encoder on image-caption pairs instead, "
-            "matching the teacher's inter- and intra-modal similarity maps; under torchrun each rank reads its own shards."
+            "matching the teacher's inter- and intra-modal similarity maps; under torchrun each rank reads its own shards. "
+            "--method data-free (paper 002) needs only class names: it synthesizes images from the CLIP teacher "
+            "(<out>/synthetic/<prompt>/: images, synthetic.json, contact sheets), then distills on them."
         ),
         examples=EXAMPLES,
     )
@@ -56,7 +63,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="run directory; None = runs/<recipe>-<student>-<time>")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/*/last.pt")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
+    datafree = parser.add_argument_group("data-free (--method data-free, paper 002)")
+    datafree.add_argument("--classes", default=None, help='comma-separated class names, e.g. "cat,dog,horse"')
+    datafree.add_argument("--classes-file", default=None, metavar="FILE", help="class names, one per line")
+    datafree.add_argument("--prompt", default=None, help="prompt diversification: plain | mix | random | contrastive")
+    datafree.add_argument("--generator", default=None, help="image generator: pixel | fourier | a registered one")
+    datafree.add_argument("--styles", default=None, metavar="FILE", help="style dictionary YAML for --prompt mix (default: shipped Table 8)")
+    # No --recipe: quickstart, or the method's own recipe (--method data-free → digits-datafree).
+    parser.set_defaults(func=run, recipe=None)
+
+
+def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
+    """`recipe_from_args` plus the method's default recipe and the data-free flags."""
+    import json
+
+    args = argparse.Namespace(**vars(args))  # the caller's namespace stays as parsed
+    if not getattr(args, "recipe", None):
+        from edgeclip.distill.methods import get_method
+
+        args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
+    overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "classes", None) is not None:
+        from edgeclip.distill.datafree.classes import parse_class_list
+
+        # JSON is YAML: names with commas, quotes or colons survive the --set parser intact.
+        overrides += [f"datafree.classes={json.dumps(parse_class_list(args.classes))}", 'datafree.classes_file=""']
+    if getattr(args, "classes_file", None):
+        overrides += [f"datafree.classes_file={json.dumps(args.classes_file)}", "datafree.classes=[]"]
+    for flag, key in (("prompt", "prompt"), ("generator", "generator"), ("styles", "styles_file")):
+        if getattr(args, flag, None):
+            overrides.append(f"datafree.{key}={json.dumps(getattr(args, flag))}")
+    args.overrides = overrides
+    return recipe_from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgeclip.paths import default_run_dir
 
-    recipe = recipe_from_args(args)
+    recipe = distill_recipe(args)
     get_method(recipe.distill.method)  # an unknown method fails before anything else
     if not args.out and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise UserError("under torchrun pass --out DIR so every rank uses the same run directory")

@@ -1,4 +1,4 @@
-"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods`."""
+"""`edgeclip list recipes|targets|students|backends|teachers|datasets|losses|methods|heads|generators`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 
 from edgeclip.commands import add_parser
 
-KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods"]
+KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads", "generators"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_parser(
-        subparsers, "list", help="list recipes, targets, students, backends, teachers, datasets, losses or methods",
+        subparsers, "list", help="list recipes, targets, students, backends, teachers, datasets, losses, methods or generators",
         description="List what edgeclip knows about.",
         examples="""
   edgeclip list students     # every student with its parameter count
@@ -71,6 +71,17 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
         from edgeclip.distill.methods import DISTILL_METHODS
 
         return ["method", "paper", "description"], [[m.name, m.paper, m.description] for _, m in DISTILL_METHODS.items()]
+    if kind == "heads":  # temporal heads of the video accident pipeline (edgeclip video train --head)
+        from edgeclip.video.heads import list_heads
+
+        return ["head", "trained", "needs text tower", "description"], [
+            [h["name"], "yes" if h["trainable"] else "no", "yes" if h["needs_text_tower"] else "no", h["description"]]
+            for h in list_heads()
+        ]
+    if kind == "generators":
+        from edgeclip.distill.datafree.generators import list_generators
+
+        return ["image generator", "description"], [[name, description] for name, description in list_generators()]
     if kind == "teachers":
         from edgeclip.teacher import PROXY_TEACHERS
 

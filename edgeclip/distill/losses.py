@@ -5,6 +5,7 @@ parameters name the batch entries it reads; keyword-only parameters are its `par
 recipe. A trainer hands the criterion one dict per batch with the entries it can provide:
 
 - classifier KD / data-free KD: `student_logits` (N,C), `teacher_logits` (N,C) or None, `labels` (N,)
+  (data-free KD's teacher logits are logit_scale × the teacher's similarity vector; term `l1`)
 - dual-encoder distillation: `student_image`, `student_text`, `teacher_image`, `teacher_text`
   (L2-normalized embeddings), plus whatever its terms declare (e.g. raw features)
 
@@ -89,6 +90,17 @@ def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None,
 def cross_entropy(student_logits: torch.Tensor, labels: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy against the integer labels (the hard-label term)."""
     return F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+
+
+@register_loss("l1", needs_teacher=True)
+def l1_similarity(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None) -> torch.Tensor:
+    """Mean |y_s − y_t| over batch and classes: the student regresses the teacher's similarity vector (paper 002 eq. 5)."""
+    if teacher_logits is None:
+        raise UserError("loss term 'l1' needs teacher outputs; give a teacher or drop the l1 term")
+    if teacher_logits.shape != student_logits.shape:
+        raise UserError(f"teacher gives {teacher_logits.shape[-1]} similarities but the student predicts {student_logits.shape[-1]} classes; "
+                        "use a teacher and student built for the same class list")
+    return F.l1_loss(student_logits, teacher_logits.float())
 
 
 @dataclass

@@ -23,10 +23,17 @@ class DistillMethod:
     trainer: str  # "package.module:function"
     description: str
     paper: str = ""
+    default_recipe: str = ""  # what `edgeclip distill --method NAME` uses without --recipe ("" = quickstart)
+    # How `edgeclip build` turns this method's result into report rows: a module with the step interface of
+    # edgeclip/build/steps.py (distill, teacher_row, real_inputs, export_all, finish_rows).
+    build_steps: str = "edgeclip.build.steps"
 
     def load(self) -> Callable[..., Any]:
         module_name, function = self.trainer.split(":")
         return getattr(importlib.import_module(module_name), function)
+
+    def load_build_steps(self) -> Any:
+        return importlib.import_module(self.build_steps)
 
 
 DISTILL_METHODS: Registry[DistillMethod] = Registry("distillation method", "edgeclip list methods")
@@ -34,8 +41,12 @@ DISTILL_METHODS: Registry[DistillMethod] = Registry("distillation method", "edge
 for _method in (
     DistillMethod("classifier_kd", "edgeclip.distill.classifier_kd:distill_classifier",
                   "Hinton KD from a fine-tuned CLIP (or CNN) teacher into a classifier", "000"),
+    DistillMethod("data-free", "edgeclip.distill.datafree.trainer:distill_datafree",
+                  "class names only: synthesize images from the CLIP teacher (prompt diversification), then KD", "002",
+                  default_recipe="digits-datafree"),
     DistillMethod("distillclip", "edgeclip.distill.distillclip.trainer:distill_clip",
-                  "CLIP teacher -> small dual encoder by inter/intra-modal similarity-map distillation (keeps zero-shot)", "001"),
+                  "CLIP teacher -> small dual encoder by inter/intra-modal similarity-map distillation (keeps zero-shot)", "001",
+                  build_steps="edgeclip.build.distillclip_steps"),
 ):
     DISTILL_METHODS.register(_method.name, _method)
 

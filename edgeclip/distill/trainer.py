@@ -71,11 +71,14 @@ class _Indexed(Dataset):
         return image, label, index
 
 
-def _fingerprint(model: nn.Module, cfg: DistillConfig, seed: int, criterion: WeightedLoss, n: int) -> str:
+def _fingerprint(model: nn.Module, cfg: DistillConfig, seed: int, criterion: WeightedLoss, n: int,
+                 trained: list[nn.Parameter] | None = None) -> str:
     # What must not change between an interrupted run and its resumption (epochs may grow).
     shapes = [list(p.shape) for p in model.state_dict().values()]
     fixed = {name: getattr(cfg, name) for name in SCHEDULE_FIELDS}
-    return stable_hash(fixed, seed, criterion.describe(), n, shapes)
+    if trained is None:
+        return stable_hash(fixed, seed, criterion.describe(), n, shapes)
+    return stable_hash(fixed, seed, criterion.describe(), n, shapes, [list(p.shape) for p in trained])
 
 
 def train_classifier(
@@ -92,6 +95,8 @@ def train_classifier(
     progress: bool = True,
     desc: str = "train",
     batch_transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    parameters: Iterable[nn.Parameter] | None = None,
+    teacher_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[EpochStats]:
     """Train `model` on `train_set` ((image, label) pairs) with `criterion`; returns per-epoch stats.
 
@@ -101,6 +106,11 @@ def train_classifier(
     state after every epoch is written atomically to `last.pt`; `resume=True` continues from it.
     `batch_transform(images, generator)` augments whole batches (see `distill.augment`);
     a `TensorImages` train set is batched by slicing instead of a DataLoader.
+    `parameters` limits what the optimiser updates (e.g. only the head during a warm-up); the
+    rest of the model still runs in train mode (BatchNorm statistics follow the data).
+    `teacher_fn(images) -> logits` is the online alternative to `teacher_logits`: the teacher
+    labels each batch as the student sees it (after `batch_transform`), so augmented views get
+    the teacher's answer for the augmented image rather than for the clean one.
     """
     epochs = config.epochs if epochs is None else epochs
     check_schedule(config, epochs)
@@ -108,14 +118,20 @@ def train_classifier(
     n = len(train_set)  # type: ignore[arg-type]
     if n == 0:
         raise UserError("the training set is empty; check data.train and data.shots")
-    if criterion.needs_teacher:
+    if criterion.needs_teacher and teacher_fn is None:
         if teacher_logits is None:
             raise UserError("the KD loss needs teacher outputs but none were given; pass a teacher or set distill.alpha=0")
         if len(teacher_logits) != n:
             raise ValueError(f"{len(teacher_logits)} teacher outputs for {n} training images")
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    trained = list(parameters) if parameters is not None else None
+    if trained is not None and not trained:
+        raise ValueError("train_classifier got an empty parameter list")
+    optimizer = torch.optim.SGD(trained if trained is not None else model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.milestones, gamma=config.gamma)
-    fingerprint = _fingerprint(model, config, seed, criterion, n)
+    fingerprint = _fingerprint(model, config, seed, criterion, n, trained)
+    if teacher_fn is not None:
+        fingerprint = stable_hash(fingerprint, "online-teacher")
     history: list[EpochStats] = []
     start_epoch = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
@@ -139,7 +155,8 @@ def train_classifier(
         batches = _batches(train_set, config, generator, drop_last)
         augment_generator = torch.Generator().manual_seed(epoch_seed + 1)
         transform = (lambda images: batch_transform(images, augment_generator)) if batch_transform else None
-        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, epochs, progress, desc, transform))
+        history.append(_run_epoch(model, batches, criterion, optimizer, teacher_logits, epoch, epochs, progress, desc, transform,
+                                  teacher_fn))
         scheduler.step()
         if ckpt_path is not None:
             state = {
@@ -181,6 +198,7 @@ def _run_epoch(
     progress: bool,
     desc: str,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    teacher_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochStats:
     model.train()
     started = time.perf_counter()
@@ -192,6 +210,9 @@ def _run_epoch(
         targets = teacher_logits[index] if teacher_logits is not None and criterion.needs_teacher else None
         if transform is not None:
             images = transform(images)
+        if teacher_fn is not None and criterion.needs_teacher:
+            with torch.no_grad():
+                targets = teacher_fn(images)
         logits = model(images)
         loss, parts = criterion({"student_logits": logits, "teacher_logits": targets, "labels": labels})
         optimizer.zero_grad(set_to_none=True)

@@ -1,69 +1,8 @@
-"""Distribution shift: the same classes under synthetic shifts of real images, or a user's folder.
-
-Digits have no natural shifted test set, so each shift is applied to the real held-out digits
-(stated as "synthetic shift of real images" in every report): Gaussian noise, blur, rotation,
-contrast inversion, JPEG compression and low resolution. Shifts act on the image upscaled to the
-model's input size (an 8x8 digit blurred at 8x8 would be gone), then each model's own
-preprocessing runs. The reported drop is in-distribution top-1 minus shifted top-1.
-"""
+"""Distribution shifts for the dual-encoder suite: the shared definitions in `edgeclip.data.shifts`
+(one module for every report that measures robustness; data-free KD wraps them as datasets)."""
 
 from __future__ import annotations
 
-import io
-from typing import Callable
+from edgeclip.data.shifts import SHIFT_DESCRIPTIONS, Shift, synthetic_shifts
 
-import numpy as np
-from PIL import Image, ImageFilter, ImageOps
-
-Shift = Callable[[Image.Image], Image.Image]
-
-
-def _upscaled(image: Image.Image, size: int) -> Image.Image:
-    return image.resize((size, size), Image.BICUBIC) if image.size != (size, size) else image
-
-
-def _background(image: Image.Image) -> tuple[int, ...]:
-    return image.getpixel((0, 0))
-
-
-def synthetic_shifts(size: int, seed: int = 0) -> dict[str, Shift]:
-    """name → PIL transform, each deterministic (noise seeded by the image content and `seed`)."""
-
-    def noise(image: Image.Image) -> Image.Image:
-        image = _upscaled(image, size)
-        pixels = np.asarray(image, dtype=np.float32)
-        rng = np.random.default_rng([seed, int(pixels.sum()) % (2 ** 31)])
-        return Image.fromarray(np.clip(pixels + rng.normal(0, 0.25 * 255, pixels.shape), 0, 255).astype(np.uint8))
-
-    def blur(image: Image.Image) -> Image.Image:
-        return _upscaled(image, size).filter(ImageFilter.GaussianBlur(radius=max(1.0, size / 16)))
-
-    def rotation(image: Image.Image) -> Image.Image:
-        image = _upscaled(image, size)
-        return image.rotate(30, resample=Image.BICUBIC, fillcolor=_background(image))
-
-    def inversion(image: Image.Image) -> Image.Image:
-        return ImageOps.invert(_upscaled(image, size))
-
-    def jpeg(image: Image.Image) -> Image.Image:
-        buffer = io.BytesIO()
-        _upscaled(image, size).save(buffer, format="JPEG", quality=10)
-        with Image.open(io.BytesIO(buffer.getvalue())) as decoded:
-            return decoded.convert("RGB")
-
-    def resolution(image: Image.Image) -> Image.Image:
-        small = max(2, size // 8)
-        return _upscaled(image, size).resize((small, small), Image.BILINEAR).resize((size, size), Image.NEAREST)
-
-    return {"noise": noise, "blur": blur, "rotation": rotation, "inversion": inversion, "jpeg": jpeg,
-            "resolution": resolution}
-
-
-SHIFT_DESCRIPTIONS = {
-    "noise": "Gaussian noise, sigma 0.25 of the range",
-    "blur": "Gaussian blur, radius size/16",
-    "rotation": "rotated 30 degrees",
-    "inversion": "contrast inverted (white ink on black)",
-    "jpeg": "JPEG quality 10",
-    "resolution": "down to size/8 and back up",
-}
+__all__ = ["SHIFT_DESCRIPTIONS", "Shift", "synthetic_shifts"]

@@ -47,6 +47,8 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
             tokens[row, :length] = torch.randint(1, SOT_TOKEN, (length,), generator=generator)
             tokens[row, 0], tokens[row, length - 1] = SOT_TOKEN, EOT_TOKEN
         return tokens
+    if spec.kind == "temporal_head":
+        return torch.randn(batch, *spec.input_shape()[1:], generator=generator)
     size = spec.preprocess.size
     return torch.randn(batch, 3, size, size, generator=generator)
 

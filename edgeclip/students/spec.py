@@ -9,9 +9,10 @@ from typing import Any, Literal
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import read_json, write_json
 
-ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier"]
+ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier", "temporal_head"]
 IMAGE_KINDS = ("classifier", "image_encoder", "zero_shot_classifier")
-EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder",)
+# temporal_head: frame features (N, T, D) → logits (N, 2), the video accident head (edgeclip.video).
+EXPORTABLE_KINDS = IMAGE_KINDS + ("text_encoder", "temporal_head")
 LOGIT_KINDS = ("classifier", "zero_shot_classifier")  # outputs are class logits (accuracy, top-1 agreement)
 
 
@@ -22,6 +23,7 @@ class ModelSpec:
     - classifier / zero_shot_classifier: input `image` → output `logits` (N, len(class_names)).
     - image_encoder: `image` → `embedding` (N, embed_dim). text_encoder: `text` (N, context) int64 → `embedding`.
     - dual_encoder: both towers; exported per tower.
+    - temporal_head: `features` (N, extra["frames"], embed_dim) → `logits` (N, 2) (video accident head).
     """
 
     name: str
@@ -49,6 +51,8 @@ class ModelSpec:
         """Input shape with the dynamic batch dim as a string (manifest convention)."""
         if self.is_text:
             return ["batch", int(self.context_length or 77)]
+        if self.kind == "temporal_head":
+            return ["batch", int(self.extra["frames"]), int(self.embed_dim or 0)]
         return ["batch", 3, self.preprocess.size, self.preprocess.size]
 
     def check_exportable(self) -> None:
