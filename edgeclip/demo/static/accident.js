@@ -24,7 +24,7 @@ function showMessage(text) {
 
 // A chart frame: x in seconds [0, duration], y in [y0, y1]; returns helpers to place points.
 function chart(width, height, duration, y0, y1, yTicks, yFormat, xLabel) {
-  const m = {left: 52, right: 16, top: 14, bottom: 34};
+  const m = {left: 72, right: 16, top: 14, bottom: 34};
   const svg = svgEl("svg", {viewBox: `0 0 ${width} ${height}`, class: "timeline", role: "img"});
   const x = (t) => m.left + (width - m.left - m.right) * (duration > 0 ? t / duration : 0);
   const y = (v) => height - m.bottom - (height - m.top - m.bottom) * (v - y0) / ((y1 - y0) || 1);
