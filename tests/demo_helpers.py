@@ -156,3 +156,11 @@ def requested_urls(driver) -> list[str]:
         if message["method"] == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
     return urls
+
+
+def keep_screenshot(path: Path, name: str) -> None:
+    """EDGECLIP_SCREENSHOTS=DIR keeps a page's screenshot there (docs/ holds the README's, written this way)."""
+    target = os.environ.get("EDGECLIP_SCREENSHOTS")
+    if target and path.is_file():
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / name)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from demo_helpers import SHARED_DATA, ServerProcess, get_json, no_torch_env, open_browser, requested_urls
+from demo_helpers import SHARED_DATA, ServerProcess, get_json, keep_screenshot, no_torch_env, open_browser, requested_urls
 from edgeclip.cli import main
 
 CCD = SHARED_DATA / "dashcam-clips" / "ccd"
@@ -98,7 +98,7 @@ def test_page_shows_timeline_alerts_latency_and_video_in_chromium(served, tmp_pa
     assert any(u.endswith("/media/annotated.mp4") for u in urls)
     foreign = [u for u in urls if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith(server.url)]
     assert foreign == [], f"the page fetched something from elsewhere: {foreign}"
-    _keep_screenshot(tmp_path / "accident.png", "demo_accident.png")
+    keep_screenshot(tmp_path / "accident.png", "demo_accident.png")
 
 
 def test_summary_and_video_over_http_without_torch(served):
@@ -167,11 +167,3 @@ def test_bad_input_is_one_line_exit_2(served, accident_model, tmp_path, capsys):
             assert words in err and err.startswith("edgeclip: error:") and "\n" not in err, err
     assert not (tmp_path / "o").exists()
 
-
-def _keep_screenshot(path: Path, name: str) -> None:
-    import os
-
-    target = os.environ.get("EDGECLIP_SCREENSHOTS")
-    if target and path.is_file():
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / name)

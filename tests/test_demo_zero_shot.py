@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import socket
 import threading
@@ -15,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo_helpers import (DIGITS, REPO, SHARED_DATA, ServerProcess, get_json, make_tiny_run, no_torch_env, open_browser,
-                          post_json, requested_urls)
+from demo_helpers import (DIGITS, REPO, SHARED_DATA, ServerProcess, get_json, keep_screenshot, make_tiny_run, no_torch_env,
+                          open_browser, post_json, requested_urls)
 from edgeclip.cli import main
 from edgeclip.demo.examples import EXAMPLES_DIR
 
@@ -105,7 +104,7 @@ def test_page_classifies_an_uploaded_digit_in_chromium_without_torch(server, run
     # chrome:// are the browser's own pages (its new-tab page before navigation); every network URL must be ours.
     foreign = [u for u in urls if u.startswith(("http:", "https:", "ws:", "wss:")) and not u.startswith(server.url)]
     assert foreign == [], f"the page fetched something from elsewhere: {foreign}"
-    _keep_screenshot(tmp_path / "zero_shot.png", "demo_zero_shot_tiny.png")
+    keep_screenshot(tmp_path / "zero_shot.png", "demo_zero_shot_tiny.png")
 
 
 def test_bad_input_shows_a_message_on_the_page_and_the_server_keeps_serving(server, tmp_path):
@@ -293,10 +292,3 @@ def test_dashcam_examples_come_from_shared_data_at_run_time():
         with Image.open(io.BytesIO(example.data)) as image:
             assert image.format == "JPEG" and image.size == DASHCAM_SIZE
 
-
-def _keep_screenshot(path: Path, name: str) -> None:
-    """EDGECLIP_SCREENSHOTS=DIR keeps the page's screenshot (the README's come from benchmarks/demo_pages.py)."""
-    target = os.environ.get("EDGECLIP_SCREENSHOTS")
-    if target and path.is_file():
-        Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / name)
