@@ -159,6 +159,8 @@ def test_classes_file_and_list_parsing(tmp_path) -> None:
     assert resolve_class_names([], str(path)) == ["zero", "one", "two"]
     with pytest.raises(UserError, match="not both"):
         resolve_class_names(["a", "b"], str(path))
+    with pytest.raises(UserError, match="is a folder"):
+        read_classes_file(tmp_path)
 
 
 @pytest.mark.slow
