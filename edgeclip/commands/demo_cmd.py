@@ -166,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (1 if name == "hop" else 0):
             raise UserError(f"--{name.replace('_', '-')} must be >= {1 if name == 'hop' else 0}, got {value}")
+    if args.fps is not None and args.fps <= 0:
+        raise UserError(f"--fps must be > 0, got {args.fps}; pass the stream's frames per second or leave it out")
     if args.remote:
         from edgeclip.video.remote import demo_remote
 

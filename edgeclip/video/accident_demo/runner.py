@@ -91,6 +91,8 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
     threshold = float(config.get("threshold", 0.5) if threshold is None else threshold)
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold must lie in (0, 1), got {threshold}")
+    if fps is not None and fps <= 0:  # a negative rate would date alerts before the stream started
+        raise InputError(f"frame rate must be > 0, got {fps}; pass the stream's frames per second or leave --fps out")
     prep = config["encoder"]["preprocessing"]
     if int(prep.get("size", 0)) <= 0:
         raise InputError(f"{model_dir}: encoder frame size {prep.get('size')} is not positive; re-export the model")
