@@ -4,7 +4,7 @@ running the teacher on every batch (no cache). One process, modes interleaved pe
 Usage (the committed results came from exactly this, see "command" in the JSON):
     python benchmarks/kd_epoch_cost.py --out benchmarks/results/kd_epoch_cost --rounds 3
 
-Modes, each one epoch over the digits train split (1,438 images, batch 128, 32×32, the same
+Modes, each one epoch over the digits train split (719 images, batch 128, 32×32, the same
 batch augmentation), a fresh student from the same seed each time:
 - plain:      CE only — what training the student costs anyway;
 - kd-cached:  0.5·KL + 0.5·CE with the teacher's logits looked up from the cached tensor;

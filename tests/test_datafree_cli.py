@@ -94,6 +94,22 @@ def test_cli_datafree_every_prompt_method_runs(tmp_path, tiny_teacher_file, monk
     assert len(rows) == 15 and all(key in r for r in rows)
 
 
+def test_cli_datafree_classes_file_end_to_end(tmp_path, tiny_teacher_file, monkeypatch) -> None:
+    from edgeclip.io_utils import read_json
+
+    classes = tmp_path / "classes.txt"
+    classes.write_text("# five shapes\n" + "\n".join(SHAPES) + "\n")
+    argv = _tiny(tiny_teacher_file, "--prompt", "plain", "--out", str(tmp_path / "run"), "--set", "datafree.fewshot_shots=[]",
+                 "--set", "datafree.shifts=[]", "--set", "datafree.warmup_epochs=0")
+    i = argv.index("--classes")
+    argv[i:i + 2] = ["--classes-file", str(classes)]
+    assert _cli(argv, monkeypatch) == 0
+    result = read_json(tmp_path / "run" / "result.json")
+    assert result["classes"] == SHAPES and result["recipe"]["datafree"]["classes_file"] == str(classes)
+    rows = read_json(tmp_path / "run" / "synthetic" / "plain" / "synthetic.json")["images"]
+    assert [r["class"] for r in rows[::3]] == SHAPES and rows[0]["prompt"] == "a red circle"
+
+
 @pytest.mark.parametrize("change,message", [
     (["--classes", ""], "no class names"),
     (["--classes", "cat,dog,cat"], "duplicates ['cat']"),
@@ -143,6 +159,8 @@ def test_classes_file_and_list_parsing(tmp_path) -> None:
     assert resolve_class_names([], str(path)) == ["zero", "one", "two"]
     with pytest.raises(UserError, match="not both"):
         resolve_class_names(["a", "b"], str(path))
+    with pytest.raises(UserError, match="is a folder"):
+        read_classes_file(tmp_path)
 
 
 @pytest.mark.slow

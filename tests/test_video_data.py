@@ -42,6 +42,9 @@ def test_window_sampling_stride_and_span():
     even = WindowSampling(frames=3, stride=0, span=11)
     assert even.offsets == [10, 5, 0] and even.indices(10) == [0, 5, 10]
     assert device.window_offsets(4, 3) == stride.offsets  # training windows = the demo's sliding window
+    # The paper's clip sampling is the window that ends at the clip's last sampled frame (what --stride/--span run).
+    assert WindowSampling(frames=8, stride=14).indices(98) == stride_indices(100, 14)
+    assert WindowSampling(frames=8, stride=0, span=100).indices(99) == even_indices(100, 8)
     with pytest.raises(UserError, match="start before the clip"):
         stride.indices(8)
     with pytest.raises(UserError, match="frames must be >= 1"):
@@ -182,3 +185,18 @@ def test_real_dashcam_clip_list():
     windows = clip_windows(0, crash, info.num_frames, info.fps, WindowSampling(), LabelProtocol())
     assert {w.label for w in windows} == {0, 1}
     assert all(w.end < 36 - 10 for w in windows if w.label == 0) and all(w.end >= 36 for w in windows if w.label == 1)
+
+
+def test_annotated_frame_has_probability_bar_and_alert_banner():
+    """What the annotated MP4 shows: a bar filled to P(accident) (green below the threshold, red at or
+    above it) and a red ALERT banner at the bottom only while the probability passes the threshold."""
+    frame = Image.new("RGB", (400, 120), (90, 90, 90))
+    calm = np.asarray(device.annotate(frame, 0.2, 0.5, "frame 1"))
+    alert = np.asarray(device.annotate(frame, 0.8, 0.5, "frame 2"))
+    nothing = np.asarray(device.annotate(frame, None, 0.5, "frame 0"))  # before the first window
+    assert tuple(calm[5, 20]) == (40, 180, 60) and tuple(calm[5, 300]) == (30, 30, 30)  # bar to 20% of the width
+    assert tuple(alert[5, 20]) == (220, 30, 30) and tuple(alert[5, 300]) == (220, 30, 30)  # to 80%, red
+    assert tuple(alert[5, 200]) == (255, 255, 255)  # the threshold mark
+    assert tuple(alert[118, 398]) == (200, 0, 0) and tuple(calm[118, 398]) == (90, 90, 90)  # banner only on alert
+    assert tuple(nothing[5, 20]) == (30, 30, 30) and tuple(nothing[118, 398]) == (90, 90, 90)
+    assert np.asarray(frame).mean() == 90  # the decoded frame itself is left as it is

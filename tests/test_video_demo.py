@@ -165,12 +165,16 @@ def test_demo_bad_input_is_one_line_exit_2(clips, model_dir, tmp_path, capsys):
         "frame size 0 is not positive": ["--video", video, "--model", str(zero)],
         "no exported image encoder for tensorrt": ["--video", video, "--model", str(model_dir), "--backend", "tensorrt"],
         "--hop must be >= 1": ["--video", video, "--model", str(model_dir), "--hop", "0"],
+        "--fps must be > 0": ["--video", video, "--model", str(model_dir), "--fps", "-5"],
     }
     for message, args in cases.items():
         code, _, err = run_cli(["demo", "accident", *args, "--out", str(tmp_path / "o")], capsys)
         assert code == 2, message
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o" / "alerts.json").exists() and not list((tmp_path / "o").glob("*.mp4*"))
+    # The device runner refuses a rate that is not positive too (the standalone path, without the CLI's check).
+    with pytest.raises(device.InputError, match="frame rate must be > 0"):
+        device.run_demo(str(model_dir), video=video, fps=0.0, out_dir=str(tmp_path / "o"))
 
 
 def test_train_bad_input_is_one_line_exit_2(clips, tmp_path, capsys):
@@ -210,6 +214,7 @@ def test_artifact_encoder_and_video_export(clips, model_dir, tmp_path, capsys):
     assert code == 0 and "encoder-onnx-fp16" in stdout and (model_dir / "artifacts" / "encoder-onnx-fp16").is_dir()
     code, _, err = run_cli(["video", "export", "--model", str(tmp_path), "--backend", "onnx"], capsys)
     assert code == 2 and "no trained temporal head" in err
+    assert f"--out {tmp_path}`" in err and "{run_dir}" not in err  # the fix names the directory given
 
 
 def test_device_package_needs_no_torch_or_edgeclip(model_dir, clips, tmp_path, no_torch_env):

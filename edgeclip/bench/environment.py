@@ -91,6 +91,10 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "versions": library_versions(),
         "gpu": gpu_description(),
     }
+    try:  # other work on the machine skews absolute times (ratios measured interleaved much less)
+        env["load_average_1m"] = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # Windows
+        pass
     try:
         import onnxruntime
 

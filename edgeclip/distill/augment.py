@@ -1,7 +1,7 @@
 """Preloaded image tensors and batched augmentation for small datasets.
 
 Why: on 2 CPU cores the per-image PIL pipeline (decode, augment, preprocess) costs ~0.5–1 ms per
-image, as much as a 32×32 student's forward+backward. Small datasets (digits: 1,438 × 3×32×32
+image, as much as a 32×32 student's forward+backward. Small datasets (digits: 719 × 3×32×32
 floats = 18 MB) are preprocessed once into a tensor, and augmentation runs on whole batches with
 one `affine_grid`/`grid_sample` call. Larger datasets stay on the PIL `Preprocessed` path.
 """

@@ -25,10 +25,9 @@ from tqdm.auto import tqdm
 from edgeclip.config import DistillConfig
 from edgeclip.distill.losses import WeightedLoss
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_path, safe_torch_load
+from edgeclip.distill.resume import CHECKPOINT_NAME, restore_training, save_training
 from edgeclip.utils import seed_everything, stable_hash
 
-CHECKPOINT_NAME = "last.pt"
 # Batch entries this loop hands the criterion (see distill.losses).
 TRAINER_INPUTS = frozenset({"student_logits", "teacher_logits", "labels"})
 
@@ -136,12 +135,8 @@ def train_classifier(
     start_epoch = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        state = safe_torch_load(ckpt_path, "resume checkpoint", "drop --resume or remove the run's checkpoints/ folder")
-        if state.get("fingerprint") != fingerprint:
-            raise UserError(f"checkpoint {ckpt_path} comes from a different model, data or recipe; drop --resume or use a new --out")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = restore_training(ckpt_path, fingerprint, model=model, optimizer=optimizer, scheduler=scheduler,
+                                 made_by="model, data or recipe")
         history = [EpochStats(**h) for h in state["history"]]
         start_epoch = state["epoch"]
 
@@ -167,8 +162,7 @@ def train_classifier(
                 "scheduler": scheduler.state_dict(),
                 "history": [asdict(h) for h in history],
             }
-            with atomic_path(ckpt_path) as tmp:
-                torch.save(state, tmp)
+            save_training(ckpt_path, state)
     model.eval()
     return history
 

@@ -49,7 +49,7 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
                                     source_checkpoint=str(model_dir), opset=args.opset)
     ok = True
     for tower, artifact in artifacts.items():
-        print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): parity {artifact.summary()}")
+        print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
     return 0 if ok else 1
 

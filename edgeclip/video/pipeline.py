@@ -132,7 +132,7 @@ def export_run(run_dir: Path, backends: list[str], precisions: list[str]) -> lis
 
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / "head.pt").is_file():
         raise UserError(f"{run_dir} has no trained temporal head ({CONFIG_FILE} / head.pt missing); "
-                        "train one with `edgeclip video train --out {run_dir}`")
+                        f"train one with `edgeclip video train --out {run_dir}`")
     variants = parse_variants(backends, precisions)
     settings = read_json(run_dir / CONFIG_FILE)
     head, info = load_head(run_dir / "head.pt")

@@ -16,6 +16,8 @@ def parse_class_list(text: str) -> list[str]:
 def read_classes_file(path: str | Path) -> list[str]:
     """One class name per line; blank lines and lines starting with '#' are skipped."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"classes file '{path}' is a folder; pass a text file with one class name per line")
     if not path.is_file():
         raise UserError(f"classes file '{path}' does not exist; pass a text file with one class name per line")
     try:

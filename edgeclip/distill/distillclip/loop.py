@@ -20,10 +20,9 @@ from tqdm.auto import tqdm
 
 from edgeclip.distill.distillclip import ddp
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_path, safe_torch_load
+from edgeclip.distill.resume import CHECKPOINT_NAME, restore_training, save_training
 from edgeclip.utils import stable_hash
 
-CHECKPOINT_NAME = "last.pt"
 
 
 class TrainingInterrupted(RuntimeError):
@@ -132,12 +131,8 @@ def train_dual_encoder(
     start_epoch, start_step = 0, 0
     ckpt = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
     if resume and ckpt is not None and ckpt.is_file():
-        state = safe_torch_load(ckpt, "resume checkpoint", "drop --resume or remove the run's checkpoints/ folder")
-        if state.get("fingerprint") != fingerprint:
-            raise UserError(f"checkpoint {ckpt} comes from a different student, data, loss or schedule; drop --resume or use a new --out")
-        student.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = restore_training(ckpt, fingerprint, model=student, optimizer=optimizer, scheduler=scheduler,
+                                 made_by="student, data, loss or schedule")
         history = [EpochStats(**h) for h in state["history"]]
         start_epoch, start_step = state["epoch"], state["step"]
         partial = state.get("partial", {"loss": 0.0, "terms": {}, "seconds": 0.0})
@@ -149,8 +144,7 @@ def train_dual_encoder(
             state = {"epoch": epoch, "step": step, "fingerprint": fingerprint, "model": student.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "history": [asdict(h) for h in history], "partial": partial_state}
-            with atomic_path(ckpt) as tmp:
-                torch.save(state, tmp)
+            save_training(ckpt, state)
         ddp.barrier()
 
     dataset = PairImages(pairs, preprocess)

@@ -91,6 +91,8 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
     threshold = float(config.get("threshold", 0.5) if threshold is None else threshold)
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold must lie in (0, 1), got {threshold}")
+    if fps is not None and fps <= 0:  # a negative rate would date alerts before the stream started
+        raise InputError(f"frame rate must be > 0, got {fps}; pass the stream's frames per second or leave --fps out")
     prep = config["encoder"]["preprocessing"]
     if int(prep.get("size", 0)) <= 0:
         raise InputError(f"{model_dir}: encoder frame size {prep.get('size')} is not positive; re-export the model")
@@ -125,6 +127,7 @@ def run_demo(model_dir: str, *, video: str | None = None, frames: str | None = N
         "fps_source": source.fps, "frames": count, "skipped_frames": len(source.skipped), "skipped": source.skipped[:50],
         "encoded_frames": len(stage["encoder"]), "windows": len(windows_out),
         "latency_ms": {"per_frame": percentiles(per_frame), **{name: percentiles(v) for name, v in stage.items()}},
+        "per_frame_ms": [round(v, 3) for v in per_frame],  # the latency plot of `edgeclip demo accident --serve`
         "end_to_end_fps": count / wall if wall > 0 else None, "wall_s": wall,
         "alerts": alerts, "probabilities": windows_out, "annotated_video": video_path,
     }

@@ -1,0 +1,150 @@
+"""The zero-shot page: routes over `ZeroShotModel`s (student, and the teacher when exported).
+
+    GET  /                      static/zero_shot.html (+ zero_shot.js, demo.css)
+    GET  /api/info              models, default classes, limits, examples
+    GET  /api/examples/<name>   an example image
+    POST /api/classify          {"image": data URL, "classes": "a, b, c"} → top-5 per model + latency
+
+Bad input (not an image, no classes, too many classes, oversized upload) is answered with
+{"error": "..."} (HTTP 4xx), which the page shows; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeclip.demo.examples import Example, load_examples
+from edgeclip.demo.server import DemoApp, PageError, Request, Response
+from edgeclip.demo.zero_shot import ZeroShotModel, decode_image, parse_class_names
+
+DEFAULT_MAX_CLASSES = 100
+
+
+@dataclass
+class ZeroShotDemo:
+    student: ZeroShotModel
+    teacher: ZeroShotModel | None = None
+    teacher_note: str = ""
+    default_classes: list[str] = field(default_factory=list)
+    max_classes: int = DEFAULT_MAX_CLASSES
+    examples: dict[str, Example] = field(default_factory=dict)
+    model_dir: str = ""
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "title": "edgeclip zero-shot demo", "model_dir": self.model_dir,
+            "student": self.student.describe(), "teacher": self.teacher.describe() if self.teacher else None,
+            "teacher_note": self.teacher_note, "default_classes": self.default_classes, "max_classes": self.max_classes,
+            "torch_loaded": "torch" in sys.modules,  # the page runs on exported artifacts only
+            "examples": [{"name": e.name, "caption": e.caption, "label": e.label, "url": f"/api/examples/{e.name}"}
+                         for e in self.examples.values()],
+        }
+
+    def classify(self, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise PageError("the request must be a JSON object with 'image' and 'classes'; reload the page")
+        fixed = self.student.mode == "fused"
+        if fixed:
+            names, duplicates = list(self.student.fused_classes or []), []
+        else:
+            names, duplicates = parse_class_names(payload.get("classes", ""), self.max_classes)
+        image = decode_image(payload.get("image"))
+        result: dict[str, Any] = {"classes": names, "duplicates_ignored": duplicates, "fixed_classes": fixed,
+                                  "image": {"width": image.width, "height": image.height},
+                                  "student": self.student.classify(image, names)}
+        if self.teacher is not None:
+            result["teacher"] = self.teacher.classify(image, names)
+        return result
+
+
+def build_app(demo: ZeroShotDemo, *, max_upload_mb: float = 16.0) -> DemoApp:
+    # base64 makes an upload 4/3 larger; the limit is on the file the user picked.
+    app = DemoApp("edgeclip zero-shot demo", "zero_shot.html", max_body=int(max_upload_mb * 1e6 * 4 / 3) + 4096,
+                  body_expansion=4 / 3)
+
+    @app.route("GET", "/api/info")
+    def info(request: Request) -> Response:
+        return Response.json(demo.info())
+
+    @app.route("GET", "/api/examples/")
+    def example(request: Request) -> Response:
+        name = request.path[len("/api/examples/"):]
+        found = demo.examples.get(name)
+        if found is None:
+            return Response.error(f"no example named {name!r}", 404)
+        return Response(200, found.data, found.content_type, ranged=True)
+
+    @app.route("POST", "/api/classify")
+    def classify(request: Request) -> Response:
+        return Response.json(demo.classify(request.json()))
+
+    return app
+
+
+def teacher_for(run_dir: Path, backend: str, *, threads: int, prepare: bool) -> tuple[ZeroShotModel | None, str]:
+    """The teacher's exported towers (exported once in a child process with torch when `prepare`), or a note why not."""
+    import importlib.util
+    import subprocess
+
+    from edgeclip.demo.teacher_towers import has_teacher_towers, teacher_record_path, teacher_towers_dir
+    from edgeclip.demo.zero_shot import find_zero_shot_model
+    from edgeclip.errors import UserError
+
+    if not teacher_record_path(run_dir).is_file():
+        return None, f"no teacher recorded in {run_dir} (teacher/clip_teacher.json); the student is shown alone"
+    if not has_teacher_towers(run_dir, backend) and prepare:
+        if importlib.util.find_spec("torch") is None:
+            return None, ("the teacher's towers are not exported and torch is not installed here; run "
+                          f"`edgeclip demo zero-shot --model {run_dir}` once where torch is, then copy the run")
+        print(f"exporting the teacher's image and text towers to {teacher_towers_dir(run_dir)} (once; torch runs in a "
+              "child process, the page itself does not import it)", file=sys.stderr, flush=True)
+        done = subprocess.run([sys.executable, "-m", "edgeclip.demo.teacher_towers", str(run_dir), "--backend", backend],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+            return None, f"exporting the teacher's towers failed: {lines[-1][:300]}"
+    if not has_teacher_towers(run_dir, backend):
+        return None, (f"the teacher's towers are not exported for {backend}; start the demo without --teacher none "
+                      "where torch is installed to export them")
+    try:
+        return find_zero_shot_model(teacher_towers_dir(run_dir), backend=backend, precision="fp32", role="teacher",
+                                    threads=threads), ""
+    except UserError as exc:
+        return None, f"the teacher's exported towers cannot be opened: {exc}"
+
+
+def make_demo(model_dir: str | Path, *, backend: str | None = None, precision: str | None = None, teacher: str = "auto",
+              threads: int = 0, max_classes: int = DEFAULT_MAX_CLASSES, examples_data: Path | None = None) -> ZeroShotDemo:
+    """Open the student (and teacher) artifacts of `model_dir`; every bad input is a one-line UserError."""
+    from edgeclip.demo.examples import default_shared_data
+    from edgeclip.demo.zero_shot import find_zero_shot_model
+    from edgeclip.errors import UserError
+
+    if max_classes < 2:
+        raise UserError(f"--max-classes {max_classes} is too small; zero-shot needs at least 2 classes")
+    run_dir = Path(model_dir)
+    student = find_zero_shot_model(run_dir, backend=backend, precision=precision, role="student", threads=threads)
+    owner = run_dir.parent if run_dir.name == "artifacts" else run_dir
+    if teacher == "none":
+        chosen, note = None, "teacher not shown (--teacher none)"
+    elif teacher == "auto":
+        chosen, note = teacher_for(owner, student.backend, threads=threads, prepare=True)
+    else:
+        chosen, note = find_zero_shot_model(teacher, backend=student.backend, role="teacher", threads=threads), ""
+    defaults = student.fused_classes or _default_classes(owner)
+    return ZeroShotDemo(student, chosen, note, defaults, max_classes,
+                        load_examples(examples_data if examples_data is not None else default_shared_data()), str(run_dir))
+
+
+def _default_classes(run_dir: Path) -> list[str]:
+    """The classes the run was evaluated on (a fused artifact's names), else the digits."""
+    import json
+
+    for manifest in sorted((run_dir / "artifacts").glob("*-zeroshot/manifest.json")):
+        names = json.loads(manifest.read_text()).get("class_names")
+        if names:
+            return list(names)
+    return ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
