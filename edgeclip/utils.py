@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,6 +23,23 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` intra-op torch threads (0 = leave as is), then restore the previous count.
+
+    Float reductions split differently across threads, so a training that must repeat bit for bit
+    (a cached teacher, a benchmark) fixes its thread count rather than inheriting the caller's."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if count > 0:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def stable_hash(*parts: Any, length: int = 16) -> str:

@@ -29,7 +29,7 @@ from edgeclip.io_utils import write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.templates import DIGITS_TEMPLATES
-from edgeclip.utils import seed_everything
+from edgeclip.utils import seed_everything, torch_threads
 
 DIGIT_NUMERALS = [str(i) for i in range(10)]
 
@@ -52,6 +52,7 @@ class ProxyTrainConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 50
     seed: int = 0
+    threads: int = 2  # fixed: the cached teacher is the same bit for bit whoever trains it (CLI, tests, benchmarks)
 
 
 def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
@@ -88,10 +89,14 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
                         name: str = "proxy-digits", model_config: dict | None = None) -> tuple[ClipTeacher, dict]:
     """Train a digits proxy CLIP (default: `proxy-digits`); returns the teacher and its measured
     zero-shot accuracy. `name`/`model_config` train another size on the same pool and recipe."""
+    config = config or ProxyTrainConfig()
+    with torch_threads(config.threads):
+        return _train_proxy_teacher(config, progress, name, model_config or PROXY_DIGITS_CONFIG)
+
+
+def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, model_config: dict) -> tuple[ClipTeacher, dict]:
     from edgeclip.data import check_disjoint, open_image_dataset
 
-    config = config or ProxyTrainConfig()
-    model_config = model_config or PROXY_DIGITS_CONFIG
     seed_everything(config.seed)
     # The proxy's own pool: students train on digits "train" and everyone is tested on "test".
     train = open_image_dataset("digits", split="pretrain")

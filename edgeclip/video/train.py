@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, read_json, safe_torch_load, write_json
-from edgeclip.utils import seed_everything, stable_hash
+from edgeclip.utils import seed_everything, stable_hash, torch_threads
 from edgeclip.video.dataset import WindowDataset, stream_probabilities
 from edgeclip.video.heads import TEMPORAL_HEADS, create_head
 from edgeclip.video.metrics import alert_metrics, window_metrics
@@ -87,16 +87,10 @@ def class_weights(labels: np.ndarray) -> torch.Tensor:
     return torch.tensor(len(labels) / (2.0 * np.maximum(counts, 1.0)), dtype=torch.float32)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
+def one_thread() -> contextlib.AbstractContextManager[None]:
     """Heads are tiny: a second intra-op thread only adds synchronisation (measured on 2 busy cores:
     31 ms per EVL micro-batch with 1 thread, 690 ms with 2)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return torch_threads(1)
 
 
 def train_head(x: np.ndarray, y: np.ndarray, config: HeadTrainConfig, *, encoder: Any = None,
