@@ -275,7 +275,7 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         + _load_note(meta["runs_made_by"].get("load_average") if meta.get("runs_made_by") else meta.get("load_average")),
         "",
         f"Teacher: proxy digits CLIP (trained here on the 719 `pretrain` digits; {pct(meta['proxy_teacher'].get('zero_shot_accuracy_test'))}% "
-        "zero-shot when it was trained). Input to every data-free student: the ten class names. "
+        f"zero-shot when it was trained; weights `{meta['proxy_teacher'].get('identity', '?')}`). Input to every data-free student: the ten class names. "
         f"Recipe `digits-datafree` with {meta['settings']['per_class']} synthetic images per class, {meta['settings']['steps']} Adam steps "
         f"each, student {STUDENT} ({meta['student_params'] / 1e6:.2f}M params) for {meta['settings']['epochs']} epochs; "
         "test: the 359 real held-out digits (never used for training), clean and under synthetic shifts of them "
@@ -386,11 +386,19 @@ def main() -> int:
 
     from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
 
-    load_proxy_teacher(progress=True)  # train/cache once before the workers start
+    # Train/cache once before the workers start. Its weights identity goes into the result: two
+    # trainings of the same recipe can differ in the last float bits, and so do their students.
+    teacher_identity = load_proxy_teacher(progress=True).identity
     tasks = build_tasks(args)
     out = Path(args.out)
     reuse = args.reuse or args.reevaluate
     previous = json.loads(out.with_suffix(".json").read_text()) if reuse and out.with_suffix(".json").is_file() else {}
+    made_with = (previous.get("proxy_teacher") or {}).get("identity")
+    if args.reevaluate and made_with and made_with != teacher_identity:
+        # The teacher's shift columns would come from other weights than its students learned from.
+        print(f"error: the runs were made with teacher {made_with}, this cache holds {teacher_identity}; "
+              "point EDGECLIP_CACHE at the cache they were made with", file=sys.stderr)
+        return 2
     # Longest tasks first so the workers finish together.
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
@@ -414,7 +422,7 @@ def main() -> int:
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in results.values()),
             "run_cpu_seconds_total": sum(r.get("cpu_seconds") or 0.0 for r in results.values()),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
-            "proxy_teacher": proxy_info(), "student_params": results["contrastive"]["student"]["params"],
+            "proxy_teacher": {**proxy_info(), "identity": teacher_identity}, "student_params": results["contrastive"]["student"]["params"],
             "settings": {"per_class": args.per_class, "steps": args.steps, "epochs": args.epochs, "fewshot_seeds": args.fewshot_seeds},
             "load_average": [load_start, os.getloadavg()[0]],
             "shifts": {"version": SHIFTS_VERSION, "names": SHIFTS,

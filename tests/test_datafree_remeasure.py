@@ -71,7 +71,7 @@ def test_remeasure_gives_the_runs_own_clean_and_shift_figures_and_new_shifts(tin
     recipe = load_recipe("digits-datafree", _overrides(teacher, "[inversion, blur]"))
     measured = remeasure_run(out, recipe, ["inversion", "blur"])
     assert measured["shifts_version"] == SHIFTS_VERSION
-    assert measured["clean"] == {k: stored[k] for k in ("teacher_accuracy", "student_accuracy", "scratch_accuracy")}
+    assert measured["clean"] == {k: stored[k] for k in ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "agreement")}
     # The shift the run measured itself comes out exactly the same (same models, same shift module).
     assert measured["shifts"]["inversion"] == stored["shifts"]["inversion"]
     assert set(measured["shifts"]) == {"inversion", "blur"} and "scratch_accuracy" in measured["shifts"]["blur"]

@@ -19,7 +19,7 @@ from typing import Any
 from edgeclip.config import Recipe
 from edgeclip.errors import UserError
 
-CLEAN_KEYS = ("teacher_accuracy", "student_accuracy", "scratch_accuracy")
+CLEAN_KEYS = ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "agreement")
 
 
 def remeasure_run(run_dir: str | Path, recipe: Recipe, shifts: list[str]) -> dict[str, Any]:
