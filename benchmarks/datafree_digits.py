@@ -268,7 +268,7 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{m.get('versions', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
         f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min, "
         f"CPU time {meta['run_cpu_seconds_total'] / 60:.1f} min (≈ {meta['run_cpu_seconds_total'] / 120:.0f} min of wall time on 2 idle cores)."
-        + (f" This invocation reused finished runs (--reuse), so its wall time is not the runs': {', '.join(meta['reused_runs'])}."
+        + (f" This invocation reused finished runs (--reuse/--reevaluate), so its wall time is not the runs': {', '.join(meta['reused_runs'])}."
            if meta["reused_runs"] else "")
         + (f" The runs were made by `{meta['runs_made_by']['command']}` ({meta['runs_made_by']['created']}, wall time "
            f"{meta['runs_made_by']['seconds'] / 60:.1f} min)." if meta.get("runs_made_by") else "")
