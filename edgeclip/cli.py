@@ -14,13 +14,14 @@ from edgeclip import __version__
 from edgeclip.errors import UserError
 
 # Order is the order of `edgeclip --help`.
-SUBCOMMANDS = ["build", "distill", "eval", "export", "bench", "list", "video", "demo"]
+SUBCOMMANDS = ["build", "distill", "eval", "export", "compress", "bench", "list", "video", "demo"]
 
 EPILOG = """examples:
   edgeclip list students
   edgeclip build --recipe quickstart --target cpu
   edgeclip distill --recipe digits-kd --student resnet18_w8 --shots 10
   edgeclip export --model runs/<id>/student --backend onnx --precision int8
+  edgeclip compress prune --model runs/<id>/student --ratio 0.5 --recover-epochs 10
   edgeclip bench --artifact runs/<id>/artifacts/onnx-int8 --target cpu
 """
 

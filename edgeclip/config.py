@@ -152,6 +152,45 @@ class ExportConfig:
 
 
 @dataclass
+class PruneConfig:
+    """Structured pruning of the distilled student, then KD recovery (`ratio: 0` = off).
+
+    `ratio`: fraction of channels (CNN) / MLP hidden units (ViT) removed; `head_ratio`: fraction of
+    attention heads removed (null = same as ratio). `teacher`: "" = the run's teacher, "self" = the
+    unpruned student as the KD teacher. See `edgeclip compress prune --help`.
+    """
+
+    ratio: float = 0.0
+    head_ratio: float | None = None
+    recover_epochs: int = 10
+    recover_lr: float = 0.05
+    importance: str = "l2"  # l2 | l1 | random
+    round_to: int = 1
+    ignore: list[str] = field(default_factory=list)
+    teacher: str = ""
+
+
+@dataclass
+class Int8Config:
+    """How int8 artifacts are made (compress/int8.py). mode: auto (CPU-aware, calibration choice,
+    sensitivity-driven mixed precision, speed check) | classic (the original fixed methods)."""
+
+    mode: str = "auto"
+    calibration_method: str = "minmax"  # minmax | entropy | percentile
+    percentile: float = 99.999
+    weights: str = "auto"  # onnxruntime static int8 weights: auto (by CPU VNNI) | int8 | uint8
+    ignored_scope: list[str] = field(default_factory=list)
+    mixed: bool = True
+    target_agreement: float = 0.995
+    max_float_fraction: float = 0.25
+    validation_count: int = 256  # train images (not calibration, not test) for the sensitivity search
+    smoothquant_alpha: float | None = None
+    qat_epochs: int = 0  # > 0: also build a QAT + KD int8 candidate
+    qat_lr: float = 0.01
+    qat_self_weight: float = 0.5
+
+
+@dataclass
 class BenchConfig:
     warmup: int = 10
     iterations: int = 100
@@ -210,6 +249,8 @@ class Recipe:
     datafree: DataFreeConfig = field(default_factory=DataFreeConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    int8: Int8Config = field(default_factory=Int8Config)
     video: VideoConfig = field(default_factory=VideoConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,3 +81,5 @@ def test_build_rows_per_tower_and_fused_classifier(teacher_file, tmp_path, capsy
     assert image["params"] != text["params"] and image["flops"] > 0 and text["flops"] > 0  # each tower's own size
     assert code in (0, 1)  # 1 only when a cpu budget failed on this busy machine
     assert (out / "artifacts" / "onnx-fp32-text" / "tokenizer.json").is_file()
+    text_parity = json.loads((out / "artifacts" / "onnx-fp32-text" / "manifest.json").read_text())["parity"]
+    assert text_parity.get("passed") is True, text_parity  # ran on real prompt tokens (RealInputs.tokens), not skipped

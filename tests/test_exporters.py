@@ -388,3 +388,20 @@ def test_towers_accept_the_clip_teacher_wrapper(clip, images, tmp_path):
     artifact = export_model(towers.ImageTower(teacher), spec, "onnx", "fp32", tmp_path / "t", parity_inputs=images)
     assert artifact.parity["passed"] is True
     np.testing.assert_allclose(load_runtime(artifact.path).run(images), _torch(towers.ImageTower(clip), images), atol=1e-4)
+
+
+def test_coreml_fp16_keeps_normalization_and_softmax_in_fp32(clip):
+    """The Apple fp16 artifact: matmuls in fp16, LayerNorm / softmax in fp32 (fp16 overflow of x²)."""
+    pytest.importorskip("coremltools")
+    from coremltools.converters.mil.mil import types
+
+    from edgeclip.exporters.coreml_export import convert
+
+    spec = towers.image_tower_spec(clip, "tiny-clip-image")
+    program = convert(towers.ImageTower(clip), spec, "fp16")._mil_program
+    dtypes: dict[str, set] = {}
+    for op in program.functions["main"].operations:
+        if op.outputs:
+            dtypes.setdefault(op.op_type, set()).add(op.outputs[0].dtype)
+    assert dtypes["layer_norm"] == {types.fp32} and dtypes["softmax"] == {types.fp32}
+    assert types.fp16 in dtypes["linear"]  # the bulk of the compute did go to fp16

@@ -1,7 +1,9 @@
 """The report's verdict: which artifact to ship on the target, what it saves, and every failed check.
 
-Candidates are deployable student rows. One is recommended when its status is ok, its parity held,
-and every budget of the target was measured on the target and held for it; among those the
+Candidates are deployable student rows — the student and its compressed variants (pruned, QAT;
+compress/build_variants.py). One is recommended when its status is ok, its parity held, every
+budget of the target was measured on the target and held for it, and, for int8, it keeps the fp32
+decisions (≥ 99% top-1 agreement) and is faster than fp32 in its backend; among those the
 fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
 explains the choice (a faster artifact that failed parity, a budget it broke, ...).
 """
@@ -45,11 +47,13 @@ def _budget_problems(report: Report, label: str) -> list[str]:
 def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     """The verdict block of report.json (see the module doc). `next_step` says how to finish
     unverified checks (e.g. the --remote command for a device this machine is not)."""
+    from edgeclip.compress.build_variants import int8_problems
     from edgeclip.targets import EMBEDDING_KINDS
 
     students = [r for r in report.rows if r.role == "student"]
     # What one ships is a model that answers: towers are parts of a fused classifier's pipeline.
     candidates = [r for r in students if r.kind not in EMBEDDING_KINDS] or students
+    int8_lost = int8_problems(report.rows)
     passing: list[ReportRow] = []
     why: dict[str, str] = {}
     for row in candidates:
@@ -58,6 +62,8 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
             why[label] = row.status
             continue
         problems = _budget_problems(report, label) if report.target is not None else []
+        if id(row) in int8_lost:
+            problems.append(int8_lost[id(row)])
         if problems:
             why[label] = "; ".join(problems)
         elif _p50(row) is None:

@@ -128,7 +128,7 @@ def real_inputs(plan: BuildPlan, distilled: DistilledDualEncoder) -> DualRealInp
     eval_path = plan.run_dir / "eval_data.npz"
     np.savez(eval_path, images=sample_images(test, preprocess, 0), labels=np.asarray(test.labels),
              teacher_logits=distilled.teacher.logits(test).numpy())
-    return DualRealInputs(calibration, parity, eval_path, tokens.astype(np.int64))
+    return DualRealInputs(calibration, parity, eval_path, tokens=tokens.astype(np.int64))
 
 
 def export_all(plan: BuildPlan, deployables: list[Deployable], inputs: DualRealInputs) -> tuple[list[Path], list[ReportRow]]:

@@ -68,6 +68,7 @@ class RealInputs:
     calibration: np.ndarray  # train images for int8 calibration
     parity: np.ndarray  # test images compared against PyTorch at export
     eval_path: Path  # test images, labels and teacher logits for accuracy/agreement
+    validation: np.ndarray | None = None  # train images, not calibration: the int8 sensitivity search (compress/int8.py)
 
 
 def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
@@ -85,16 +86,22 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     eval_path = plan.run_dir / "eval_data.npz"
     np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0),
              labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep])
-    return RealInputs(calibration, parity, eval_path)
+    from edgeclip.compress.build_variants import validation_images
+
+    return RealInputs(calibration, parity, eval_path, validation_images(recipe, data.train, preprocess))
 
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
+    from edgeclip.compress.build_variants import int8_options, options_for
     from edgeclip.exporters import export_model
 
+    int8 = int8_options(plan.recipe, inputs.validation)
     artifacts, failed = [], []
     for deployable in deployables:
         for backend, precision in plan.exports:
+            if deployable.precisions is not None and precision not in deployable.precisions:
+                continue
             name = f"{backend}-{precision}{deployable.suffix}"
             log(f"exporting {deployable.spec.name} {name}")
             text = deployable.spec.is_text
@@ -103,7 +110,8 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                                         plan.run_dir / "artifacts" / name,
                                         calibration=None if text else inputs.calibration,
                                         parity_inputs=None if text else inputs.parity,
-                                        source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset)
+                                        source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
+                                        int8=None if text else options_for(int8, deployable))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

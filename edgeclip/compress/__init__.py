@@ -1,7 +1,7 @@
-"""edgeclip.compress: post-training quantization of exported students (`quantize`).
+"""edgeclip.compress: int8 (classic methods, auto mode with sensitivity-driven mixed precision, QAT),
+structured pruning with KD recovery, SmoothQuant, and the build's compressed candidates.
 
-`quantize.py` holds the int8 recipes the exporters use (DESIGN §5, measured here):
-static QDQ with calibration on real images for CNNs (dynamic int8 makes CNNs 4–10× slower in
-onnxruntime), dynamic int8 on MatMul/Gemm for transformers, static int8 of a text encoder only on
-MatMul/Gemm, NNCF post-training quantization for OpenVINO.
+Modules: quantize (classic int8 methods), int8 (Int8Options, auto mode), cpu (VNNI → weight type),
+sensitivity (ranking + search), ort_int8 / ov_int8 (revertible quantized models), qat, smoothquant,
+prune, workflow (checkpoint → compressed checkpoint), build_variants (build candidates, verdict rules).
 """

@@ -30,6 +30,10 @@ METHODS = {
     "nncf_ptq": "NNCF post-training quantization (OpenVINO), calibrated",
     "nncf_ptq_transformer": "NNCF post-training quantization, transformer model type, calibrated",
     "nncf_weight_int8": "NNCF int8 weight compression (no calibration; activations stay float)",
+    # mode "auto" (compress/int8.py): this CPU's weight type, chosen calibration, sensitivity search
+    "ort_static_qdq_auto": "onnxruntime static QDQ int8, per-channel weights for this CPU (U8S8 with VNNI, U8U8 without), chosen calibration",
+    "ort_static_qdq_mixed": "onnxruntime static QDQ int8 with the most sensitive layers in float (per-layer sensitivity search)",
+    "nncf_ptq_mixed": "NNCF post-training quantization with the most sensitive layers in its ignored_scope (sensitivity search)",
 }
 
 

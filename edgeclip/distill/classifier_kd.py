@@ -89,6 +89,31 @@ def evaluate_logits(teacher_logits: torch.Tensor, student_logits: torch.Tensor, 
     }
 
 
+def scratch_baseline(recipe: Recipe, class_names: list[str], train_set: Any, test_set: Any, labels: list[int],
+                     batch_augment: Any, *, checkpoint_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
+    """The same student from the same seed trained with cross-entropy only, under the same schedule."""
+    seed_everything(recipe.seed)
+    model, _, student_name, _ = build_student(recipe, class_names)
+    history = train_classifier(model, train_set, criterion=cross_entropy_criterion(), config=recipe.distill, seed=recipe.seed,
+                               checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+                               desc=f"scratch {student_name}", batch_transform=batch_augment)
+    return {"accuracy": top1_accuracy(predict_logits(model, test_set), labels), "training": history_summary(history)}
+
+
+def save_student(student_dir: Path, model: nn.Module, spec: ModelSpec, recipe: Recipe, student_name: str,
+                 build_kwargs: dict[str, Any], *, teacher_name: str, metrics: dict[str, Any], shots: Any) -> Path:
+    """The student checkpoint directory, written atomically; `edgeclip export` calibrates and checks
+    parity on the data recorded in its spec."""
+    from edgeclip.students.checkpoint import save_checkpoint
+
+    spec.extra["data"] = recipe.data.train
+    with atomic_dir(student_dir) as tmp:
+        save_checkpoint(tmp, model, spec, student_name=student_name, build_kwargs=build_kwargs,
+                        extra={"teacher": teacher_name, "recipe": recipe.name, "test_accuracy": metrics["student_accuracy"],
+                               "retention": metrics["retention"], "shots": shots})
+    return student_dir
+
+
 def distill_classifier(
     recipe: Recipe,
     *,
@@ -146,32 +171,19 @@ def distill_classifier(
         metrics["teacher_zero_shot_accuracy"] = top1_accuracy(
             ZeroShotClipTeacher(zero_shot, data.class_names, recipe.data.templates, "").logits(data.test), labels)
 
-    scratch: dict[str, Any] | None = None
+    scratch = None
     if cfg.scratch_baseline:
-        seed_everything(recipe.seed)
-        scratch_model, _, _, _ = build_student(recipe, data.class_names)
-        scratch_history = train_classifier(scratch_model, train_set, criterion=cross_entropy_criterion(), config=cfg, seed=recipe.seed,
-                                           checkpoint_dir=ckpt_root / "scratch", resume=resume, progress=progress,
-                                           desc=f"scratch {student_name}", batch_transform=batch_augment)
-        scratch_logits = predict_logits(scratch_model, test_set)
-        scratch_acc = top1_accuracy(scratch_logits, labels)
-        metrics["scratch_accuracy"] = scratch_acc
-        metrics["scratch_retention"] = retention(scratch_acc, metrics["teacher_accuracy"])
-        metrics["kd_gain"] = metrics["student_accuracy"] - scratch_acc
-        scratch = {"accuracy": scratch_acc, "training": history_summary(scratch_history)}
+        scratch = scratch_baseline(recipe, data.class_names, train_set, test_set, labels, batch_augment,
+                                   checkpoint_dir=ckpt_root / "scratch", resume=resume, progress=progress)
+        metrics["scratch_accuracy"] = scratch["accuracy"]
+        metrics["scratch_retention"] = retention(scratch["accuracy"], metrics["teacher_accuracy"])
+        metrics["kd_gain"] = metrics["student_accuracy"] - scratch["accuracy"]
 
     # 4. Outputs: teacher and student directories atomically, result.json last.
     prepared.save(run_dir / "teacher")
     student_params = count_params(model)
-    student_dir = run_dir / "student"
-    # `edgeclip export` calibrates and checks parity on the data recorded here.
-    spec.extra["data"] = recipe.data.train
-    with atomic_dir(student_dir) as tmp:
-        from edgeclip.students.checkpoint import save_checkpoint
-
-        save_checkpoint(tmp, model, spec, student_name=student_name, build_kwargs=build_kwargs,
-                        extra={"teacher": prepared.name, "recipe": recipe.name, "test_accuracy": metrics["student_accuracy"],
-                               "retention": metrics["retention"], "shots": data.shots})
+    student_dir = save_student(run_dir / "student", model, spec, recipe, student_name, build_kwargs,
+                               teacher_name=prepared.name, metrics=metrics, shots=data.shots)
     teacher_params = prepared.num_params
     result = {
         "schema": "edgeclip.distill.result/1",

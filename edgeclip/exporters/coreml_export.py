@@ -20,6 +20,16 @@ from edgeclip.students.spec import ModelSpec
 
 MODEL_FILE = "model.mlpackage"
 MAX_BATCH = 64
+# MIL ops kept in fp32 inside an fp16 mlprogram, for the reason of onnx_export.FP16_KEEP_FP32_OPS:
+# normalizations, softmax and reductions sum squares or exponentials and overflow fp16 (65504).
+FP16_KEEP_FP32_MIL_OPS = ("layer_norm", "softmax", "batch_norm", "instance_norm", "reduce_mean", "reduce_sum",
+                          "reduce_sum_square", "reduce_l2_norm", "reduce_log_sum_exp", "reduce_max", "reduce_min",
+                          "pow", "sqrt", "rsqrt", "inverse")
+
+
+def fp16_op_selector(op) -> bool:  # noqa: ANN001 - a coremltools MIL Operation
+    """True where an op may run in fp16 (coremltools' FP16ComputePrecision op_selector)."""
+    return op.op_type not in FP16_KEEP_FP32_MIL_OPS
 
 
 def convert(model: nn.Module, spec: ModelSpec, precision: str):  # -> coremltools.models.MLModel
@@ -43,7 +53,8 @@ def convert(model: nn.Module, spec: ModelSpec, precision: str):  # -> coremltool
             inputs=[ct.TensorType(name=spec.input_names[0], shape=shape, dtype=dtype)],
             outputs=[ct.TensorType(name=spec.output_names[0])],
             convert_to="mlprogram",
-            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+            compute_precision=(ct.transform.FP16ComputePrecision(op_selector=fp16_op_selector) if precision == "fp16"
+                               else ct.precision.FLOAT32),
             minimum_deployment_target=ct.target.iOS16,
         )
 
@@ -60,5 +71,5 @@ def export(
         exporter="coremltools.convert(torch.export) mlprogram, iOS16+/macOS13+",
         parity_mode="runtime" if on_mac else "skipped:CoreML prediction needs macOS",
         next_step="" if on_mac else "verify on a Mac: see export/coreml/README.md",
-        extra={"max_batch": MAX_BATCH},
+        extra={"max_batch": MAX_BATCH, **({"fp16": {"kept_fp32_ops": list(FP16_KEEP_FP32_MIL_OPS)}} if precision == "fp16" else {})},
     )

@@ -156,12 +156,15 @@ def export_model(
     parity_inputs: np.ndarray | None = None,
     source_checkpoint: str | None = None,
     opset: int = 18,
+    int8: Any = None,
 ) -> Artifact:
     """Export `model` to `out_dir` (conventionally `.../artifacts/<backend>-<precision>/`).
 
     `calibration`: real preprocessed inputs for static int8 (required where the chosen method is
     static). `parity_inputs`: real preprocessed inputs to compare against PyTorch; None → parity
     "not_run". Returns the Artifact; check `artifact.ok` (False when parity failed).
+    `int8` (compress.int8.Int8Options): how int8 is made (mode auto: CPU-aware weights, calibration
+    choice, mixed precision from validation images, speed check); None keeps the classic methods.
     """
     info = get_backend(backend)  # unknown backend → UserError listing known ones
     info.check_precision(precision)
@@ -173,7 +176,14 @@ def export_model(
     model = model.eval()
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as work_dir:
-        result: ExportResult = exporter(model, spec, precision, work_dir, calibration=calibration, opset=opset)
+        extra_args = {"int8": int8} if int8 is not None and precision == "int8" else {}
+        exported = model
+        if extra_args and int8.smoothquant_alpha is not None and calibration is not None:
+            from edgeclip.compress.smoothquant import smooth_quant_if_transformer
+
+            # The smoothed copy is exported; parity still compares against the model as given.
+            exported, int8.smoothing = smooth_quant_if_transformer(model, calibration, int8.smoothquant_alpha)
+        result: ExportResult = exporter(exported, spec, precision, work_dir, calibration=calibration, opset=opset, **extra_args)
         manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
         manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)

@@ -82,22 +82,114 @@ def topological_sort(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def convert_to_fp16(src: Path, dst: Path) -> None:
-    """fp16 weights/compute with fp32 inputs/outputs, via the converter that ships inside onnxruntime."""
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+# Ops kept in fp32 inside an fp16 graph. Normalizations and reductions sum squares or exponentials:
+# x² of an activation of 256 already exceeds fp16's 65504, which is the known TensorRT fp16
+# LayerNorm overflow (and the same for a LayerNorm decomposed into ReduceMean/Pow/Sqrt). Softmax
+# and the reductions accumulate many terms. Everything else (MatMul, Conv, GELU, Add) runs in fp16.
+FP16_KEEP_FP32_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "ReduceSumSquare",
+                      "ReduceL2", "ReduceLogSumExp", "ReduceMax", "ReduceMin", "Pow", "Sqrt", "Reciprocal",
+                      "InstanceNormalization", "GroupNormalization", "BatchNormalization")
+
+
+def variance_chain_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes that carry a decomposed LayerNorm's variance: Pow(x, 2) → ReduceMean → Add(eps) → Sqrt.
+
+    The Add of epsilon is an ordinary Add, so an op-type block list leaves it in fp16 — and a
+    variance of 10^5 turns into inf right there. These nodes are kept in fp32 by name.
+    """
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    chain_ops = ("ReduceMean", "ReduceSum", "Add", "Mul", "Sqrt", "Reciprocal")
+    names: set[str] = set()
+    for start in (n for n in model.graph.node if n.op_type in ("Pow", "ReduceSumSquare")):
+        frontier = [start]
+        while frontier:
+            node = frontier.pop()
+            if node.name:
+                names.add(node.name)
+            if node.op_type in ("Sqrt", "Reciprocal"):
+                continue  # the standard deviation fits fp16 again
+            frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type in chain_ops and c.name not in names]
+    return sorted(names)
+
+
+def drop_fp16_round_trips(graph: onnx.GraphProto) -> int:
+    """Bypass Cast(fp32→fp16) → Cast(fp16→fp32) pairs; returns how many consumers now read the fp32 tensor.
+
+    onnxruntime's converter wraps *each* blocked node in casts, so two fp32 nodes in a row still
+    pass their tensor through fp16 between them — which is exactly where a variance of 10^5
+    becomes inf. Reading the fp32 tensor directly keeps the chain in fp32.
+    """
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def cast_to(node: onnx.NodeProto) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    replace: dict[str, str] = {}
+    for node in graph.node:
+        # Only the converter's own casts (it names them *_cast_to_fp16_node / *_cast_to_fp32_node):
+        # the model's Casts may convert integers (shape arithmetic) and must stay.
+        if cast_to(node) != onnx.TensorProto.FLOAT or not node.name.endswith("_cast_to_fp32_node"):
+            continue
+        down = producers.get(node.input[0])
+        if down is not None and cast_to(down) == onnx.TensorProto.FLOAT16 and down.name.endswith("_cast_to_fp16_node"):
+            source = producers.get(down.input[0])
+            if source is not None and source.op_type != "Cast":  # an fp32 node's own output
+                replace[node.output[0]] = down.input[0]
+    rewired = 0
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in replace:
+                node.input[i] = replace[name]
+                rewired += 1
+    outputs = {o.name for o in graph.output}
+    used = {name for node in graph.node for name in node.input} | outputs
+    for node in [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]:
+        graph.node.remove(node)
+    return rewired
+
+
+def convert_to_fp16(src: Path, dst: Path, keep_fp32_ops: tuple[str, ...] = FP16_KEEP_FP32_OPS) -> dict[str, Any]:
+    """fp16 weights/compute with fp32 inputs/outputs, via the converter that ships inside onnxruntime.
+
+    `keep_fp32_ops` run in fp32 (casts around them; see FP16_KEEP_FP32_OPS), and so do the nodes
+    of a decomposed LayerNorm's variance path (`variance_chain_nodes`) unless `keep_fp32_ops` is
+    empty. Returns what was kept, for the manifest.
+    """
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    model16 = convert_float_to_float16(model, keep_io_types=True)
+    chain = variance_chain_nodes(model) if keep_fp32_ops else []
+    present = sorted({node.op_type for node in model.graph.node} & set(keep_fp32_ops))
+    kept = sum(node.op_type in keep_fp32_ops or node.name in chain for node in model.graph.node)
+    model16 = convert_float_to_float16(model, keep_io_types=True, op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(keep_fp32_ops),
+                                       node_block_list=chain)
+    drop_fp16_round_trips(model16.graph)
     topological_sort(model16.graph)
     onnx.checker.check_model(model16)
     onnx.save(model16, str(dst))
+    counted = [n for n in model.graph.node if n.op_type not in ("Constant",)]
+    return {"kept_fp32_ops": present, "kept_fp32_nodes": kept, "variance_chain_nodes": chain, "fp16_nodes": len(counted) - kept,
+            "why": "normalizations, softmax and reductions overflow or lose precision in fp16 (TensorRT fp16 LayerNorm overflow)"}
 
 
 def quantize_int8(
-    fp32_path: Path, dst: Path, model: nn.Module, spec: ModelSpec, calibration: np.ndarray | None, backend: str = "onnx"
+    fp32_path: Path, dst: Path, model: nn.Module, spec: ModelSpec, calibration: np.ndarray | None, backend: str = "onnx",
+    options: Any = None,
 ) -> dict[str, Any]:
-    """int8 ONNX at `dst` with the method chosen for this model; returns the manifest's quantization record."""
+    """int8 ONNX at `dst` with the method chosen for this model; returns the manifest's quantization record.
+
+    `options` (compress.int8.Int8Options) with mode "auto" selects the sensitivity-driven path;
+    None or mode "classic" keeps the original method table below.
+    """
     transformer = is_transformer(model)
+    if options is not None and options.mode != "classic":
+        from edgeclip.compress.int8 import quantize_onnx_auto
+
+        record = quantize_onnx_auto(fp32_path, dst, spec, calibration, options, transformer=transformer, backend=backend)
+        return {"architecture": "transformer" if transformer else "cnn", **record}
     method = q.choose_int8_method(
         backend=backend, kind=spec.kind, transformer=transformer, has_calibration=calibration is not None
     )
@@ -129,10 +221,12 @@ def quantize_int8(
 
 
 def export(
-    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int
+    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int,
+    int8: Any = None,
 ) -> ExportResult:
     out_path = out_dir / MODEL_FILE
     hints: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     quantization = None
     if precision == "fp32":
         exporter = torch_to_onnx(model, spec, out_path, opset)
@@ -141,12 +235,12 @@ def export(
             fp32_path = Path(work) / MODEL_FILE
             exporter = torch_to_onnx(model, spec, fp32_path, opset)
             if precision == "fp16":
-                convert_to_fp16(fp32_path, out_path)
+                extra["fp16"] = convert_to_fp16(fp32_path, out_path)
                 # ORT's layout optimizations (level "all") crash on fp16 CPU graphs (ORT 1.32, measured).
                 hints["ort_graph_optimization"] = "extended"
             else:
-                quantization = quantize_int8(fp32_path, out_path, model, spec, calibration)
+                quantization = quantize_int8(fp32_path, out_path, model, spec, calibration, options=int8)
     return ExportResult(
         model_file=MODEL_FILE, exporter=f"torch.onnx ({exporter}), opset {opset}",
-        quantization=quantization, runtime_hints=hints,
+        quantization=quantization, runtime_hints=hints, extra=extra,
     )

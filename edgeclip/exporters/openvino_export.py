@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -22,7 +23,8 @@ MODEL_FILE = "model.xml"
 
 
 def export(
-    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int
+    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int,
+    int8: Any = None,
 ) -> ExportResult:
     import openvino as ov
 
@@ -31,7 +33,13 @@ def export(
         onnx_path = Path(work) / ONNX_FILE
         exporter = torch_to_onnx(model, spec, onnx_path, opset)
         ov_model = ov.convert_model(str(onnx_path))
-        if precision == "int8":
+        if precision == "int8" and int8 is not None and int8.mode != "classic":
+            from edgeclip.compress.int8 import quantize_openvino_auto
+
+            transformer = is_transformer(model)
+            ov_model, record = quantize_openvino_auto(ov_model, spec, calibration, int8, transformer=transformer)
+            quantization = {"architecture": "transformer" if transformer else "cnn", **record}
+        elif precision == "int8":
             transformer = is_transformer(model)
             method = q.choose_int8_method(
                 backend="openvino", kind=spec.kind, transformer=transformer, has_calibration=calibration is not None

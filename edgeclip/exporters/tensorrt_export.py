@@ -140,7 +140,8 @@ def simulated_runner(model: nn.Module, onnx_path: Path, precision: str) -> tuple
 
 
 def export(
-    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int
+    model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int,
+    int8: Any = None,
 ) -> ExportResult:
     onnx_path = out_dir / ONNX_FILE
     quantization: dict[str, Any] | None = None
@@ -151,7 +152,7 @@ def export(
         replaced = make_fp16_safe(graph)
         onnx.save(graph, str(fp32_path))
         if precision == "int8":
-            quantization = quantize_int8(fp32_path, onnx_path, model, spec, calibration, backend="tensorrt")
+            quantization = quantize_int8(fp32_path, onnx_path, model, spec, calibration, backend="tensorrt", options=int8)
         else:
             # fp16 is applied by the TensorRT builder (--fp16); the ONNX stays fp32 and fp16-safe.
             shutil.copyfile(fp32_path, onnx_path)

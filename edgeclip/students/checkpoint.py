@@ -1,7 +1,9 @@
 """Student checkpoints: `model.pt` (weights + how to rebuild the architecture) and `spec.json`.
 
 `model.pt` is a plain dict of tensors, strings, numbers, lists and dicts, so it loads with
-`torch.load(weights_only=True)` — no pickled code runs when a checkpoint is opened.
+`torch.load(weights_only=True)` — no pickled code runs when a checkpoint is opened. A pruned
+student also carries `structure` (students/structure.py): the layer sizes that differ from the
+registered architecture, as data, replayed on the freshly built model before its weights load.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from edgeclip.students.spec import ModelSpec
 MODEL_FILE = "model.pt"
 SPEC_FILE = "spec.json"
 FORMAT = "edgeclip-student"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional "structure" (pruned layer sizes); files without it are still written as 1
 
 
 def save_checkpoint(
@@ -31,19 +33,21 @@ def save_checkpoint(
     student_name: str,
     build_kwargs: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    structure: dict[str, Any] | None = None,
 ) -> Path:
     """Write `directory/model.pt` and `directory/spec.json` atomically; returns the model.pt path.
 
     `build_kwargs` are the `create_student` options that rebuild the architecture (class names,
     image size, config overrides); by default those `create_student` recorded in
     `spec.extra["build_kwargs"]`. `extra` (e.g. epoch, metrics, teacher name) must be JSON-like.
+    `structure` (from `students.structure.describe_structure`) records a pruned architecture.
     """
     from edgeclip.students.registry import STUDENTS
 
     STUDENTS.get(student_name)  # fail now, not when someone tries to load it
     if build_kwargs is None:
         build_kwargs = dict(spec.extra.get("build_kwargs", {}))
-    for label, value in (("build_kwargs", build_kwargs), ("extra", extra or {})):
+    for label, value in (("build_kwargs", build_kwargs), ("extra", extra or {}), ("structure", structure or {})):
         try:
             json.dumps(value)
         except TypeError as err:
@@ -52,10 +56,12 @@ def save_checkpoint(
     directory.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        # Readers older than the structure field must refuse a pruned checkpoint, not mis-load it.
+        "format_version": FORMAT_VERSION if structure else 1,
         "student_name": student_name,
         "build_kwargs": build_kwargs,
         "extra": extra or {},
+        **({"structure": structure} if structure else {}),
         # Clone so tensors that share storage (tied weights, views) are saved independently.
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
@@ -98,6 +104,13 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict[str, A
 
     name = payload["student_name"]
     model, _ = create_student(name, **payload.get("build_kwargs", {}))
+    structure = payload.get("structure")
+    if structure:
+        from edgeclip.students.structure import apply_structure
+
+        if not isinstance(structure, dict):
+            raise UserError(f"{model_path} has a malformed 'structure' entry; re-save the checkpoint with save_checkpoint")
+        apply_structure(model, structure, payload["state_dict"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
@@ -109,5 +122,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict[str, A
             "the checkpoint's student name or build options are wrong — re-save it with the options it was trained with"
         ) from None
     model.eval()
-    info = {"student_name": name, "build_kwargs": payload.get("build_kwargs", {}), "extra": payload.get("extra", {})}
+    info = {"student_name": name, "build_kwargs": payload.get("build_kwargs", {}), "extra": payload.get("extra", {}),
+            "structure": structure or None}
     return model, spec, info

@@ -99,3 +99,4 @@ class Deployable:
     spec: ModelSpec
     checkpoint: Path
     suffix: str = ""
+    precisions: tuple[str, ...] | None = None  # only these of the plan's precisions (None = all); a QAT copy is int8 only

@@ -1,0 +1,327 @@
+"""Compression on this CPU: fp32 / int8 PTQ / int8 mixed / int8 QAT / pruned 30-50-70% (+ int8), ORT and OpenVINO.
+
+Students (MobileNetV3-S/L, ResNet18 widths) are distilled with KD from the proxy teacher
+`proxy-digits` on digits `train` (719 images) and evaluated on the 359 held-out digits `test`
+images at 32×32 — digits are 8×8, so 32×32 keeps every pixel. Variants per student:
+- int8 PTQ: static QDQ / NNCF with this CPU's weight type, min-max calibration on 128 train images;
+- int8 mixed: the per-layer sensitivity search (target: 99% top-1 agreement with fp32 on 256 other
+  train images) — identical to PTQ when PTQ already meets the target on those images;
+- int8 QAT: 4-epoch QAT + KD fine-tune (teacher mixed with the fp32 student), then int8 mixed;
+- pruned 30/50/70%: torch-pruning (L2), 10 epochs of KD recovery from the teacher, fp32 and int8.
+Speed references at 224²: the OpenAI ViT-B/32 image tower and a DistillCLIP image tower
+(distillclip_vit_s32), both with random weights (no hub offline: speed, size and FLOPs only; the
+DistillCLIP tower's pruned rows are pruned random weights, no recovery). Every artifact of every
+model is timed round-robin in ONE interleaved run (batch 1, fixed threads).
+
+"Passes": a student variant passes when its top-1 agreement with the fp32 student is ≥ 99% on the
+test images; the ViT-B/32 tower passes with its export parity (cosine). The 25× target compares
+each model at its fastest passing variant, in the same backend.
+
+Usage:
+    python benchmarks/compression_cpu.py --work runs/bench-compression --out benchmarks/results/compression_cpu
+Steps whose outputs exist in --work are reused (delete a directory to redo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeclip.bench.environment import collect_environment
+from edgeclip.bench.flops import count_flops
+from edgeclip.bench.harness import benchmark_interleaved
+from edgeclip.compress.int8 import Int8Options
+from edgeclip.compress.prune import PruneSettings, prune_model
+from edgeclip.compress.qat import QatConfig
+from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+from edgeclip.data import open_image_dataset, preprocess_all
+from edgeclip.exporters import ImageTower, export_model, image_tower_spec
+from edgeclip.manifest import read_manifest
+from edgeclip.runtimes import load_runtime
+from edgeclip.students import create_student
+from edgeclip.students.checkpoint import load_checkpoint
+from edgeclip.utils import count_params
+
+BACKENDS = ("onnx", "openvino")
+STUDENTS = ("mobilenetv3_small", "mobilenetv3_large", "resnet18_w8", "resnet18_w4", "resnet18_w2")
+PRUNE_RATIOS = (0.3, 0.5, 0.7)
+AGREEMENT_BAR = 0.99
+RETENTION_BAR = 0.95
+REFERENCE = "ViT-B/32 image tower (OpenAI arch)"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compression_report import to_markdown  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[compression] {message}", file=sys.stderr, flush=True)
+
+
+def distill(student: str, work: Path, epochs: int) -> Path:
+    run = work / f"kd-{student}"
+    if not (run / "result.json").is_file():
+        from edgeclip.config import load_recipe
+        from edgeclip.distill.classifier_kd import distill_classifier
+
+        log(f"distilling {student} ({epochs} epochs)")
+        recipe = load_recipe("digits-kd", [f"student.name={student}", f"distill.epochs={epochs}",
+                                           f"distill.milestones=[{int(epochs * 0.6)},{int(epochs * 0.9)}]"])
+        distill_classifier(recipe, out_dir=run, progress=False)
+    return run
+
+
+def variants(run: Path, args: argparse.Namespace, compress: bool) -> dict[str, Path]:
+    """Checkpoint per variant: fp32 student, QAT-tuned, pruned 30/50/70 (made here if missing)."""
+    student = run / "student"
+    found = {"base": student}
+    if not compress:
+        return found
+    qat = run / "student-qat"
+    if not (qat / "model.pt").is_file():
+        log(f"QAT {run.name}")
+        qat_checkpoint(student, qat, QatConfig(epochs=args.qat_epochs), progress=False)
+    found["qat"] = qat
+    if args.prune_students is not None and run.name.removeprefix("kd-") not in args.prune_students:
+        return found
+    for ratio in PRUNE_RATIOS:
+        pruned = run / f"student-pruned{round(ratio * 100)}"
+        if not (pruned / "model.pt").is_file():
+            log(f"pruning {run.name} at {ratio}")
+            prune_checkpoint(student, pruned, PruneSettings(ratio=ratio), recover_epochs=args.recover_epochs, progress=False,
+                             resume=pruned.with_name(pruned.name + ".recovery").is_dir())
+        found[f"pruned{round(ratio * 100)}"] = pruned
+    return found
+
+
+_ARRAYS: dict[str, dict[str, np.ndarray]] = {}
+
+
+def digits_arrays(preprocess: Any) -> dict[str, np.ndarray]:
+    key = json.dumps(preprocess.to_dict(), sort_keys=True)
+    if key not in _ARRAYS:
+        _ARRAYS[key] = _digits_arrays(preprocess)
+    return _ARRAYS[key]
+
+
+def _digits_arrays(preprocess: Any) -> dict[str, np.ndarray]:
+    train = preprocess_all(open_image_dataset("digits", "train"), preprocess).numpy()
+    test_set = open_image_dataset("digits", "test")
+    return {"calibration": train[0::2][:128], "validation": train[1::2][:256],
+            "test": preprocess_all(test_set, preprocess).numpy(), "labels": np.asarray(test_set.labels)}
+
+
+def export_variant(model: Any, spec: Any, backend: str, label: str, out: Path, arrays: dict[str, np.ndarray], *,
+                   source: Path | None, mixed: bool, qat: dict | None = None) -> Path:
+    if (out / "manifest.json").is_file():
+        return out
+    log(f"exporting {out.parent.name}/{out.name}")
+    precision = "fp32" if label == "fp32" else "int8"
+    options = None
+    if precision == "int8":
+        options = Int8Options(mixed=mixed, validation=arrays["validation"] if mixed else None, speed_check=False,
+                              max_float_fraction=0.5, qat=qat)
+    export_model(model, spec, backend, precision, out, calibration=arrays["calibration"], parity_inputs=arrays["test"][:64],
+                 source_checkpoint=str(source) if source else None, int8=options)
+    return out
+
+
+def plan(variant: str) -> list[tuple[str, str, bool]]:
+    """(artifact label, row format, mixed search) per checkpoint variant."""
+    if variant == "base":
+        return [("fp32", "fp32", False), ("int8-ptq", "int8 PTQ", False), ("int8", "int8 mixed", True)]
+    if variant == "qat":
+        return [("int8", "int8 QAT", True)]
+    return [("fp32", "fp32", False), ("int8", "int8 mixed", True)]
+
+
+def student_artifacts(student: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    run = distill(student, args.work, args.kd_epochs)
+    result = json.loads((run / "result.json").read_text())
+    teacher_accuracy = result["metrics"]["teacher_accuracy"]
+    rows = []
+    compress = not args.compress_students or student in args.compress_students
+    for variant, checkpoint in variants(run, args, compress).items():
+        record = json.loads((checkpoint / "compress.json").read_text()) if (checkpoint / "compress.json").is_file() else {}
+        epochs = {"kd_epochs": result["training"]["epochs"],
+                  "recover_epochs": ((record.get("prune") or {}).get("recovery") or {}).get("epochs"),
+                  "qat_epochs": ((record.get("qat") or {}).get("config") or {}).get("epochs")}
+        model, spec, info = load_checkpoint(checkpoint)
+        arrays = digits_arrays(spec.preprocess)
+        for backend in BACKENDS:
+            for label, name, mixed in plan(variant):
+                out = args.work / "artifacts" / student / f"{variant}-{backend}-{label}"
+                export_variant(model, spec, backend, label, out, arrays, source=checkpoint, mixed=mixed,
+                               qat=(info.get("extra") or {}).get("qat"))
+                rows.append({"model": student, "variant": "base" if variant == "qat" else variant, "format": name,
+                             "backend": backend, "artifact": out, "checkpoint": checkpoint,
+                             "teacher_accuracy": teacher_accuracy, **epochs})
+    return rows
+
+
+def tower_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """ViT-B/32 (reference) and a DistillCLIP tower (+ pruned) at 224², random weights: speed only."""
+    import open_clip
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    rows = []
+    torch.manual_seed(0)
+    towers: list[tuple[str, str, Any, Any]] = []
+    vit = open_clip.create_model("ViT-B-32")
+    towers.append((REFERENCE, "base", ImageTower(vit).eval(), image_tower_spec(vit, "vit_b32_image")))
+    clip, spec = create_student("distillclip_vit_s32")
+    towers.append(("distillclip_vit_s32 image tower", "base", ImageTower(clip).eval(), image_tower_spec(clip, "distillclip_vit_s32_image")))
+    for ratio in PRUNE_RATIOS:
+        pruned, _ = prune_model(clip, spec, PruneSettings(ratio=ratio))
+        towers.append(("distillclip_vit_s32 image tower", f"pruned{round(ratio * 100)}", ImageTower(pruned).eval(),
+                       image_tower_spec(pruned, "distillclip_vit_s32_image")))
+    frames = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "dad-demo").glob("*/*.jpg"))[::25][:32]
+    for label, variant, model, tower_spec in towers:
+        from edgeclip.data.images import load_image
+
+        images = (np.stack([tower_spec.preprocess(load_image(p)) for p in frames]).astype(np.float32) if frames
+                  else preprocess_all(open_image_dataset("digits", "train"), tower_spec.preprocess).numpy()[:32])
+        arrays = {"calibration": images, "validation": images, "test": images}
+        for backend in BACKENDS:
+            for precision in ("fp32", "int8"):
+                out = args.work / "artifacts" / "towers" / f"{tower_spec.name}-{variant}-{backend}-{precision}"
+                export_variant(model, tower_spec, backend, precision, out, arrays, source=None, mixed=False)
+                rows.append({"model": label, "variant": variant, "format": "fp32" if precision == "fp32" else "int8 PTQ",
+                             "backend": backend, "artifact": out, "tower": model})
+    return rows
+
+
+def measure(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Params, FLOPs and size per row; then every artifact timed interleaved in one run."""
+    runners, inputs, models = {}, {}, {}
+    for index, row in enumerate(rows):
+        manifest = read_manifest(row["artifact"])
+        row["size_mb"] = manifest["size_bytes"] / 1e6
+        row["quantization"] = {k: manifest["quantization"].get(k) for k in ("method", "weights", "float_layers", "validation")
+                               if k in manifest["quantization"]}
+        row["parity"] = {k: manifest["parity"].get(k) for k in ("passed", "mean_cosine", "top1_agreement")}
+        key = str(row.get("checkpoint") or f"{row['model']}-{row['variant']}")
+        if key not in models:
+            model = row.get("tower") or load_checkpoint(row["checkpoint"])[0]
+            size = manifest["inputs"][0]["shape"][-1]
+            part = model.clip.visual if hasattr(model, "clip") else model
+            models[key] = (count_params(part), count_flops(model, (torch.zeros(1, 3, size, size),)))
+        row["params"], row["flops"] = models[key]
+        runner = load_runtime(row["artifact"], threads=args.threads)
+        runners[str(index)] = runner.run
+        inputs[str(index)] = np.random.default_rng(0).standard_normal((1, *manifest["inputs"][0]["shape"][1:])).astype(np.float32)
+    log(f"timing {len(runners)} artifacts interleaved ({args.threads} thread(s), batch 1)")
+    stats = benchmark_interleaved(runners, inputs, warmup=args.warmup, iterations=args.iterations,
+                                  max_seconds=args.seconds * len(runners))
+    for index, row in enumerate(rows):
+        result = stats[str(index)]
+        row["latency_ms"] = {k: result.get(k) for k in ("p50", "p90", "iterations")} if "p50" in result else None
+        row["status"] = "ok" if "p50" in result else f"failed: {result.get('error')}"
+
+
+@torch.no_grad()
+def evaluate(rows: list[dict[str, Any]]) -> None:
+    """Accuracy, agreement with the fp32 student (and with the variant's own float model) on test digits."""
+    references: dict[str, np.ndarray] = {}
+    for row in rows:
+        if "checkpoint" not in row:
+            continue
+        model, spec, _ = load_checkpoint(row["checkpoint"])
+        arrays = digits_arrays(spec.preprocess)
+        base = row["checkpoint"].parent / "student"
+        for path in {base, row["checkpoint"]}:
+            if str(path) not in references:
+                references[str(path)] = load_checkpoint(path)[0](torch.from_numpy(arrays["test"])).numpy()
+        logits = load_runtime(row["artifact"], threads=0).run(arrays["test"])
+        predicted = logits.argmax(1)
+        row["accuracy"] = float((predicted == arrays["labels"]).mean())
+        row["retention"] = row["accuracy"] / row["teacher_accuracy"]
+        row["agreement_fp32_student"] = float((predicted == references[str(base)].argmax(1)).mean())
+        row["agreement_own_float"] = float((predicted == references[str(row["checkpoint"])].argmax(1)).mean())
+
+
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which rows pass, the fastest passing variant per model and backend, and the 25× target rows.
+
+    A student artifact passes parity when its top-1 agreement with the float model it was exported
+    from is >= 99% on the test digits; a tower passes with its export parity (cosine). A student
+    counts for the target when it also keeps retention >= 0.95 vs the teacher.
+    """
+    for row in rows:
+        ok = row["status"] == "ok"
+        if "agreement_own_float" in row:
+            row["passes"] = ok and row["agreement_own_float"] >= AGREEMENT_BAR
+            row["int8_holds"] = (None if row["format"] == "fp32" or row["variant"] != "base"
+                                 else ok and row["agreement_fp32_student"] >= AGREEMENT_BAR)
+        else:
+            row["passes"] = ok and bool(row["parity"].get("passed"))
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        eligible = row["passes"] and (row.get("retention", 1.0) >= RETENTION_BAR if "retention" in row else row["variant"] == "base")
+        key = f"{row['model']}|{row['backend']}"
+        if eligible and (key not in best or row["latency_ms"]["p50"] < best[key]["latency_ms"]["p50"]):
+            best[key] = row
+    targets = []
+    for backend in BACKENDS:
+        reference = best.get(f"{REFERENCE}|{backend}")
+        for key, row in best.items():
+            if reference is None or not key.endswith(f"|{backend}") or "retention" not in row:
+                continue
+            targets.append({"backend": backend, "student": row["model"], "variant": row["variant"], "format": row["format"],
+                            "student_p50_ms": row["latency_ms"]["p50"], "reference_format": reference["format"],
+                            "reference_p50_ms": reference["latency_ms"]["p50"], "retention": row["retention"],
+                            "agreement_own_float": row["agreement_own_float"],
+                            "speedup": reference["latency_ms"]["p50"] / row["latency_ms"]["p50"]})
+    targets.sort(key=lambda t: -t["speedup"])
+    return {"fastest_passing": {k: {"variant": v["variant"], "format": v["format"], "p50_ms": v["latency_ms"]["p50"]}
+                                for k, v in best.items()}, "targets": targets}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-compression"))
+    parser.add_argument("--out", default="benchmarks/results/compression_cpu")
+    parser.add_argument("--students", nargs="*", default=list(STUDENTS))
+    parser.add_argument("--compress-students", nargs="*", default=[],
+                        help="students that also get QAT and pruned variants (default: all of --students)")
+    parser.add_argument("--prune-students", nargs="*", default=None,
+                        help="of those, the ones that get pruned variants (default: all of them; others get QAT only)")
+    parser.add_argument("--kd-epochs", type=int, default=30)
+    parser.add_argument("--recover-epochs", type=int, default=10)
+    parser.add_argument("--qat-epochs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per artifact (the run gets this × artifacts)")
+    parser.add_argument("--skip-towers", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for student in args.students:
+        rows += student_artifacts(student, args)
+    if not args.skip_towers:
+        rows += tower_artifacts(args)
+    measure(rows, args)
+    evaluate(rows)
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),
+              "environment": collect_environment(threads=args.threads), "threads": args.threads,
+              "load_average_at_end": list(__import__("os").getloadavg()), "seconds": round(time.perf_counter() - started),
+              "bars": {"agreement": AGREEMENT_BAR, "retention": RETENTION_BAR},
+              "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items() if k != "tower"} for row in rows]}
+    result.update(verdicts(result["rows"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    out.with_suffix(".md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

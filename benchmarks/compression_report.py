@@ -1,0 +1,117 @@
+"""Markdown view of benchmarks/results/compression_cpu.json (written by compression_cpu.py).
+
+`python benchmarks/compression_report.py benchmarks/results/compression_cpu.json` rewrites the .md
+beside it from the JSON alone (no measurement).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# compression_cpu.STUDENTS: the full set the issue asks for; a run given --students may cover fewer.
+ALL_STUDENTS = ("mobilenetv3_small", "mobilenetv3_large", "resnet18_w8", "resnet18_w4", "resnet18_w2")
+
+
+def _f(value: Any, pattern: str = "{:.3f}", empty: str = "-") -> str:
+    return empty if value is None else pattern.format(value)
+
+
+def _row(row: dict[str, Any]) -> str:
+    lat = row.get("latency_ms") or {}
+    quant = row.get("quantization") or {}
+    floats = quant.get("float_layers")
+    note = quant.get("method") or ""
+    if floats:
+        note += f", {len(floats)} layers float"
+    if quant.get("weights"):
+        note += f", {quant['weights']} weights"
+    holds = row.get("int8_holds")
+    return (f"| {row['model']} | {row['variant']} | {row['format']} | {row['backend']} | {row['params'] / 1e6:.3f}M | "
+            f"{row['flops'] / 1e6:.1f} | {row['size_mb']:.2f} | {_f(lat.get('p50'), '{:.3f}')} | {_f(lat.get('p90'), '{:.3f}')} | "
+            f"{_f(row.get('accuracy'), '{:.4f}')} | {_f(row.get('retention'), '{:.3f}')} | "
+            f"{_f(row.get('agreement_fp32_student'), '{:.4f}')} | {_f(row.get('agreement_own_float'), '{:.4f}')} | "
+            f"{'yes' if row.get('passes') else 'no'}{'' if holds is None else (' / holds' if holds else ' / breaks')} | {note} |")
+
+
+def scope(result: dict[str, Any]) -> str:
+    """What this run covers, derived from its rows: which students, which got QAT/pruned variants."""
+    students = [m for m in dict.fromkeys(r["model"] for r in result["rows"] if "kd_epochs" in r)]
+    qat = [m for m in students if any(r["model"] == m and r["format"] == "int8 QAT" for r in result["rows"])]
+    pruned = [m for m in students if any(r["model"] == m and r["variant"].startswith("pruned") for r in result["rows"])]
+    missing = [m for m in ALL_STUDENTS if m not in students]
+    text = (f"Scope of this run: students {', '.join(students) or 'none'} (each: fp32 / int8 PTQ / int8 mixed); "
+            f"int8 QAT for {', '.join(qat) or 'none'}; pruned 30/50/70% variants for {', '.join(pruned) or 'none'}.")
+    if missing:
+        text += (f" Not run: {', '.join(missing)} — the run was cut to fit the time available on a 2-core machine shared "
+                 "with other jobs (there, the 15-epoch KD run of mobilenetv3_small took ~23 min and its 4-epoch QAT ~10 min).")
+    return text
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    versions = env.get("versions", {})
+    lines = [
+        f"# Compression on CPU — {result['created']}", "",
+        f"Command: `{result['command']}` ({result['seconds'] / 60:.0f} min, steps reused from the work dir where present)", "",
+        scope(result), "",
+        f"Machine: {env.get('cpu')} · {env.get('cores_logical', env.get('cores'))} logical cores · {result['threads']} inference "
+        f"thread(s), batch 1 · torch {versions.get('torch')} · onnxruntime {versions.get('onnxruntime')} · openvino "
+        f"{versions.get('openvino')} · nncf {versions.get('nncf')}. Load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in result['load_average_at_end'])}: other jobs shared the 2 cores, so absolute "
+        "latencies are noisy; every artifact was timed round-robin in one run, so ratios are fair.", "",
+        "Students: KD from the proxy teacher `proxy-digits` (fine-tuned head) on digits `train` (719 images), 32×32 inputs "
+        "(digits are 8×8, so 32×32 keeps every pixel); accuracy, retention (= accuracy / teacher accuracy) and agreement on "
+        "the 359 held-out digits `test` images. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
+        "offline) — speed, size and FLOPs only; no trained DistillCLIP tower exists here yet, and its pruned rows prune "
+        "random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
+        f"Columns: *agree fp32* = top-1 agreement with the fp32 PyTorch student; *agree own* = with the float model the "
+        f"artifact was exported from (the pruned / QAT-tuned student for those variants). *passes* = agree own ≥ "
+        f"{result['bars']['agreement']:.0%} (students) or export parity (towers); *holds/breaks* = the base student's "
+        f"int8 keeps ≥ {result['bars']['agreement']:.0%} agreement with fp32. FLOPs = 2×MACs at batch 1.", "",
+        "| model | variant | format | backend | params | MFLOPs | size MB | p50 ms | p90 ms | accuracy | retention | agree fp32 | agree own | passes | int8 method |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_row(row) for row in result["rows"]]
+    lines += ["", "## Training epochs per student checkpoint", "", "| model | variant | KD epochs | recovery epochs | QAT epochs |",
+              "|---|---|---|---|---|"]
+    seen = set()
+    for row in result["rows"]:
+        key = (row["model"], row["variant"], row.get("qat_epochs"))
+        if "kd_epochs" in row and key not in seen:
+            seen.add(key)
+            lines.append(f"| {row['model']} | {row['variant']}{' (QAT)' if row.get('qat_epochs') else ''} | {row['kd_epochs']} | "
+                         f"{row.get('recover_epochs') or '-'} | {row.get('qat_epochs') or '-'} |")
+    lines += ["", "## Fastest variant that passes, per model and backend", "",
+              "(students: also retention ≥ 0.95; towers: unpruned only)", "", "| model | backend | variant | format | p50 ms |",
+              "|---|---|---|---|---|"]
+    for key, best in sorted(result["fastest_passing"].items()):
+        model, backend = key.split("|")
+        lines.append(f"| {model} | {backend} | {best['variant']} | {best['format']} | {best['p50_ms']:.3f} |")
+    lines += ["", "## Target: retention ≥ 0.95 and ≥ 25× faster than the ViT-B/32 image tower", "",
+              "Each model at its fastest passing variant, same backend, same run. The student runs at 32×32 and the "
+              "tower at 224²: that is the fair comparison for 8×8 digits as long as retention holds, and it is stated here "
+              "plainly.", "", "| backend | student | variant | format | student p50 ms | ViT-B/32 format | ViT-B/32 p50 ms | "
+              "speed-up | retention | met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for t in result["targets"]:
+        lines.append(f"| {t['backend']} | {t['student']} | {t['variant']} | {t['format']} | {t['student_p50_ms']:.3f} | "
+                     f"{t['reference_format']} | {t['reference_p50_ms']:.2f} | {t['speedup']:.1f}× | {t['retention']:.3f} | "
+                     f"{'yes' if t['speedup'] >= 25 and t['retention'] >= 0.95 else 'no'} |")
+    if not result["targets"]:
+        lines.append("| - | no student passed | | | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python benchmarks/compression_report.py RESULT.json  (rewrites RESULT.md)", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    path.with_suffix(".md").write_text(to_markdown(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

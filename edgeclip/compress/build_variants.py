@@ -1,0 +1,149 @@
+"""Compression inside `edgeclip build`: extra deployables (pruned, QAT) and the int8 rules of the verdict.
+
+The build exports every deployable for every planned (backend, precision) and its verdict picks
+the fastest row that passed; compression plugs into exactly that:
+- `compressed_deployables`: with `prune.ratio > 0` the student is pruned and recovered with KD
+  (`<run>/student-pruned<R>`); with `int8.qat_epochs > 0` a QAT + KD copy is made
+  (`<run>/student-qat`, exported as int8 only). Each is one more candidate, named
+  `<student>+pruned50` / `<student>+qat` in the report.
+- `int8_options`: how int8 artifacts are made (recipe `int8:`), with validation images for the
+  sensitivity search taken from the train split and disjoint from the calibration sample.
+- `int8_problems` (used by the verdict): an int8 row loses when its top-1 agreement with its fp32
+  PyTorch model is below `INT8_AGREEMENT_BAR`, or when it is not faster than the fp32 row of the
+  same model in the same backend — so on a CPU where int8 is slower (onnxruntime on x86 without
+  VNNI) the build keeps fp32 and says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INT8_AGREEMENT_BAR = 0.99
+
+
+def int8_options(recipe: Any, validation: np.ndarray | None) -> Any:
+    from edgeclip.compress.int8 import Int8Options
+
+    cfg = recipe.int8
+    options = Int8Options(mode=cfg.mode, calibration_method=cfg.calibration_method, percentile=cfg.percentile,
+                          weights=cfg.weights, ignored_scope=list(cfg.ignored_scope), mixed=cfg.mixed,
+                          target_agreement=cfg.target_agreement, max_float_fraction=cfg.max_float_fraction,
+                          smoothquant_alpha=cfg.smoothquant_alpha, validation=validation if cfg.mixed else None)
+    options.check()
+    return options
+
+
+def options_for(options: Any, deployable: Any) -> Any:
+    """The int8 options for one deployable: a QAT copy's record goes into its manifest."""
+    import dataclasses
+    import json
+
+    from edgeclip.compress.workflow import COMPRESS_JSON
+
+    record = Path(deployable.checkpoint) / COMPRESS_JSON
+    qat = json.loads(record.read_text()).get("qat") if record.is_file() else None
+    return dataclasses.replace(options, qat=qat) if qat else options
+
+
+def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | None:
+    """Train images for the int8 sensitivity search, disjoint from the calibration sample."""
+    from edgeclip.data import Subset
+    from edgeclip.data.sampling import sample_images, sample_indices
+
+    if recipe.int8.mode == "classic" or not recipe.int8.mixed or recipe.int8.validation_count <= 0:
+        return None
+    used = set() if recipe.data.calibration else set(sample_indices(len(train), recipe.data.calibration_count, recipe.seed).tolist())
+    rest = [i for i in range(len(train)) if i not in used]
+    if not rest:
+        return None
+    keep = sample_indices(len(rest), recipe.int8.validation_count, recipe.seed + 1)
+    return sample_images(Subset(train, [rest[int(i)] for i in keep]), preprocess, 0)
+
+
+def check_compression(recipe: Any) -> None:
+    """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
+    from edgeclip.compress.qat import QatConfig
+    from edgeclip.errors import UserError
+
+    int8_options(recipe, None)
+    if recipe.prune.ratio:
+        _prune_settings(recipe).check()
+        if recipe.prune.recover_epochs < 0:
+            raise UserError(f"prune.recover_epochs must be >= 0, got {recipe.prune.recover_epochs}")
+    if recipe.int8.qat_epochs < 0:
+        raise UserError(f"int8.qat_epochs must be >= 0, got {recipe.int8.qat_epochs}")
+    if recipe.int8.qat_epochs:
+        QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr, self_weight=recipe.int8.qat_self_weight).check()
+
+
+def _prune_settings(recipe: Any) -> Any:
+    from edgeclip.compress.prune import PruneSettings
+
+    cfg = recipe.prune
+    return PruneSettings(ratio=cfg.ratio, head_ratio=cfg.head_ratio, importance=cfg.importance, round_to=cfg.round_to,
+                         ignore=list(cfg.ignore))
+
+
+def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
+    from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.students.spec import Deployable
+
+    model, spec, _ = load_checkpoint(directory)
+    spec.name = f"{spec.name}{name_suffix}"
+    return Deployable(model, spec, directory, suffix, precisions)
+
+
+def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any = print) -> list[Any]:
+    """Pruned and QAT candidates of the distilled student, per the recipe (see module doc)."""
+    from edgeclip.compress.qat import QatConfig
+    from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+
+    recipe = plan.recipe
+    if distilled.spec.kind != "classifier" or not (recipe.prune.ratio or recipe.int8.qat_epochs):
+        return []
+    source = Path(distilled.checkpoint_dir)
+    found = []
+    if recipe.prune.ratio:
+        percent = round(recipe.prune.ratio * 100)
+        out = plan.run_dir / f"student-pruned{percent}"
+        log(f"pruning {distilled.spec.name} at {recipe.prune.ratio:g} + {recipe.prune.recover_epochs} epochs of KD recovery")
+        record = prune_checkpoint(source, out, _prune_settings(recipe), recover_epochs=recipe.prune.recover_epochs,
+                                  lr=recipe.prune.recover_lr, teacher=recipe.prune.teacher, data=recipe.data.train,
+                                  resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
+        log(f"  params {record['params_before']:,} -> {record['params_after']:,}; test {record['after']}")
+        found.append(_deployable(out, f"-pruned{percent}", f"+pruned{percent}"))
+    if recipe.int8.qat_epochs and any(precision == "int8" for _, precision in plan.exports):
+        out = plan.run_dir / "student-qat"
+        log(f"QAT + KD of {distilled.spec.name} for {recipe.int8.qat_epochs} epochs")
+        qat_checkpoint(source, out, QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr,
+                                              self_weight=recipe.int8.qat_self_weight),
+                       teacher="", data=recipe.data.train, progress=progress)
+        found.append(_deployable(out, "-qat", "+qat", precisions=("int8",)))
+    return found
+
+
+def _base_name(name: str) -> str:
+    return name.split("+", 1)[0]
+
+
+def int8_problems(rows: list[Any]) -> dict[int, str]:
+    """{id(row): why it loses} for int8 student rows that break decisions or are not faster than fp32."""
+    fp32 = {(r.name, r.backend): r for r in rows if r.role == "student" and r.precision == "fp32" and r.ok}
+    problems: dict[int, str] = {}
+    for row in rows:
+        if row.role != "student" or row.precision != "int8" or not row.ok:
+            continue
+        agreement = row.agreement_reference
+        if agreement is not None and agreement < INT8_AGREEMENT_BAR:
+            problems[id(row)] = (f"int8 changes decisions: top-1 agreement with its fp32 model {agreement:.4f} < "
+                                 f"{INT8_AGREEMENT_BAR} on the test images")
+            continue
+        reference = fp32.get((row.name, row.backend)) or fp32.get((_base_name(row.name), row.backend))
+        mine, theirs = (row.latency_ms or {}).get("p50"), (reference.latency_ms or {}).get("p50") if reference else None
+        if mine is not None and theirs is not None and mine >= theirs:
+            problems[id(row)] = (f"int8 is not faster than fp32 in {row.backend} on this CPU ({mine:.3g} ms vs "
+                                 f"{theirs:.3g} ms p50): fp32 kept")
+    return problems

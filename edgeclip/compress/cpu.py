@@ -1,0 +1,65 @@
+"""What this CPU's int8 kernels can do: the facts int8 decisions depend on (no torch, no onnxruntime).
+
+onnxruntime's x86 int8 GEMM/conv kernels multiply uint8 activations by int8 weights (U8S8) with
+VNNI (`vpdpbusd`) when the CPU has it. Without VNNI they use `vpmaddubsw`, whose int16
+intermediate saturates: measured here on an AMD EPYC without VNNI, U8S8 took a digits
+MobileNetV3-small from 96.4% to 60% accuracy, so such CPUs need uint8 weights (U8U8), which are
+slower — there ORT int8 was slower than fp32 for MobileNetV3 (benchmarks/results/backends_cpu.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> dict[str, Any]:
+    """{"arch", "model", "vnni", "avx2", "avx512", "flags_source"} for this machine (best effort)."""
+    arch = platform.machine().lower()
+    info: dict[str, Any] = {"arch": arch, "model": platform.processor() or arch, "vnni": None, "avx2": None,
+                            "avx512": None, "flags_source": None}
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags" and not flags:
+                flags = set(value.split())
+            elif key == "model name" and info["model"] in (arch, ""):
+                info["model"] = value.strip()
+        info["flags_source"] = "/proc/cpuinfo"
+    elif platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-a"], capture_output=True, text=True, timeout=5).stdout.lower()
+            flags = {word for word in out.replace(":", " ").split() if word.startswith(("avx", "hw.optional"))}
+            info["flags_source"] = "sysctl"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if flags:
+        info["vnni"] = any(flag in flags for flag in VNNI_FLAGS)
+        info["avx2"] = "avx2" in flags
+        info["avx512"] = "avx512f" in flags
+    return info
+
+
+def is_x86() -> bool:
+    return cpu_features()["arch"] in ("x86_64", "amd64", "i686", "x86")
+
+
+def ort_int8_weights() -> tuple[str, str]:
+    """(weight type, why) for onnxruntime static int8 on this CPU: "int8" (U8S8) or "uint8" (U8U8)."""
+    features = cpu_features()
+    if not is_x86():
+        return "int8", f"{features['arch']}: int8 dot-product kernels, no saturation issue"
+    if features["vnni"]:
+        return "int8", "x86 with VNNI: U8S8 kernels accumulate without saturation"
+    if features["vnni"] is None:
+        return "uint8", "x86 with unknown CPU flags: U8U8 is the safe choice (U8S8 saturates without VNNI)"
+    return "uint8", "x86 without VNNI: U8S8 saturates in vpmaddubsw, so weights are uint8 (U8U8)"

@@ -1,0 +1,229 @@
+"""int8 that holds: calibration choice, CPU-aware weights, mixed precision from sensitivity, speed check.
+
+`Int8Options` travels from a recipe / CLI into `exporters.export_model(..., int8=options)`. With
+`mode="classic"` (also what export does when no options are given) the original methods run
+unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
+- CNNs get static QDQ int8 with this CPU's weight type (U8S8 with VNNI, U8U8 without: see
+  compress/cpu.py), the chosen calibration (min-max / entropy / percentile), per-channel weights;
+- given validation images (real, disjoint from calibration and test), the per-layer sensitivity
+  search (compress/sensitivity.py) puts the fewest most sensitive layers back into float until the
+  top-1 agreement with fp32 on those images reaches `target_agreement` (ORT: float islands in
+  the QDQ graph; OpenVINO: NNCF `ignored_scope`);
+- transformers keep their methods (dynamic int8 on MatMul for ORT, NNCF transformer preset),
+  optionally after SmoothQuant (compress/smoothquant.py);
+- a user `ignored_scope` is honoured on both backends (names checked: a name that matches no
+  layer is an error that lists the names that exist);
+- `speed_check` times fp32 and int8 of the same backend interleaved on this CPU and records it:
+  the build drops an int8 variant that is not faster (ORT on x86 without VNNI) and says why.
+Everything chosen and measured goes into the manifest's `quantization` block.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgeclip.compress import cpu
+from edgeclip.compress import quantize as q
+from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
+from edgeclip.errors import UserError
+
+MODES = ("classic", "auto")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass
+class Int8Options:
+    mode: str = "auto"
+    calibration_method: str = "minmax"
+    percentile: float = 99.999
+    per_channel: bool = True
+    weights: str = "auto"  # ORT static int8 weights: auto (by this CPU's VNNI) | int8 | uint8
+    ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
+    mixed: bool = True  # run the sensitivity search when validation images are given
+    # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
+    # not 0.99: the bar is 0.99 on held-out images, and validation and test differ by a few images.
+    target_agreement: float = 0.995
+    max_float_fraction: float = 0.25  # at most this share of the quantized layers may go back to float
+    smoothquant_alpha: float | None = None  # transformers: migrate activation outliers into weights first
+    speed_check: bool = True
+    speed_seconds: float = 2.0
+    speed_threads: int = 1  # one thread: steadier on a shared machine; recorded with the result
+    validation: np.ndarray | None = None  # real preprocessed images, disjoint from calibration and test
+    qat: dict[str, Any] | None = None  # record of a QAT fine-tune the model went through (manifest only)
+    smoothing: dict[str, Any] | None = None  # what SmoothQuant did (set by export_model when it ran)
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise UserError(f"unknown int8 mode '{self.mode}'; use one of {', '.join(MODES)}")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise UserError(f"unknown calibration method '{self.calibration_method}'; use one of {', '.join(CALIBRATION_METHODS)}")
+        if self.weights not in ("auto", "int8", "uint8"):
+            raise UserError(f"int8 weights must be auto, int8 or uint8, got '{self.weights}'")
+        if not 0.0 < self.target_agreement <= 1.0:
+            raise UserError(f"target agreement must be in (0, 1], got {self.target_agreement}")
+        if not 0.0 <= self.max_float_fraction <= 1.0:
+            raise UserError(f"max_float_fraction must be in [0, 1], got {self.max_float_fraction}")
+        if not 50.0 < self.percentile < 100.0:
+            raise UserError(f"calibration percentile must be in (50, 100), got {self.percentile}")
+
+    def describe(self) -> dict[str, Any]:
+        """The options as recorded in the manifest (without the image arrays)."""
+        return {"mode": self.mode, "calibration_method": self.calibration_method, "per_channel": self.per_channel,
+                "weights": self.weights, "ignored_scope": list(self.ignored_scope), "mixed": self.mixed,
+                "target_agreement": self.target_agreement, "max_float_fraction": self.max_float_fraction,
+                "smoothquant_alpha": self.smoothquant_alpha, "smoothquant": self.smoothing,
+                "validation_count": None if self.validation is None else int(len(self.validation))}
+
+
+def _logits(kind: str) -> bool:
+    return kind in ("classifier", "zero_shot_classifier")
+
+
+def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], Any], example: np.ndarray,
+                seconds: float, threads: int = 1) -> dict[str, Any]:
+    """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU."""
+    from edgeclip.bench.harness import benchmark_interleaved
+
+    stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
+    if "error" in stats["fp32"] or "error" in stats["int8"]:
+        return {"measured": False, "reason": stats["fp32"].get("error") or stats["int8"].get("error")}
+    fp32_ms, int8_ms = stats["fp32"]["p50"], stats["int8"]["p50"]
+    return {"measured": True, "fp32_p50_ms": round(fp32_ms, 4), "int8_p50_ms": round(int8_ms, 4),
+            "int8_over_fp32": round(int8_ms / fp32_ms, 3), "int8_faster": bool(int8_ms < fp32_ms), "threads": threads,
+            "iterations": stats["int8"]["iterations"], "batch": int(len(example)), "cpu": cpu.cpu_features()["model"],
+            "vnni": cpu.cpu_features()["vnni"]}
+
+
+def _validation_record(run: Callable[[np.ndarray], Any], reference: np.ndarray | None, options: Int8Options,
+                       logits: bool) -> dict[str, Any] | None:
+    if options.validation is None or reference is None:
+        return None
+    value = fidelity(run_all(run, options.validation), reference, logits)
+    return {"metric": "top1_agreement" if logits else "mean_cosine", "value": value, "count": int(len(options.validation)),
+            "target": options.target_agreement, "target_met": bool(value >= options.target_agreement)}
+
+
+def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.ndarray | None, options: Int8Options,
+                       *, transformer: bool, backend: str = "onnx") -> dict[str, Any]:
+    """ONNX int8 for onnxruntime (mode auto); returns the manifest's quantization record."""
+    from edgeclip.compress import ort_int8
+
+    options.check()
+    logits = _logits(spec.kind)
+    input_name = spec.input_names[0]
+    fp32_run = ort_int8.session_runner(fp32_path)
+    reference = run_all(fp32_run, options.validation) if options.validation is not None else None
+    record: dict[str, Any] = {"options": options.describe(), "cpu": {k: cpu.cpu_features()[k] for k in ("model", "vnni", "avx512")}}
+    ort_int8.check_node_names(fp32_path, options.ignored_scope)  # typos fail before any work
+    if transformer or spec.kind == "text_encoder" or backend == "tensorrt":
+        # Transformers and TensorRT: the measured methods (dynamic MatMul int8 / symmetric QDQ),
+        # with the user's float layers honoured where the method is static.
+        method = q.choose_int8_method(backend=backend, kind=spec.kind, transformer=transformer,
+                                      has_calibration=calibration is not None)
+        details = _classic_onnx(method, fp32_path, dst, spec, calibration, transformer, options.ignored_scope)
+        record.update({"method": method, "description": q.METHODS[method], **details})
+    else:
+        if calibration is None or len(calibration) == 0:
+            raise UserError("static int8 needs calibration inputs; pass real images (edgeclip export --calibration DATA)")
+        weights, why = cpu.ort_int8_weights() if options.weights == "auto" else (options.weights, "set by the user")
+        with tempfile.TemporaryDirectory(prefix="edgeclip-int8-") as work:
+            pre = ort_int8.preprocessed(fp32_path, Path(work))
+            # Pre-processing may fuse nodes away; a name that vanished would be silently ignored by ORT.
+            ort_int8.check_node_names(pre, options.ignored_scope, "ignored-scope (after graph pre-processing)")
+            full = Path(work) / "int8.onnx"
+            details = ort_int8.quantize_static_qdq(pre, full, calibration, input_name, method=options.calibration_method,
+                                                   percentile=options.percentile, per_channel=options.per_channel,
+                                                   weights=weights, exclude=options.ignored_scope)
+            revertible = ort_int8.OrtRevertible(full)
+            search = None
+            float_layers: list[str] = []
+            if options.mixed and reference is not None:
+                max_float = int(options.max_float_fraction * len(revertible.layers()))
+                search = search_float_layers(revertible, options.validation, reference, logits=logits,
+                                             target=options.target_agreement, max_float=max_float)
+                float_layers = search.float_layers
+            revertible.save(float_layers, dst)
+        method = "ort_static_qdq_mixed" if float_layers else "ort_static_qdq_auto"
+        record.update({"method": method, "description": q.METHODS[method], **details, "weights_why": why,
+                       "float_layers": float_layers, "mixed_precision": search.to_dict() if search else None})
+    run = ort_int8.session_runner(dst)
+    record["validation"] = _validation_record(run, reference, options, logits)
+    if options.speed_check and backend != "tensorrt":  # TensorRT's speed is the engine's, on the device
+        record["speed_check"] = speed_check(ort_int8.session_runner(fp32_path, threads=options.speed_threads),
+                                            ort_int8.session_runner(dst, threads=options.speed_threads),
+                                            _example(spec, calibration), options.speed_seconds, options.speed_threads)
+    if options.qat:
+        record["qat"] = options.qat
+    return record
+
+
+def _example(spec: Any, calibration: np.ndarray | None) -> np.ndarray:
+    if calibration is not None and len(calibration):
+        return np.ascontiguousarray(calibration[:1])
+    size = spec.preprocess.size
+    return np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+
+
+def _classic_onnx(method: str, fp32_path: Path, dst: Path, spec: Any, calibration: np.ndarray | None, transformer: bool,
+                  exclude: list[str]) -> dict[str, Any]:
+    """The original methods (onnx_export.quantize_int8's table), plus user-excluded nodes where static."""
+    input_name = spec.input_names[0]
+    if method == "ort_dynamic":
+        if exclude:
+            raise UserError("ignored_scope applies to static int8; this model gets dynamic int8 (MatMul only) on onnxruntime")
+        return q.quantize_onnx_dynamic(fp32_path, dst)
+    if method == "ort_static_qdq_matmul":
+        return q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=q.MATMUL_OPS)
+    if method == "trt_static_qdq":
+        op_types = q.MATMUL_OPS if spec.kind == "text_encoder" else (q.MATMUL_OPS + ("Conv",) if transformer else None)
+        return q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=op_types, symmetric=True)
+    return q.quantize_onnx_static(fp32_path, dst, calibration, input_name)
+
+
+def quantize_openvino_auto(ov_model: Any, spec: Any, calibration: np.ndarray | None, options: Int8Options, *,
+                           transformer: bool) -> tuple[Any, dict[str, Any]]:
+    """NNCF int8 for OpenVINO (mode auto): ignored scope, calibration choice, mixed precision, speed check."""
+    from edgeclip.compress import ov_int8
+
+    options.check()
+    logits = _logits(spec.kind)
+    if calibration is None or len(calibration) == 0:
+        if spec.kind == "text_encoder":
+            quantized, details = q.quantize_openvino(ov_model, None, method="nncf_weight_int8")
+            return quantized, {"method": "nncf_weight_int8", "description": q.METHODS["nncf_weight_int8"], **details}
+        raise UserError("OpenVINO int8 needs calibration inputs; pass real images (edgeclip export --calibration DATA)")
+    ignored = ov_int8.resolve_ignored_scope(ov_model, options.ignored_scope)
+    fp32_run = ov_int8.compiled_runner(ov_model)
+    reference = run_all(fp32_run, options.validation) if options.validation is not None else None
+    quantized, details = ov_int8.nncf_quantize(ov_model, calibration, method=options.calibration_method,
+                                               transformer=transformer, ignored=ignored)
+    # (SmoothQuant, when asked for, already ran in PyTorch before export: compress/smoothquant.py)
+    search = None
+    float_layers: list[str] = []
+    if options.mixed and reference is not None and not transformer:
+        revertible = ov_int8.OvRevertible(quantized)
+        max_float = int(options.max_float_fraction * len(revertible.layers()))
+        search = search_float_layers(revertible, options.validation, reference, logits=logits,
+                                     target=options.target_agreement, max_float=max_float)
+        float_layers = search.float_layers
+        if float_layers:  # what ships is NNCF's own output with those layers in its ignored scope
+            quantized, details = ov_int8.nncf_quantize(ov_model, calibration, method=options.calibration_method,
+                                                       transformer=transformer, ignored=sorted(set(ignored) | set(float_layers)))
+    method = "nncf_ptq_mixed" if float_layers else ("nncf_ptq_transformer" if transformer else "nncf_ptq")
+    record: dict[str, Any] = {"method": method, "description": q.METHODS[method], **details, "options": options.describe(),
+                              "float_layers": float_layers, "mixed_precision": search.to_dict() if search else None,
+                              "cpu": {k: cpu.cpu_features()[k] for k in ("model", "vnni", "avx512")}}
+    run = ov_int8.compiled_runner(quantized)
+    record["validation"] = _validation_record(run, reference, options, logits)
+    if options.speed_check:
+        record["speed_check"] = speed_check(ov_int8.compiled_runner(ov_model, threads=options.speed_threads),
+                                            ov_int8.compiled_runner(quantized, threads=options.speed_threads),
+                                            _example(spec, calibration), options.speed_seconds, options.speed_threads)
+    if options.qat:
+        record["qat"] = options.qat
+    return quantized, record

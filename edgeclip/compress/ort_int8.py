@@ -1,0 +1,209 @@
+"""onnxruntime static int8 with a choice of calibration, and "float islands" for mixed precision.
+
+`quantize_static_qdq` is onnxruntime's QDQ quantizer with the calibration method, weight type and
+per-channel choice exposed. `revert_to_float` takes a quantized QDQ graph and makes chosen nodes
+run in float: their activation inputs are rewired to the float tensors the Q/DQ pairs were made
+from and their weights to float copies. That matters: onnxruntime's `nodes_to_exclude` only skips
+a node's own quantization — its input is still the dequantized output of a quantized producer,
+and measured on a digits MobileNetV3-small that rounding (not the weights) is what flips
+decisions. Reverting a node in an already-quantized graph also needs no new calibration, so a
+sensitivity search can try one layer at a time cheaply (quantize once, revert per candidate).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from edgeclip.compress import quantize as q
+from edgeclip.errors import UserError
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _calibration_method(name: str) -> Any:
+    from onnxruntime.quantization import CalibrationMethod
+
+    mapping = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if name not in mapping:
+        raise UserError(f"unknown calibration method '{name}'; use one of {', '.join(CALIBRATION_METHODS)}")
+    return mapping[name]
+
+
+def weighted_node_names(model: Any) -> list[str]:
+    return [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+
+
+def quantize_static_qdq(
+    src: str | Path,
+    dst: str | Path,
+    calibration: np.ndarray,
+    input_name: str,
+    *,
+    method: str = "minmax",
+    percentile: float = 99.999,
+    per_channel: bool = True,
+    weights: str = "int8",
+    exclude: Sequence[str] = (),
+    op_types: Sequence[str] | None = None,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """Static QDQ int8 of `src` (already pre-processed) into `dst`; returns what was done."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    if calibration is None or len(calibration) == 0:
+        raise UserError("static int8 needs a non-empty calibration set of real images; pass --calibration DATA")
+    weight_type = QuantType.QInt8 if weights == "int8" else QuantType.QUInt8
+    extra: dict[str, Any] = {"WeightSymmetric": weights == "int8"}
+    if method == "percentile":
+        extra["CalibPercentile"] = float(percentile)
+    with q._quiet_root_logger():
+        quantize_static(
+            str(src), str(dst), q._ArrayReader(input_name, calibration, batch_size),
+            quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types) if op_types else None,
+            nodes_to_exclude=list(exclude), per_channel=per_channel,
+            activation_type=QuantType.QUInt8, weight_type=weight_type,
+            calibrate_method=_calibration_method(method), extra_options=extra,
+        )
+    return {
+        "format": "QDQ",
+        "per_channel": per_channel,
+        "weights": weights,
+        "activations": "uint8 asymmetric, per tensor",
+        "calibration_method": method + (f" ({percentile:g}th)" if method == "percentile" else ""),
+        "calibration_count": int(len(calibration)),
+        "op_types": list(op_types) if op_types else "all",
+        "excluded_nodes": list(exclude),
+    }
+
+
+def quantized_compute_nodes(model: Any) -> list[str]:
+    """Nodes (not Q/DQ) that read at least one dequantized activation: the units mixed precision can revert."""
+    initializers = {init.name for init in model.graph.initializer}
+    producers = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in model.graph.node:
+        if node.op_type in QDQ_OPS or not node.name:
+            continue
+        for name in node.input:
+            producer = producers.get(name)
+            if producer is not None and producer.op_type == "DequantizeLinear" and producer.input[0] not in initializers:
+                names.append(node.name)
+                break
+    return names
+
+
+def revert_to_float(model: Any, names: Sequence[str]) -> Any:
+    """A copy of quantized `model` where the nodes `names` read float inputs and float weights."""
+    model = copy.deepcopy(model)
+    graph = model.graph
+    wanted = set(names)
+    initializers = {init.name for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.name not in wanted:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producers.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            if dq.input[0] in initializers:  # a quantized weight: use its float value
+                node.input[i] = q._float_copy(graph, dq)
+                continue
+            quant = producers.get(dq.input[0])
+            if quant is not None and quant.op_type == "QuantizeLinear":
+                node.input[i] = quant.input[0]
+    _drop_dead_qdq(graph)
+    return model
+
+
+def _drop_dead_qdq(graph: Any) -> None:
+    outputs = {out.name for out in graph.output}
+    while True:
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input} | outputs
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+
+
+def session_runner(model_or_path: Any, threads: int = 1, optimization: str = "all") -> Callable[[np.ndarray], np.ndarray]:
+    """A batch → first output function over an in-memory ModelProto or a path (CPU, no spinning)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{optimization.upper()}")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads > 0:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    source = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else str(model_or_path)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {input_name: batch})[0]
+
+    return run
+
+
+class OrtRevertible:
+    """A fully quantized QDQ model whose layers can be put back into float one by one (sensitivity)."""
+
+    backend = "onnx"
+
+    def __init__(self, quantized_path: str | Path, threads: int = 1) -> None:
+        import onnx
+
+        self.model = onnx.load(str(quantized_path))
+        self.threads = threads
+
+    def layers(self) -> list[str]:
+        # Weighted layers only (a third of a MobileNetV3's quantized nodes): each try is a new
+        # session, and reverting a conv also un-rounds the activations it reads.
+        weighted = set(weighted_node_names(self.model))
+        return [name for name in quantized_compute_nodes(self.model) if name in weighted]
+
+    def build(self, float_layers: Sequence[str]) -> Callable[[np.ndarray], np.ndarray]:
+        model = revert_to_float(self.model, float_layers) if float_layers else self.model
+        return session_runner(model, self.threads)
+
+    def save(self, float_layers: Sequence[str], dst: str | Path) -> None:
+        import onnx
+
+        onnx.save(revert_to_float(self.model, float_layers) if float_layers else self.model, str(dst))
+
+
+def preprocessed(src: Path, work: Path) -> Path:
+    """Shape inference + graph optimisation before quantization (falls back to the raw graph)."""
+    return q._preprocess_for_static(src, work)
+
+
+def check_node_names(model_path: str | Path, names: Sequence[str], what: str = "ignored-scope") -> None:
+    """Every name must be a node of the graph; otherwise one line listing the names that exist."""
+    import onnx
+
+    if not names:
+        return
+    model = onnx.load(str(model_path), load_external_data=False)
+    known = [n.name for n in model.graph.node if n.name]
+    missing = [name for name in names if name not in set(known)]
+    if missing:
+        weighted = weighted_node_names(model) or known
+        shown = ", ".join(weighted[:10]) + (f", ... ({len(weighted)} weighted layers)" if len(weighted) > 10 else "")
+        raise UserError(f"{what} name(s) {', '.join(repr(m) for m in missing)} match no layer of the ONNX graph; "
+                        f"layer names look like: {shown}")
+
+
+def temp_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="edgeclip-int8-")
