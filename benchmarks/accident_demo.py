@@ -2,12 +2,15 @@
 
 Part 1, accuracy: the 10 DAD demo clips + the 8 dashcam clips (CCD crash / CCD normal / highway),
 labelled windows by the protocol in edgeclip/video/clips.py, 5-fold cross-validation BY CLIP
-(pooled out-of-fold metrics; 3 seeds for the PyTorch encoders). Encoders:
-- teacher: the proxy digits CLIP's image tower (the only trained CLIP here; it knows digits, not roads);
-- student: MobileNetV3-small distilled from that teacher by Hinton KD (the quickstart recipe), backbone features;
-- each exported variant of both (ONNX Runtime / OpenVINO, fp32 / int8) through edgeclip.runtimes;
+(pooled out-of-fold metrics; 3 seeds for the PyTorch encoders). Encoders, as teacher/student pairs:
+- DistillCLIP (paper 001): the proxy-digits-large CLIP image tower vs the distillclip_digits image
+  tower distilled from it (recipe distillclip-digits; --distillclip-run reuses a finished run);
+- KD classifier (paper 000): the proxy-digits CLIP image tower vs the ResNet18-1/8 distilled from it
+  by Hinton KD (recipe quickstart; --kd-run reuses a finished run), backbone features;
+- each exported variant of all four (ONNX Runtime / OpenVINO, fp32 / int8) through edgeclip.runtimes;
 - random-weight 224² towers (DistillCLIP MobileNetV3, OpenAI ViT-B/32 architecture): they know nothing.
-Retention = student pipeline / teacher pipeline, same head, metric and seeds (paper 001: 99.34%).
+None of them knows roads (the CLIPs here were trained on digits). Retention = student pipeline /
+its pair's teacher pipeline, same head, metric and seeds (paper 001: 99.34%).
 
 Part 2, speed: the device demo (edgeclip/video/accident_demo) end to end on a 640×360 H.264 video
 (decode + letterbox + encoder + head, no annotated video), at the paper's stride (window of 8 frames
@@ -15,6 +18,10 @@ Part 2, speed: the device demo (edgeclip/video/accident_demo) end to end on a 64
 rounds interleaved, medians reported.
 
     python benchmarks/accident_demo.py --out benchmarks/results/accident_demo --work runs/bench-accident
+
+Already-trained students and a shared CPU (what the committed file used, see its command):
+    python benchmarks/accident_demo.py ... --distillclip-run runs/distillclip-digits --kd-run RUN \
+        --vit-speed-variants onnx-fp32,openvino-int8
 """
 
 from __future__ import annotations
@@ -47,8 +54,66 @@ def log(message: str) -> None:
     print(f"[accident bench] {message}", file=sys.stderr, flush=True)
 
 
+def recipe_differences(run: dict, today: dict, default: dict, prefix: str = "") -> list[str]:
+    """Dotted recipe fields in which a finished run differs from today's recipe (its prose aside).
+    A field the run's recipe lacks was added to the code after it ran: that counts as equal only
+    while today's value is still the field's default (the run behaved as the default does)."""
+    out = []
+    for key in sorted(set(run) | set(today)):
+        if key == "description" and not prefix:
+            continue
+        path = prefix + key
+        if key not in run:
+            if today[key] != default.get(key):
+                out.append(path)
+        elif key not in today:
+            out.append(path)
+        elif isinstance(run[key], dict) and isinstance(today[key], dict):
+            out += recipe_differences(run[key], today[key], default.get(key) or {}, path + ".")
+        elif run[key] != today[key]:
+            out.append(path)
+    return out
+
+
+def adopt_run(source: Path, target: Path, recipe_name: str) -> dict:
+    """Use an already-trained student: `source` (a run directory with result.json and student/) must
+    have been made by `recipe_name` as it reads today; it is copied to `target` in --work (the
+    benchmark's own copy) and described in the result file. Exits 2 when it was made otherwise."""
+    import dataclasses
+    import hashlib
+    import shutil
+
+    from edgeclip.config import Recipe, load_recipe
+
+    result_file, model = source / "result.json", source / "student" / "model.pt"
+    if not result_file.is_file() or not model.is_file():
+        raise SystemExit(f"error: {source} is no finished run (result.json and student/model.pt expected)")
+    earlier = json.loads(result_file.read_text())
+    # export/bench settings (parity samples, timing) do not change the trained student.
+    differs = [d for d in recipe_differences(earlier.get("recipe") or {}, load_recipe(recipe_name).to_dict(),
+                                             dataclasses.asdict(Recipe())) if d.split(".")[0] not in ("export", "bench")]
+    if differs:
+        raise SystemExit(f"error: {source} was not made by today's recipe {recipe_name} (differs in: {', '.join(differs)}); "
+                         "leave the option out to distill the student here")
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    if not (target / "student" / "model.pt").is_file() or \
+            hashlib.sha256((target / "student" / "model.pt").read_bytes()).hexdigest()[:16] != digest:
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for name in ("student", "teacher"):
+            if (source / name).is_dir():
+                shutil.copytree(source / name, target / name)
+        for name in ("result.json", "result.md"):
+            if (source / name).is_file():
+                shutil.copyfile(source / name, target / name)
+    metrics = {k: v for k, v in (earlier.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    log(f"reusing the {recipe_name} student of {source} (model.pt sha256 {digest})")
+    return {"source": str(source.resolve()), "recipe": recipe_name, "model_sha256_16": digest,
+            "train_seconds": earlier.get("seconds"), "metrics": metrics}
+
+
 def kd_student(work: Path) -> Path:
-    """MobileNetV3-small distilled from the proxy teacher (quickstart recipe); reused when present."""
+    """ResNet18-1/8 distilled from the proxy teacher (quickstart recipe); reused when present."""
     checkpoint = work / "kd-student" / "student"
     if not (checkpoint / "model.pt").is_file():
         from edgeclip.config import load_recipe
@@ -314,6 +379,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--speed-frames", type=int, default=200)
     parser.add_argument("--skip-vit", action="store_true", help="leave out the random ViT-B/32 tower (slow on 2 cores)")
+    parser.add_argument("--vit-speed-variants", default="",
+                        help="time only these variants of the random ViT-B/32 tower, e.g. onnx-fp32,openvino-int8 "
+                             "(its every-frame runs take minutes each on 2 shared cores); default: all four")
+    parser.add_argument("--distillclip-run", type=Path, help="an existing `edgeclip distill --recipe distillclip-digits` "
+                        "run to use as the DistillCLIP student instead of distilling one (checked against today's recipe)")
+    parser.add_argument("--kd-run", type=Path, help="an existing quickstart-recipe run to use as the KD student instead "
+                        "of distilling one (checked against today's recipe)")
     parser.add_argument("--markdown-only", action="store_true", help="re-render <out>.md from an existing <out>.json")
     args = parser.parse_args()
     if args.markdown_only:  # the tables and text only; every number comes from the JSON a full run wrote
@@ -325,11 +397,24 @@ def main() -> int:
         return 2
     import os
 
-    started, work = time.perf_counter(), Path(args.work)
+    from edgeclip.paths import cache_dir
+
+    started, work, load_start = time.perf_counter(), Path(args.work), os.getloadavg()[0]
     work.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seeds))
     from edgeclip.video.pipeline import real_frames
 
+    reused = {}  # students trained elsewhere and copied into --work (see adopt_run)
+    if args.kd_run:
+        reused["KD student"] = adopt_run(args.kd_run, work / "kd-student", "quickstart")
+    if args.distillclip_run:
+        reused["DistillCLIP student"] = adopt_run(args.distillclip_run, work / "distillclip", "distillclip-digits")
+    vit_variants = [v for v in args.vit_speed_variants.split(",") if v]
+    unknown = [v for v in vit_variants if tuple(v.split("-", 1)) not in VARIANTS]
+    if unknown:
+        print(f"error: --vit-speed-variants: unknown {unknown}; use some of "
+              f"{', '.join(f'{b}-{p}' for b, p in VARIANTS)}", file=sys.stderr)
+        return 2
     kd_dir = kd_student(work)
     kd_name = json.loads((kd_dir / "spec.json").read_text())["name"]
     pairs = [  # (pair, (label, spec, slug) of the teacher, (label, spec, slug) of the student)
@@ -365,6 +450,8 @@ def main() -> int:
     video = demo_video(work, clips=max(1, -(-args.speed_frames // 100)))
     configs = []
     for key, (encoder, directory, variant) in artifacts.items():
+        if vit_variants and key.startswith("random ViT-B/32") and variant not in vit_variants:
+            continue  # not timed (stated in the result file)
         backend, precision = variant.split("-")
         configs.append((key.rsplit(" ", 1)[0], variant, speed_model(encoder, directory, backend, precision, work)))
     speed = speed_rows(configs, video, args.rounds, args.speed_frames)
@@ -374,19 +461,29 @@ def main() -> int:
         "distillclip_digits image tower distilled from it (recipe distillclip-digits); (2) paper 000's KD: the "
         f"proxy-digits tower vs the {kd_name} classifier distilled from it (quickstart recipe), backbone features. "
         "All four see 32×32 letterboxed frames and were trained on 8×8 handwritten digits.",
-        "Students are distilled by the recipes named above into --work on first use and reused from there after.",
+        "Students are distilled by the recipes named above into --work on first use and reused from there after"
+        + ("; this run reused students trained earlier (recipe checked equal to today's, copied into --work): "
+           + "; ".join(f"{who} from {r['source']} (recipe {r['recipe']}, model.pt sha256 {r['model_sha256_16']}…, "
+                       + ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items() if "accuracy" in k or "zero_shot" in k) + ")"
+                       for who, r in reused.items()) if reused else "") + ".",
+        f"Frame features are cached per encoder weights/artifact and clip under {cache_dir() / 'video-features'}; "
+        "CV folds are reused from --work only when settings, windows and features are unchanged (edgeclip.video.train).",
         "int8: static QDQ calibrated on letterboxed frames of these clips for CNNs, dynamic for transformers "
         "(edgeclip's per-backend int8 recipe).",
         "The speed-model heads are untrained EVL heads with the paper's window (8 frames, 14 apart); the head's cost "
         "does not depend on its weights.",
-        f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical cores — other jobs shared "
-        "this CPU, so absolute numbers are pessimistic; compare rows within this file.",
-    ]
+        f"Load average at the start {load_start:.1f}, at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} logical "
+        "cores — other jobs shared this CPU, so absolute numbers are pessimistic; compare rows within this file.",
+    ] + ([f"Speed of the random ViT-B/32 tower: only {', '.join(vit_variants)} timed (--vit-speed-variants), to fit "
+          "the run into the time the shared CPU allowed; its other variants were exported and are not in the speed table."]
+         if vit_variants and not args.skip_vit else [])
     result = {
         "meta": {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python " + " ".join(sys.argv),
                  "minutes": (time.perf_counter() - started) / 60, "seeds": seeds, "epochs": args.epochs,
                  "folds": args.folds, "rounds": args.rounds, "speed_frames": args.speed_frames, "video": video.name,
-                 "load_average": round(os.getloadavg()[0], 1)},
+                 "load_average": round(os.getloadavg()[0], 1), "load_average_start": round(load_start, 1),
+                 "reused_students": reused, "vit_speed_variants": vit_variants or [f"{b}-{p}" for b, p in VARIANTS],
+                 "features_cache": str(cache_dir() / "video-features")},
         "environment": collect_environment(threads=0),
         "protocol": probe.protocol.describe(),
         "data": {"clips": len(probe.entries), "counts": probe.describe()["counts"]},

@@ -7,7 +7,7 @@ Teacher: the proxy digits CLIP (trained here on the digits `pretrain` split only
 names zero..nine. Every data-free student is an `edgeclip distill --method data-free` run of the
 `digits-datafree` recipe that differs only in the prompt method (plain / mix / random /
 contrastive); it never sees a real image (except the few-shot rows) and is measured on the 359
-real `test` digits, clean and under four shifts (edgeclip.data.shifts). Next to them:
+real `test` digits, clean and under the six shifts of edgeclip.data.shifts. Next to them:
 - the teacher's zero-shot top-1;
 - the real-data KD student: `edgeclip distill --recipe digits-kd` (classifier KD on the 719 real
   `train` digits) with the same student architecture, evaluated under the same shifts;
@@ -18,6 +18,10 @@ real `test` digits, clean and under four shifts (edgeclip.data.shifts). Next to 
   8×8 grayscale pixel parameterisation;
 - few-shot fine-tuning from the Contrastive-Prompt student vs random init, k = 1..16, 5 seeds.
 Runs go to --work as run directories and execute in --jobs processes with one torch thread each.
+--reuse takes finished runs of the same recipes from --work; --reevaluate also takes runs whose
+recipes differ only in evaluation fields (the shift list) and re-measures every reused run's shift
+columns under today's edgeclip.data.shifts without training (clean top-1 must come out identical):
+    python benchmarks/datafree_digits.py --out benchmarks/results/datafree_digits --work runs/bench-datafree --jobs 2 --reevaluate
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from typing import Any
 
 PROMPTS = ["plain", "mix", "random", "contrastive"]
 SHIFTS = ["noise", "blur", "rotation", "inversion", "jpeg", "resolution"]
+# Recipe fields that change only what is measured after training: --reevaluate reuses a run that
+# differs from today's recipe in these alone and measures them again.
+EVALUATION_ONLY = {"datafree.shifts"}
 STUDENT = "resnet18_w8"
 FEWSHOT = [1, 2, 4, 8, 16]
 TARGET_RATIO = 0.70
@@ -56,11 +63,15 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         recipe = load_recipe(step["recipe"], step["overrides"])
         if task["reuse"] and (out / RESULT_JSON).is_file():
             earlier = read_json(out / RESULT_JSON)
-            # Reuse only a run of exactly this recipe with exactly these overrides (its prose aside).
-            if _settings_of(earlier.get("recipe") or {}) == _settings_of(recipe.to_dict()):
-                results[step["name"]] = earlier
+            # Reuse only a run of this recipe with these overrides (its prose and fields added since at
+            # their defaults aside); --reevaluate also takes one that differs in evaluation-only fields.
+            differs = recipe_differences(earlier.get("recipe") or {}, recipe.to_dict())
+            if not differs or (task["reevaluate"] and set(differs) <= EVALUATION_ONLY):
+                if task["reevaluate"]:
+                    earlier = _reevaluate(step, recipe, earlier, out)
+                results[step["name"]] = {**earlier, "reused": True}
                 continue
-            print(f"{step['name']}: the finished run in {out} used another recipe; running again", flush=True)
+            print(f"{step['name']}: the finished run in {out} used another recipe ({', '.join(differs)}); running again", flush=True)
         started = time.perf_counter()
         # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
         cpu_started = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
@@ -100,12 +111,65 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-def _settings_of(recipe: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in recipe.items() if k != "description"}
+def recipe_differences(run: dict[str, Any], today: dict[str, Any], default: dict[str, Any] | None = None,
+                       prefix: str = "") -> list[str]:
+    """Dotted recipe fields in which a finished run differs from today's recipe (its prose aside).
+    A field the run's recipe lacks was added to the code after it ran: equal only while today's
+    value is still the field's default (the run behaved as the default does)."""
+    if default is None:
+        import dataclasses
+
+        from edgeclip.config import Recipe
+
+        default = dataclasses.asdict(Recipe())
+    out = []
+    for key in sorted(set(run) | set(today)):
+        if key == "description" and not prefix:
+            continue
+        path = prefix + key
+        if key not in run:
+            if today[key] != default.get(key):
+                out.append(path)
+        elif key not in today:
+            out.append(path)
+        elif isinstance(run[key], dict) and isinstance(today[key], dict):
+            out += recipe_differences(run[key], today[key], default.get(key) or {}, path + ".")
+        elif run[key] != today[key]:
+            out.append(path)
+    return out
 
 
-def _shifted_accuracies(student_dir: Path) -> dict[str, float]:
-    """Top-1 of a saved student on the test split under each shift."""
+def _reevaluate(step: dict[str, Any], recipe: Any, earlier: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A reused run's shift columns measured again under today's edgeclip.data.shifts (no training);
+    its clean figures are re-measured too and must equal the run's own. Saved beside the run."""
+    from edgeclip.data.shifts import SHIFTS_VERSION
+    from edgeclip.io_utils import write_json
+
+    started = time.perf_counter()
+    if step["recipe"] == "digits-kd":
+        clean, shifts = _shifted_accuracies(out / "student", with_clean=True)
+        if clean != earlier["metrics"]["student_accuracy"]:
+            raise SystemExit(f"error: {out}: re-measured clean top-1 {clean} differs from its result.json "
+                             f"({earlier['metrics']['student_accuracy']}); re-run it without --reuse")
+        write_json(out / "shifts.json", shifts)
+        note = {"shifts_version": SHIFTS_VERSION, "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "clean": {"student_accuracy": clean}}
+        earlier = {**earlier, "shifts": shifts}
+    else:
+        from edgeclip.distill.datafree.remeasure import remeasure_run
+
+        measured = remeasure_run(out, recipe, list(recipe.datafree.shifts))
+        note = {k: v for k, v in measured.items() if k != "shifts"}
+        earlier = {**earlier, "metrics": {**earlier["metrics"], "shifts": measured["shifts"]}}
+    note["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(out / "remeasured.json", note)
+    print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: shift columns re-measured (shifts {SHIFTS_VERSION}, "
+          f"{note['seconds']:.0f}s, clean top-1 identical)", flush=True)
+    return {**earlier, "remeasured": note}
+
+
+def _shifted_accuracies(student_dir: Path, with_clean: bool = False) -> Any:
+    """Top-1 of a saved student on the test split under each shift (with_clean: (clean top-1, that))."""
     from edgeclip.bench.metrics import top1_accuracy
     from edgeclip.data import open_image_dataset
     from edgeclip.data.shifts import ShiftedDataset
@@ -118,8 +182,11 @@ def _shifted_accuracies(student_dir: Path) -> dict[str, float]:
     model, spec, _ = load_checkpoint(student_dir)
     test = open_image_dataset("digits", "test")
     size = max(spec.preprocess.size, load_proxy_teacher(progress=False).preprocess.size)  # as the data-free runs shift
-    return {name: top1_accuracy(predict_logits(model, eval_view(ShiftedDataset(test, name, size), spec.preprocess)), test.labels)
-            for name in SHIFTS}
+    shifted = {name: top1_accuracy(predict_logits(model, eval_view(ShiftedDataset(test, name, size), spec.preprocess)), test.labels)
+               for name in SHIFTS}
+    if with_clean:
+        return top1_accuracy(predict_logits(model, eval_view(test, spec.preprocess)), test.labels), shifted
+    return shifted
 
 
 def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -144,7 +211,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "overrides": [f"student.name={STUDENT}"]}]},
     ]
     for task in tasks:
-        task["reuse"] = args.reuse
+        task["reuse"], task["reevaluate"] = args.reuse or args.reevaluate, args.reevaluate
     return tasks
 
 
@@ -201,18 +268,20 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{m.get('versions', {}).get('open_clip_torch', '?')}, 1 torch thread per job, {meta['jobs']} jobs in parallel; "
         f"wall time {meta['seconds'] / 60:.1f} min, sum of the runs' own times {meta['run_seconds_total'] / 60:.1f} min, "
         f"CPU time {meta['run_cpu_seconds_total'] / 60:.1f} min (≈ {meta['run_cpu_seconds_total'] / 120:.0f} min of wall time on 2 idle cores)."
-        + (f" This invocation reused finished runs (--reuse), so its wall time is not the runs': {', '.join(meta['reused_runs'])}."
+        + (f" This invocation reused finished runs (--reuse/--reevaluate), so its wall time is not the runs': {', '.join(meta['reused_runs'])}."
            if meta["reused_runs"] else "")
         + (f" The runs were made by `{meta['runs_made_by']['command']}` ({meta['runs_made_by']['created']}, wall time "
            f"{meta['runs_made_by']['seconds'] / 60:.1f} min)." if meta.get("runs_made_by") else "")
         + _load_note(meta["runs_made_by"].get("load_average") if meta.get("runs_made_by") else meta.get("load_average")),
         "",
         f"Teacher: proxy digits CLIP (trained here on the 719 `pretrain` digits; {pct(meta['proxy_teacher'].get('zero_shot_accuracy_test'))}% "
-        "zero-shot when it was trained). Input to every data-free student: the ten class names. "
+        f"zero-shot when it was trained; weights `{meta['proxy_teacher'].get('identity', '?')}`). Input to every data-free student: the ten class names. "
         f"Recipe `digits-datafree` with {meta['settings']['per_class']} synthetic images per class, {meta['settings']['steps']} Adam steps "
         f"each, student {STUDENT} ({meta['student_params'] / 1e6:.2f}M params) for {meta['settings']['epochs']} epochs; "
         "test: the 359 real held-out digits (never used for training), clean and under synthetic shifts of them "
         f"(`edgeclip.data.shifts`: {'; '.join(f'{k}: {v}' for k, v in SHIFT_DESCRIPTIONS.items() if k in SHIFTS)}).",
+        "",
+        _shift_note(meta),
         "",
         "| model | train images | top-1 (%) | / real-data KD | " + " | ".join(SHIFTS) + " | teacher agrees on synthetic (%) | synthesis CPU s / image (wall) |",
         "|---|---:|---:|---:|" + "---:|" * len(SHIFTS) + "---:|---:|",
@@ -255,6 +324,19 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _shift_note(meta: dict[str, Any]) -> str:
+    """Which version of the shift module the shift columns come from, when and how they were measured."""
+    shifts = meta.get("shifts") or {}
+    version = shifts.get("version", "?")
+    if shifts.get("remeasured_runs"):
+        return (f"Shift columns: `edgeclip.data.shifts` {version}, re-measured on {shifts['measured'][:10]} by this invocation "
+                f"(--reevaluate) on the already-trained students of {', '.join(shifts['remeasured_runs'])}, without training "
+                "them again; their clean top-1 was re-measured too and is identical to the runs' own.")
+    made = meta.get("runs_made_by") or meta
+    return (f"Shift columns: `edgeclip.data.shifts` {version}, measured by the training runs "
+            f"({str(made.get('created', '?'))[:10]}).")
+
+
 def _load_note(load: list[float] | None) -> str:
     """What else ran: wall times (and wall seconds per image) depend on it, CPU time does not."""
     if not load:
@@ -294,21 +376,37 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=100, help="student epochs on the synthetic set")
     parser.add_argument("--fewshot-seeds", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="reuse finished runs that differ from today's recipes only in evaluation fields (the shift "
+                             "list) and re-measure every reused run's shift columns under today's edgeclip.data.shifts, "
+                             "without training; clean top-1 is re-measured too and must equal the run's own (implies --reuse)")
     args = parser.parse_args()
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
 
     from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
 
-    load_proxy_teacher(progress=True)  # train/cache once before the workers start
+    # Train/cache once before the workers start. Its weights identity goes into the result: two
+    # trainings of the same recipe can differ in the last float bits, and so do their students.
+    teacher_identity = load_proxy_teacher(progress=True).identity
     tasks = build_tasks(args)
-    reused = [s["name"] for t in tasks for s in t["steps"] if args.reuse and (Path(s["out"]) / "result.json").is_file()]
     out = Path(args.out)
-    previous = json.loads(out.with_suffix(".json").read_text()) if args.reuse and out.with_suffix(".json").is_file() else {}
+    reuse = args.reuse or args.reevaluate
+    previous = json.loads(out.with_suffix(".json").read_text()) if reuse and out.with_suffix(".json").is_file() else {}
+    made_with = (previous.get("proxy_teacher") or {}).get("identity")
+    if args.reevaluate and made_with and made_with != teacher_identity:
+        # The teacher's shift columns would come from other weights than its students learned from.
+        print(f"error: the runs were made with teacher {made_with}, this cache holds {teacher_identity}; "
+              "point EDGECLIP_CACHE at the cache they were made with", file=sys.stderr)
+        return 2
     # Longest tasks first so the workers finish together.
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
     results = {name: r for part in finished for name, r in part.items()}
+    reused = [name for name, r in results.items() if r.get("reused")]
+    from edgeclip.data.shifts import SHIFTS_VERSION
+
+    remeasured = {name: r["remeasured"] for name, r in results.items() if r.get("remeasured")}
 
     from edgeclip.distill.results import machine_info
 
@@ -324,15 +422,19 @@ def main() -> int:
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in results.values()),
             "run_cpu_seconds_total": sum(r.get("cpu_seconds") or 0.0 for r in results.values()),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
-            "proxy_teacher": proxy_info(), "student_params": results["contrastive"]["student"]["params"],
+            "proxy_teacher": {**proxy_info(), "identity": teacher_identity}, "student_params": results["contrastive"]["student"]["params"],
             "settings": {"per_class": args.per_class, "steps": args.steps, "epochs": args.epochs, "fewshot_seeds": args.fewshot_seeds},
-            "load_average": [load_start, os.getloadavg()[0]]}
+            "load_average": [load_start, os.getloadavg()[0]],
+            "shifts": {"version": SHIFTS_VERSION, "names": SHIFTS,
+                       "remeasured_runs": sorted(remeasured),
+                       "measured": max((r["measured"] for r in remeasured.values()), default=None)}}
     total_runs = sum(len(t["steps"]) for t in tasks)
     if len(reused) == total_runs and previous.get("settings") == meta["settings"]:
         # Every run came from an earlier invocation: say which one made them, and how long it took.
         meta["runs_made_by"] = previous.get("runs_made_by") or {k: previous.get(k) for k in ("command", "created", "seconds", "load_average")}
     payload = {**meta, "summary": summary,
-               "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "cpu_seconds", "shifts")}
+               "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "cpu_seconds", "shifts",
+                                                     "remeasured")}
                         for name, r in results.items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
