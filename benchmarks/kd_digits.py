@@ -77,7 +77,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     work = Path(args.work)
     tasks = []
-    for shots in SHOTS:
+    for shots in args.shots:
         for student in STUDENTS:
             name = f"proxy-{student}-k{shots}"
             tasks.append({"name": name, "teacher": "proxy-digits", "out": str(work / name), "reuse": args.reuse,
@@ -90,9 +90,9 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     return sorted(tasks, key=lambda t: ("k0" not in t["name"], "mobilenet" not in t["name"]))
 
 
-def student_table(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def student_table(results: dict[str, dict[str, Any]], shots_run: list[int]) -> list[dict[str, Any]]:
     rows = []
-    for shots in SHOTS:
+    for shots in shots_run:
         for student in STUDENTS:
             r = results[f"proxy-{student}-k{shots}"]
             m = r["metrics"]
@@ -128,6 +128,9 @@ def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -
         "number of steps. "
         "Test split: 359 held-out digits in every row.",
         "",
+        *([f"Low-shot settings not run in this invocation (--shots {','.join(map(str, meta['shots']))}): "
+           f"{', '.join(f'k={k}' for k in SHOTS if k not in meta['shots'])}.", ""]
+          if sorted(meta["shots"]) != sorted(SHOTS) else []),
         "| setting | train imgs | teacher top-1 (%) | student | params | KD top-1 (%) | scratch top-1 (%) | KD − scratch (pts) | retention KD | retention scratch | agreement KD (%) | epochs × batch |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -152,7 +155,10 @@ def main() -> int:
     parser.add_argument("--lowshot-steps", type=int, default=300, help="optimizer steps (batch 32) of every low-shot run")
     parser.add_argument("--lowshot-head-epochs", type=int, default=60)
     parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
+    parser.add_argument("--shots", default=",".join(map(str, SHOTS)),
+                        help="settings to run: 0 = full data, k = k images per class (default: all)")
     args = parser.parse_args()
+    args.shots = [int(k) for k in args.shots.split(",")]
     started = time.perf_counter()
 
     from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
@@ -169,11 +175,11 @@ def main() -> int:
 
     capacity_runs = [Path(args.work) / f"proxy-{CAPACITY_STUDENT}-k0"] + [Path(t["out"]) for t in tasks if t["teacher"].startswith("cnn:")]
     capacity_rows, gamma = rows_from_runs(capacity_runs)
-    rows = student_table(results)
+    rows = student_table(results, args.shots)
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python " + " ".join(sys.argv), "jobs": args.jobs,
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in finished),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
-            "proxy_teacher": proxy_info()}
+            "proxy_teacher": proxy_info(), "shots": args.shots}
     from dataclasses import asdict
 
     payload = {**meta, "student_table": rows, "capacity_gap": {"gamma": gamma, "rows": [asdict(r) for r in capacity_rows]},
