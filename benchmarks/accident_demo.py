@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclip.bench.environment import collect_environment
+from edgeclip.config import recipe_differences
 from edgeclip.io_utils import write_json
 from edgeclip.video.clips import LabelProtocol
 from edgeclip.video.dataset import build_dataset
@@ -52,27 +53,6 @@ METRICS = ("accuracy", "balanced_accuracy", "roc_auc", "average_precision")
 
 def log(message: str) -> None:
     print(f"[accident bench] {message}", file=sys.stderr, flush=True)
-
-
-def recipe_differences(run: dict, today: dict, default: dict, prefix: str = "") -> list[str]:
-    """Dotted recipe fields in which a finished run differs from today's recipe (its prose aside).
-    A field the run's recipe lacks was added to the code after it ran: that counts as equal only
-    while today's value is still the field's default (the run behaved as the default does)."""
-    out = []
-    for key in sorted(set(run) | set(today)):
-        if key == "description" and not prefix:
-            continue
-        path = prefix + key
-        if key not in run:
-            if today[key] != default.get(key):
-                out.append(path)
-        elif key not in today:
-            out.append(path)
-        elif isinstance(run[key], dict) and isinstance(today[key], dict):
-            out += recipe_differences(run[key], today[key], default.get(key) or {}, path + ".")
-        elif run[key] != today[key]:
-            out.append(path)
-    return out
 
 
 def adopt_run(source: Path, target: Path, recipe_name: str) -> dict:

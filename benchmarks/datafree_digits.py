@@ -51,7 +51,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from edgeclip.config import load_recipe
+    from edgeclip.config import load_recipe, recipe_differences
     from edgeclip.distill.results import RESULT_JSON
     from edgeclip.io_utils import read_json
 
@@ -109,34 +109,6 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                     value = read_json(path)
                     results[step["name"]][key] = value["cpu_seconds"] if key == "cpu_seconds" else value
     return results
-
-
-def recipe_differences(run: dict[str, Any], today: dict[str, Any], default: dict[str, Any] | None = None,
-                       prefix: str = "") -> list[str]:
-    """Dotted recipe fields in which a finished run differs from today's recipe (its prose aside).
-    A field the run's recipe lacks was added to the code after it ran: equal only while today's
-    value is still the field's default (the run behaved as the default does)."""
-    if default is None:
-        import dataclasses
-
-        from edgeclip.config import Recipe
-
-        default = dataclasses.asdict(Recipe())
-    out = []
-    for key in sorted(set(run) | set(today)):
-        if key == "description" and not prefix:
-            continue
-        path = prefix + key
-        if key not in run:
-            if today[key] != default.get(key):
-                out.append(path)
-        elif key not in today:
-            out.append(path)
-        elif isinstance(run[key], dict) and isinstance(today[key], dict):
-            out += recipe_differences(run[key], today[key], default.get(key) or {}, path + ".")
-        elif run[key] != today[key]:
-            out.append(path)
-    return out
 
 
 def _reevaluate(step: dict[str, Any], recipe: Any, earlier: dict[str, Any], out: Path) -> dict[str, Any]:

@@ -257,6 +257,30 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
+def recipe_differences(run: dict[str, Any], today: dict[str, Any], default: dict[str, Any] | None = None,
+                       prefix: str = "") -> list[str]:
+    """Dotted recipe fields in which a finished run differs from today's recipe (its prose aside).
+    A field the run's recipe lacks was added to the code after it ran: equal only while today's
+    value is still the field's default (the run behaved as the default does)."""
+    if default is None:
+        default = dataclasses.asdict(Recipe())
+    out = []
+    for key in sorted(set(run) | set(today)):
+        if key == "description" and not prefix:
+            continue
+        path = prefix + key
+        if key not in run:
+            if today[key] != default.get(key):
+                out.append(path)
+        elif key not in today:
+            out.append(path)
+        elif isinstance(run[key], dict) and isinstance(today[key], dict):
+            out += recipe_differences(run[key], today[key], default.get(key) or {}, path + ".")
+        elif run[key] != today[key]:
+            out.append(path)
+    return out
+
+
 def list_recipes() -> list[tuple[str, str]]:
     """(name, description) of every shipped recipe."""
     rows = []

@@ -105,9 +105,9 @@ def test_benchmark_reevaluate_reuses_a_run_that_differs_only_in_its_shift_list(t
     try:
         # --reuse alone must not take it (the shift list differs) — checked without running it:
         earlier = read_json(out / "result.json")
-        from edgeclip.config import load_recipe
+        from edgeclip.config import load_recipe, recipe_differences
 
-        differs = benchmark.recipe_differences(earlier["recipe"], load_recipe("digits-datafree", step["overrides"]).to_dict())
+        differs = recipe_differences(earlier["recipe"], load_recipe("digits-datafree", step["overrides"]).to_dict())
         assert differs == ["datafree.shifts"] and set(differs) <= benchmark.EVALUATION_ONLY
         results = benchmark.run_task({"steps": [step], "reuse": True, "reevaluate": True})
     finally:
@@ -119,13 +119,15 @@ def test_benchmark_reevaluate_reuses_a_run_that_differs_only_in_its_shift_list(t
     assert read_json(out / "result.json")["metrics"]["student_accuracy"] == result["metrics"]["student_accuracy"]
 
 
-def test_recipe_differences_ignores_prose_and_fields_added_at_their_default(benchmark) -> None:
+def test_recipe_differences_ignores_prose_and_fields_added_at_their_default() -> None:
+    from edgeclip.config import recipe_differences
+
     default = {"data": {"train": "digits", "pairs": "digits"}, "video": {"epochs": 60}}
     today = {"description": "new words", "data": {"train": "digits", "pairs": "digits"}, "video": {"epochs": 60},
              "datafree": {"shifts": ["a", "b"]}}
     run = {"description": "old words", "data": {"train": "digits"}, "datafree": {"shifts": ["a"]}}
     default["datafree"] = {"shifts": []}
-    assert benchmark.recipe_differences(run, today, default) == ["datafree.shifts"]
+    assert recipe_differences(run, today, default) == ["datafree.shifts"]
     today["video"]["epochs"] = 5  # a field the run lacks, no longer at its default: the run did not do this
     today["data"]["train"] = "other"
-    assert benchmark.recipe_differences(run, today, default) == ["data.train", "datafree.shifts", "video"]
+    assert recipe_differences(run, today, default) == ["data.train", "datafree.shifts", "video"]
