@@ -405,3 +405,19 @@ def test_coreml_fp16_keeps_normalization_and_softmax_in_fp32(clip):
             dtypes.setdefault(op.op_type, set()).add(op.outputs[0].dtype)
     assert dtypes["layer_norm"] == {types.fp32} and dtypes["softmax"] == {types.fp32}
     assert types.fp16 in dtypes["linear"]  # the bulk of the compute did go to fp16
+
+
+def test_logits_parity_by_agreement_unless_the_spec_asks_for_cosine() -> None:
+    from edgeclip.exporters.parity import compare_outputs, thresholds_for
+
+    # Two near-tied logits rows: the int8 output keeps their direction (cosine ~1) but flips row 0's top-1.
+    reference = np.array([[1.0, 1.001, 0.5], [3.0, 0.0, 0.0]], dtype=np.float32)
+    exported = np.array([[1.001, 1.0, 0.5], [3.0, 0.0, 0.0]], dtype=np.float32)
+    by_agreement = compare_outputs(reference, exported, kind="classifier", precision="int8", thresholds=thresholds_for("int8", 1e-4, 1e-4))
+    assert by_agreement["top1_agreement"] == 0.5 and by_agreement["passed"] is False  # 0.5 < 0.90
+    cosine_only = thresholds_for("int8", 1e-4, 1e-4, overrides={"int8": {"min_top1_agreement": None}})
+    record = compare_outputs(reference, exported, kind="classifier", precision="int8", thresholds=cosine_only)
+    assert record["mean_cosine"] > 0.999 and record["passed"] is True
+    # ...and cosine still fails an output that points elsewhere.
+    record = compare_outputs(reference, -exported, kind="classifier", precision="int8", thresholds=cosine_only)
+    assert record["passed"] is False
