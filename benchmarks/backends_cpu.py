@@ -19,7 +19,6 @@ Writes <out>.json and <out>.md with the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from edgeclip.runtimes import load_runtime
 from edgeclip.runtimes.torch_runtime import TorchRuntime
 from edgeclip.students import create_student
 from edgeclip.utils import count_params, seed_everything
+from edgeclip.io_utils import write_result_files
 
 VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
 DASHCAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "dad-demo"
@@ -225,9 +225,7 @@ def main() -> int:
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),
               "environment": collect_environment(), "speed": speed, "ratios": ratios, "accuracy": accuracy}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(result))
+    write_result_files(out, result, to_markdown(result))
     print(to_markdown(result))
     return 0
 

@@ -48,6 +48,7 @@ from edgeclip.runtimes import load_runtime
 from edgeclip.students import create_student
 from edgeclip.students.checkpoint import load_checkpoint
 from edgeclip.utils import count_params
+from edgeclip.io_utils import write_result_files
 
 BACKENDS = ("onnx", "openvino")
 STUDENTS = ("mobilenetv3_small", "mobilenetv3_large", "resnet18_w8", "resnet18_w4", "resnet18_w2")
@@ -316,9 +317,7 @@ def main() -> int:
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items() if k != "tower"} for row in rows]}
     result.update(verdicts(result["rows"]))
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(result))
+    write_result_files(out, result, to_markdown(result))
     print(to_markdown(result))
     return 0
 

@@ -408,9 +408,9 @@ def main() -> int:
                "runs": {name: {k: r.get(k) for k in ("teacher", "student", "metrics", "data", "synthesis", "loss", "seconds", "cpu_seconds", "shifts",
                                                      "remeasured")}
                         for name, r in results.items()}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(render(summary, meta))
+    from edgeclip.io_utils import write_result_files
+
+    write_result_files(out, payload, render(summary, meta))
     print(out.with_suffix(".md").read_text())
     return 0
 

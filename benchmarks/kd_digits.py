@@ -17,7 +17,6 @@ one torch thread each (2 cores).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import sys
@@ -185,9 +184,9 @@ def main() -> int:
     payload = {**meta, "student_table": rows, "capacity_gap": {"gamma": gamma, "rows": [asdict(r) for r in capacity_rows]},
                "runs": {name: {k: r[k] for k in ("teacher", "student", "metrics", "data", "param_gap", "seconds")} for name, r in results.items()}}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    out.with_suffix(".md").write_text(render(rows, render_markdown(capacity_rows, gamma), meta))
+    from edgeclip.io_utils import write_result_files
+
+    write_result_files(out, payload, render(rows, render_markdown(capacity_rows, gamma), meta))
     print(out.with_suffix(".md").read_text())
     return 0
 

@@ -18,7 +18,6 @@ them) to show what the cache saves with a real-size teacher.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -132,9 +131,9 @@ def main() -> int:
         "seconds": time.perf_counter() - started,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(render(result))
+    from edgeclip.io_utils import write_result_files
+
+    write_result_files(out, result, render(result))
     print(render(result))
     return 0
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from edgeclip.bench.environment import collect_environment
+from edgeclip.io_utils import write_result_files
 
 
 def run_once(work: Path, index: int, teachers_from: Path | None = None) -> dict:
@@ -105,9 +106,7 @@ def main() -> int:
               "deterministic": all(a == accuracy[0] for a in accuracy),
               "runs": [{k: v for k, v in run.items() if k != "report_md"} for run in runs]}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(to_markdown(result))
+    write_result_files(out, result, to_markdown(result))
     if runs[0]["report_md"]:
         out.with_name(out.name + "_report.md").write_text(runs[0]["report_md"])
     print(to_markdown(result))

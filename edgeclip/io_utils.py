@@ -98,6 +98,24 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
+def write_result_files(out: str | Path, data: Any, markdown: str) -> None:
+    """A benchmark's `<out>.json` and `<out>.md`, each written atomically: a run killed while writing
+    leaves the previous committed pair, never a truncated one. Values JSON cannot hold become strings."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def lenient(obj: Any) -> Any:
+        try:
+            return _json_default(obj)
+        except TypeError:
+            return str(obj)
+
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=lenient) + "\n")
+    with atomic_path(out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown)
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 

@@ -410,3 +410,25 @@ def test_leftovers_of_a_killed_export_are_cleaned_by_the_next_run(tmp_path):
         assert (tmp_path / "onnx-fp32" / "manifest.json").is_file()  # restored before the new export started
         (work / "manifest.json").write_text('{"new": 1}')
     assert (tmp_path / "onnx-fp32" / "manifest.json").read_text() == '{"new": 1}'
+
+
+def test_benchmark_result_files_are_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from edgeclip import io_utils
+
+    out = tmp_path / "results" / "bench"
+    io_utils.write_result_files(out, {"ratio": np.float32(0.5), "where": tmp_path}, "# first\n")
+    assert json.loads(out.with_suffix(".json").read_text()) == {"ratio": 0.5, "where": str(tmp_path)}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the run dies while serializing the new result
+
+    monkeypatch.setattr(io_utils.json, "dumps", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io_utils.write_result_files(out, {"ratio": 0.9}, "# second\n")
+    assert json.loads(out.with_suffix(".json").read_text())["ratio"] == 0.5
+    assert out.with_suffix(".md").read_text() == "# first\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bench.json", "bench.md"]
