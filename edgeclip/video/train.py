@@ -27,7 +27,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_path, read_json, safe_torch_load, write_json
+from edgeclip.distill.resume import save_training
+from edgeclip.io_utils import read_json, safe_torch_load, write_json
 from edgeclip.utils import seed_everything, stable_hash, torch_threads
 from edgeclip.video.dataset import WindowDataset, stream_probabilities
 from edgeclip.video.heads import TEMPORAL_HEADS, create_head
@@ -142,11 +143,10 @@ def _train_head(x: np.ndarray, y: np.ndarray, config: HeadTrainConfig, *, encode
                 schedule.step()
         bar.set_postfix(loss=f"{loss.item() * config.accumulation:.3f}", lr=f"{schedule.get_last_lr()[0]:.1e}")
         if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"key": key, "epoch": epoch + 1, "micro": micro, "head": head.state_dict(),
-                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                            "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                            "grads": [None if p.grad is None else p.grad.clone() for p in head.parameters()]}, tmp)
+            save_training(checkpoint, {"key": key, "epoch": epoch + 1, "micro": micro, "head": head.state_dict(),
+                                       "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                                       "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                                       "grads": [None if p.grad is None else p.grad.clone() for p in head.parameters()]})
     if micro % config.accumulation:  # gradients of the last partial accumulation still count
         optimizer.step()
         optimizer.zero_grad()
