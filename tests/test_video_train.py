@@ -122,3 +122,18 @@ def test_zero_shot_head_is_evaluated_without_training(tmp_path):
     expected = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)
     assert np.allclose(results["cross_validation"]["out_of_fold_probabilities"], expected, atol=1e-3)
     assert results["cross_validation"]["pooled"]["roc_auc"] > 0.75  # feature 0 is what the "prompts" point at
+
+
+def test_recipe_video_section_and_head_training_share_their_defaults() -> None:
+    import dataclasses
+
+    from edgeclip.config import VideoConfig
+    from edgeclip.video.train import HeadTrainConfig
+
+    # Both declare the paper's head schedule; a default changed in one place only would make
+    # `edgeclip build --recipe accident-*` and `edgeclip video train` train different heads.
+    config = HeadTrainConfig.from_recipe(VideoConfig(), seed=3)
+    for f in dataclasses.fields(HeadTrainConfig):
+        if f.name != "seed":
+            assert getattr(config, f.name) == getattr(HeadTrainConfig(), f.name), f.name
+    assert config.seed == 3

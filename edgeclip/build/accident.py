@@ -50,9 +50,7 @@ def video_settings(recipe: Any) -> tuple[Any, Any, Any]:
     from edgeclip.video.train import HeadTrainConfig
 
     v = recipe.video
-    config = HeadTrainConfig(head=v.head, head_params=dict(v.head_params), epochs=v.epochs, batch_size=v.batch_size,
-                             accumulation=v.accumulation, lr=v.lr, weight_decay=v.weight_decay, folds=v.folds,
-                             threshold=v.threshold, seed=recipe.seed)
+    config = HeadTrainConfig.from_recipe(v, recipe.seed)
     config.validate()
     if v.folds < 2:
         raise UserError("video.folds must be >= 2 for a build: accuracy and retention come from cross-validation by clip")

@@ -48,6 +48,12 @@ class HeadTrainConfig:
     threshold: float = 0.5
     seed: int = 0
 
+    @classmethod
+    def from_recipe(cls, video: Any, seed: int) -> "HeadTrainConfig":
+        """The head-training fields of a recipe's `video:` section (config.VideoConfig), by name."""
+        shared = {f.name: getattr(video, f.name) for f in dataclasses.fields(cls) if hasattr(video, f.name)}
+        return cls(**{**shared, "head_params": dict(shared.get("head_params", {})), "seed": seed})
+
     def validate(self) -> None:
         TEMPORAL_HEADS.get(self.head)  # unknown head: UserError with close matches
         for name in ("epochs", "batch_size", "accumulation", "folds"):
