@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,7 +39,15 @@ def main() -> int:
 
     from edgeclip.demo.examples import EXAMPLES_DIR
 
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    if browser is None or driver_path is None:
+        print("error: needs chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)", file=sys.stderr)
+        return 2
     image = Path(args.image) if args.image else EXAMPLES_DIR / "digit-seven-test5.png"
+    if not image.is_file():
+        print(f"error: no image at {image}; pass --image PATH", file=sys.stderr)
+        return 2
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -51,16 +60,16 @@ def main() -> int:
                 urllib.request.urlopen(url + "api/info", timeout=2).read()
                 break
             except OSError:
-                if server.poll() is not None:
-                    return 1
+                if server.poll() is not None:  # the demo printed its one-line error
+                    return server.returncode or 1
                 time.sleep(0.5)
         os.environ["SE_OFFLINE"] = "true"
         options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
+        options.binary_location = browser
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
                      f"--user-data-dir={tempfile.mkdtemp()}"):
             options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
         try:
             driver.get(url)
             WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
