@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from edgeclip.bench.environment import collect_environment
-from edgeclip.io_utils import write_result_files
+from edgeclip.io_utils import atomic_path, write_result_files
 
 
 def run_once(work: Path, index: int, teachers_from: Path | None = None) -> dict:
@@ -108,7 +108,8 @@ def main() -> int:
     out = Path(args.out)
     write_result_files(out, result, to_markdown(result))
     if runs[0]["report_md"]:
-        out.with_name(out.name + "_report.md").write_text(runs[0]["report_md"])
+        with atomic_path(out.with_name(out.name + "_report.md")) as tmp:
+            tmp.write_text(runs[0]["report_md"])
     print(to_markdown(result))
     return 0 if all(run["exit_code"] == 0 for run in runs) else 1
 
