@@ -144,6 +144,18 @@ def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -
     return "\n".join(lines) + "\n"
 
 
+def shots_list(text: str) -> list[int]:
+    """`--shots 0,5`: a subset of SHOTS, or argparse's one-line usage error."""
+    try:
+        shots = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    unknown = [k for k in shots if k not in SHOTS]
+    if unknown or not shots:
+        raise argparse.ArgumentTypeError(f"settings must be among {','.join(map(str, SHOTS))}, got {text!r}")
+    return shots
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="benchmarks/results/kd_digits", help="writes <out>.json and <out>.md")
@@ -154,10 +166,9 @@ def main() -> int:
     parser.add_argument("--lowshot-steps", type=int, default=300, help="optimizer steps (batch 32) of every low-shot run")
     parser.add_argument("--lowshot-head-epochs", type=int, default=60)
     parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
-    parser.add_argument("--shots", default=",".join(map(str, SHOTS)),
-                        help="settings to run: 0 = full data, k = k images per class (default: all)")
+    parser.add_argument("--shots", type=shots_list, default=list(SHOTS),
+                        help="comma-separated settings to run: 0 = full data, k = k images per class (default: 0,5,10,20)")
     args = parser.parse_args()
-    args.shots = [int(k) for k in args.shots.split(",")]
     started = time.perf_counter()
 
     from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
