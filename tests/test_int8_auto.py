@@ -117,6 +117,54 @@ def test_reverted_layers_read_float_inputs(cnn, data, tmp_path):
     assert outputs.shape == (64, 4)
 
 
+class ReluHardswishNet(nn.Module):
+    """Conv→ReLU (onnxruntime folds that ReLU into the quantization range) and a HardSwish (which the
+    exporter decomposes into unnamed HardSigmoid·Mul nodes): the two cases that kept a reverted
+    graph from being float."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu(self.conv1(image))
+        x = nn.functional.hardswish(self.conv2(x))
+        return self.head(x.mean((2, 3)))
+
+
+def test_reverting_every_layer_gives_back_the_float_model(data, tmp_path):
+    from edgeclip.compress import ort_int8
+    from edgeclip.exporters.onnx_export import torch_to_onnx
+
+    torch.manual_seed(0)
+    model, spec = ReluHardswishNet().eval(), tiny_cnn_spec()
+    calibration, _, test_images, _ = data
+    torch_to_onnx(model, spec, tmp_path / "fp32.onnx")
+    pre = ort_int8.preprocessed(tmp_path / "fp32.onnx", tmp_path)
+    float_graph = onnx.load(str(pre)).graph
+    assert all(node.name for node in float_graph.node)  # every node addressable by the search
+    details = ort_int8.quantize_static_qdq(pre, tmp_path / "int8.onnx", calibration, "image", weights="uint8")
+    assert details["graph_outputs"] == "float"
+    quantized = onnx.load(str(tmp_path / "int8.onnx")).graph
+    producers = {out: node.op_type for node in quantized.node for out in node.output}
+    assert producers[quantized.output[0].name] == "Gemm"  # logits are not rounded to 8 bits
+    assert sum(n.op_type == "Relu" for n in quantized.node) == sum(n.op_type == "Relu" for n in float_graph.node) == 1
+    reference = ort_int8.session_runner(pre)(test_images)
+    revertible = ort_int8.OrtRevertible(tmp_path / "int8.onnx", pre)
+    def error(outputs: np.ndarray) -> float:
+        return float(np.abs(outputs - reference).max() / np.abs(reference).max())
+
+    reverted = error(revertible.build(revertible.layers())(test_images))
+    # With every quantized node reverted it is the float model again (original weights, the ReLU
+    # kept, the HardSwish halves reverted too), to float rounding; the int8 graph really is rounded.
+    assert reverted < 1e-5
+    assert error(revertible.build([])(test_images)) > 1e-3
+    # Without the float model, weights fall back to their dequantized int8 values: not the float model.
+    assert error(ort_int8.OrtRevertible(tmp_path / "int8.onnx").build(revertible.layers())(test_images)) > 100 * max(reverted, 1e-7)
+
+
 def test_ignored_scope_is_kept_float_and_unknown_names_are_listed(cnn, data, tmp_path):
     model, spec = cnn
     calibration, _, test_images, _ = data
