@@ -176,7 +176,7 @@ class Int8Config:
     sensitivity-driven mixed precision, speed check) | classic (the original fixed methods)."""
 
     mode: str = "auto"
-    calibration_method: str = "minmax"  # minmax | entropy | percentile
+    calibration_method: str = "auto"  # auto (each backend's default) | minmax | entropy | percentile
     percentile: float = 99.999
     weights: str = "auto"  # onnxruntime static int8 weights: auto (by CPU VNNI) | int8 | uint8
     ignored_scope: list[str] = field(default_factory=list)

@@ -111,7 +111,8 @@ def _register_int8(actions: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="onnx", help="onnx | openvino | tensorrt")
     parser.add_argument("--mode", default="auto", help="auto | classic (the fixed methods of `edgeclip export`)")
     parser.add_argument("--data", default=None, help="calibration/validation/parity images (default: the checkpoint's data, else digits)")
-    parser.add_argument("--calibration-method", default="minmax", help="minmax | entropy | percentile")
+    parser.add_argument("--calibration-method", default="auto",
+                        help="auto (each backend's default: onnxruntime min-max, NNCF its own estimators) | minmax | entropy | percentile")
     parser.add_argument("--percentile", type=float, default=99.999)
     parser.add_argument("--calibration-count", type=int, default=128)
     parser.add_argument("--validation-count", type=int, default=256)

@@ -33,13 +33,13 @@ from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
 from edgeclip.errors import UserError
 
 MODES = ("classic", "auto")
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 
 
 @dataclass
 class Int8Options:
     mode: str = "auto"
-    calibration_method: str = "minmax"
+    calibration_method: str = "auto"  # each backend's own default estimator (onnxruntime: min-max; NNCF: its defaults)
     percentile: float = 99.999
     per_channel: bool = True
     weights: str = "auto"  # ORT static int8 weights: auto (by this CPU's VNNI) | int8 | uint8
@@ -139,7 +139,7 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
             details = ort_int8.quantize_static_qdq(pre, full, calibration, input_name, method=options.calibration_method,
                                                    percentile=options.percentile, per_channel=options.per_channel,
                                                    weights=weights, exclude=options.ignored_scope)
-            revertible = ort_int8.OrtRevertible(full)
+            revertible = ort_int8.OrtRevertible(full, pre)
             search = None
             float_layers: list[str] = []
             if options.mixed and reference is not None:

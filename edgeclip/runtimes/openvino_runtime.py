@@ -1,10 +1,48 @@
-"""OpenVINO on CPU, threads via INFERENCE_NUM_THREADS. Needs no torch."""
+"""OpenVINO on CPU, threads via INFERENCE_NUM_THREADS. Needs no torch.
+
+Every model is compiled once per input shape with that shape made static (`StaticShapeCompiler`).
+Measured here (OpenVINO 2026.4.1, x86 CPU without VNNI): an NNCF int8 MobileNetV3-small compiled
+with a dynamic batch returns different logits at batch 1 than at batch 64 — top-1 agreement with
+the fp32 model 32% at batch 1 against 83% at batch 64 or with the same model reshaped to a static
+[1, 3, 32, 32]; fp32 models and the int8 ResNets were unaffected. Static shapes are also what a
+device deploys (batch 1), so edgeclip's OpenVINO paths never run a dynamic-shape compile.
+"""
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import numpy as np
 
 from edgeclip.runtimes.base import Runtime
+
+
+class StaticShapeCompiler:
+    """Calls an OpenVINO model, compiling it once per input shape with that shape made static."""
+
+    def __init__(self, model: Any, device: str = "CPU", config: dict[str, Any] | None = None) -> None:
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.model = model  # an ov.Model or a path to an IR / ONNX file
+        self.device = device
+        self.config = dict(config or {})
+        self.compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
+
+    def _compile(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
+        model = self.core.read_model(str(self.model)) if isinstance(self.model, (str, os.PathLike)) else self.model.clone()
+        if model.input(0).get_partial_shape().is_dynamic:
+            model.reshape({model.input(0): list(shape)})
+        compiled = self.core.compile_model(model, self.device, self.config)
+        return compiled.create_infer_request(), compiled.outputs[0]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        shape = tuple(int(d) for d in batch.shape)
+        if shape not in self.compiled:
+            self.compiled[shape] = self._compile(shape)
+        request, output = self.compiled[shape]
+        return np.array(request.infer({0: batch})[output])  # copy: the request reuses its output buffer
 
 
 class OpenVinoRuntime(Runtime):
@@ -12,20 +50,19 @@ class OpenVinoRuntime(Runtime):
     device = "CPU"
 
     def _load(self) -> None:
-        import openvino as ov
-
-        core = ov.Core()
         config: dict[str, object] = {}
         if self.threads > 0:
             config["INFERENCE_NUM_THREADS"] = self.threads
         precision = self.manifest.get("runtime_hints", {}).get("openvino_inference_precision")
         if precision:
             config["INFERENCE_PRECISION_HINT"] = precision
-        model = core.read_model(str(self.model_path))
-        self.compiled = core.compile_model(model, self.device, config)
-        self.request = self.compiled.create_infer_request()
-        self.output = self.compiled.outputs[0]
+        self.compiler = StaticShapeCompiler(self.model_path, self.device, config)
+        # Compile batch 1 now (what devices run), so a broken or unsupported IR fails at load.
+        dims = (self.manifest.get("inputs") or [{}])[0].get("shape") or []
+        if len(dims) > 1 and all(isinstance(d, int) for d in dims[1:]):
+            self.compiler.compiled[(1, *dims[1:])] = self.compiler._compile((1, *dims[1:]))
+        else:
+            self.compiler.core.read_model(str(self.model_path))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: batch})
-        return np.array(result[self.output])  # copy: the request reuses its output buffer
+        return self.compiler(batch)

@@ -51,9 +51,7 @@ class Model:
                 hint = (self.manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
                 if hint:
                     config["INFERENCE_PRECISION_HINT"] = hint
-                compiled = ov.Core().compile_model(model_path, "CPU", config)
-                request, output = compiled.create_infer_request(), compiled.outputs[0]
-                self.run = lambda x: np.array(request.infer({0: x})[output])
+                self.run = _openvino_static_runner(ov, model_path, config)
             elif self.backend == "tensorrt":
                 self.run = _tensorrt_runner(model_path, self.input_name, self.manifest["outputs"][0]["name"])
             else:
@@ -136,3 +134,22 @@ def find_artifact(model_dir: str, config: dict, part: str, backend: str, precisi
     have = ", ".join(found) or "none"
     raise InputError(f"{model_dir} has no exported {what} for {backend}{'-' + precision if precision else ''} "
                      f"(found: {have}); run `edgeclip video export --model {model_dir} --backend {backend}`")
+
+
+def _openvino_static_runner(ov, model_path: str, config: dict):
+    """Compile once per input shape with that shape static: OpenVINO 2026.4 gave an int8 MobileNetV3
+    compiled with a dynamic batch different logits at batch 1 (edgeclip runtimes/openvino_runtime.py)."""
+    core, compiled = ov.Core(), {}
+
+    def run(batch):
+        shape = tuple(int(d) for d in batch.shape)
+        if shape not in compiled:
+            model = core.read_model(model_path)
+            if model.input(0).get_partial_shape().is_dynamic:
+                model.reshape({model.input(0): list(shape)})
+            built = core.compile_model(model, "CPU", config)
+            compiled[shape] = (built.create_infer_request(), built.outputs[0])
+        request, output = compiled[shape]
+        return np.array(request.infer({0: batch})[output])
+
+    return run
