@@ -36,6 +36,41 @@ def _row(row: dict[str, Any]) -> str:
             f"{'yes' if row.get('passes') else 'no'}{'' if holds is None else (' / holds' if holds else ' / breaks')} | {note} |")
 
 
+def int8_verdicts(rows: list[dict[str, Any]], bar: float = 0.99) -> list[dict[str, Any]]:
+    """Per student and backend: the fastest int8 artifact of the unpruned student (PTQ, mixed or
+    QAT) that keeps >= `bar` top-1 agreement with the fp32 student AND is faster than that
+    student's fp32 artifact in the same backend — or why there is none (then the build keeps fp32)."""
+    verdicts = []
+    for model in dict.fromkeys(r["model"] for r in rows if "kd_epochs" in r):
+        for backend in dict.fromkeys(r["backend"] for r in rows if r["model"] == model):
+            base = [r for r in rows if r["model"] == model and r["backend"] == backend and r["variant"] == "base"
+                    and r["status"] == "ok"]
+            fp32 = next((r for r in base if r["format"] == "fp32"), None)
+            int8 = [r for r in base if r["format"] != "fp32"]
+            if fp32 is None or not int8:
+                continue
+            fp32_ms = fp32["latency_ms"]["p50"]
+            holding = [r for r in int8 if r["agreement_fp32_student"] >= bar]
+            faster = [r for r in holding if r["latency_ms"]["p50"] < fp32_ms]
+            best_agreement = max(int8, key=lambda r: r["agreement_fp32_student"])
+            if faster:
+                chosen = min(faster, key=lambda r: r["latency_ms"]["p50"])
+                verdict, why = "int8", (f"{chosen['format']} keeps {chosen['agreement_fp32_student']:.2%} agreement and runs "
+                                        f"{fp32_ms / chosen['latency_ms']['p50']:.2f}× the fp32 speed")
+            elif holding:
+                chosen = min(holding, key=lambda r: r["latency_ms"]["p50"])
+                verdict, why = "fp32", (f"int8 holds ({chosen['format']}: {chosen['agreement_fp32_student']:.2%}) but is not faster "
+                                        f"than fp32 on this CPU ({chosen['latency_ms']['p50']:.3f} vs {fp32_ms:.3f} ms)")
+            else:
+                chosen = best_agreement
+                verdict, why = "fp32", (f"no int8 variant keeps {bar:.0%} agreement (best: {chosen['format']} "
+                                        f"{chosen['agreement_fp32_student']:.2%})")
+            verdicts.append({"model": model, "backend": backend, "ships": verdict, "format": chosen["format"],
+                             "agreement_fp32": chosen["agreement_fp32_student"], "int8_p50_ms": chosen["latency_ms"]["p50"],
+                             "fp32_p50_ms": fp32_ms, "why": why})
+    return verdicts
+
+
 def scope(result: dict[str, Any]) -> str:
     """What this run covers, derived from its rows: which students, which got QAT/pruned variants."""
     students = [m for m in dict.fromkeys(r["model"] for r in result["rows"] if "kd_epochs" in r)]
@@ -60,11 +95,16 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Machine: {env.get('cpu')} · {env.get('cores_logical', env.get('cores'))} logical cores · {result['threads']} inference "
         f"thread(s), batch 1 · torch {versions.get('torch')} · onnxruntime {versions.get('onnxruntime')} · openvino "
         f"{versions.get('openvino')} · nncf {versions.get('nncf')}. Load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in result['load_average_at_end'])}: other jobs shared the 2 cores, so absolute "
-        "latencies are noisy; every artifact was timed round-robin in one run, so ratios are fair.", "",
+        f"{', '.join(f'{x:.1f}' for x in result['load_average_at_end'])}"
+        + (": other jobs shared the cores, so absolute latencies are noisy" if result["load_average_at_end"][0] > 2.5 else
+           " (this benchmark alone on the machine)")
+        + "; every artifact was timed round-robin in one run, so ratios are fair. OpenVINO artifacts run compiled "
+        "with static shapes, one per batch size (a dynamic-batch compile gave int8 MobileNetV3 other logits at "
+        "batch 1: see edgeclip/runtimes/openvino_runtime.py); int8 calibration is each backend's default (`auto`).", "",
         "Students: KD from the proxy teacher `proxy-digits` (fine-tuned head) on digits `train` (719 images), 32×32 inputs "
         "(digits are 8×8, so 32×32 keeps every pixel); accuracy, retention (= accuracy / teacher accuracy) and agreement on "
-        "the 359 held-out digits `test` images. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
+        "the 359 held-out digits `test` images. int8 calibrates on 128 `train` images; the mixed-precision search "
+        "validates on 256 `pretrain` images, which no student trains on. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
         "offline) — speed, size and FLOPs only; no trained DistillCLIP tower exists here yet, and its pruned rows prune "
         "random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
         f"Columns: *agree fp32* = top-1 agreement with the fp32 PyTorch student; *agree own* = with the float model the "
@@ -75,6 +115,14 @@ def to_markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(row) for row in result["rows"]]
+    lines += ["", f"## int8 per shipped student: holds (≥ {result['bars']['agreement']:.0%} agreement with fp32) and faster than fp32?", "",
+              "The fastest int8 artifact of the unpruned student (PTQ, mixed or QAT) that keeps the agreement with the fp32 "
+              "student on the held-out digits and beats the fp32 artifact's p50 in the same backend; otherwise the build "
+              "keeps fp32, for the reason given.", "",
+              "| student | backend | ships | int8 format | agree fp32 | int8 p50 ms | fp32 p50 ms | why |", "|---|---|---|---|---|---|---|---|"]
+    for v in int8_verdicts(result["rows"], result["bars"]["agreement"]):
+        lines.append(f"| {v['model']} | {v['backend']} | {v['ships']} | {v['format']} | {v['agreement_fp32']:.4f} | "
+                     f"{v['int8_p50_ms']:.3f} | {v['fp32_p50_ms']:.3f} | {v['why']} |")
     lines += ["", "## Training epochs per student checkpoint", "", "| model | variant | KD epochs | recovery epochs | QAT epochs |",
               "|---|---|---|---|---|"]
     seen = set()
