@@ -105,8 +105,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "(digits are 8×8, so 32×32 keeps every pixel); accuracy, retention (= accuracy / teacher accuracy) and agreement on "
         "the 359 held-out digits `test` images. int8 calibrates on 128 `train` images; the mixed-precision search "
         "validates on 256 `pretrain` images, which no student trains on. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
-        "offline) — speed, size and FLOPs only; no trained DistillCLIP tower exists here yet, and its pruned rows prune "
-        "random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
+        "offline) — speed, size and FLOPs only (the DistillCLIP student trained here, benchmarks/results/distillclip_digits.md, "
+        "is a 32×32 model of another size, not this 224² tower); the tower's pruned rows prune random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
         f"Columns: *agree fp32* = top-1 agreement with the fp32 PyTorch student; *agree own* = with the float model the "
         f"artifact was exported from (the pruned / QAT-tuned student for those variants). *passes* = agree own ≥ "
         f"{result['bars']['agreement']:.0%} (students) or export parity (towers); *holds/breaks* = the base student's "

@@ -177,6 +177,10 @@ def test_environment_block():
     assert env["threads"] == 3 and env["cores_logical"] >= 1
     assert "numpy" in env["versions"] and env["python"].count(".") == 2
     assert env["cpu"] and env["os"]
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else None
+    if flags is not None:  # int8 speed depends on VNNI: the block says whether this CPU has it
+        assert env["cpu_int8_features"]["vnni"] == any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+        assert env["cpu_int8_features"]["avx2"] == ("avx2" in flags)
 
 
 def bench(argv: list[str]) -> int:

@@ -91,6 +91,10 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "versions": library_versions(),
         "gpu": gpu_description(),
     }
+    from edgeclip.compress.cpu import cpu_features
+
+    # int8 speed depends on these (onnxruntime U8S8 needs VNNI; NNCF/oneDNN use VNNI/AMX when present)
+    env["cpu_int8_features"] = {k: cpu_features()[k] for k in ("avx2", "avx512", "vnni")}
     try:  # other work on the machine skews absolute times (ratios measured interleaved much less)
         env["load_average_1m"] = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):  # Windows
