@@ -171,6 +171,41 @@ def student_artifacts(student: str, args: argparse.Namespace) -> list[dict[str, 
     return rows
 
 
+def zero_shot_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The trained DistillCLIP digits student as it ships for zero-shot: its image tower fused with the
+    class embeddings of its own text tower (image → 10 logits), fp32 / int8 PTQ / int8 mixed on both
+    backends — judged like the classifier students (accuracy, agreement with its fp32 PyTorch self,
+    retention against the teacher's zero-shot accuracy recorded in the run)."""
+    from edgeclip.exporters.dual import class_embeddings
+    from edgeclip.exporters.towers import FusedZeroShotClassifier, zero_shot_classifier_spec
+    from edgeclip.teacher.templates import get_templates
+
+    run = args.distillclip_run
+    result = json.loads((run / "result.json").read_text())
+    model, spec, _ = load_checkpoint(run / "student")
+    model.eval()
+    names = list(open_image_dataset("digits", "test").class_names)
+    templates = get_templates(result["recipe"]["data"]["templates"])
+    logit_scale = float(spec.extra.get("logit_scale") or model.logit_scale.exp().item())
+    with torch.no_grad():
+        embeddings = class_embeddings(model, int(spec.context_length or 77), names, templates)
+    fused = FusedZeroShotClassifier(model, embeddings, logit_scale).eval()
+    fused_spec = zero_shot_classifier_spec(model, f"{spec.name}-zeroshot", names, spec.preprocess)
+    fused_spec.extra["logit_scale"] = logit_scale
+    arrays = digits_arrays(fused_spec.preprocess)
+    label = f"{spec.name} zero-shot (trained DistillCLIP)"
+    rows = []
+    for backend in BACKENDS:
+        for name, row_format, mixed in plan("base"):
+            out = args.work / "artifacts" / "distillclip" / f"base-{backend}-{name}"
+            export_variant(fused, fused_spec, backend, name, out, arrays, source=run / "student", mixed=mixed)
+            rows.append({"model": label, "variant": "base", "format": row_format, "backend": backend, "artifact": out,
+                         "reference_model": fused, "params_module": model.visual, "preprocess": fused_spec.preprocess,
+                         "teacher_accuracy": result["metrics"]["teacher_zero_shot"],
+                         "kd_epochs": result["recipe"]["distill"]["epochs"], "recover_epochs": None, "qat_epochs": None})
+    return rows
+
+
 def tower_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
     """ViT-B/32 (reference) and a DistillCLIP tower (+ pruned) at 224², random weights: speed only."""
     import open_clip
@@ -214,9 +249,9 @@ def measure(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         row["parity"] = {k: manifest["parity"].get(k) for k in ("passed", "mean_cosine", "top1_agreement")}
         key = str(row.get("checkpoint") or f"{row['model']}-{row['variant']}")
         if key not in models:
-            model = row.get("tower") or load_checkpoint(row["checkpoint"])[0]
+            model = row.get("tower") or row.get("reference_model") or load_checkpoint(row["checkpoint"])[0]
             size = manifest["inputs"][0]["shape"][-1]
-            part = model.clip.visual if hasattr(model, "clip") else model
+            part = row.get("params_module") or (model.clip.visual if hasattr(model, "clip") else model)
             models[key] = (count_params(part), count_flops(model, (torch.zeros(1, 3, size, size),)))
         row["params"], row["flops"] = models[key]
         runner = load_runtime(row["artifact"], threads=args.threads)
@@ -236,6 +271,13 @@ def evaluate(rows: list[dict[str, Any]]) -> None:
     """Accuracy, agreement with the fp32 student (and with the variant's own float model) on test digits."""
     references: dict[str, np.ndarray] = {}
     for row in rows:
+        if "reference_model" in row:  # the fused zero-shot model: its own fp32 self is the reference
+            arrays = digits_arrays(row["preprocess"])
+            base = row["artifact"].parent / "base-fp32-reference"
+            if str(base) not in references:
+                references[str(base)] = row["reference_model"](torch.from_numpy(arrays["test"])).numpy()
+            _score(row, arrays, references[str(base)], references[str(base)])
+            continue
         if "checkpoint" not in row:
             continue
         model, spec, _ = load_checkpoint(row["checkpoint"])
@@ -244,12 +286,16 @@ def evaluate(rows: list[dict[str, Any]]) -> None:
         for path in {base, row["checkpoint"]}:
             if str(path) not in references:
                 references[str(path)] = load_checkpoint(path)[0](torch.from_numpy(arrays["test"])).numpy()
-        logits = load_runtime(row["artifact"], threads=0).run(arrays["test"])
-        predicted = logits.argmax(1)
-        row["accuracy"] = float((predicted == arrays["labels"]).mean())
-        row["retention"] = row["accuracy"] / row["teacher_accuracy"]
-        row["agreement_fp32_student"] = float((predicted == references[str(base)].argmax(1)).mean())
-        row["agreement_own_float"] = float((predicted == references[str(row["checkpoint"])].argmax(1)).mean())
+        _score(row, arrays, references[str(base)], references[str(row["checkpoint"])])
+
+
+def _score(row: dict[str, Any], arrays: dict[str, np.ndarray], fp32_student: np.ndarray, own_float: np.ndarray) -> None:
+    """Accuracy, retention and top-1 agreement of the artifact on the held-out test digits."""
+    predicted = load_runtime(row["artifact"], threads=0).run(arrays["test"]).argmax(1)
+    row["accuracy"] = float((predicted == arrays["labels"]).mean())
+    row["retention"] = row["accuracy"] / row["teacher_accuracy"]
+    row["agreement_fp32_student"] = float((predicted == fp32_student.argmax(1)).mean())
+    row["agreement_own_float"] = float((predicted == own_float.argmax(1)).mean())
 
 
 def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -306,12 +352,17 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per artifact (the run gets this × artifacts)")
     parser.add_argument("--skip-towers", action="store_true")
+    parser.add_argument("--distillclip-run", type=Path, default=None,
+                        help="a trained `edgeclip distill --recipe distillclip-digits` run: its fused zero-shot model gets "
+                             "fp32 / int8 PTQ / int8 mixed rows judged on the test digits")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     for student in args.students:
         rows += student_artifacts(student, args)
+    if args.distillclip_run is not None:
+        rows += zero_shot_artifacts(args)
     if not args.skip_towers:
         rows += tower_artifacts(args)
     measure(rows, args)
@@ -320,7 +371,8 @@ def main() -> int:
               "environment": collect_environment(threads=args.threads), "threads": args.threads,
               "load_average_at_end": list(__import__("os").getloadavg()), "seconds": round(time.perf_counter() - started),
               "bars": {"agreement": AGREEMENT_BAR, "retention": RETENTION_BAR},
-              "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items() if k != "tower"} for row in rows]}
+              "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items()
+                       if k not in ("tower", "reference_model", "params_module", "preprocess")} for row in rows]}
     result.update(verdicts(result["rows"]))
     result["int8_verdicts"] = int8_verdicts(result["rows"], AGREEMENT_BAR)
     out = Path(args.out)

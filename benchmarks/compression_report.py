@@ -107,6 +107,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         "validates on 256 `pretrain` images, which no student trains on. ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "
         "offline) — speed, size and FLOPs only (the DistillCLIP student trained here, benchmarks/results/distillclip_digits.md, "
         "is a 32×32 model of another size, not this 224² tower); the tower's pruned rows prune random weights (no recovery). KD / recovery / QAT epochs per student: see the epochs table below.", "",
+    ]
+    zero_shot = [r for r in result["rows"] if "zero-shot" in r["model"]]
+    if zero_shot:
+        lines += [f"{zero_shot[0]['model']}: the DistillCLIP digits student trained by `edgeclip distill --recipe "
+                  "distillclip-digits` (a trained image tower, not random weights), shipped as for zero-shot — image tower "
+                  "fused with its own text tower's class embeddings (image → 10 logits); retention is against the "
+                  f"teacher's zero-shot accuracy in that run ({zero_shot[0]['teacher_accuracy']:.4f}), its epochs are "
+                  "DistillCLIP epochs.", ""]
+    lines += [
         f"Columns: *agree fp32* = top-1 agreement with the fp32 PyTorch student; *agree own* = with the float model the "
         f"artifact was exported from (the pruned / QAT-tuned student for those variants). *passes* = agree own ≥ "
         f"{result['bars']['agreement']:.0%} (students) or export parity (towers); *holds/breaks* = the base student's "
