@@ -37,10 +37,14 @@ class StaticShapeCompiler:
         compiled = self.core.compile_model(model, self.device, self.config)
         return compiled.create_infer_request(), compiled.outputs[0]
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        shape = tuple(int(d) for d in batch.shape)
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Compile for `shape` now (a model the device cannot compile fails here, not at the first call)."""
         if shape not in self.compiled:
             self.compiled[shape] = self._compile(shape)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        shape = tuple(int(d) for d in batch.shape)
+        self.prepare(shape)
         request, output = self.compiled[shape]
         return np.array(request.infer({0: batch})[output])  # copy: the request reuses its output buffer
 
@@ -60,7 +64,7 @@ class OpenVinoRuntime(Runtime):
         # Compile batch 1 now (what devices run), so a broken or unsupported IR fails at load.
         dims = (self.manifest.get("inputs") or [{}])[0].get("shape") or []
         if len(dims) > 1 and all(isinstance(d, int) for d in dims[1:]):
-            self.compiler.compiled[(1, *dims[1:])] = self.compiler._compile((1, *dims[1:]))
+            self.compiler.prepare((1, *dims[1:]))
         else:
             self.compiler.core.read_model(str(self.model_path))
 
