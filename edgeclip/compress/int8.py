@@ -4,7 +4,8 @@
 `mode="classic"` (also what export does when no options are given) the original methods run
 unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
 - CNNs get static QDQ int8 with this CPU's weight type (U8S8 with VNNI, U8U8 without: see
-  compress/cpu.py), the chosen calibration (min-max / entropy / percentile), per-channel weights;
+  compress/cpu.py), the chosen calibration (auto = the backend's default / min-max / entropy /
+  percentile), per-channel weights;
 - given validation images (real, disjoint from calibration and test), the per-layer sensitivity
   search (compress/sensitivity.py) puts the fewest most sensitive layers back into float until the
   top-1 agreement with fp32 on those images reaches `target_agreement` (ORT: float islands in
