@@ -59,7 +59,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         earlier = read_json(out / RESULT_JSON)
         # Reuse only a run of exactly this recipe with exactly these overrides and this teacher.
         if earlier.get("recipe") == recipe.to_dict() and earlier.get("teacher_spec") == task["teacher"]:
-            return earlier
+            return {**earlier, "reused": True}
         print(f"{task['name']}: the finished run in {out} used another recipe or teacher; training again", flush=True)
     started = time.perf_counter()
     result = distill_classifier(recipe, teacher=task["teacher"], out_dir=out, progress=False).result
@@ -175,9 +175,10 @@ def main() -> int:
 
     load_proxy_teacher(progress=True)  # train/cache once before the workers start
     tasks = build_tasks(args)
-    reused = [t["name"] for t in tasks if args.reuse and (Path(t["out"]) / "result.json").is_file()]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
+    # Only runs that really were reused (a finished run of another recipe or teacher is trained again).
+    reused = [t["name"] for t, r in zip(tasks, finished) if r.get("reused")]
     results = {t["name"]: r for t, r in zip(tasks, finished)}
 
     from edgeclip.distill.capacity_gap import render_markdown, rows_from_runs
