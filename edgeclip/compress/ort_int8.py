@@ -119,7 +119,7 @@ def float_graph_outputs(path: str | Path) -> int:
             node.input[:] = [output.name if name == source else name for name in node.input]
         changed += 1
     if changed:
-        _drop_dead_qdq(graph)
+        q.drop_dead_qdq(graph)
         onnx.save(model, str(path))
     return changed
 
@@ -176,7 +176,7 @@ def revert_to_float(model: Any, names: Sequence[str], float_model: Any | None = 
             quant = producers.get(dq.input[0])
             if quant is not None and quant.op_type == "QuantizeLinear":
                 node.input[i] = quant.input[0]
-    _drop_dead_qdq(graph)
+    q.drop_dead_qdq(graph)
     return model
 
 
@@ -198,20 +198,6 @@ def _add_original(graph: Any, original: Any, initializers: set[str]) -> str:
         graph.initializer.append(copied)
         initializers.add(name)
     return name
-
-
-def _drop_dead_qdq(graph: Any) -> None:
-    outputs = {out.name for out in graph.output}
-    while True:
-        used = {name for node in graph.node for name in node.input} | outputs
-        dead = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in used for o in n.output)]
-        if not dead:
-            break
-        for node in dead:
-            graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input} | outputs
-    for init in [i for i in graph.initializer if i.name not in used]:
-        graph.initializer.remove(init)
 
 
 def session_runner(model_or_path: Any, threads: int = 1, optimization: str = "all") -> Callable[[np.ndarray], np.ndarray]:

@@ -198,22 +198,25 @@ def restrict_qdq_to(path: str | Path, op_types: tuple[str, ...]) -> int:
                 # constants, e.g. zero LayerNorm biases and a Gemm bias): give that op a float copy.
                 node.input[i] = _float_copy(graph, producers[name])
                 rewired += 1
-    # Drop Q/DQ nodes nobody reads any more (repeat: removing a DQ can orphan its Q).
-    graph_outputs = {out.name for out in graph.output}
+    drop_dead_qdq(graph)
+    onnx.save(model, str(path))
+    return rewired
+
+
+def drop_dead_qdq(graph: Any) -> None:
+    """Remove Q/DQ nodes nobody reads any more (repeated: removing a DQ can orphan its Q), then the
+    scales and zero points they leave orphaned (onnxruntime warns about each one)."""
+    outputs = {out.name for out in graph.output}
     while True:
-        used = {name for node in graph.node for name in node.input} | graph_outputs
-        dead = [node for node in graph.node if node.op_type in ("QuantizeLinear", "DequantizeLinear")
-                and not any(out in used for out in node.output)]
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)]
         if not dead:
             break
         for node in dead:
             graph.node.remove(node)
-    # Their scales/zero points are orphaned now; drop them (onnxruntime warns about each one).
-    used = {name for node in graph.node for name in node.input} | graph_outputs
-    for init in [init for init in graph.initializer if init.name not in used]:
+    used = {name for node in graph.node for name in node.input} | outputs
+    for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
-    onnx.save(model, str(path))
-    return rewired
 
 
 def _float_copy(graph: Any, dq_node: Any) -> str:
