@@ -183,7 +183,7 @@ def test_onnx_and_openvino_runtimes_need_no_torch(artifacts):
 
 def test_openvino_int8_gives_the_same_outputs_one_image_at_a_time_as_batched(tmp_path):
     """Compiled with a dynamic batch, OpenVINO 2026.4 gave this NNCF int8 MobileNetV3-small ~15%
-    different outputs at batch 1 than batched (and a trained one 32% vs 83% agreement with fp32).
+    different outputs at batch 1 than batched (a trained one: benchmarks/results/int8_pitfalls.md).
     The runtime, the device runner and the accident demo compile one static shape per batch size."""
     import importlib.util
 

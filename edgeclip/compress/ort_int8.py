@@ -9,16 +9,17 @@ and measured on a digits MobileNetV3-small that rounding (not the weights) is wh
 decisions. Reverting a node in an already-quantized graph also needs no new calibration, so a
 sensitivity search can try one layer at a time cheaply (quantize once, revert per candidate).
 
-Three details make a reverted node really float (each measured on the digits MobileNetV3-small,
-where reverting every node used to leave 7% of decisions flipped):
+Three details make a reverted node really float (found on a digits MobileNetV3-small, where
+reverting every node used to leave decisions flipped; the test
+`test_reverting_every_layer_gives_back_the_float_model` checks all three):
 - its weights come from the float model, not from dequantizing the int8 ones;
 - onnxruntime drops a Relu/Clip that a quantization range already clamps; it is kept in the graph
   (`QDQKeepRemovableActivations`, fused again by onnxruntime at load time) so a float island does
   not read the pre-activation;
 - the exporter's decomposed activations (HardSwish → HardSigmoid·Mul) come without node names, so
   nodes are named before quantization and every quantized node is addressable.
-Graph outputs stay float: rounding the logits to uint8 alone flipped 4.5% of that student's
-decisions.
+Graph outputs stay float: rounding logits to uint8 only adds error (benchmarks/results/int8_pitfalls.md
+measures both).
 """
 
 from __future__ import annotations

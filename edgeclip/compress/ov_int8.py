@@ -21,7 +21,8 @@ WEIGHTED_OV_OPS = ("Convolution", "GroupConvolution", "MatMul")
 # edgeclip's calibration names → NNCF range estimators (NNCF has no entropy calibration; its
 # histogram estimator is the closest, and the manifest records which one ran).
 # "auto" keeps NNCF's own per-tensor-type defaults, which measured best on the digits
-# MobileNetV3-small (top-1 agreement with fp32 97.8% vs 83.6% with global min-max).
+# MobileNetV3-small (top-1 agreement with fp32 99.4% vs 91.9% with global min-max:
+# benchmarks/results/int8_pitfalls.md).
 NNCF_RANGES = {"auto": None, "minmax": "MINMAX", "percentile": "MEAN_QUANTILE", "entropy": "HISTOGRAM"}
 
 

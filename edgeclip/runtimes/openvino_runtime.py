@@ -1,10 +1,10 @@
 """OpenVINO on CPU, threads via INFERENCE_NUM_THREADS. Needs no torch.
 
 Every model is compiled once per input shape with that shape made static (`StaticShapeCompiler`).
-Measured here (OpenVINO 2026.4.1, x86 CPU without VNNI): an NNCF int8 MobileNetV3-small compiled
-with a dynamic batch returns different logits at batch 1 than at batch 64 — top-1 agreement with
-the fp32 model 32% at batch 1 against 83% at batch 64 or with the same model reshaped to a static
-[1, 3, 32, 32]; fp32 models and the int8 ResNets were unaffected. Static shapes are also what a
+Measured here (OpenVINO 2026.4.1, Xeon with AVX-512 VNNI; benchmarks/results/int8_pitfalls.md): an
+NNCF int8 MobileNetV3-small compiled with a dynamic batch returns other logits at batch 1 than
+batched — top-1 agreement with the fp32 student 82.7% one image at a time against 99.4% as one batch
+or compiled with static shapes; fp32 models and the int8 ResNets were unaffected. Static shapes are also what a
 device deploys (batch 1), so edgeclip's OpenVINO paths never run a dynamic-shape compile.
 """
 
