@@ -19,6 +19,8 @@ def build_clip_from_config(model_cfg: dict[str, Any]) -> nn.Module:
     (open_clip's JSON key) or the text tower is a Hugging Face model."""
     import open_clip
 
+    import edgeclip.convnet_tower  # noqa: F401 - registers the edgeclip_convnet_* timm towers configs may name
+
     cfg = dict(model_cfg)
     custom = bool(cfg.pop("custom_text", False)) or "hf_model_name" in cfg.get("text_cfg", {})
     return (open_clip.CustomTextCLIP if custom else open_clip.CLIP)(**cfg)

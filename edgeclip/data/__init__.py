@@ -14,6 +14,7 @@ from edgeclip.data.base import (
     PARTITION_SEED, SPLITS, DefaultAugment, ImageDataset, Subset, check_disjoint, check_same_classes, check_split,
     default_augment, shared_samples,
 )
+from edgeclip.data.cifar10 import CIFAR10_CLASSES, Cifar10Dataset
 from edgeclip.data.digits import DIGIT_WORDS, DigitsDataset
 from edgeclip.data.folder import FolderDataset
 from edgeclip.data.images import IMAGE_EXTENSIONS, load_image
@@ -24,7 +25,7 @@ from edgeclip.data.synthetic import DEFAULT_PER_CLASS, SyntheticDataset
 from edgeclip.errors import UserError, unknown_name_error
 from edgeclip.registry import Registry
 
-SPEC_FORMS = "'digits', 'synthetic' or 'synthetic:N' (N images per class), or a path to a folder of class folders"
+SPEC_FORMS = "'digits', 'cifar10' (or 'cifar10:/path/to/cifar10-jpg.tar.gz'), 'synthetic' or 'synthetic:N' (N images per class), or a path to a folder of class folders"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ def _open_digits(arg: str, split: str) -> ImageDataset:
     return DigitsDataset(split=split)
 
 
+def _open_cifar10(arg: str, split: str) -> ImageDataset:
+    return Cifar10Dataset(split=split, tarball=arg or None)
+
+
 def _open_synthetic(arg: str, split: str) -> ImageDataset:
     if not arg:
         return SyntheticDataset(DEFAULT_PER_CLASS, split=split)
@@ -57,6 +62,9 @@ def _open_synthetic(arg: str, split: str) -> ImageDataset:
 DATASETS.register("digits", DatasetEntry(
     _open_digits, "scikit-learn digits: 1,797 real 8x8 handwritten digits, 10 classes; fixed splits "
                   "test 359 / pretrain 719 (proxy teachers only) / train 719"))
+DATASETS.register("cifar10", DatasetEntry(
+    _open_cifar10, "CIFAR-10: 60,000 real 32x32 photos, 10 classes, read from cifar10-jpg.tar.gz; fixed splits "
+                   "test 10,000 (CIFAR's own) / pretrain 25,000 (proxy teachers only) / train 25,000"))
 DATASETS.register("synthetic", DatasetEntry(
     _open_synthetic, f"coloured shapes, 5 classes, 32x32; synthetic:N = N per class per split (default {DEFAULT_PER_CLASS})"))
 
@@ -115,7 +123,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "DATASETS", "DIGIT_WORDS", "IMAGE_EXTENSIONS", "PARTITION_SEED", "SPLITS",
+    "CIFAR10_CLASSES", "DATASETS", "Cifar10Dataset", "DIGIT_WORDS", "IMAGE_EXTENSIONS", "PARTITION_SEED", "SPLITS",
     "DatasetEntry", "DefaultAugment", "DigitsDataset", "FolderDataset", "ImageDataset", "PairDataset",
     "Preprocess", "Preprocessed", "PreprocessedPairs", "Subset", "SyntheticDataset",
     "center_crop", "check_disjoint", "check_same_classes", "check_split", "shared_samples", "default_augment", "letterbox", "list_datasets", "load_image",

@@ -36,6 +36,9 @@ class ImageDataset:
     """
 
     kind: str = "images"
+    # Whether a mirrored image shows the same class (photos: yes; digits and text: no). Training
+    # augmentation flips only such datasets.
+    mirror_invariant: bool = False
     labels: list[int]
     class_names: list[str]
     identity: str
@@ -93,6 +96,7 @@ class Subset(ImageDataset):
             if not 0 <= i < len(dataset):
                 raise IndexError(f"subset index {i} out of range for a dataset of {len(dataset)} images")
         self.kind = dataset.kind
+        self.mirror_invariant = dataset.mirror_invariant
         self.labels = [dataset.labels[i] for i in self.indices]
         self.class_names = list(dataset.class_names)
         self.skipped = list(dataset.skipped)

@@ -77,11 +77,12 @@ class BatchAugment:
 def training_view(dataset: ImageDataset, preprocess: Preprocess, augment: bool) -> tuple[Dataset, BatchAugment | None]:
     """(torch dataset, batch transform) for training: preloaded + batch-augmented when small,
     else the PIL path with `data.default_augment` per image."""
+    hflip = dataset.mirror_invariant
     if fits_in_memory(dataset, preprocess):
-        return TensorImages.from_dataset(dataset, preprocess), (BatchAugment() if augment else None)
+        return TensorImages.from_dataset(dataset, preprocess), (BatchAugment(hflip=hflip) if augment else None)
     from edgeclip.data import Preprocessed, default_augment
 
-    return Preprocessed(dataset, preprocess, default_augment(preprocess.size) if augment else None), None
+    return Preprocessed(dataset, preprocess, default_augment(preprocess.size, hflip=hflip) if augment else None), None
 
 
 def eval_view(dataset: ImageDataset, preprocess: Preprocess) -> Dataset:
