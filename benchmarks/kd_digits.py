@@ -1,8 +1,9 @@
-"""Paper 000 on real digits with the proxy CLIP teacher: KD vs from-scratch, full data and low-shot,
-and the capacity-gap table (fine-tuned proxy CLIP vs two CE-trained CNN teachers).
+"""Paper 000 on real digits (or CIFAR-10) with a proxy CLIP teacher: KD vs from-scratch, full data and
+low-shot, and the capacity-gap table (fine-tuned proxy CLIP vs two CE-trained CNN teachers).
 
 Usage (the committed results came from exactly this, see "command" in the JSON):
     python benchmarks/kd_digits.py --out benchmarks/results/kd_digits --work runs/bench-kd-digits --jobs 2
+    python benchmarks/kd_digits.py --dataset cifar10 --out benchmarks/results/cifar10_kd --work runs/bench-kd-cifar10 ...
 
 Table 1: teacher = proxy digits CLIP (frozen) + MLP head fine-tuned on the same training images
 (the k-shot images in low-shot rows); students MobileNetV3-small and ResNet18 with 1/8 of the
@@ -26,6 +27,14 @@ from typing import Any
 
 STUDENTS = ["mobilenetv3_small", "resnet18_w8"]
 SHOTS = [0, 5, 10, 20]
+# Per dataset: the recipe, its proxy teacher, the low-shot settings, full-data epochs (None = the
+# recipe's own schedule) and how the test split is described.
+DATASETS = {
+    "digits": {"recipe": "digits-kd", "teacher": "proxy-digits", "shots": SHOTS, "epochs": 12,
+               "test": "359 held-out digits", "title": "real digits"},
+    "cifar10": {"recipe": "cifar10-kd", "teacher": "proxy-cifar10", "shots": [0, 10, 50, 100], "epochs": None,
+                "test": "CIFAR-10's own 10,000 test photos", "title": "real CIFAR-10 photos"},
+}
 CNN_TEACHERS = ["cnn:resnet18@0.5", "cnn:resnet34@0.5"]
 CAPACITY_STUDENT = "resnet18_w8"
 DIGIT_CLASSES = 10
@@ -35,6 +44,8 @@ def overrides_for(shots: int, args: argparse.Namespace) -> list[str]:
     """Same budget for KD and scratch. Low-shot: batch 32 and a fixed number of optimizer steps
     (--lowshot-steps), so k=5 (2 steps per epoch) is not starved next to k=20 (7 steps per epoch)."""
     if shots == 0:
+        if args.epochs is None:
+            return []  # the recipe's own schedule
         e = args.epochs
         return [f"distill.epochs={e}", "distill.batch_size=128", "distill.lr=0.1", f"distill.milestones=[{int(e * 0.6)},{int(e * 0.9)}]"]
     steps_per_epoch = math.ceil(DIGIT_CLASSES * shots / 32)
@@ -54,7 +65,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     from edgeclip.io_utils import read_json
 
     out = Path(task["out"])
-    recipe = load_recipe("digits-kd", task["overrides"])
+    recipe = load_recipe(task["recipe"], task["overrides"])
     if (out / RESULT_JSON).is_file() and task["reuse"]:
         earlier = read_json(out / RESULT_JSON)
         # Reuse only a run of exactly this recipe with exactly these overrides and this teacher.
@@ -76,23 +87,24 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     work = Path(args.work)
     tasks = []
+    setting = DATASETS[args.dataset]
     for shots in args.shots:
-        for student in STUDENTS:
+        for student in args.students:
             name = f"proxy-{student}-k{shots}"
-            tasks.append({"name": name, "teacher": "proxy-digits", "out": str(work / name), "reuse": args.reuse,
+            tasks.append({"name": name, "teacher": setting["teacher"], "recipe": setting["recipe"], "out": str(work / name), "reuse": args.reuse,
                           "overrides": [f"student.name={student}", "distill.scratch_baseline=true", *overrides_for(shots, args)]})
-    for teacher in CNN_TEACHERS:
+    for teacher in CNN_TEACHERS if args.capacity else []:
         name = f"{teacher.split(':')[1].replace('@', '-w')}-{CAPACITY_STUDENT}-k0"
-        tasks.append({"name": name, "teacher": teacher, "out": str(work / name), "reuse": args.reuse,
+        tasks.append({"name": name, "teacher": teacher, "recipe": setting["recipe"], "out": str(work / name), "reuse": args.reuse,
                       "overrides": [f"student.name={CAPACITY_STUDENT}", f"distill.teacher_epochs={args.teacher_epochs}", *overrides_for(0, args)]})
     # Longest first so the two workers finish together.
     return sorted(tasks, key=lambda t: ("k0" not in t["name"], "mobilenet" not in t["name"]))
 
 
-def student_table(results: dict[str, dict[str, Any]], shots_run: list[int]) -> list[dict[str, Any]]:
+def student_table(results: dict[str, dict[str, Any]], shots_run: list[int], students: list[str]) -> list[dict[str, Any]]:
     rows = []
     for shots in shots_run:
-        for student in STUDENTS:
+        for student in students:
             r = results[f"proxy-{student}-k{shots}"]
             m = r["metrics"]
             rows.append({"setting": "full" if shots == 0 else f"k={shots}", "train_images": r["data"]["train_images"],
@@ -112,7 +124,7 @@ def pct(value: Any) -> str:
 
 def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -> str:
     lines = [
-        "# Hinton KD from a fine-tuned proxy CLIP on real digits (paper 000)",
+        f"# Hinton KD from a fine-tuned proxy CLIP on {meta['setting']['title']} (paper 000)",
         "",
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores_logical']} cores, torch {meta['machine']['torch']}, "
@@ -121,15 +133,15 @@ def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -
         + (f" Finished runs reused from an earlier invocation with the same overrides (--reuse): {', '.join(meta['reused_runs'])}."
            if meta["reused_runs"] else ""),
         "",
-        "Teacher: proxy digits CLIP (frozen) + MLP head fine-tuned with CE on the same training images. Students at 32×32. "
+        f"Teacher: {meta['setting']['teacher']} CLIP (frozen) + MLP head fine-tuned with CE on the same training images. Students at 32×32. "
         "KD = 0.5·KL(τ=1) + 0.5·CE; scratch = CE only, same epochs/batch/schedule/augmentation/seed. "
         "SGD momentum 0.9, wd 1e-4, lr ×0.1 at 60% and 90% of the epochs; full data lr 0.1, low-shot lr 0.05 and a fixed "
         "number of steps. "
-        "Test split: 359 held-out digits in every row.",
+        f"Test split: {meta['setting']['test']} in every row.",
         "",
         *([f"Low-shot settings not run in this invocation (--shots {','.join(map(str, meta['shots']))}): "
-           f"{', '.join(f'k={k}' for k in SHOTS if k not in meta['shots'])}.", ""]
-          if sorted(meta["shots"]) != sorted(SHOTS) else []),
+           f"{', '.join(f'k={k}' for k in meta['setting']['shots'] if k not in meta['shots'])}.", ""]
+          if sorted(meta["shots"]) != sorted(meta["setting"]["shots"]) else []),
         "| setting | train imgs | teacher top-1 (%) | student | params | KD top-1 (%) | scratch top-1 (%) | KD − scratch (pts) | retention KD | retention scratch | agreement KD (%) | epochs × batch |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -140,19 +152,22 @@ def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -
     zs = rows[0].get("teacher_zero_shot_accuracy")
     if zs is not None:
         lines += ["", f"Proxy CLIP zero-shot (prompt ensemble, before the MLP head), full data: {pct(zs)}%."]
-    lines += ["", capacity_md.replace("# Capacity-gap analysis", "## Capacity gap (student resnet18_w8, full data)")]
+    if capacity_md:
+        lines += ["", capacity_md.replace("# Capacity-gap analysis", "## Capacity gap (student resnet18_w8, full data)")]
+    else:
+        lines += ["", "Capacity-gap table not run in this invocation (--no-capacity)."]
     return "\n".join(lines) + "\n"
 
 
 def shots_list(text: str) -> list[int]:
-    """`--shots 0,5`: a subset of SHOTS, or argparse's one-line usage error."""
+    """`--shots 0,5`: comma-separated integers, or argparse's one-line usage error (checked
+    against the dataset's settings in main)."""
     try:
         shots = [int(k) for k in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    unknown = [k for k in shots if k not in SHOTS]
-    if unknown or not shots:
-        raise argparse.ArgumentTypeError(f"settings must be among {','.join(map(str, SHOTS))}, got {text!r}")
+    if not shots:
+        raise argparse.ArgumentTypeError(f"expected at least one setting, got {text!r}")
     return shots
 
 
@@ -161,19 +176,32 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/kd_digits", help="writes <out>.json and <out>.md")
     parser.add_argument("--work", default="runs/bench-kd-digits", help="run directories")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=12, help="full-data epochs (KD, scratch and CNN teachers)")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="digits (default) or cifar10")
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), help=f"students (default: {' '.join(STUDENTS)})")
+    parser.add_argument("--no-capacity", dest="capacity", action="store_false", help="skip the CNN-teacher capacity-gap runs")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="full-data epochs (KD, scratch and CNN teachers); default: 12 for digits, the recipe's for cifar10")
     parser.add_argument("--teacher-epochs", type=int, default=12, help="CE epochs of the CNN teachers")
     parser.add_argument("--lowshot-steps", type=int, default=300, help="optimizer steps (batch 32) of every low-shot run")
     parser.add_argument("--lowshot-head-epochs", type=int, default=60)
     parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
-    parser.add_argument("--shots", type=shots_list, default=list(SHOTS),
-                        help="comma-separated settings to run: 0 = full data, k = k images per class (default: 0,5,10,20)")
+    parser.add_argument("--shots", type=shots_list, default=None,
+                        help="comma-separated settings to run: 0 = full data, k = k images per class "
+                             "(default: digits 0,5,10,20; cifar10 0,10,50,100)")
     args = parser.parse_args()
+    setting = DATASETS[args.dataset]
+    if args.epochs is None:
+        args.epochs = setting["epochs"]
+    args.shots = args.shots or list(setting["shots"])
+    if [k for k in args.shots if k not in setting["shots"]]:
+        parser.error(f"--shots must be among {','.join(map(str, setting['shots']))} for {args.dataset}")
+    if args.capacity and CAPACITY_STUDENT not in args.students:
+        parser.error(f"the capacity-gap table needs {CAPACITY_STUDENT} among --students (or pass --no-capacity)")
     started = time.perf_counter()
 
-    from edgeclip.teacher.proxy import load_proxy_teacher, proxy_info
+    from edgeclip.teacher import ClipTeacher
 
-    load_proxy_teacher(progress=True)  # train/cache once before the workers start
+    ClipTeacher.load(setting["teacher"])  # train/cache once before the workers start
     tasks = build_tasks(args)
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
@@ -183,14 +211,20 @@ def main() -> int:
 
     from edgeclip.distill.capacity_gap import render_markdown, rows_from_runs
     from edgeclip.distill.results import machine_info
+    from edgeclip.teacher.proxy import proxy_info
+    from edgeclip.teacher.proxy_cifar10 import proxy_cifar10_info
 
-    capacity_runs = [Path(args.work) / f"proxy-{CAPACITY_STUDENT}-k0"] + [Path(t["out"]) for t in tasks if t["teacher"].startswith("cnn:")]
-    capacity_rows, gamma = rows_from_runs(capacity_runs)
-    rows = student_table(results, args.shots)
+    capacity_md, capacity_rows, gamma = "", [], None
+    if args.capacity:
+        capacity_runs = [Path(args.work) / f"proxy-{CAPACITY_STUDENT}-k0"] + [Path(t["out"]) for t in tasks if t["teacher"].startswith("cnn:")]
+        capacity_rows, gamma = rows_from_runs(capacity_runs)
+        capacity_md = render_markdown(capacity_rows, gamma)
+    rows = student_table(results, args.shots, args.students)
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": "python " + " ".join(sys.argv), "jobs": args.jobs,
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in finished),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
-            "proxy_teacher": proxy_info(), "shots": args.shots}
+            "proxy_teacher": proxy_cifar10_info() if args.dataset == "cifar10" else proxy_info(), "shots": args.shots,
+            "dataset": args.dataset, "setting": setting}
     from dataclasses import asdict
 
     payload = {**meta, "student_table": rows, "capacity_gap": {"gamma": gamma, "rows": [asdict(r) for r in capacity_rows]},
@@ -198,7 +232,7 @@ def main() -> int:
     out = Path(args.out)
     from edgeclip.io_utils import write_result_files
 
-    write_result_files(out, payload, render(rows, render_markdown(capacity_rows, gamma), meta))
+    write_result_files(out, payload, render(rows, capacity_md, meta))
     print(out.with_suffix(".md").read_text())
     return 0
 

@@ -188,3 +188,13 @@ def test_a_small_slice_of_real_cifar10_trains_the_student_path_quickly(tmp_path:
     train = open_image_dataset("cifar10", "train")
     slice_ = Subset(train, sample_per_class(train.labels, 2, seed=0))
     assert len(slice_) == 20 and sorted(set(slice_.labels)) == list(range(10))
+
+
+def test_a_proxy_teachers_pool_must_be_disjoint_from_the_students_data() -> None:
+    from edgeclip.teacher.proxy import check_proxy_pool_held_out
+
+    train, pool = open_image_dataset("digits", "train"), open_image_dataset("digits", "pretrain")
+    check_proxy_pool_held_out("proxy-digits", {"train split": train})  # disjoint: fine
+    check_proxy_pool_held_out("proxy-cifar10", {"train split": pool})  # another dataset kind: not compared
+    with pytest.raises(UserError, match="proxy-digits pre-training pool vs train split: 719 images are in both"):
+        check_proxy_pool_held_out("proxy-digits", {"train split": pool})

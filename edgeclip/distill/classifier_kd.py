@@ -34,6 +34,7 @@ from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir
 from edgeclip.students.registry import create_student
 from edgeclip.students.spec import Deployable, ModelSpec
+from edgeclip.teacher.proxy import check_proxy_pool_held_out
 from edgeclip.utils import count_params, seed_everything
 
 
@@ -138,6 +139,7 @@ def distill_classifier(
     seed_everything(recipe.seed)
     model, spec, student_name, build_kwargs = build_student(recipe, data.class_names)
     opened = open_teacher(recipe.teacher if teacher is None else teacher, cfg.teacher_head)
+    check_proxy_pool_held_out(recipe.teacher if teacher is None else teacher, {"train split": data.train, "test split": data.test})
     check_schedule(cfg, cfg.epochs)
     criterion = criterion_from_config(cfg)
 

@@ -210,13 +210,34 @@ def proxy_info(name: str = "proxy-digits") -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+# The data spec whose `pretrain` split each proxy teacher was trained on.
+PROXY_POOLS = {"proxy-digits": "digits", "proxy-digits-large": "digits", "proxy-cifar10": "cifar10"}
+
+
 def proxy_pool(name: str):
-    """The images proxy teacher `name` was trained on (the digits `pretrain` split), for disjointness checks."""
+    """The images proxy teacher `name` was trained on (its data's `pretrain` split), for disjointness checks."""
     from edgeclip.data import open_image_dataset
 
-    if name not in PROXY_CONFIGS:
+    if name not in PROXY_POOLS:
         raise KeyError(name)
-    return open_image_dataset("digits", split="pretrain")
+    return open_image_dataset(PROXY_POOLS[name], split="pretrain")
+
+
+def check_proxy_pool_held_out(teacher_spec: object, datasets: dict[str, object]) -> None:
+    """UserError when a proxy teacher's training pool shares images with a dataset of the same
+    kind (`{"train split": ds, ...}`): a teacher that saw the test or train images would make
+    every retention figure a lie."""
+    from edgeclip.data import check_disjoint
+
+    if not isinstance(teacher_spec, str) or teacher_spec not in PROXY_POOLS:
+        return
+    kinds = {getattr(ds, "kind", None) for ds in datasets.values()}
+    if PROXY_POOLS[teacher_spec] not in kinds:
+        return
+    pool = proxy_pool(teacher_spec)
+    for what, dataset in datasets.items():
+        if getattr(dataset, "kind", None) == pool.kind:
+            check_disjoint(pool, dataset, f"{teacher_spec} pre-training pool vs {what}")
 
 
 PROXY_TEACHERS.register("proxy-digits", load_proxy_teacher)

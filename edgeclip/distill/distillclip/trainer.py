@@ -52,10 +52,9 @@ def check_held_out(pairs: Any, recipe: Recipe, teacher_spec: str) -> Any:
     test = open_image_dataset(recipe.data.test, "test", skip_corrupt=recipe.data.skip_corrupt)
     if hasattr(pairs, "sample_ids"):
         check_disjoint(pairs, test, "distillclip pairs vs test split")
-    from edgeclip.teacher.proxy import PROXY_CONFIGS, proxy_pool
+    from edgeclip.teacher.proxy import check_proxy_pool_held_out
 
-    if teacher_spec in PROXY_CONFIGS and recipe.data.test == "digits":
-        check_disjoint(proxy_pool(teacher_spec), test, f"{teacher_spec} pre-training pool vs test split")
+    check_proxy_pool_held_out(teacher_spec, {"test split": test})
     return test
 
 
