@@ -6,7 +6,7 @@ FastViT); timm's ImageNet models downsample 4× in their stem, which leaves 8×8
 (airbench-style: conv → max-pool → BN → GELU → conv → BN → GELU per stage), which is what makes
 a ~0.1 GFLOP network reach CIFAR-10 accuracy in minutes of CPU time.
 
-Registered names: `edgeclip_convnet_s` (widths 32/64/128), `edgeclip_convnet_m` (48/96/192),
+Registered names: `edgeclip_convnet_xs` (16/32/64), `edgeclip_convnet_s` (32/64/128), `edgeclip_convnet_m` (48/96/192),
 `edgeclip_convnet_l` (64/128/256). Importing this module registers them (clip_models does).
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 STEM_WIDTH = 24
-WIDTHS = {"s": (32, 64, 128), "m": (48, 96, 192), "l": (64, 128, 256)}
+WIDTHS = {"xs": (16, 32, 64), "s": (32, 64, 128), "m": (48, 96, 192), "l": (64, 128, 256)}
 
 
 def _stage(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -198,3 +198,17 @@ def test_a_proxy_teachers_pool_must_be_disjoint_from_the_students_data() -> None
     check_proxy_pool_held_out("proxy-cifar10", {"train split": pool})  # another dataset kind: not compared
     with pytest.raises(UserError, match="proxy-digits pre-training pool vs train split: 719 images are in both"):
         check_proxy_pool_held_out("proxy-digits", {"train split": pool})
+
+
+@needs_real
+def test_cifar10_pairs_caption_train_photos_only_with_the_proxys_templates() -> None:
+    from edgeclip.data.pair_sources import open_pairs
+    from edgeclip.teacher.templates import CIFAR_TEMPLATES
+
+    pairs = open_pairs("cifar10:1")
+    assert len(pairs) == 25_000 and pairs.kind == "cifar10-pairs" and pairs.mirror_invariant
+    assert all(i.startswith("cifar10:train/") for i in pairs.sample_ids()[:100])
+    name = pairs.class_names[pairs.labels[0]]
+    assert pairs.captions[0] in {t.format(name) for t in CIFAR_TEMPLATES}
+    test_ids = set(open_image_dataset("cifar10", "test").sample_ids())
+    assert not test_ids & set(pairs.sample_ids())

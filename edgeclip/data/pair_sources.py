@@ -1,7 +1,7 @@
 """Pair data for dual-encoder distillation: one spec string → an indexable set of (image, caption).
 
 Specs (`data.pairs` in a recipe, `--pairs` on the command line):
-- `digits` — the offline pairs: every image of the digits `train` split (never `test`, never
+- `digits` / `cifar10` — the offline pairs: every image of the digits `train` split (never `test`, never
   `pretrain`, the proxy teachers' pool) with captions from the proxy's own caption source
   (`teacher.proxy.caption_bank`: the digits templates × the class word and numeral). Each image
   gets `digits:K` captions (default 1), picked by a fixed seed, so the pair list never changes.
@@ -24,27 +24,35 @@ from PIL import Image
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
-# Digit pairs come from the task's training images only (see data/digits.py for the partition).
+# Template pairs come from the task's training images only (see data/digits.py, data/cifar10.py).
 DIGITS_PAIR_SPLITS = ("train",)
 
 
-class DigitsCaptionPairs:
-    """Digits `train` images, each with `captions_per_image` captions from the caption bank."""
-
-    kind = "digits-pairs"
-
-    def __init__(self, split: str = "train", *, captions_per_image: int = 1, seed: int = 0) -> None:
-        from edgeclip.data import open_image_dataset
+def _caption_bank(data: str):  # noqa: ANN202 - (class_names) -> (captions, labels)
+    # The proxy teacher's own caption source, so the student learns the captions its teacher was trained on.
+    if data == "cifar10":
+        from edgeclip.teacher.proxy_cifar10 import caption_bank
+    else:
         from edgeclip.teacher.proxy import caption_bank
+    return caption_bank
 
+
+class TemplateCaptionPairs:
+    """`data`'s `train` images, each with `captions_per_image` captions from its proxy's caption bank."""
+
+    def __init__(self, data: str = "digits", split: str = "train", *, captions_per_image: int = 1, seed: int = 0) -> None:
+        from edgeclip.data import open_image_dataset
+
+        self.kind = f"{data}-pairs"
         if split not in DIGITS_PAIR_SPLITS:
-            raise UserError(f"digits pairs come from the 'train' split only, not '{split}' ('test' is held out from every "
-                            "model, 'pretrain' is the proxy teachers' pool); use data.pairs=digits")
+            raise UserError(f"{data} pairs come from the 'train' split only, not '{split}' ('test' is held out from every "
+                            f"model, 'pretrain' is the proxy teachers' pool); use data.pairs={data}")
         if captions_per_image < 1:
-            raise UserError(f"digits:K needs K >= 1 captions per image, got {captions_per_image}")
-        self.images = open_image_dataset("digits", split)
+            raise UserError(f"{data}:K needs K >= 1 captions per image, got {captions_per_image}")
+        self.images = open_image_dataset(data, split)
+        self.mirror_invariant = self.images.mirror_invariant
         self.class_names = list(self.images.class_names)
-        bank, bank_labels = caption_bank(self.class_names)
+        bank, bank_labels = _caption_bank(data)(self.class_names)
         by_class = [[c for c, lab in zip(bank, bank_labels) if lab == label] for label in range(len(self.class_names))]
         rng = np.random.default_rng(seed)
         self.image_index: list[int] = []
@@ -57,7 +65,7 @@ class DigitsCaptionPairs:
                 self.captions.append(by_class[label][int(c)])
                 self.labels.append(label)
         self.skipped: list[str] = []
-        self.identity = (f"digits-pairs:{self.images.identity}:k={captions_per_image}:seed={seed}"
+        self.identity = (f"{self.kind}:{self.images.identity}:k={captions_per_image}:seed={seed}"
                          f":captions={stable_hash(self.captions)}")
 
     def __len__(self) -> int:
@@ -69,6 +77,13 @@ class DigitsCaptionPairs:
     def sample_ids(self) -> list[str]:
         ids = self.images.sample_ids()
         return [ids[i] for i in self.image_index]
+
+
+class DigitsCaptionPairs(TemplateCaptionPairs):
+    """Digits `train` images, each with `captions_per_image` captions from the caption bank."""
+
+    def __init__(self, split: str = "train", *, captions_per_image: int = 1, seed: int = 0) -> None:
+        super().__init__("digits", split, captions_per_image=captions_per_image, seed=seed)
 
 
 class RankSlice:
@@ -109,20 +124,20 @@ def open_pairs(spec: str, *, rank: int = 0, world_size: int = 1, skip_corrupt: b
 
     spec = str(spec).strip()
     if not spec:
-        raise UserError("no pair data given; set data.pairs (digits, a path,caption CSV, or webdataset shards)")
+        raise UserError("no pair data given; set data.pairs (digits, cifar10, a path,caption CSV, or webdataset shards)")
     name, _, arg = spec.partition(":")
-    if name == "digits" and not Path(spec).exists():
+    if name in ("digits", "cifar10") and not Path(spec).exists():
         try:
             per_image = int(arg) if arg else 1
         except ValueError:
-            raise UserError(f"'{spec}': digits:K takes a whole number of captions per image, e.g. digits:2") from None
-        pairs: Any = DigitsCaptionPairs("train", captions_per_image=per_image, seed=seed)
+            raise UserError(f"'{spec}': {name}:K takes a whole number of captions per image, e.g. {name}:2") from None
+        pairs: Any = TemplateCaptionPairs(name, "train", captions_per_image=per_image, seed=seed)
     elif spec.lower().endswith(".csv"):
         pairs = PairDataset(spec, skip_corrupt=skip_corrupt)
         pairs.sample_ids = lambda p=pairs: _csv_sample_ids(p)  # type: ignore[attr-defined]
     elif spec.endswith(".tar") or "{" in spec or "::" in spec or Path(spec).expanduser().is_dir():
         return ShardPairDataset(spec, rank=rank, world_size=world_size)
     else:
-        raise UserError(f"pair data '{spec}' is not digits[:K], a .csv of path,caption lines, or webdataset shards "
+        raise UserError(f"pair data '{spec}' is not digits[:K], cifar10[:K], a .csv of path,caption lines, or webdataset shards "
                         "(.tar, a {000000..000009} pattern, or a folder of .tar files)")
     return RankSlice(pairs, rank, world_size) if world_size > 1 else pairs

@@ -37,6 +37,7 @@ _DUAL_ENCODERS = {
     "distillclip_mobilenetv3": "DistillCLIP with a timm MobileNetV3-Large image tower (<1/4 of ViT-B/32's FLOPs), 6-layer text tower",
     "distillclip_digits": "DistillCLIP for the digits proxy-digits-large teacher: 4-layer 64-wide ViT (patch 8, 32x32), 2-layer 128-wide text",
     "distillclip_digits_2l": "distillclip_digits with a 2-layer image tower (~1/10 of proxy-digits-large's image FLOPs)",
+    "distillclip_cifar10": "DistillCLIP for the proxy-cifar10 teacher: edgeclip_convnet_xs image tower (~1/4 of the teacher's FLOPs), 2-layer 128-wide text",
     "test_distillclip": "tiny dual encoder for tests: 32x32 ViT (patch 8, width 64, 2 layers), 2-layer 64-wide text, 32-d",
 }
 

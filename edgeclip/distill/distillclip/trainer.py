@@ -106,7 +106,12 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
         cached = cached_pair_embeddings(clip_teacher, pairs, progress=progress and env.is_main) if cfg.teacher_cache else None
         teacher_seconds = time.perf_counter() - t0
         # 3. Train.
+        # Photos (CIFAR-10) get crops and flips, digits small affine jitter (a mirrored digit is another thing).
         from edgeclip.teacher.proxy import random_affine
+        from edgeclip.teacher.proxy_cifar10 import random_crop_flip
+
+        augment_fn = ((lambda images, generator: random_crop_flip(images, 4, generator))
+                      if getattr(pairs, "mirror_invariant", False) else random_affine)
 
         settings = LoopSettings(epochs=cfg.epochs, global_batch=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                 betas=(float(cfg.adam_betas[0]), float(cfg.adam_betas[1])), eps=cfg.adam_eps,
@@ -115,7 +120,7 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
         history = train_dual_encoder(student, pairs, tokens, criterion=criterion, settings=settings, teacher_embeddings=cached,
                                      online_teacher=None if cfg.teacher_cache else clip_teacher, preprocess=spec.preprocess,
                                      env=env, device=device, checkpoint_dir=run_dir / "checkpoints", resume=resume,
-                                     progress=progress, num_workers=cfg.num_workers, augment_fn=random_affine,
+                                     progress=progress, num_workers=cfg.num_workers, augment_fn=augment_fn,
                                      stop_after_steps=stop_after_steps)
         clip = student.clip.cpu().eval()
         if not env.is_main:
