@@ -212,3 +212,17 @@ def test_cifar10_pairs_caption_train_photos_only_with_the_proxys_templates() -> 
     assert pairs.captions[0] in {t.format(name) for t in CIFAR_TEMPLATES}
     test_ids = set(open_image_dataset("cifar10", "test").sample_ids())
     assert not test_ids & set(pairs.sample_ids())
+
+
+@pytest.mark.parametrize("name", ["cifar10-kd", "distillclip-cifar10", "cifar10-datafree"])
+def test_cifar10_recipes_name_things_that_exist(name: str) -> None:
+    from edgeclip.config import load_recipe
+    from edgeclip.data import DATASETS
+    from edgeclip.students.registry import STUDENTS
+    from edgeclip.teacher import PROXY_TEACHERS
+
+    recipe = load_recipe(name)
+    assert recipe.teacher in PROXY_TEACHERS.names()
+    assert recipe.student.name in STUDENTS.names()
+    assert recipe.data.test == "cifar10" and "cifar10" in DATASETS.names()
+    assert recipe.data.templates == "cifar"
