@@ -226,3 +226,27 @@ def test_cifar10_recipes_name_things_that_exist(name: str) -> None:
     assert recipe.student.name in STUDENTS.names()
     assert recipe.data.test == "cifar10" and "cifar10" in DATASETS.names()
     assert recipe.data.templates == "cifar"
+
+
+def test_class_aware_clip_loss_golden_values_by_hand() -> None:
+    import math
+
+    from edgeclip.teacher.contrastive import class_aware_clip_loss
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(2.0)))
+
+        def encode_image(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
+            return x
+
+        def encode_text(self, x: torch.Tensor, normalize: bool) -> torch.Tensor:
+            return x
+
+    eye = torch.eye(2)
+    # logits = 2·I; distinct labels: -log(e²/(e²+1)) = log(1+e⁻²) each way.
+    assert class_aware_clip_loss(Fixed(), eye, eye, torch.tensor([0, 1])).item() == pytest.approx(math.log(1 + math.exp(-2)))
+    # Same label: both captions are positives, target 1/2 each: -(log σ + log(1-σ))/2 with σ = e²/(e²+1).
+    both = -0.5 * ((2 - math.log(math.exp(2) + 1)) + (0 - math.log(math.exp(2) + 1)))
+    assert class_aware_clip_loss(Fixed(), eye, eye, torch.tensor([0, 0])).item() == pytest.approx(both)

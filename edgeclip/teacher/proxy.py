@@ -28,6 +28,7 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
+from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
 from edgeclip.teacher.templates import DIGITS_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
 
@@ -129,14 +130,8 @@ def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, mo
         for start in range(0, len(images), config.batch_size):
             index = order[start:start + config.batch_size]
             batch_labels = labels[index]
-            # One random caption of the right class per image.
-            picks = torch.stack([by_class[int(c)][torch.randint(len(by_class[int(c)]), (1,), generator=generator)][0]
-                                 for c in batch_labels])
-            image_features = model.encode_image(random_affine(images[index], generator), normalize=True)
-            text_features = model.encode_text(caption_tokens[picks], normalize=True)
-            logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-            positives = (batch_labels[:, None] == batch_labels[None, :]).float()
-            loss = 0.5 * (_soft_cross_entropy(logits, positives) + _soft_cross_entropy(logits.T, positives.T))
+            picks = pick_captions(by_class, batch_labels, generator)
+            loss = class_aware_clip_loss(model, random_affine(images[index], generator), caption_tokens[picks], batch_labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -157,11 +152,6 @@ def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, mo
         "torch": str(torch.__version__),
     }
     return teacher, info
-
-
-def _soft_cross_entropy(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    targets = positives / positives.sum(dim=1, keepdim=True)
-    return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, safe_torch_load, write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
+from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
 from edgeclip.teacher.templates import CIFAR_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
 
@@ -104,11 +105,6 @@ def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
             captions.append(template.format(name))
             labels.append(label)
     return captions, labels
-
-
-def _soft_cross_entropy(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    targets = positives / positives.sum(dim=1, keepdim=True)
-    return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
 def new_teacher() -> ClipTeacher:
@@ -188,14 +184,9 @@ def _train(config: Cifar10ProxyTrainConfig, work_dir: Path, progress: bool, pool
         for step, start in enumerate(range(0, len(images), config.batch_size)):
             index = order[start:start + config.batch_size]
             batch_labels = labels[index]
-            picks = torch.stack([by_class[int(c)][torch.randint(len(by_class[int(c)]), (1,), generator=generator)][0]
-                                 for c in batch_labels])
+            picks = pick_captions(by_class, batch_labels, generator)
             batch = random_crop_flip(images[index], config.crop_padding, generator).contiguous(memory_format=torch.channels_last)
-            image_features = model.encode_image(batch, normalize=True)
-            text_features = model.encode_text(caption_tokens[picks], normalize=True)
-            logits = model.logit_scale.exp().clamp(max=100) * image_features @ text_features.T
-            positives = (batch_labels[:, None] == batch_labels[None, :]).float()
-            loss = 0.5 * (_soft_cross_entropy(logits, positives) + _soft_cross_entropy(logits.T, positives.T))
+            loss = class_aware_clip_loss(model, batch, caption_tokens[picks], batch_labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
