@@ -83,9 +83,9 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
 
         return ["image generator", "description"], [[name, description] for name, description in list_generators()]
     if kind == "teachers":
-        from edgeclip.teacher import PROXY_TEACHERS
+        from edgeclip.teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS
 
-        rows = [[name, "proxy (trained here on first use)"] for name in PROXY_TEACHERS.names()]
+        rows = [[name, PROXY_DESCRIPTIONS.get(name, "proxy teacher")] for name in PROXY_TEACHERS.names()]
         rows.append(["ARCH:TAG", "open_clip architecture + pretrained tag, e.g. ViT-B-32:openai (needs the hub or a cached copy)"])
         rows.append(["ARCH:PATH", "open_clip architecture + local checkpoint, e.g. ViT-B-32:/models/vitb32.safetensors"])
         rows.append(["ARCH:random", "random weights (latency/size only)"])

@@ -31,6 +31,8 @@ HUB_HOST = "huggingface.co"
 
 # Registered teachers that edgeclip can produce itself (name → loader returning a ClipTeacher).
 PROXY_TEACHERS: Registry[Callable[[], "ClipTeacher"]] = Registry("teacher", "edgeclip list teachers")
+# One line per proxy teacher for `edgeclip list teachers` (where its weights come from).
+PROXY_DESCRIPTIONS: dict[str, str] = {}
 
 
 class ZeroShotHead(nn.Module):

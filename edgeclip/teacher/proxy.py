@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import write_json
 from edgeclip.paths import cache_dir
-from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
+from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
 from edgeclip.teacher.templates import DIGITS_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
@@ -230,5 +230,7 @@ def check_proxy_pool_held_out(teacher_spec: object, datasets: dict[str, object])
             check_disjoint(pool, dataset, f"{teacher_spec} pre-training pool vs {what}")
 
 
+PROXY_DESCRIPTIONS["proxy-digits"] = "CLIP trained here on first use on digits' pretrain split (about a minute), cached"
+PROXY_DESCRIPTIONS["proxy-digits-large"] = "larger digits CLIP (DistillCLIP's teacher), trained here on first use, cached"
 PROXY_TEACHERS.register("proxy-digits", load_proxy_teacher)
 PROXY_TEACHERS.register("proxy-digits-large", lambda progress=True: load_proxy_teacher(progress, "proxy-digits-large"))

@@ -33,7 +33,7 @@ from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, safe_torch_load, write_json
 from edgeclip.paths import cache_dir
-from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
+from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
 from edgeclip.teacher.templates import CIFAR_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
@@ -298,4 +298,6 @@ def proxy_cifar10_info() -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+PROXY_DESCRIPTIONS[NAME] = ("CLIP trained on CIFAR-10's pretrain half; weights shipped (teacher/weights, sha256-checked), "
+                           "retrain with python benchmarks/proxy_cifar10.py --retrain")
 PROXY_TEACHERS.register(NAME, load_proxy_cifar10)
