@@ -219,5 +219,17 @@ def proxy_pool(name: str):
     return open_image_dataset("digits", split="pretrain")
 
 
+# What every proxy here was trained on, in words a page can show ("this proxy teacher only knows ...").
+PROXY_KNOWS = "handwritten digits (scikit-learn's 8x8 digits)"
+
+
+def proxy_domain(name: str) -> dict | None:
+    """The domain and classes proxy teacher `name` was trained on; None when `name` is not a proxy."""
+    if name not in PROXY_CONFIGS:
+        return None
+    return {"name": name, "knows": PROXY_KNOWS, "classes": list(proxy_pool(name).class_names),
+            "trained_on": "digits pretrain split"}
+
+
 PROXY_TEACHERS.register("proxy-digits", load_proxy_teacher)
 PROXY_TEACHERS.register("proxy-digits-large", lambda progress=True: load_proxy_teacher(progress, "proxy-digits-large"))
