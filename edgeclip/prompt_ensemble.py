@@ -7,8 +7,6 @@ which builds the same prompts with the same `prompt_name`. Importing this module
 
 from __future__ import annotations
 
-import importlib.util
-from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -18,16 +16,11 @@ if TYPE_CHECKING:
     import torch
 
 
-@lru_cache(maxsize=1)
 def runner_module() -> ModuleType:
     """devices/runner/prompt_ensemble.py, the definition the device runner uses."""
-    from edgeclip.paths import data_dir
+    from edgeclip.paths import runner_module as load
 
-    path = data_dir() / "devices" / "runner" / "prompt_ensemble.py"
-    spec = importlib.util.spec_from_file_location("edgeclip_device_prompt_ensemble", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load("prompt_ensemble.py")
 
 
 def prompt_name(name: str) -> str:

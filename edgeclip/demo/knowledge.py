@@ -50,7 +50,7 @@ def outside_domain(names: Sequence[str], knows: dict[str, Any], templates: Seque
     """Typed names a proxy teacher was never trained on, and the prompt the first one became; None if all known."""
     if not knows.get("proxy"):
         return None  # only a proxy's domain is known to be all it knows
-    known = {c.lower() for c in knows["classes"]}
+    known = {str(c).lower() for c in [*knows["classes"], *(knows["proxy"].get("aliases") or [])]}
     outside = [n for n in names if _prompt_name(n).lower() not in known]
     if not outside:
         return None

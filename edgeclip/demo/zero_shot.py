@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.util
 import io
 import json
 import threading
@@ -22,7 +21,6 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
@@ -42,16 +40,11 @@ MAX_NAME_CHARS = 100
 TOP_K = 5
 
 
-@lru_cache(maxsize=1)
 def device_tokenizer_module() -> ModuleType:
     """devices/runner/clip_tokenizer.py: the standard-library CLIP tokenizer the device runner uses."""
-    from edgeclip.paths import data_dir
+    from edgeclip.paths import runner_module
 
-    path = data_dir() / "devices" / "runner" / "clip_tokenizer.py"
-    spec = importlib.util.spec_from_file_location("edgeclip_device_clip_tokenizer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return runner_module("clip_tokenizer.py")
 
 
 def normalize(x: np.ndarray) -> np.ndarray:

@@ -228,6 +228,7 @@ def proxy_domain(name: str) -> dict | None:
     if name not in PROXY_CONFIGS:
         return None
     return {"name": name, "knows": PROXY_KNOWS, "classes": list(proxy_pool(name).class_names),
+            "aliases": list(DIGIT_NUMERALS),  # its captions also named each class by numeral (caption_bank)
             "trained_on": "digits pretrain split"}
 
 
