@@ -74,6 +74,7 @@ def test_posts_only_from_its_own_page_and_only_json(served):
         (json_type, 200, None),  # curl and scripts send no Origin
         ({**json_type, "Origin": "http://evil.example"}, 403, "may not use this demo"),
         ({**json_type, "Origin": f"http://127.0.0.1:{port + 1}"}, 403, "may not use this demo"),  # another local site
+        ({**json_type, "Origin": "null"}, 403, "may not use this demo"),  # a sandboxed frame of any site
         ({**json_type, "Sec-Fetch-Site": "cross-site"}, 403, "another site"),
         ({"Content-Type": "text/plain", "Origin": f"http://127.0.0.1:{port}"}, 415, "application/json"),
         ({"Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"),

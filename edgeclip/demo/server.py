@@ -241,7 +241,7 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
             """Only this server's own page may POST: a page on another site can send a form or text/plain
             POST without asking (no CORS preflight), so such requests are refused before any work."""
             origin = (self.headers.get("Origin") or "").strip().lower()
-            if origin and origin != "null" and urllib.parse.urlsplit(origin).netloc != host:
+            if origin and urllib.parse.urlsplit(origin).netloc != host:  # "null" (a sandboxed frame) included
                 self.close_connection = True  # its body is not read
                 raise PageError(f"a page of {origin[:100]} may not use this demo; open it at http://{host}/",
                                 HTTPStatus.FORBIDDEN)
@@ -269,9 +269,14 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
             return b"".join(chunks)
 
         def _discard(self, length: int) -> None:
+            """Read and drop an over-limit body (under the same deadline as a body that is kept)."""
+            deadline = time.monotonic() + BODY_DEADLINE_S
             left = length
-            while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 20))
+            while left > 0 and time.monotonic() < deadline:
+                try:
+                    chunk = self.rfile.read1(min(left, 1 << 20))
+                except TimeoutError:
+                    return  # the 413 is still sent; the connection is closed after it
                 if not chunk:
                     break
                 left -= len(chunk)
