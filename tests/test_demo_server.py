@@ -198,3 +198,28 @@ def test_uploads_wait_for_a_decode_slot_and_are_refused_when_none_frees(monkeypa
     with pytest.raises(PageError, match="busy") as error:
         demo.classify({"image": "data:image/png;base64,AAAA", "classes": "a, b"})
     assert error.value.status == 503
+
+
+def test_uploads_are_decoded_on_the_two_long_lived_worker_threads(monkeypatch):
+    """Not on each request's thread: glibc keeps a malloc arena per thread that held big pixel buffers."""
+    from edgeclip.demo import zero_shot_page
+    from edgeclip.demo.zero_shot_page import ZeroShotDemo
+
+    seen: list[str] = []
+
+    class Model:
+        mode = "text"
+        templates = ["{}"]
+
+        def classify(self, image, names):
+            seen.append(threading.current_thread().name)
+            return {"top": [{"class": names[0], "probability": 1.0}]}
+
+    monkeypatch.setattr(zero_shot_page, "decode_image", lambda data_url: Image.new("RGB", (4, 4)))
+    demo = ZeroShotDemo(Model())
+    threads = [threading.Thread(target=demo.classify, args=({"image": "x", "classes": "a, b"},)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(seen) == 6 and len(set(seen)) <= 2 and all(name.startswith("edgeclip-decode") for name in seen), seen
