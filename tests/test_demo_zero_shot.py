@@ -62,6 +62,20 @@ def wait_for_requests(driver, count: int, timeout: float = 60.0) -> None:
     WebDriverWait(driver, timeout).until(lambda d: int(d.execute_script("return document.body.dataset.requests || 0")) >= count)
 
 
+def ready_page(url: str, profile: Path):
+    """Chromium on the page, once it has loaded the models' information (the caller quits it)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = open_browser(profile)
+    try:
+        driver.get(url)
+        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
+    except BaseException:
+        driver.quit()
+        raise
+    return driver
+
+
 def shown_top(driver, role: str) -> list[tuple[str, str, float]]:
     items = driver.find_elements("css selector", f"#{role}-top li")
     return [(li.find_element("css selector", ".name").text, li.find_element("css selector", ".prob").text,
@@ -69,14 +83,10 @@ def shown_top(driver, role: str) -> list[tuple[str, str, float]]:
 
 
 def test_page_classifies_an_uploaded_digit_in_chromium_without_torch(server, run_dir, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     info = get_json(server.url + "api/info")
     assert info["torch_loaded"] is False and info["student"]["mode"] == "text" and info["teacher"]["name"] == "tiny-teacher"
-    driver = open_browser(tmp_path / "profile")
+    driver = ready_page(server.url, tmp_path / "profile")
     try:
-        driver.get(server.url)
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
         assert len(driver.find_elements("css selector", "#examples .example")) >= 5  # the shipped digits
         driver.find_element("id", "file").send_keys(str(SEVEN))
         wait_for_requests(driver, 1)  # picking a file classifies it at once
@@ -106,8 +116,6 @@ def test_page_classifies_an_uploaded_digit_in_chromium_without_torch(server, run
 
 
 def test_page_says_what_the_models_know_and_examples_carry_their_true_label(server, run_dir, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     from edgeclip.students.registry import create_student
     from edgeclip.utils import count_params
 
@@ -119,10 +127,8 @@ def test_page_says_what_the_models_know_and_examples_carry_their_true_label(serv
     assert all(set(e["top1"]) == {"student", "teacher"} for e in order if e["label"])
     # Measured, not hand-picked: the examples are sorted by how many models classify them right.
     assert [-sum(e["correct"].values()) for e in order] == sorted(-sum(e["correct"].values()) for e in order)
-    driver = open_browser(tmp_path / "profile")
+    driver = ready_page(server.url, tmp_path / "profile")
     try:
-        driver.get(server.url)
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
         knows = driver.find_element("id", "knows")
         assert knows.is_displayed() and "proxy" in knows.get_attribute("class")
         assert knows.text.startswith("This proxy teacher (proxy-digits) only knows handwritten digits")
@@ -158,12 +164,8 @@ def test_page_says_what_the_models_know_and_examples_carry_their_true_label(serv
 
 
 def test_an_error_clears_the_previous_results_and_shows_at_the_top(server, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver = open_browser(tmp_path / "profile")
+    driver = ready_page(server.url, tmp_path / "profile")
     try:
-        driver.get(server.url)
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
         driver.find_element("id", "file").send_keys(str(SEVEN))
         wait_for_requests(driver, 1)
         assert len(shown_top(driver, "student")) == 5 and len(shown_top(driver, "teacher")) == 5
@@ -184,14 +186,10 @@ def test_an_error_clears_the_previous_results_and_shows_at_the_top(server, tmp_p
 
 
 def test_bad_input_shows_a_message_on_the_page_and_the_server_keeps_serving(server, tmp_path):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     not_an_image = tmp_path / "notes.txt"
     not_an_image.write_text("these are notes, not pixels\n")
-    driver = open_browser(tmp_path / "profile")
+    driver = ready_page(server.url, tmp_path / "profile")
     try:
-        driver.get(server.url)
-        WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
         driver.find_element("id", "file").send_keys(str(not_an_image))
         wait_for_requests(driver, 1)
         assert "is not an image this page can read" in driver.find_element("id", "message").text
