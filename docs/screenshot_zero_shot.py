@@ -3,7 +3,7 @@
 Usage:
     edgeclip distill --recipe distillclip-digits --out runs/distillclip-digits       # or an earlier run
     edgeclip export --model runs/distillclip-digits --tower all --backend onnx --precision fp32
-    python docs/screenshot_zero_shot.py --model runs/distillclip-digits --out docs/demo_zero_shot.png
+    python docs/screenshot_zero_shot.py --model runs/distillclip-digits --out docs/demo_zero_shot.png [--first-example]
 
 Starts `edgeclip demo zero-shot` on a free local port, uploads a held-out test digit shipped with the
 page in headless Debian chromium (Selenium + chromedriver), types the ten digit names, classifies,
@@ -30,6 +30,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="DistillCLIP run directory with exported towers")
     parser.add_argument("--image", default="", help="image to upload (default: the shipped test digit seven)")
+    parser.add_argument("--first-example", action="store_true",
+                        help="click the page's first example instead (the one both models classify right, when any is)")
     parser.add_argument("--out", default="docs/demo_zero_shot.png")
     args = parser.parse_args()
 
@@ -73,13 +75,18 @@ def main() -> int:
         try:
             driver.get(url)
             WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.body.dataset.state") == "ready")
-            driver.find_element("id", "file").send_keys(str(image.resolve()))
-            classes = driver.find_element("id", "classes")
-            classes.clear()
-            classes.send_keys(", ".join(DIGITS))
-            driver.find_element("id", "classify").click()
+            if args.first_example:  # its true label is shown; each model's top-1 is marked right or wrong
+                driver.find_elements("css selector", "#examples .example")[0].click()
+                requests = 1
+            else:
+                driver.find_element("id", "file").send_keys(str(image.resolve()))
+                classes = driver.find_element("id", "classes")
+                classes.clear()
+                classes.send_keys(", ".join(DIGITS))
+                driver.find_element("id", "classify").click()
+                requests = 2
             WebDriverWait(driver, 120).until(
-                lambda d: int(d.execute_script("return document.body.dataset.requests || 0")) >= 2
+                lambda d: int(d.execute_script("return document.body.dataset.requests || 0")) >= requests
                 and d.execute_script("return document.body.dataset.state") in ("done", "error"))
             time.sleep(1)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import importlib.resources
 import os
 import time
 from pathlib import Path
+from types import ModuleType
 
 
 def cache_dir() -> Path:
@@ -30,6 +31,22 @@ def devices_dir() -> Path:
 def runner_path() -> Path:
     """The standalone on-device benchmark runner (devices/runner/edgeclip_runner.py)."""
     return data_dir() / "devices" / "runner" / "edgeclip_runner.py"
+
+
+def runner_module(file_name: str) -> "ModuleType":
+    """A standalone module of devices/runner/ (e.g. clip_tokenizer.py), loaded by path: edgeclip uses the
+    very file the device runs instead of a copy that could drift. Each file is executed once."""
+    import importlib.util
+    import sys
+
+    name = f"edgeclip_device_{Path(file_name).stem}"
+    if name not in sys.modules:
+        path = data_dir() / "devices" / "runner" / file_name
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def kit_dir(backend: str = "tensorrt") -> Path:

@@ -17,8 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-# shared/ lies beside the checkout (as in test_data.py); real-data tests skip where it is absent.
-SHARED_DATA = REPO.parent / "shared" / "data"
+# shared/ lies beside the checkout (as in test_data.py), or $EDGECLIP_SHARED_DATA names it (a worktree elsewhere);
+# real-data tests skip where it is absent.
+SHARED_DATA = Path(os.environ.get("EDGECLIP_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 def make_tiny_run(run_dir: Path, *, towers=("image", "text", "zeroshot"), teacher: bool = True) -> Path:
@@ -35,7 +36,9 @@ def make_tiny_run(run_dir: Path, *, towers=("image", "text", "zeroshot"), teache
 
     torch.manual_seed(0)
     model, spec = create_student("test_distillclip")
-    spec.extra.update({"logit_scale": 50.0, "templates": "digits", "data": "digits"})
+    # The tiny teacher stands in for the digits proxy (training the real one takes minutes): the student's
+    # manifests record what a `distillclip-quickstart` run records, a proxy-digits teacher.
+    spec.extra.update({"logit_scale": 50.0, "templates": "digits", "data": "digits", "teacher": "proxy-digits"})
     save_checkpoint(run_dir / "student", model, spec, student_name="test_distillclip")
     test = open_image_dataset("digits", "test")
     templates = get_templates("digits")

@@ -71,22 +71,37 @@ def test_page_shows_timeline_alerts_latency_and_video_in_chromium(served, tmp_pa
         assert f"alert threshold {summary['threshold']}" in driver.find_element("id", "timeline").text
         marks = driver.find_elements("css selector", "#timeline g.alert-mark")
         assert [float(m.get_attribute("data-time")) for m in marks] == [a["time_s"] for a in summary["alerts"]]
-        first = summary["alerts"][0]
-        assert f"ALERT {first['time_s']:.2f} s" in driver.find_element("id", "timeline").text
+        first_alert = summary["alerts"][0]
+        assert f"ALERT {first_alert['time_s']:.2f} s" in driver.find_element("id", "timeline").text
         listed = driver.find_elements("css selector", "#alerts li.alert-time")
-        assert listed[0].text.startswith(f"{first['time_s']:.2f} s (frame {first['frame']})")
+        assert listed[0].text.startswith(f"{first_alert['time_s']:.2f} s (frame {first_alert['frame']})")
         # Latency: the table from the summary's percentiles, one bar per frame.
         row = driver.find_element("css selector", "#latency-table tr[data-stage=per_frame]")
         assert f"{summary['latency_ms']['per_frame']['p50']:.1f} ms" in row.text
         assert len(driver.find_elements("css selector", "#frame-latency rect.frame-bar")) == summary["frames"] == 50
         assert "FPS end to end" in driver.find_element("id", "fps-tag").text
+        # What is known about the clip: its labelled onset (frame 37 at 10 fps: 3.6 s), the span before the first
+        # full window (nothing scored there), and that the model was trained on this very clip.
+        onset = driver.find_element("id", "onset-mark")
+        assert float(onset.get_attribute("data-time")) == pytest.approx(3.6) and "crash onset 3.60 s" in onset.text
+        assert driver.find_element("id", "onset-note").text.startswith(
+            "Labelled crash onset: 3.60 s (frame 37, from the model's training record (windows.json))")
+        first = summary["probabilities"][0]
+        shade = driver.find_element("id", "unscored")  # chart: x from 72 px (0 s) to 984 px (5 s)
+        assert float(shade.get_attribute("width")) == pytest.approx(912 * first["time_s"] / 5.0, abs=0.5)
+        assert "no score before the first full window" in driver.find_element("id", "timeline").text
+        assert driver.find_element("id", "window-note").text.startswith(
+            f"Nothing can be scored before the first full window: the head needs {summary['window']['length']} frames, "
+            f"so the first score is at {first['time_s']:.2f} s (frame {first['frame']})")
+        trained = driver.find_element("id", "trained-note")
+        assert trained.is_displayed() and trained.text.startswith("Caveat: the model was trained on this clip")
         # The annotated video plays in the browser (H.264 from PyAV) and clicking an alert seeks to it.
         WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.video") is not None)
         assert driver.execute_script("return document.body.dataset.video") == "ready", driver.find_element("id", "video-message").text
         assert driver.execute_script("return document.getElementById('video').duration") == pytest.approx(5.0, abs=0.2)
         listed[0].find_element("tag name", "a").click()
         WebDriverWait(driver, 10).until(lambda d: abs(d.execute_script("return document.getElementById('video').currentTime")
-                                                      - first["time_s"]) < 0.5)
+                                                      - first_alert["time_s"]) < 0.5)
         driver.execute_script("document.getElementById('video').pause()")
         WebDriverWait(driver, 10).until(lambda d: d.execute_script(
             "const v = document.getElementById('video'); return !v.seeking && v.readyState >= 2"))
@@ -167,3 +182,21 @@ def test_bad_input_is_one_line_exit_2(served, accident_model, tmp_path, capsys):
             assert words in err and err.startswith("edgeclip: error:") and "\n" not in err, err
     assert not (tmp_path / "o").exists()
 
+
+
+@pytest.mark.parametrize("clip, onset", [("ccd/000838.mp4", 32), ("normal/udacity_test_video.mp4", None)])
+def test_clips_the_model_never_saw_get_their_onset_from_labels_txt_and_no_caveat(accident_model, tmp_path, clip, onset):
+    """A CCD crash clip outside the training list: onset from dashcam-clips/labels.txt; a normal clip: no onset."""
+    from edgeclip.demo.accident_page import load_accident_output
+    from edgeclip.video.accident_demo.runner import run_demo
+
+    run_demo(str(accident_model), video=str(CCD.parent / clip), out_dir=str(tmp_path / "out"), write_video=False,
+             threads=1, log=lambda message: None)
+    data = load_accident_output(tmp_path / "out").page_data()
+    assert data["trained_on_clip"] is False and data["training_clips"] == len(TRAIN_CLIPS)
+    if onset is None:
+        assert data["onset"] is None
+    else:
+        assert data["onset"] == {"frame": onset, "time_s": pytest.approx((onset - 1) / data["fps_source"]),
+                                 "from": str(SHARED_DATA / "dashcam-clips" / "labels.txt")}
+    assert data["first_window"]["frame"] == data["probabilities"][0]["frame"] > 1

@@ -189,7 +189,8 @@ def test_real_dashcam_clip_list():
 
 def test_annotated_frame_has_probability_bar_and_alert_banner():
     """What the annotated MP4 shows: a bar filled to P(accident) (green below the threshold, red at or
-    above it) and a red ALERT banner at the bottom only while the probability passes the threshold."""
+    above it) and a red ALERT banner under the bar only while the probability passes the threshold, at the
+    top of the frame: the bottom is where a video player draws its controls."""
     frame = Image.new("RGB", (400, 120), (90, 90, 90))
     calm = np.asarray(device.annotate(frame, 0.2, 0.5, "frame 1"))
     alert = np.asarray(device.annotate(frame, 0.8, 0.5, "frame 2"))
@@ -197,6 +198,7 @@ def test_annotated_frame_has_probability_bar_and_alert_banner():
     assert tuple(calm[5, 20]) == (40, 180, 60) and tuple(calm[5, 300]) == (30, 30, 30)  # bar to 20% of the width
     assert tuple(alert[5, 20]) == (220, 30, 30) and tuple(alert[5, 300]) == (220, 30, 30)  # to 80%, red
     assert tuple(alert[5, 200]) == (255, 255, 255)  # the threshold mark
-    assert tuple(alert[118, 398]) == (200, 0, 0) and tuple(calm[118, 398]) == (90, 90, 90)  # banner only on alert
-    assert tuple(nothing[5, 20]) == (30, 30, 30) and tuple(nothing[118, 398]) == (90, 90, 90)
+    assert tuple(alert[20, 398]) == (200, 0, 0) and tuple(calm[20, 398]) == (90, 90, 90)  # banner only on alert
+    assert (alert[int(120 * 0.7):] == 90).all()  # nothing in the bottom 30%, where the player's controls are
+    assert tuple(nothing[5, 20]) == (30, 30, 30) and tuple(nothing[20, 398]) == (90, 90, 90)
     assert np.asarray(frame).mean() == 90  # the decoded frame itself is left as it is

@@ -19,7 +19,8 @@ a fresh child process. A TensorRT engine timed through trtexec reports trtexec's
 
     python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/tensorrt-fp16 --data eval.npz --threads 4
 
-Zero-shot with class names chosen on the device (DistillCLIP towers; see zero_shot.py):
+Zero-shot with class names chosen on the device (DistillCLIP towers; see zero_shot.py, which needs
+clip_tokenizer.py and prompt_ensemble.py beside this file):
 
     python3 edgeclip_runner.py artifacts/onnx-fp32-image --text-tower artifacts/onnx-fp32-text \
         --classes "cat,dog,car" --images photo1.jpg photo2.jpg
@@ -521,7 +522,7 @@ def import_runtime(artifact_dir: str) -> None:
 def main(argv: list | None = None) -> int:
     args = parse_args(argv)
     if args.classes:  # zero-shot mode: new class names on the device
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # zero_shot.py, clip_tokenizer.py sit here
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # zero_shot.py and its two helpers sit here
         import zero_shot
 
         try:

@@ -3,7 +3,8 @@
 Used by `edgeclip_runner.py --classes "cat,dog" --text-tower DIR IMAGE_TOWER_DIR [--data eval.npz | --images ...]`:
 the text tower's artifact ships the BPE vocabulary and `tokenizer.json` (context length, special
 ids, prompt templates); `clip_tokenizer.py` reproduces open_clip's token ids. Each class becomes
-the L2-normalized mean of its normalized prompt embeddings (prompt ensemble), an image's logits are
+the L2-normalized mean of its normalized prompt embeddings (prompt ensemble, `prompt_ensemble.py`,
+the definition edgeclip itself loads), an image's logits are
 logit_scale · cosine, as in `edgeclip`'s zero-shot head. Alternatively `--class-embeddings FILE.npy`
 (e.g. a fused artifact's class_embeddings.npy) skips the text tower. Python 3.8+.
 """
@@ -15,6 +16,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from clip_tokenizer import ClipTokenizer
+from prompt_ensemble import ensemble_class_embeddings, l2_normalize as normalize
 
 
 def parse_classes(text: str) -> List[str]:
@@ -28,10 +30,6 @@ def parse_classes(text: str) -> List[str]:
     return names
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def text_class_embeddings(text_model, artifact_dir: str, class_names: Sequence[str],
                           templates: Optional[Sequence[str]] = None) -> np.ndarray:
     """(C, D) prompt-ensemble class embeddings computed with the exported text tower."""
@@ -39,12 +37,8 @@ def text_class_embeddings(text_model, artifact_dir: str, class_names: Sequence[s
         record = json.load(handle)
     tokenizer = ClipTokenizer(os.path.join(artifact_dir, record["vocab_file"]), int(record["context_length"]))
     templates = list(templates or record.get("templates") or ["{}"])
-    rows = []
-    for name in class_names:
-        ids = np.asarray(tokenizer([t.format(name) for t in templates]), dtype=np.int64)
-        embeddings = normalize(np.asarray(text_model.run(ids), dtype=np.float32))
-        rows.append(normalize(embeddings.mean(axis=0)))
-    return np.stack(rows)
+    return ensemble_class_embeddings(lambda prompts: text_model.run(np.asarray(tokenizer(prompts), dtype=np.int64)),
+                                     class_names, templates)
 
 
 def load_images(paths: Sequence[str], preprocessing: dict) -> np.ndarray:

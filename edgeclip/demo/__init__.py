@@ -8,6 +8,8 @@
 - `zero_shot.py`: exported student (image tower + text tower with its shipped tokenizer, or a
   fused zero-shot artifact) and, when exported, the teacher's towers; classify one image against
   class names typed on the page. `zero_shot_page.py`: its routes. `examples.py`: example images.
+  `knowledge.py`: what the page says the models know (the run's domain from the manifests, typed
+  names outside a proxy's classes) and the examples' order, by measured correctness.
 - `accident_page.py`: the output of `edgeclip demo accident` (alerts.json + annotated.mp4) as a
   page: the video, the P(accident) timeline with threshold and alerts, per-frame latency.
 - `teacher_towers.py`: exports a run's CLIP teacher to image/text towers once (needs torch; run

@@ -5,7 +5,10 @@
     GET  /media/annotated.mp4    the annotated video (byte ranges, so the browser can seek)
 
 It reads the demo's own output files only — no model, no torch — so it serves on the device that
-ran the demo as well as on the machine the output was copied to.
+ran the demo as well as on the machine the output was copied to. Where they are at hand it also
+says what is known about the clip (`clip_facts`): its labelled crash onset (from the model's
+training record `windows.json`, or a `labels.txt` clip list beside the clip, as CCD ships), when
+the first full window could be scored, and whether the model was trained on this very clip.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 from edgeclip.demo.server import DemoApp, Request, Response
 from edgeclip.errors import UserError
+
+LABEL_LISTS = ("labels.txt",)  # clip lists beside a clip or one folder up (dashcam-clips/labels.txt → ccd/x.mp4)
 
 # Keys the page needs; an alerts.json without them was not written by the demo (or by an older one).
 REQUIRED_KEYS = ("threshold", "alerts", "probabilities", "latency_ms", "frames", "fps_source")
@@ -47,7 +52,73 @@ class AccidentOutput:
             "end_to_end_fps": s.get("end_to_end_fps"), "measured_on": s.get("measured_on"),
             "video_url": "/media/annotated.mp4" if self.video is not None else None,
             "torch_loaded": "torch" in sys.modules,
+            **clip_facts(s, fps),
         }
+
+
+def _resolved(path: str) -> Path | None:
+    try:
+        return Path(path).expanduser().resolve() if path else None
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _training_clips(model_dir: Path | None) -> dict[Path, dict[str, Any]]:
+    """Clips the model was trained on (`edgeclip video train` writes them to <run>/windows.json)."""
+    path = model_dir / "windows.json" if model_dir is not None else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        clips = json.loads(path.read_text(encoding="utf-8")).get("clips") or []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}
+    found = {}
+    for clip in clips:
+        resolved = _resolved(str(clip.get("path", ""))) if isinstance(clip, dict) else None
+        if resolved is not None:
+            found[resolved] = clip
+    return found
+
+
+def _listed_onset(clip: Path) -> tuple[int | None, str | None]:
+    """(1-based onset frame, the list it came from) from a labels.txt beside the clip or one folder up."""
+    from edgeclip.video.clips import read_clip_list
+
+    for folder in (clip.parent, clip.parent.parent):
+        for name in LABEL_LISTS:
+            listing = folder / name
+            if not listing.is_file():
+                continue
+            try:
+                entries = read_clip_list(listing)
+            except UserError:
+                continue  # a list this page cannot read tells it nothing; the page still serves
+            for entry in entries:
+                if entry.path == clip:
+                    return entry.accident_frame, str(listing)
+    return None, None
+
+
+def clip_facts(summary: dict[str, Any], fps: float | None) -> dict[str, Any]:
+    """Crash onset, the first scorable moment and the training-clip caveat for the clip the demo ran on."""
+    clip = _resolved(str(summary.get("source", "")))
+    model_dir = _resolved(str(summary.get("model", "")))
+    trained = _training_clips(model_dir)
+    record = trained.get(clip) if clip is not None else None
+    onset_frame, onset_from = (record.get("accident_frame"), "the model's training record (windows.json)") if record \
+        else _listed_onset(clip) if clip is not None else (None, None)
+    onset = None
+    if isinstance(onset_frame, int) and onset_frame >= 1 and fps:
+        onset = {"frame": onset_frame, "time_s": round((onset_frame - 1) / fps, 3), "from": onset_from}
+    first = summary["probabilities"][0] if summary["probabilities"] else None
+    window = summary.get("window") if isinstance(summary.get("window"), dict) else {}
+    return {
+        "onset": onset,
+        "first_window": {"frame": first["frame"], "time_s": first["time_s"], "frames": window.get("length") or window.get("span")}
+        if first else None,
+        "trained_on_clip": record is not None,
+        "training_clips": len(trained),
+    }
 
 
 def load_accident_output(out_dir: Path) -> AccidentOutput:

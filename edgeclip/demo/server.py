@@ -6,8 +6,14 @@ package data. The server:
   address it serves (a page on another site cannot reach a loopback demo via DNS rebinding);
 - sends a Content-Security-Policy that allows only its own origin, so the pages cannot fetch
   anything from a CDN even by accident (tests check the browser made no other request);
-- limits request bodies (`max_body`) and turns a handler's `PageError` into a JSON error the page
-  shows, and any other exception into a 500 with one line: the server keeps serving;
+- answers a POST only from its own page: an `Origin` (or `Sec-Fetch-Site`) of another site is refused
+  (403) and the body must be `application/json` (415) — a form or `text/plain` POST from another site
+  needs no CORS preflight, a JSON one does, and this server grants none;
+- bounds its resources: at most `MAX_CONNECTIONS` connections at once (more get a 503 at once), a
+  long accept queue (`request_queue_size`: bursts are queued, not reset), a socket timeout per
+  request and a deadline for reading a body (a stalled upload frees its thread), and `max_body`;
+- turns a handler's `PageError` into a JSON error the page shows, and any other exception into a 500
+  with a generic line (details go to the server's log, never file-system paths to the client);
 - serves files with byte ranges (browsers seek in a video with Range requests).
 """
 
@@ -19,6 +25,7 @@ import mimetypes
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -35,6 +42,12 @@ CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; 
 # connection is closed unread (the client then sees a reset, but the server spends nothing on it).
 DRAIN_LIMIT = 256 * 1024 * 1024
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
+SOCKET_TIMEOUT_S = 30.0  # per blocking read/write of a request; a silent client is dropped after this
+BODY_DEADLINE_S = 120.0  # a whole upload: a client trickling a byte now and then cannot hold a thread forever
+MAX_CONNECTIONS = 64  # threads serving at once; beyond, a connection is answered 503 and closed
+ACCEPT_QUEUE = 256  # listen() backlog: http.server's default of 5 reset 52 of 300 concurrent connections
+MAX_STATIC_NAME = 200  # characters; longer names are not files of the static folder
+POST_CONTENT_TYPE = "application/json"
 
 
 class PageError(Exception):
@@ -124,10 +137,18 @@ class DemoApp:
 
 
 def static_file(name: str) -> Response:
-    """A file of the package's static folder; anything outside it (../, absolute paths) is not found."""
-    path = (STATIC_DIR / urllib.parse.unquote(name)).resolve()
-    if STATIC_DIR not in path.parents or not path.is_file():
-        return Response.error(f"no file {name!r} here", HTTPStatus.NOT_FOUND)
+    """A file of the package's static folder; anything outside it (../, absolute paths, NUL bytes, names
+    the file system refuses) is not found, with a message that names no path of this machine."""
+    not_found = Response.error("no such file here; open / instead", HTTPStatus.NOT_FOUND)
+    wanted = urllib.parse.unquote(name)
+    if not wanted or len(wanted) > MAX_STATIC_NAME or "\x00" in wanted:
+        return not_found
+    try:
+        path = (STATIC_DIR / wanted).resolve()
+        if STATIC_DIR not in path.parents or not path.is_file():
+            return not_found
+    except (OSError, ValueError):  # "File name too long", odd encodings: still just not a file here
+        return not_found
     return Response.from_file(path)
 
 
@@ -151,6 +172,7 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
     class DemoRequestHandler(BaseHTTPRequestHandler):
         server_version = "edgeclip-demo"
         protocol_version = "HTTP/1.1"
+        timeout = SOCKET_TIMEOUT_S  # StreamRequestHandler sets it on the connection's socket
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
             if verbose:
@@ -172,11 +194,17 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
                 response = Response.error(str(exc), exc.status)
             except UserError as exc:
                 response = Response.error(str(exc), HTTPStatus.BAD_REQUEST)
+            except TimeoutError:  # the client stopped sending (socket timeout or the body deadline)
+                self.close_connection = True
+                response = Response.error("the upload took too long and was dropped; try again",
+                                          HTTPStatus.REQUEST_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - a bug in one request must not stop the demo
                 first = (str(exc).strip().splitlines() or [""])[0][:300]
-                sys.stderr.write(f"[edgeclip demo] error on {self.path}: {type(exc).__name__}: {first}\n")
-                response = Response.error(f"the server failed on this request ({type(exc).__name__}: {first}); "
-                                          "it keeps serving, try another input", HTTPStatus.INTERNAL_SERVER_ERROR)
+                sys.stderr.write(f"[edgeclip demo] error on {self.path[:200]}: {type(exc).__name__}: {first}\n")
+                # The exception's text can hold paths of this machine: the client gets its type only.
+                response = Response.error(f"the server failed on this request ({type(exc).__name__}); it keeps "
+                                          "serving, try another input (details are in the server's log)",
+                                          HTTPStatus.INTERNAL_SERVER_ERROR)
             try:
                 self._send(response, head)
             except (BrokenPipeError, ConnectionResetError):
@@ -192,6 +220,7 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
             query = dict(urllib.parse.parse_qsl(url.query))
             body = b""
             if method == "POST":
+                self._check_post_origin(host)
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                 except ValueError:
@@ -205,13 +234,49 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
                     raise PageError(f"the file is about {length / app.body_expansion / 1e6:.1f} MB; this page takes at most "
                                     f"{app.max_body / app.body_expansion / 1e6:.0f} MB — pick a smaller image",
                                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-                body = self.rfile.read(length)
+                body = self._read_body(length)
             return app.handle(Request(method, url.path, query, self.headers, body))
 
-        def _discard(self, length: int) -> None:
-            left = length
+        def _check_post_origin(self, host: str) -> None:
+            """Only this server's own page may POST: a page on another site can send a form or text/plain
+            POST without asking (no CORS preflight), so such requests are refused before any work."""
+            origin = (self.headers.get("Origin") or "").strip().lower()
+            if origin and urllib.parse.urlsplit(origin).netloc != host:  # "null" (a sandboxed frame) included
+                self.close_connection = True  # its body is not read
+                raise PageError(f"a page of {origin[:100]} may not use this demo; open it at http://{host}/",
+                                HTTPStatus.FORBIDDEN)
+            if (self.headers.get("Sec-Fetch-Site") or "same-origin").lower() not in ("same-origin", "none"):
+                self.close_connection = True
+                raise PageError("a page of another site may not use this demo; open it directly", HTTPStatus.FORBIDDEN)
+            kind = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if kind != POST_CONTENT_TYPE:
+                self.close_connection = True
+                raise PageError(f"this demo takes {POST_CONTENT_TYPE} POSTs, not {kind or 'a body without a type'}; "
+                                "use the page", HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+
+        def _read_body(self, length: int) -> bytes:
+            """The body, read in chunks under the socket timeout and an overall deadline."""
+            deadline = time.monotonic() + BODY_DEADLINE_S
+            chunks, left = [], length
             while left > 0:
-                chunk = self.rfile.read(min(left, 1 << 20))
+                if time.monotonic() > deadline:
+                    raise TimeoutError("body deadline")
+                chunk = self.rfile.read1(min(left, 1 << 20))
+                if not chunk:
+                    raise PageError("the upload ended early; pick the file again")
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+
+        def _discard(self, length: int) -> None:
+            """Read and drop an over-limit body (under the same deadline as a body that is kept)."""
+            deadline = time.monotonic() + BODY_DEADLINE_S
+            left = length
+            while left > 0 and time.monotonic() < deadline:
+                try:
+                    chunk = self.rfile.read1(min(left, 1 << 20))
+                except TimeoutError:
+                    return  # the 413 is still sent; the connection is closed after it
                 if not chunk:
                     break
                 left -= len(chunk)
@@ -276,6 +341,30 @@ def make_handler(app: DemoApp, allowed_hosts: set[str], verbose: bool) -> type[B
 class DemoServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False  # a second demo on a busy port must fail, not share it
+    request_queue_size = ACCEPT_QUEUE
+
+    def server_activate(self) -> None:
+        self._connection_slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, at most MAX_CONNECTIONS at once: beyond, a 503 at once (no thread)."""
+        if not self._connection_slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Content-Length: 57\r\nConnection: close\r\n\r\n"
+                                b'{"error": "the demo is busy; try again in a few seconds"}')
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connection_slots.release()
 
 
 def bind(host: str = "127.0.0.1", port: int = 7860, verbose: bool = False) -> DemoServer:

@@ -59,6 +59,7 @@ def export_teacher_towers(run_dir: str | Path, backend: str = "onnx") -> dict[st
     from edgeclip.data import open_image_dataset
     from edgeclip.data.sampling import sample_images
     from edgeclip.exporters.dual import export_dual_encoder
+    from edgeclip.prompt_ensemble import class_prompts
     from edgeclip.students.spec import ModelSpec
     from edgeclip.teacher import ClipTeacher
     from edgeclip.utils import disable_mha_fastpath
@@ -73,7 +74,7 @@ def export_teacher_towers(run_dir: str | Path, backend: str = "onnx") -> dict[st
     templates = templates or ["{}"]
     test = open_image_dataset(data, "test")
     parity_images = sample_images(test, teacher.preprocess, PARITY_IMAGES)
-    prompts = [t.format(c) for c in test.class_names for t in templates][:64]
+    prompts = [p for per_class in class_prompts(test.class_names, templates) for p in per_class][:64]
     parity_tokens = teacher.tokenize(prompts).numpy().astype(np.int64)
     spec = ModelSpec(name=str(record.get("name") or teacher.name), kind="dual_encoder", preprocess=teacher.preprocess,
                      context_length=teacher.context_length, extra={"logit_scale": teacher.logit_scale, "teacher": record["spec"]})

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.util
 import io
 import json
 import threading
@@ -22,7 +21,6 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
@@ -35,21 +33,18 @@ from edgeclip.errors import UserError
 
 BACKEND_ORDER = ("onnx", "openvino")  # runnable here without a device; preference when --backend is not given
 PRECISION_ORDER = ("fp32", "fp16", "int8")
-MAX_IMAGE_PIXELS = 40_000_000  # a 40-megapixel upload is a photo; more is a decompression bomb
+# Checked from the header, before decoding. A 39.7-megapixel PNG of 170 KB cost ~300 MB to decode; 24 MP
+# (a 6000x4000 camera photo) costs at most ~100 MB, and the page decodes only DECODE_SLOTS at once.
+MAX_IMAGE_PIXELS = 24_000_000
 MAX_NAME_CHARS = 100
 TOP_K = 5
 
 
-@lru_cache(maxsize=1)
 def device_tokenizer_module() -> ModuleType:
     """devices/runner/clip_tokenizer.py: the standard-library CLIP tokenizer the device runner uses."""
-    from edgeclip.paths import data_dir
+    from edgeclip.paths import runner_module
 
-    path = data_dir() / "devices" / "runner" / "clip_tokenizer.py"
-    spec = importlib.util.spec_from_file_location("edgeclip_device_clip_tokenizer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return runner_module("clip_tokenizer.py")
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -77,16 +72,21 @@ class ArtifactInfo:
 
 
 def list_artifacts(directory: Path) -> list[ArtifactInfo]:
-    """Artifacts (folders with a manifest.json) in `directory` or its `artifacts/` folder."""
+    """Artifacts (folders with a manifest.json) in `directory` or its `artifacts/` folder.
+
+    Hidden folders are skipped: `atomic_dir` builds an artifact in `.<name>.<pid>.*.tmp` and a killed
+    export leaves one behind whose manifest may already say "ready" — it is not a finished artifact."""
     root = directory / "artifacts" if (directory / "artifacts").is_dir() else directory
     found = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []:
         manifest_path = child / "manifest.json"
         if manifest_path.is_file():
             try:
-                found.append(ArtifactInfo(child, json.loads(manifest_path.read_text())))
-            except (OSError, json.JSONDecodeError):
+                manifest = json.loads(manifest_path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 continue  # a broken artifact is not a candidate; the others still are
+            if isinstance(manifest, dict):  # a manifest that is a list or a number is not one either
+                found.append(ArtifactInfo(child, manifest))
     return found
 
 
@@ -113,6 +113,7 @@ class ZeroShotModel:
     text_dir: Path | None = None
     fused_classes: list[str] | None = None
     templates: list[str] = field(default_factory=lambda: ["{}"])
+    domain: dict[str, Any] | None = None  # the manifest's `domain` (teacher, data, templates, proxy); None: older export
     logit_scale: float = 100.0
     tokenizer: Any = None
     _cache: "OrderedDict[tuple[str, ...], np.ndarray]" = field(default_factory=OrderedDict)
@@ -128,7 +129,9 @@ class ZeroShotModel:
         return {"role": self.role, "name": self.name, "backend": self.backend, "precision": self.precision,
                 "mode": self.mode, "image_artifact": str(self.image_dir), "text_artifact": str(self.text_dir or ""),
                 "classes": self.fused_classes, "templates": self.templates if self.mode == "text" else None,
-                "logit_scale": self.logit_scale, "params": sum(int(m.get("params") or 0) for m in manifests),
+                # Each tower's manifest counts the whole dual encoder it was cut from: the model's count, once.
+                "logit_scale": self.logit_scale, "params": max(int(m.get("params") or 0) for m in manifests),
+                "domain": self.domain,
                 "size_mb": round(sum(int(m.get("size_bytes") or 0) for m in manifests) / 1e6, 3),
                 "parity": "passed" if all(p is True for p in parity) else "not checked" if None in parity else "FAILED"}
 
@@ -138,12 +141,11 @@ class ZeroShotModel:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key], None
+        from edgeclip.prompt_ensemble import class_embeddings_numpy
+
         start = time.perf_counter()
-        prompts = [t.format(name) for name in names for t in self.templates]
-        ids = np.asarray(self.tokenizer(prompts), dtype=np.int64)
-        embeddings = np.concatenate([self.text.run(ids[i:i + 256]) for i in range(0, len(ids), 256)])
-        embeddings = normalize(embeddings.reshape(len(names), len(self.templates), -1))
-        rows = normalize(embeddings.mean(axis=1)).astype(np.float32)
+        rows = class_embeddings_numpy(lambda prompts: self.text.run(np.asarray(self.tokenizer(prompts), dtype=np.int64)),
+                                      names, self.templates)
         elapsed = (time.perf_counter() - start) * 1e3
         self._cache[key] = rows
         while len(self._cache) > 16:
@@ -230,6 +232,7 @@ def find_zero_shot_model(directory: str | Path, *, backend: str | None = None, p
         return ZeroShotModel(role, _base_name(image_info.manifest), key[0], key[1], _open(image_info, threads), image_info.path,
                              text=_open(text_info, threads), text_dir=text_info.path, tokenizer=tokenizer,
                              templates=list(tokenizer_record.get("templates") or ["{}"]),
+                             domain=_domain(image_info, text_info),
                              logit_scale=float(extra.get("logit_scale") or 100.0))
     fused = group["zero_shot_classifier"]
     classes = list(fused.manifest.get("class_names") or [])
@@ -237,7 +240,16 @@ def find_zero_shot_model(directory: str | Path, *, backend: str | None = None, p
         raise UserError(f"{fused.path} is a fused zero-shot artifact without class names in its manifest; re-export it")
     extra = fused.manifest.get("spec", {}).get("extra", {}) or {}
     return ZeroShotModel(role, _base_name(fused.manifest), key[0], key[1], _open(fused, threads), fused.path,
-                         fused_classes=classes, logit_scale=float(extra.get("logit_scale") or 100.0))
+                         fused_classes=classes, domain=_domain(fused), logit_scale=float(extra.get("logit_scale") or 100.0))
+
+
+def _domain(*infos: ArtifactInfo) -> dict[str, Any] | None:
+    """The first well-formed `domain` record of the artifacts' manifests (exports before it have none)."""
+    for info in infos:
+        domain = info.manifest.get("domain")
+        if isinstance(domain, dict):
+            return domain
+    return None
 
 
 def _tokenizer_record(text: ArtifactInfo) -> dict[str, Any]:

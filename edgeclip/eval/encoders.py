@@ -42,11 +42,9 @@ class DualEncoder:
     @torch.no_grad()
     def class_embeddings(self, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(C, D) prompt-ensemble class embeddings (DESIGN §4.1)."""
-        rows = []
-        for name in class_names:
-            prompts = [t.format(name.replace("_", " ")) for t in templates]
-            rows.append(F.normalize(self.encode_texts(prompts).mean(dim=0), dim=-1))
-        return torch.stack(rows)
+        from edgeclip.prompt_ensemble import class_embeddings_torch
+
+        return class_embeddings_torch(self.encode_texts, class_names, templates)
 
     @torch.no_grad()
     def image_features(self, dataset: Any, *, transform: Callable[[Image.Image], Image.Image] | None = None,

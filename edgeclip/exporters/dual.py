@@ -11,7 +11,8 @@ With the image and text artifacts (and `devices/runner/clip_tokenizer.py`), a de
 with class names chosen at run time; the fused artifact needs no text tower at all. Each
 artifact gets the usual manifest and parity check on real inputs; the tokenizer files are added
 before the artifact directory is renamed into place, so a crash never leaves a text tower
-without its tokenizer.
+without its tokenizer. Every tower's manifest also records its `domain` (`domain_record`: the
+teacher, data, prompt templates, and what a proxy teacher was trained on).
 """
 
 from __future__ import annotations
@@ -54,14 +55,11 @@ def class_embeddings(model: nn.Module, context_length: int, class_names: Sequenc
     """Prompt-ensemble class embeddings with the student's own text tower (DESIGN §4.1)."""
     import open_clip
 
+    from edgeclip.prompt_ensemble import class_embeddings_torch
+
     tokenizer = open_clip.SimpleTokenizer(context_length=context_length)
     model.eval()
-    rows = []
-    for name in class_names:
-        tokens = tokenizer([t.format(name.replace("_", " ")) for t in templates])
-        emb = torch.nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
-        rows.append(torch.nn.functional.normalize(emb.mean(dim=0), dim=-1))
-    return torch.stack(rows)
+    return class_embeddings_torch(lambda prompts: model.encode_text(tokenizer(prompts)), class_names, templates)
 
 
 def tokenizer_record(context_length: int, templates: Sequence[str]) -> dict[str, Any]:
@@ -81,6 +79,17 @@ def _add_tokenizer(directory: Path, context_length: int, templates: Sequence[str
     record = tokenizer_record(context_length, templates)
     write_json(directory / TOKENIZER_FILE, record)
     _amend_manifest(directory, {"tokenizer": {**record, "file": TOKENIZER_FILE}})
+
+
+def domain_record(extra: dict[str, Any], templates: Sequence[str]) -> dict[str, Any]:
+    """What the towers were taught and how they are prompted, for the pages and devices that use them:
+    the run's teacher, data and prompt templates, and a proxy teacher's training domain and classes
+    (a digits proxy knows nothing else, so a page can say so instead of ranking "car" among digits)."""
+    from edgeclip.teacher.proxy import proxy_domain
+
+    teacher = str(extra.get("teacher") or "") or None
+    return {"teacher": teacher, "data": extra.get("data"), "template_set": extra.get("templates"),
+            "templates": list(templates), "proxy": proxy_domain(teacher) if teacher else None}
 
 
 def _add_class_embeddings(directory: Path, embeddings: torch.Tensor, templates: Sequence[str]) -> None:
@@ -115,6 +124,7 @@ def export_dual_encoder(
     base = name or spec.name
     model = model.eval()
     logit_scale = float(spec.extra.get("logit_scale") or model.logit_scale.exp().item())
+    domain = domain_record(spec.extra, templates)
     out_root = Path(out_root)
     artifacts: dict[str, Artifact] = {}
     for tower in towers:
@@ -141,6 +151,7 @@ def export_dual_encoder(
                 _add_tokenizer(tmp, context, templates)
             elif tower == "zeroshot":
                 _add_class_embeddings(tmp, embeddings, templates)
+            _amend_manifest(tmp, {"domain": domain})
         artifacts[tower] = Artifact(final, json.loads((final / MANIFEST_NAME).read_text()))
         del artifact
     return artifacts

@@ -194,14 +194,11 @@ class ClipTeacher(nn.Module):
         """(C, D): per class, the L2-normalized mean of L2-normalized prompt embeddings."""
         if not class_names:
             raise UserError("no class names for the zero-shot head; the dataset has no classes")
+        from edgeclip.prompt_ensemble import class_embeddings_torch
+
         classname_map = classname_map or {}
-        rows = []
-        for name in class_names:
-            prompt_name = classname_map.get(name, name.replace("_", " "))
-            prompts = [template.format(prompt_name) for template in templates]
-            embeddings = self.encode_text(prompts, normalize=True)
-            rows.append(nn.functional.normalize(embeddings.mean(dim=0), dim=-1))
-        return torch.stack(rows)
+        names = [classname_map.get(name, name) for name in class_names]
+        return class_embeddings_torch(lambda prompts: self.encode_text(prompts, normalize=True), names, templates)
 
     def zero_shot_head(self, class_names: Sequence[str], templates: Sequence[str],
                        classname_map: dict[str, str] | None = None) -> ZeroShotHead:

@@ -232,5 +232,24 @@ def check_proxy_pool_held_out(teacher_spec: object, datasets: dict[str, object])
 
 PROXY_DESCRIPTIONS["proxy-digits"] = "CLIP trained here on first use on digits' pretrain split (about a minute), cached"
 PROXY_DESCRIPTIONS["proxy-digits-large"] = "larger digits CLIP (DistillCLIP's teacher), trained here on first use, cached"
+# What each proxy's data shows, in words a page can show ("this proxy teacher only knows ...").
+PROXY_KNOWS = {"digits": "handwritten digits (scikit-learn's 8x8 digits)",
+               "cifar10": "small photos of the ten CIFAR-10 classes (32x32)"}
+
+
+def proxy_domain(name: str) -> dict | None:
+    """The domain and classes proxy teacher `name` was trained on; None when `name` is not a proxy."""
+    if name not in PROXY_POOLS:
+        return None
+    data = PROXY_POOLS[name]
+    # The digits proxies' captions also named each class by numeral (caption_bank).
+    aliases = list(DIGIT_NUMERALS) if data == "digits" else []
+    from edgeclip.data import CIFAR10_CLASSES, DIGIT_WORDS
+
+    classes = DIGIT_WORDS if data == "digits" else CIFAR10_CLASSES  # without opening (or needing) the data
+    return {"name": name, "knows": PROXY_KNOWS[data], "classes": list(classes),
+            "aliases": aliases, "trained_on": f"{data} pretrain split"}
+
+
 PROXY_TEACHERS.register("proxy-digits", load_proxy_teacher)
 PROXY_TEACHERS.register("proxy-digits-large", lambda progress=True: load_proxy_teacher(progress, "proxy-digits-large"))

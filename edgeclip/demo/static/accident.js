@@ -45,6 +45,13 @@ function chart(width, height, duration, y0, y1, yTicks, yFormat, xLabel) {
 function drawTimeline(data, video) {
   const duration = data.duration_s || Math.max(...data.probabilities.map((r) => r.time_s), 1);
   const c = chart(1000, 260, duration, 0, 1, [0, 0.25, 0.5, 0.75, 1], (v) => v.toFixed(2), "time (s)");
+  if (data.first_window) {  // before the first full window there is nothing to score: shade it and say so
+    const end = c.x(data.first_window.time_s);
+    c.svg.appendChild(svgEl("rect", {x: c.m.left, y: c.m.top, width: Math.max(0, end - c.m.left),
+                                     height: c.height - c.m.bottom - c.m.top, class: "unscored", id: "unscored"}));
+    c.svg.appendChild(svgEl("text", {x: c.m.left + 4, y: c.height - c.m.bottom - 6, class: "unscored-label"},
+                            "no score before the first full window"));
+  }
   const points = data.probabilities.map((r) => `${c.x(r.time_s).toFixed(1)},${c.y(r.probability).toFixed(1)}`);
   c.svg.appendChild(svgEl("polyline", {points: points.join(" "), class: "prob", id: "prob-line"}));
   for (const r of data.probabilities) {
@@ -63,6 +70,14 @@ function drawTimeline(data, video) {
                             `ALERT ${fmtS(a.time_s)}`));
     c.svg.appendChild(group);
   });
+  if (data.onset) {  // the labelled crash onset, when the clip has one
+    const group = svgEl("g", {class: "onset-mark", id: "onset-mark", "data-time": data.onset.time_s});
+    group.appendChild(svgEl("line", {x1: c.x(data.onset.time_s), x2: c.x(data.onset.time_s), y1: c.m.top,
+                                     y2: c.height - c.m.bottom, class: "onset"}));
+    group.appendChild(svgEl("text", {x: c.x(data.onset.time_s) - 5, y: c.m.top + 12, "text-anchor": "end", class: "onset-label"},
+                            `crash onset ${fmtS(data.onset.time_s)}`));
+    c.svg.appendChild(group);
+  }
   const cursor = svgEl("line", {x1: c.x(0), x2: c.x(0), y1: c.m.top, y2: c.height - c.m.bottom, class: "cursor"});
   c.svg.appendChild(cursor);
   c.svg.addEventListener("click", (e) => {  // seek the video to the clicked time
@@ -138,6 +153,28 @@ function fillAlerts(data, video) {
   $("alerts-note").textContent = data.alerts.length
     ? "An alert fires when P(accident) rises to the threshold or above (once per crossing)."
     : `No alert: P(accident) stayed below ${data.threshold} in all ${data.windows} windows.`;
+  fillClipFacts(data);
+}
+
+function fillClipFacts(data) {
+  const onset = $("onset-note");
+  if (data.onset) {
+    const first = data.alerts.length ? data.alerts[0].time_s - data.onset.time_s : null;
+    onset.hidden = false;
+    onset.textContent = `Labelled crash onset: ${fmtS(data.onset.time_s)} (frame ${data.onset.frame}, from ${data.onset.from}); ` +
+      (first === null ? "no alert fired." : first < 0 ? `the first alert came ${fmtS(-first)} before it.`
+                                                      : `the first alert came ${fmtS(first)} after it.`);
+  }
+  $("window-note").textContent = data.first_window
+    ? `Nothing can be scored before the first full window: the head needs ${data.first_window.frames || "its"} frames, ` +
+      `so the first score is at ${fmtS(data.first_window.time_s)} (frame ${data.first_window.frame}).`
+    : "";
+  const trained = $("trained-note");
+  trained.hidden = !data.trained_on_clip;
+  trained.textContent = data.trained_on_clip
+    ? `Caveat: the model was trained on this clip (it is one of the ${data.training_clips} clips in its training record), ` +
+      "so these scores show what it memorised, not how it does on new footage."
+    : "";
 }
 
 function setUpVideo(data, video) {

@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 let currentImage = null;   // data URL of the image being classified
+let currentLabel = null;   // its true label when it is an example that has one
 let busy = false;
 
 function showMessage(text, kind) {
@@ -12,6 +13,18 @@ function showMessage(text, kind) {
   box.hidden = false;
   box.className = "message " + (kind || "error");
   box.textContent = text;
+  // The box sits at the top of the page; bring it into view when the page was scrolled down.
+  if (box.getBoundingClientRect().top < 0) box.scrollIntoView({block: "nearest"});
+}
+
+function clearResults() {
+  // After an error nothing of an earlier image may stay on screen as if it answered this request.
+  for (const prefix of ["student", "teacher"]) {
+    $(prefix + "-top").replaceChildren();
+    const latency = $(prefix + "-latency");
+    latency.textContent = "";
+    delete latency.dataset.imageMs;
+  }
 }
 
 function percent(p) {
@@ -24,9 +37,11 @@ function ms(value) {
 }
 
 function describe(model) {
+  // `params` is the whole model's count (both towers share it), shown once.
   const parts = [model.name, model.backend + " " + model.precision,
     model.mode === "text" ? "image + text towers" : "fused zero-shot artifact",
-    (model.params / 1e6).toFixed(2) + " M params", model.size_mb.toFixed(2) + " MB", "parity " + model.parity];
+    (model.params / 1e6).toFixed(2) + " M params (whole model)", model.size_mb.toFixed(2) + " MB on disk",
+    "parity " + model.parity];
   return parts.join(" · ");
 }
 
@@ -51,6 +66,11 @@ function renderTop(prefix, result) {
     value.textContent = percent(row.probability);
     item.append(name, bar, value);
     list.appendChild(item);
+  }
+  const first = list.firstElementChild;
+  if (first && currentLabel !== null) {  // an example with a true label: say whether the top-1 is right
+    first.classList.add(first.dataset.class === currentLabel ? "right" : "wrong");
+    first.title = first.dataset.class === currentLabel ? "correct: the true label" : "wrong: the true label is " + currentLabel;
   }
   const t = result.latency_ms;
   let text = "image tower " + ms(t.image) + " per image (preprocess " + ms(t.preprocess) + ")";
@@ -77,6 +97,7 @@ async function classify() {
     let data;
     try { data = await response.json(); } catch (e) { data = {error: "the server answered " + response.status + " without JSON"}; }
     if (!response.ok || data.error) {
+      clearResults();
       showMessage(data.error || ("the server answered " + response.status), "error");
       document.body.dataset.state = "error";
       return;
@@ -84,11 +105,13 @@ async function classify() {
     renderTop("student", data.student);
     if (data.teacher) renderTop("teacher", data.teacher);
     const notes = [];
+    if (data.outside_domain) notes.push(data.outside_domain.note);
     if (data.duplicates_ignored.length) notes.push("Ignored repeated names: " + data.duplicates_ignored.join(", ") + ".");
     if (data.fixed_classes) notes.push("This model's classes are built in (fused artifact); the typed names are not used.");
-    showMessage(notes.join(" "), "note");
+    showMessage(notes.join(" "), data.outside_domain ? "warn" : "note");
     document.body.dataset.state = "done";
   } catch (e) {
+    clearResults();
     showMessage("Could not reach the demo server (" + e.message + "). Is it still running?", "error");
     document.body.dataset.state = "error";
   } finally {
@@ -98,19 +121,25 @@ async function classify() {
   }
 }
 
-function useImage(dataUrl, label) {
+function useImage(dataUrl, caption, trueLabel) {
   currentImage = dataUrl;
+  currentLabel = trueLabel === undefined ? null : trueLabel;
   const preview = $("preview");
   preview.hidden = false;
   preview.src = dataUrl;
-  $("drop-text").textContent = label || "Drop another image or pick a file";
+  $("drop-text").textContent = caption || "Drop another image or pick a file";
+  const truth = $("truth");
+  truth.hidden = currentLabel === null;
+  truth.textContent = currentLabel === null ? "" : "True label: " + currentLabel +
+    " (a top-1 marked green is right, red is wrong)";
+  truth.dataset.label = currentLabel === null ? "" : currentLabel;
   classify();
 }
 
 function readFile(file) {
   if (!file) return;
   const reader = new FileReader();
-  reader.onload = () => useImage(reader.result, file.name);
+  reader.onload = () => useImage(reader.result, file.name, null);
   reader.onerror = () => showMessage("Could not read " + file.name + " in the browser.", "error");
   reader.readAsDataURL(file);
 }
@@ -119,14 +148,25 @@ async function useExample(example) {
   const response = await fetch(example.url);
   const blob = await response.blob();
   const reader = new FileReader();
-  reader.onload = () => useImage(reader.result, example.caption);
+  reader.onload = () => useImage(reader.result, example.caption, example.label);
   reader.readAsDataURL(blob);
+}
+
+function exampleTitle(example) {
+  const checked = Object.entries(example.top1).map(([role, top]) =>
+    role + " says " + top + (example.correct[role] ? " (right)" : " (wrong)"));
+  return example.caption + (example.label ? " · true label: " + example.label : " · no true label among these classes") +
+    (checked.length ? " · measured at start-up: " + checked.join(", ") : "");
 }
 
 function setUpModel(info) {
   const s = info.student;
   $("model-line").textContent = "Model: " + info.model_dir + " — the exported student" +
     (info.teacher ? " and the exported teacher" : "") + " run with their runtime" + (info.torch_loaded ? "" : " (no PyTorch)") + ".";
+  const knows = $("knows");
+  knows.hidden = !info.knows || !info.knows.summary;
+  knows.textContent = info.knows ? info.knows.summary : "";
+  knows.className = "knows" + (info.knows && info.knows.proxy ? " proxy" : "");
   $("student-tag").textContent = s.backend + " " + s.precision;
   $("student-about").textContent = describe(s);
   if (info.teacher) {
@@ -145,18 +185,23 @@ function setUpModel(info) {
     $("classes-hint").textContent = "Comma-separated, any words (at most " + info.max_classes + "). Prompts: " +
       s.templates.map((t) => "“" + t + "”").join(", ") + ".";
   }
+  $("examples-note").textContent = info.examples_note || "";
   const shelf = $("examples");
   for (const example of info.examples) {
     const button = document.createElement("button");
     button.type = "button";
-    button.className = "example";
-    button.title = example.caption;
+    button.className = "example" + (example.all_correct ? " all-correct" : "");
+    button.title = exampleTitle(example);
     button.dataset.name = example.name;
+    button.dataset.label = example.label || "";
     const img = document.createElement("img");
     img.src = example.url;
     img.alt = example.caption;
     if (example.label) img.className = "pixelated";
-    button.appendChild(img);
+    const caption = document.createElement("span");
+    caption.className = "example-label";
+    caption.textContent = example.label || "no label";
+    button.append(img, caption);
     button.addEventListener("click", () => useExample(example));
     shelf.appendChild(button);
   }

@@ -8,7 +8,10 @@ import numpy as np
 
 
 def annotate(image, probability: float | None, threshold: float, label: str):
-    """Frame + probability bar (top) + ALERT banner while the probability is at or above the threshold."""
+    """Frame + probability bar (top) + ALERT banner while the probability is at or above the threshold.
+
+    Everything is drawn in the top of the frame: a browser's (or phone's) player draws its controls
+    over the bottom, where an ALERT banner used to be hidden while the video played."""
     from PIL import ImageDraw, ImageFont
 
     image = image.copy()
@@ -26,13 +29,15 @@ def annotate(image, probability: float | None, threshold: float, label: str):
         draw.rectangle([0, 0, int(width * probability), bar], fill=color)
         mark = int(width * threshold)
         draw.line([mark, 0, mark, bar], fill=(255, 255, 255), width=2)
-        if alert:
-            draw.rectangle([0, height - 3 * bar, width, height], fill=(200, 0, 0))
-            draw.text((10, height - 2.5 * bar), f"ALERT  accident probability {probability:.2f}", fill=(255, 255, 255),
-                      font=font)
+    label_top = bar + 4
     if probability is not None:
+        if alert:  # right under the bar; the frame's label moves below the banner
+            draw.rectangle([0, bar, width, 3 * bar], fill=(200, 0, 0))
+            draw.text((10, bar + bar // 2), f"ALERT  accident probability {probability:.2f}", fill=(255, 255, 255),
+                      font=font)
+            label_top = 3 * bar + 4
         label = f"{label}  P(accident) {probability:.2f}"
-    draw.text((6, bar + 4), label, fill=(255, 255, 0), font=font)
+    draw.text((6, label_top), label, fill=(255, 255, 0), font=font)
     return image
 
 
