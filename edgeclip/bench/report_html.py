@@ -8,7 +8,7 @@ import io
 import math
 
 from edgeclip.bench.report import Report, ReportRow
-from edgeclip.bench.report_text import TABLE_HEADER, describe_environment, fmt, table_cells
+from edgeclip.bench.report_text import TABLE_HEADER, build_host_caveat, describe_environment, fmt, table_cells
 from edgeclip.bench.verdict import verdict_sentence
 
 STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
@@ -21,6 +21,7 @@ th{background:#f3f3f3;white-space:normal}td:first-child,td:nth-child(2),td:nth-c
 td:first-child{white-space:normal;max-width:11rem;overflow-wrap:anywhere}
 td:last-child{white-space:normal;max-width:15rem;overflow-wrap:anywhere}
 .verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
+.caveat{border-left:4px solid #b36b00;background:#fff8ec;padding:.5rem .9rem}
 .verdict.none{border-color:#b3261e;background:#fdf3f2}
 tr.teacher td{background:#fff6e0}
 .ok{color:#11772d;font-weight:600}.failed,.fail{color:#b3261e;font-weight:600}
@@ -107,6 +108,9 @@ def render_html(report: Report) -> str:
         body += f"<td class='{_status_class(row.status)}'>{esc(cells[-1])}</td>"
         parts.append(f"<tr class='{esc(row.role)}'>{body}</tr>")
     parts.append("</tbody></table>")
+    caveat = build_host_caveat(report)
+    if caveat:
+        parts.append(f"<p class='caveat'><b>{esc(caveat)}</b></p>")
 
     png, left_out = accuracy_latency_png(report.rows)
     parts.append("<h2>Accuracy vs latency</h2>")

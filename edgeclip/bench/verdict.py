@@ -2,9 +2,11 @@
 
 Candidates are deployable student rows — the student and its compressed variants (pruned, QAT;
 compress/build_variants.py). One is recommended when its status is ok, its parity held, every
-budget of the target was measured on the target and held for it, and, for int8, it keeps the fp32
-decisions (≥ 99% top-1 agreement) and is faster than fp32 in its backend; among those the
-fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
+budget of the target was measured on the target and held for it, its timings are the target's
+(a row timed on the build host for a device this machine is not decides nothing: the latency,
+× teacher and int8-vs-fp32 question are left for --remote), and, for int8, it keeps the fp32
+decisions (≥ 99% top-1 agreement) and is clearly faster than fp32 in its backend (the margin and
+rounds rule of compress/build_variants.int8_speed_rule); among those the fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
 explains the choice (a faster artifact that failed parity, a budget it broke, ...).
 """
 
@@ -47,7 +49,7 @@ def _budget_problems(report: Report, label: str) -> list[str]:
 def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     """The verdict block of report.json (see the module doc). `next_step` says how to finish
     unverified checks (e.g. the --remote command for a device this machine is not)."""
-    from edgeclip.compress.build_variants import int8_problems
+    from edgeclip.compress.build_variants import int8_problems, int8_speed_rule
     from edgeclip.targets import EMBEDDING_KINDS
 
     students = [r for r in report.rows if r.role == "student"]
@@ -62,6 +64,9 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
             why[label] = row.status
             continue
         problems = _budget_problems(report, label) if report.target is not None else []
+        if row.on_build_host:
+            problems.append(f"timed on the build host, not on {(report.target or {}).get('name') or 'the target'}: "
+                            f"its latency, × teacher and int8 choice are the device's to measure (--remote)")
         if id(row) in int8_lost:
             problems.append(int8_lost[id(row)])
         if problems:
@@ -80,7 +85,10 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
         "failed_checks": failed_checks(report),
         "others": [{"row": label, "why": reason} for label, reason in why.items()],
         "next_step": next_step,
+        "timed_on": "build host" if report.timed_on_build_host else "target" if report.target is not None else "this machine",
     }
+    if any(r.precision == "int8" for r in candidates) and not report.timed_on_build_host:
+        verdict["int8_rule"] = int8_speed_rule()
     if best is not None:
         verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
                        size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
@@ -106,6 +114,11 @@ def verdict_sentence(verdict: dict[str, Any] | None) -> str:
     checks = verdict.get("failed_checks") or []
     if checks:
         text += f" {len(checks)} check(s) did not pass: " + "; ".join(checks) + "."
+    if verdict.get("timed_on") == "build host":
+        text += (f" Latency, throughput, memory and × teacher below were measured on the build host, not on {target}: "
+                 f"they are not the device's figures.")
+    if verdict.get("int8_rule"):
+        text += f" int8 rule: {verdict['int8_rule']}."
     if verdict.get("next_step"):
         text += f" Next: {verdict['next_step']}"
     return text
