@@ -5,11 +5,13 @@ int8-vs-fp32 choice on a CPU target is decided from interleaved rounds with a ma
 from __future__ import annotations
 
 import json
+import platform
 from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from edgeclip.bench.harness import TIMING_ROUNDS, benchmark_interleaved, round_p50s
 from edgeclip.bench.report import BUILD_HOST, ON_TARGET, Report, ReportRow
@@ -185,3 +187,44 @@ def test_an_int8_export_for_an_arm64_target_is_s8s8_and_says_why(tmp_path):
     zero_points = {init.name: init.data_type for init in graph.initializer}
     activation_q = [n for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert activation_q and all(zero_points[n.input[2]] == onnx.TensorProto.INT8 for n in activation_q)
+
+
+# ---- end to end: a build for an arm64 board on this x86 machine ------------------------------------
+
+ARM_TARGET = """
+name: tiny-arm-board
+arch: [aarch64, arm64]
+os: [linux]
+backends: [onnx]
+precisions: [fp32, int8]
+"""
+
+
+@pytest.mark.skipif(platform.machine().lower() in ("aarch64", "arm64"), reason="this machine is an arm64 board itself")
+def test_a_build_for_an_arm_board_marks_host_timings_and_makes_s8s8(tmp_path, monkeypatch, tiny_clip_config, capsys):
+    from test_build import TINY_RECIPE, tiny_tower
+
+    from edgeclip.cli import main
+    from edgeclip.data.preprocess import Preprocess
+    from edgeclip.teacher import ClipTeacher
+
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("edgeclip.build.speed_reference.image_tower", tiny_tower)
+    torch.manual_seed(0)
+    ClipTeacher.from_config("tiny-teacher", tiny_clip_config, Preprocess(size=16, resize_mode="stretch")).save(tmp_path / "teacher.pt")
+    (tmp_path / "tiny.yaml").write_text(TINY_RECIPE.format(teacher=tmp_path / "teacher.pt"))
+    (tmp_path / "board.yaml").write_text(ARM_TARGET)
+    out = tmp_path / "run"
+    assert main(["build", "--recipe", str(tmp_path / "tiny.yaml"), "--target", str(tmp_path / "board.yaml"),
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    timed = [r for r in report["rows"] if r["role"] in ("student", "speed_reference")]
+    assert timed and all(r["measured_on"] == BUILD_HOST for r in timed)
+    assert report["verdict"]["recommended"] is None and report["verdict"]["timed_on"] == "build host"
+    assert "measured on the build host, not on tiny-arm-board" in printed
+    assert "build host, not the target" in (out / "report.md").read_text()
+    quant = json.loads((out / "artifacts" / "onnx-int8" / "manifest.json").read_text())["quantization"]
+    assert (quant["weights"], quant["activations"].split()[0]) == ("int8", "int8") and "S8S8" in quant["weights_why"]
+    assert quant["speed_check"] == {"measured": False, "reason": "this machine is not target tiny-arm-board: int8 vs "
+                                    "fp32 speed is measured on the device (--remote), not on the build host"}
