@@ -37,12 +37,19 @@ TABLE_HEADER = ["Model", "Role", "Format", "Params", "FLOPs", "Size MB", "p50 ms
                 "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Timed on", "Status"]
 
 
+def _speedup_cell(row: ReportRow) -> str:
+    """"12.3x"; a build-host ratio says so in the cell itself (the headline number people quote)."""
+    if not row.speedup:
+        return "-"
+    return f"{row.speedup:.1f}x" + (" (build host)" if row.on_build_host else "")
+
+
 def table_cells(row: ReportRow) -> list[str]:
     """One row of the results table, shared by the Markdown, HTML and console views."""
     latency = row.latency_ms or {}
     return [row.name, row.role.replace("_", " "), f"{row.backend}-{row.precision}", fmt_count(row.params), fmt_flops(row),
             fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
-            fmt(latency.get("p99"), ".2f"), fmt(row.speedup, ".1f") + ("x" if row.speedup else ""), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
+            fmt(latency.get("p99"), ".2f"), _speedup_cell(row), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
             fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
             fmt(row.agreement_reference, ".3f"), row.measured_on or "-", row.status]
 
