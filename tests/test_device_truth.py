@@ -228,3 +228,16 @@ def test_a_build_for_an_arm_board_marks_host_timings_and_makes_s8s8(tmp_path, mo
     assert (quant["weights"], quant["activations"].split()[0]) == ("int8", "int8") and "S8S8" in quant["weights_why"]
     assert quant["speed_check"] == {"measured": False, "reason": "this machine is not target tiny-arm-board: int8 vs "
                                     "fp32 speed is measured on the device (--remote), not on the build host"}
+
+
+def test_the_export_time_speed_check_uses_the_same_rule(monkeypatch):
+    from edgeclip.compress import int8 as int8_module
+
+    def fake_interleaved(runners, example, **kwargs):  # overall p50s say int8 wins; the rounds say "within 5%"
+        return {"fp32": {"p50": 1.0, "iterations": 50, "round_p50": [1.0] * 5},
+                "int8": {"p50": 0.9, "iterations": 50, "round_p50": [0.97, 0.96, 0.98, 0.97, 0.9]}}
+
+    monkeypatch.setattr("edgeclip.bench.harness.benchmark_interleaved", fake_interleaved)
+    record = int8_module.speed_check(lambda b: None, lambda b: None, np.zeros((1, 3, 4, 4), np.float32), 1.0)
+    assert record["int8_over_fp32"] == 0.97 and record["rounds"] == 5 and record["min_gain"] == INT8_MIN_GAIN
+    assert record["int8_faster"] is False
