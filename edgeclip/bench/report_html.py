@@ -20,6 +20,8 @@ th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:right;white-space:no
 th{background:#f3f3f3;white-space:normal}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
 td:first-child{white-space:normal;max-width:11rem;overflow-wrap:anywhere}
 td:last-child{white-space:normal;max-width:15rem;overflow-wrap:anywhere}
+table:not(.budgets) td:nth-last-child(2){white-space:normal;max-width:5.5rem;text-align:left}
+table:not(.budgets) td:nth-child(10){white-space:normal;max-width:5rem}
 .verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
 .caveat{border-left:4px solid #b36b00;background:#fff8ec;padding:.5rem .9rem}
 .verdict.none{border-color:#b3261e;background:#fdf3f2}
@@ -127,7 +129,7 @@ def render_html(report: Report) -> str:
     if report.target is not None:
         parts.append(f"<h2>Budgets ({esc(str(report.target.get('name')))})</h2>")
         if report.budget_results:
-            parts.append("<table><thead><tr><th>Budget</th><th>Row</th><th>Limit</th><th>Measured</th><th>Result</th>"
+            parts.append("<table class='budgets'><thead><tr><th>Budget</th><th>Row</th><th>Limit</th><th>Measured</th><th>Result</th>"
                          "</tr></thead><tbody>")
             for b in report.budget_results:
                 css = b["status"].replace(" ", "-")
