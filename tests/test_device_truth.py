@@ -20,7 +20,7 @@ from edgeclip.bench.report_schema import report_problems
 from edgeclip.bench.report_text import console_table, render_markdown
 from edgeclip.bench.verdict import compute_verdict, verdict_sentence
 from edgeclip.compress import cpu
-from edgeclip.compress.build_variants import INT8_MIN_GAIN, int8_options, int8_problems, int8_speed_ratio
+from edgeclip.compress.build_variants import INT8_MIN_GAIN, int8_options, int8_problems, median_latency_ratio
 from edgeclip.config import Int8Config
 from edgeclip.targets import Target, load_target
 
@@ -64,7 +64,7 @@ def test_rows_timed_on_the_build_host_are_marked_and_recommend_nothing():
     # The int8 row is 2x faster here, but an x86 timing says nothing of the Pi: no speed verdict on it.
     assert int8_problems(report.rows) == {}
     assert report.verdict["recommended"] is None and report.verdict["timed_on"] == "build host"
-    assert "int8_rule" not in report.verdict
+    assert "choice_rule" not in report.verdict
     why = {o["row"]: o["why"] for o in report.verdict["others"]}
     assert all("timed on the build host, not on raspberry-pi-5" in why[r.label] for r in students)
     sentence = verdict_sentence(report.verdict)
@@ -82,8 +82,8 @@ def test_rows_measured_on_the_target_decide():
     report = _report_for(_target("cpu", here=True), measured_on_target=True)
     assert {r.measured_on for r in report.rows} == {ON_TARGET}
     assert report.verdict["recommended"] == "s [onnx-int8]" and report.verdict["timed_on"] == "target"
-    assert f"{INT8_MIN_GAIN:.0%} below fp32" in report.verdict["int8_rule"] and f"{TIMING_ROUNDS} interleaved" in report.verdict["int8_rule"]
-    assert "int8 rule:" in verdict_sentence(report.verdict)
+    assert f"{INT8_MIN_GAIN:.0%} below fp32" in report.verdict["choice_rule"] and f"{TIMING_ROUNDS} interleaved" in report.verdict["choice_rule"]
+    assert "Choice rule:" in verdict_sentence(report.verdict)
     assert "build host" not in render_markdown(report)
 
 
@@ -118,10 +118,10 @@ def test_int8_ships_only_when_faster_by_the_margin_in_the_median_of_rounds():
     assert "not at least 5% faster" in problems[id(close)] and "median of 5 interleaved rounds" in problems[id(close)]
     assert "fp32 kept, it is the more accurate" in problems[id(close)]
     assert id(clear) not in problems
-    assert int8_speed_ratio(clear.latency_ms, fp32_ov.latency_ms) == (pytest.approx(0.8), 5)
+    assert median_latency_ratio(clear.latency_ms, fp32_ov.latency_ms) == (pytest.approx(0.8), 5)
     # Rows without rounds (the device runner's) fall back to one round of overall p50s.
-    assert int8_speed_ratio({"p50": 0.9}, {"p50": 1.0}) == (pytest.approx(0.9), 1)
-    assert int8_speed_ratio({"p50": 0.9}, None) is None
+    assert median_latency_ratio({"p50": 0.9}, {"p50": 1.0}) == (pytest.approx(0.9), 1)
+    assert median_latency_ratio({"p50": 0.9}, None) is None
 
 
 def test_the_choice_is_stable_under_load_that_flips_the_overall_p50():
@@ -241,3 +241,27 @@ def test_the_export_time_speed_check_uses_the_same_rule(monkeypatch):
     record = int8_module.speed_check(lambda b: None, lambda b: None, np.zeros((1, 3, 4, 4), np.float32), 1.0)
     assert record["int8_over_fp32"] == 0.97 and record["rounds"] == 5 and record["min_gain"] == INT8_MIN_GAIN
     assert record["int8_faster"] is False
+
+
+def test_candidates_within_the_margin_tie_and_the_more_accurate_then_smaller_wins():
+    def row(backend, p50, rounds, accuracy, size):
+        r = _row("s", backend, "fp32", p50, rounds)
+        r.accuracy, r.size_mb = accuracy, size
+        return r
+
+    fast = row("openvino", 0.97, [0.97] * 5, 0.90, 2.0)
+    accurate = row("onnx", 1.0, [1.0] * 5, 0.92, 2.5)  # 3% slower: a tie, more accurate -> ships
+    far = row("torchscript", 2.0, [2.0] * 5, 0.99, 1.0)  # most accurate but 2x slower: not a tie
+    report = Report(rows=[fast, accurate, far], environment={}, run_id="t")
+    verdict = compute_verdict(report)
+    assert verdict["recommended"] == "s [onnx-fp32]"
+    why = {o["row"]: o["why"] for o in verdict["others"]}
+    assert why["s [openvino-fp32]"].startswith("ties with s [onnx-fp32] on speed")
+    assert why["s [torchscript-fp32]"].startswith("slower than s [onnx-fp32]")
+    assert "within 5% of the fastest are a tie" in verdict["choice_rule"]
+    # Same accuracy: the smaller of the tied ones.
+    accurate.accuracy = 0.90
+    assert compute_verdict(Report(rows=[fast, accurate, far], environment={}, run_id="t"))["recommended"] == "s [openvino-fp32]"
+    # The overall p50s say the two swapped places this run; the interleaved rounds still call it a tie.
+    fast.latency_ms["p50"], accurate.latency_ms["p50"] = 1.02, 0.99
+    assert compute_verdict(Report(rows=[fast, accurate, far], environment={}, run_id="t"))["recommended"] == "s [openvino-fp32]"

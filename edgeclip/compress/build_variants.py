@@ -148,26 +148,27 @@ def _base_name(name: str) -> str:
     return name.split("+", 1)[0]
 
 
-def int8_speed_ratio(int8_latency: dict[str, Any] | None, fp32_latency: dict[str, Any] | None) -> tuple[float, int] | None:
-    """(median int8/fp32 p50 ratio, rounds) over the interleaved timing rounds both rows share; one
+def median_latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> tuple[float, int] | None:
+    """(median of latency/baseline p50 over the interleaved timing rounds both rows share, rounds); one
     round (the overall p50s) when they lack rounds (rows from the device runner); None if unmeasured."""
     import statistics
 
-    if not int8_latency or not fp32_latency or not int8_latency.get("p50") or not fp32_latency.get("p50"):
+    if not latency or not baseline or not latency.get("p50") or not baseline.get("p50"):
         return None
-    mine, theirs = int8_latency.get("round_p50") or [], fp32_latency.get("round_p50") or []
+    mine, theirs = latency.get("round_p50") or [], baseline.get("round_p50") or []
     if mine and len(mine) == len(theirs) and all(t > 0 for t in theirs):
         return float(statistics.median(m / t for m, t in zip(mine, theirs))), len(mine)
-    return float(int8_latency["p50"] / fp32_latency["p50"]), 1
+    return float(latency["p50"] / baseline["p50"]), 1
 
 
-def int8_speed_rule() -> str:
+def choice_rule() -> str:
     """The rule as the report states it."""
     from edgeclip.bench.harness import TIMING_ROUNDS
 
     return (f"int8 ships only when its p50 is at least {INT8_MIN_GAIN:.0%} below fp32's (same model, same backend) "
             f"in the median of {TIMING_ROUNDS} interleaved timing rounds; within that margin fp32, the more "
-            f"accurate artifact, ships")
+            f"accurate artifact, ships; candidates within {INT8_MIN_GAIN:.0%} of the fastest are a tie, won by the "
+            f"more accurate, then the smaller")
 
 
 def int8_problems(rows: list[Any]) -> dict[int, str]:
@@ -186,7 +187,7 @@ def int8_problems(rows: list[Any]) -> dict[int, str]:
         reference = fp32.get((row.name, row.backend)) or fp32.get((_base_name(row.name), row.backend))
         if reference is None or getattr(row, "on_build_host", False) or getattr(reference, "on_build_host", False):
             continue  # nothing to compare with, or timings that are not the target's: the device decides
-        measured = int8_speed_ratio(row.latency_ms, reference.latency_ms)
+        measured = median_latency_ratio(row.latency_ms, reference.latency_ms)
         if measured is None:
             continue
         ratio, rounds = measured

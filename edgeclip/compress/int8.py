@@ -94,13 +94,13 @@ def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], 
     """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
     (compress/build_variants.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
     from edgeclip.bench.harness import benchmark_interleaved
-    from edgeclip.compress.build_variants import INT8_MIN_GAIN, int8_speed_ratio
+    from edgeclip.compress.build_variants import INT8_MIN_GAIN, median_latency_ratio
 
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
     if "error" in stats["fp32"] or "error" in stats["int8"]:
         return {"measured": False, "reason": stats["fp32"].get("error") or stats["int8"].get("error")}
     fp32_ms, int8_ms = stats["fp32"]["p50"], stats["int8"]["p50"]
-    ratio, rounds = int8_speed_ratio(stats["int8"], stats["fp32"]) or (int8_ms / fp32_ms, 1)
+    ratio, rounds = median_latency_ratio(stats["int8"], stats["fp32"]) or (int8_ms / fp32_ms, 1)
     return {"measured": True, "fp32_p50_ms": round(fp32_ms, 4), "int8_p50_ms": round(int8_ms, 4),
             "int8_over_fp32": round(ratio, 3), "rounds": rounds, "min_gain": INT8_MIN_GAIN,
             "int8_faster": bool(ratio <= 1.0 - INT8_MIN_GAIN), "threads": threads,
