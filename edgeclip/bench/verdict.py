@@ -8,8 +8,9 @@ budget of the target was measured on the target and held for it, its timings are
 decisions (≥ 99% top-1 agreement) and is clearly faster than fp32 in its backend (the margin and
 rounds rule of compress/build_variants.choice_rule); among those the fastest (p50 at batch 1) wins,
 and candidates within TIE_MARGIN of it (median over the interleaved rounds) tie: the more accurate,
-then the smaller wins, so machine load does not flip the choice between runs. Every other candidate gets the reason it lost, so the report
-explains the choice (a faster artifact that failed parity, a budget it broke, ...).
+then the smaller wins, so machine load does not flip the choice between runs. Every other candidate
+gets the reason it lost, so the report explains the choice (a faster artifact that failed parity, a
+budget it broke, ...).
 """
 
 from __future__ import annotations
@@ -58,22 +59,23 @@ def _ratio_to(row: ReportRow, other: ReportRow) -> float:
     return measured[0] if measured else float("inf")
 
 
-def _pick(passing: list[ReportRow]) -> ReportRow | None:
-    """The fastest candidate; candidates within TIE_MARGIN of it (median over the interleaved rounds)
-    are a tie, won by the more accurate, then the smaller, so run-to-run noise does not flip it."""
+def _pick(passing: list[ReportRow]) -> tuple[ReportRow | None, list[ReportRow]]:
+    """(the pick, the candidates tied with the fastest): those within TIE_MARGIN of the fastest (median
+    over the interleaved rounds) tie, won by the more accurate, then the smaller, so run-to-run noise
+    does not flip the pick."""
     if not passing:
-        return None
+        return None, []
     fastest = min(passing, key=_p50)
     tied = [r for r in passing if _ratio_to(r, fastest) <= 1.0 + TIE_MARGIN]
-    return min(tied, key=lambda r: (-(r.accuracy if r.accuracy is not None else -1.0),
+    best = min(tied, key=lambda r: (-(r.accuracy if r.accuracy is not None else -1.0),
                                     r.size_mb if r.size_mb is not None else float("inf"), _p50(r)))
+    return best, tied
 
 
-def _why_not(row: ReportRow, best: ReportRow) -> str:
-    ratio = _ratio_to(row, best)
-    if ratio <= 1.0 + TIE_MARGIN:
-        return (f"ties with {row_label(best)} on speed (p50 ratio {ratio:.3f}, within {TIE_MARGIN:.0%}), which is more "
-                f"accurate or smaller")
+def _why_not(row: ReportRow, best: ReportRow, tied: bool) -> str:
+    if tied:
+        return (f"ties with {row_label(best)} on speed (p50 ratio {_ratio_to(row, best):.3f}; within {TIE_MARGIN:.0%} "
+                f"of the fastest), and that one is more accurate or smaller")
     return f"slower than {row_label(best)} ({_p50(row):.3g} ms vs {_p50(best):.3g} ms p50)"
 
 
@@ -106,10 +108,10 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
             why[label] = "latency not measured"
         else:
             passing.append(row)
-    best = _pick(passing)
+    best, tied = _pick(passing)
     for row in passing:
         if row is not best:
-            why[row_label(row)] = _why_not(row, best)
+            why[row_label(row)] = _why_not(row, best, any(row is t for t in tied))
     verdict: dict[str, Any] = {
         "target": (report.target or {}).get("name"),
         "recommended": row_label(best) if best else None,
