@@ -97,9 +97,14 @@ def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, cap
     int8_lost = {o["row"] for o in verdict["others"] if o["why"].startswith("int8 ")}
     eligible = [r for r in students if f"{r['name']} [{r['backend']}-{r['precision']}]" not in int8_lost]
     fastest = min(eligible, key=lambda r: r["latency_ms"]["p50"])
-    assert verdict["recommended"] == f"{fastest['name']} [{fastest['backend']}-{fastest['precision']}]"
+    # Candidates within 5% of the fastest (median over the interleaved rounds) tie: the more accurate, then
+    # the smaller wins (bench/verdict.py), so the pick is the fastest or one of its ties.
+    label = {id(r): f"{r['name']} [{r['backend']}-{r['precision']}]" for r in eligible}
+    ties = {o["row"] for o in verdict["others"] if o["why"].startswith("ties with")}
+    assert verdict["recommended"] == label[id(fastest)] or label[id(fastest)] in ties
     assert verdict["failed_checks"] == [] and len(verdict["others"]) == 3
-    assert all("slower than" in o["why"] or o["row"] in int8_lost for o in verdict["others"])
+    assert all("slower than" in o["why"] or o["row"] in int8_lost | ties for o in verdict["others"])
+    assert "Choice rule:" in printed
     markdown = (out / "report.md").read_text()
     assert markdown.index("## Verdict") < markdown.index("## Results") and "Ship " in markdown
 

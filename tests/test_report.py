@@ -136,7 +136,8 @@ def test_console_table_lists_every_row():
     assert len(lines) == 6 and "failed: RuntimeError" in lines[4]
 
 
-def test_html_table_fits_a_1280_px_window(tmp_path):
+@pytest.mark.parametrize("on_target", [True, False])  # False: every row says "build host, not the target"
+def test_html_table_fits_a_1280_px_window(tmp_path, on_target):
     """Rendered in a real browser (Debian's chromium) at 1280 px: nothing scrolls sideways."""
     import shutil
     import subprocess
@@ -148,7 +149,8 @@ def test_html_table_fits_a_1280_px_window(tmp_path):
     report.rows += [ReportRow("ViT-B-32 image tower (speed reference)", role="speed_reference", backend="openvino",
                               precision="int8", params=87_849_216, flops=8_820_000_000, size_mb=89.4,
                               latency_ms={"p50": 17.3, "p90": 19.0, "p99": 25.0}, throughput=55.0, peak_mem_mb=300.0)]
-    report.apply_target(load_target("cpu"))
+    report.apply_target(load_target("cpu") if on_target else load_target("jetson-orin-nano"), measured_on_target=on_target)
+    report.fill_speedups()
     from edgeclip.bench.verdict import compute_verdict
 
     report.verdict = compute_verdict(report, "finish on the device with `edgeclip build ... --remote user@host`")

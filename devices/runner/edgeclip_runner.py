@@ -161,8 +161,30 @@ class OpenVinoModel:
         return np.asarray(compiled(batch)[output])
 
 
+def cuda_checked(cudart, call: str, result):
+    """The values of a cuda-python call, or a RuntimeError naming the call and its CUDA error.
+
+    cuda-python returns `(cudaError_t, *values)` and raises nothing itself: an unchecked failed
+    cudaMalloc hands back a null pointer that the engine then writes through."""
+    error = result[0] if isinstance(result, tuple) else result
+    code = int(getattr(error, "value", error))  # cudaError_t is an IntEnum in some releases, a plain Enum in others
+    if code != 0:
+        name = getattr(error, "name", "") or f"error {code}"
+        try:
+            described = cudart.cudaGetErrorString(error)[1]
+            detail = ": " + (described.decode() if isinstance(described, bytes) else str(described))
+        except Exception:  # noqa: BLE001 - the name and code are enough
+            detail = ""
+        raise RuntimeError(f"CUDA call {call} failed with {name} ({code}){detail}")
+    values = result[1:] if isinstance(result, tuple) else ()
+    return values[0] if len(values) == 1 else (values or None)
+
+
 class TensorRTModel:
-    """A serialized engine through the TensorRT Python API; device buffers via cuda-python."""
+    """A serialized engine through the TensorRT Python API; device buffers via cuda-python.
+
+    The input copy, the engine and the output copy are queued on one CUDA stream and the stream
+    is synchronised before the output is read; every CUDA call's status is checked."""
 
     def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
         import tensorrt as trt
@@ -181,34 +203,42 @@ class TensorRTModel:
         self.input_name = manifest["inputs"][0]["name"]
         self.output_name = manifest["outputs"][0]["name"]
         self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
-        self.dtype = np.int64 if str(manifest["inputs"][0].get("dtype", "float32")).startswith("int") else np.float32
-        _, self.stream = cudart.cudaStreamCreate()
+        declared = str(manifest["inputs"][0].get("dtype", "float32"))
+        self.dtype = np.dtype(declared) if declared in ("int32", "int64") else np.dtype(np.float32)  # token ids stay ints
+        self.stream = self._cuda("cudaStreamCreate", cudart.cudaStreamCreate())
         self.buffers: dict = {}
         self.library = f"TensorRT {trt.__version__} (Python API)"
+
+    def _cuda(self, call: str, result):
+        return cuda_checked(self.cudart, call, result)
 
     def _buffer(self, name: str, nbytes: int) -> int:
         size, pointer = self.buffers.get(name, (0, None))
         if size < nbytes:
             if pointer is not None:
-                self.cudart.cudaFree(pointer)
-            _, pointer = self.cudart.cudaMalloc(nbytes)
+                self.buffers.pop(name)
+                self._cuda("cudaFree", self.cudart.cudaFree(pointer))
+            pointer = self._cuda("cudaMalloc", self.cudart.cudaMalloc(nbytes))
             self.buffers[name] = (nbytes, pointer)
         return self.buffers[name][1]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         cudart = self.cudart
         batch = np.ascontiguousarray(batch, dtype=self.dtype)
-        self.context.set_input_shape(self.input_name, tuple(batch.shape))
+        if not self.context.set_input_shape(self.input_name, tuple(batch.shape)):
+            raise RuntimeError(f"the engine refuses input shape {tuple(batch.shape)} for {self.input_name} (outside its profile)")
         source = self._buffer(self.input_name, batch.nbytes)
-        cudart.cudaMemcpyAsync(source, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream)
         out = np.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=np.float32)
         target = self._buffer(self.output_name, out.nbytes)
+        self._cuda("cudaMemcpyAsync (host to device)", cudart.cudaMemcpyAsync(
+            source, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
         self.context.set_tensor_address(self.input_name, source)
         self.context.set_tensor_address(self.output_name, target)
         if not self.context.execute_async_v3(self.stream):
-            raise RuntimeError("TensorRT execution failed")
-        cudart.cudaMemcpyAsync(out.ctypes.data, target, out.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream)
-        cudart.cudaStreamSynchronize(self.stream)
+            raise RuntimeError("TensorRT execution failed (execute_async_v3 returned False)")
+        self._cuda("cudaMemcpyAsync (device to host)", cudart.cudaMemcpyAsync(
+            out.ctypes.data, target, out.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        self._cuda("cudaStreamSynchronize", cudart.cudaStreamSynchronize(self.stream))  # before `out` is read
         return out
 
 

@@ -24,6 +24,11 @@ SCHEMA_VERSION = 2
 ROLES = ("teacher", "student", "reference", "speed_reference")
 STATUS_PATTERN = re.compile(r"^(ok|(failed|skipped|needs_target): \S.*)$", re.S)
 LATENCY_KEYS = ("p50", "p90", "p99")
+# Where a row's latency (and so its throughput, memory and × teacher) was measured, once a target is
+# given: on the target itself (this machine is one, or --remote), or on the build host — then the
+# figures are this machine's, never the device's (an x86 CPU emulating fp16 says nothing of a Jetson).
+ON_TARGET = "target"
+BUILD_HOST = "build host, not the target"
 
 
 @dataclass
@@ -51,6 +56,12 @@ class ReportRow:
     speedup: float | None = None  # speed-reference (teacher architecture) p50 / this row's p50, same backend+precision
     status: str = "ok"  # ok | failed: <reason> | skipped: <reason> | needs_target: <where>
     notes: str = ""
+    measured_on: str | None = None  # ON_TARGET | BUILD_HOST (set by Report.apply_target); None = no target
+
+    @property
+    def on_build_host(self) -> bool:
+        """Its timings are the build host's, not the target's (so no device decision may rest on them)."""
+        return self.measured_on == BUILD_HOST
 
     @property
     def ok(self) -> bool:
@@ -113,15 +124,31 @@ class Report:
                 row.speedup = float(reference / row.latency_ms["p50"])
 
     def apply_target(self, target: Any, *, measured_on_target: bool = True) -> None:
-        """Record the target profile and its budget results. Measurements taken elsewhere than on
-        the target check nothing: every budget is then "not measured"."""
+        """Record the target profile and its budget results, and mark where each timed row was
+        measured. Measurements taken elsewhere than on the target check nothing: every budget is then
+        "not measured", and the rows say "build host, not the target".
+
+        `measured_on_target` covers the deployable rows (students, speed references: --remote measures
+        those on the device); teacher and reference rows always run here, so they are the target's only
+        when this machine is one."""
         from edgeclip.targets import check_budgets
 
         self.fill_retention()  # the retention budget needs it
         self.target = target.to_dict()
         self.budgets = dataclasses.asdict(target.budgets)
+        here_is_target = bool(getattr(target, "measurable_here", False))
+        for row in self.rows:
+            if row.latency_ms is None and row.throughput is None and row.peak_mem_mb is None:
+                continue  # nothing timed: nothing to attribute
+            on_target = measured_on_target if row.role in ("student", "speed_reference") else here_is_target
+            row.measured_on = ON_TARGET if on_target else BUILD_HOST
         rows = self.rows if measured_on_target else []
         self.budget_results = [r.to_dict() for r in check_budgets(target, rows)]
+
+    @property
+    def timed_on_build_host(self) -> bool:
+        """Some deployable row's timings are the build host's, not the target's."""
+        return any(r.on_build_host for r in self.rows if r.role in ("student", "speed_reference"))
 
     @property
     def failed_budgets(self) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import io
 import math
 
 from edgeclip.bench.report import Report, ReportRow
-from edgeclip.bench.report_text import TABLE_HEADER, describe_environment, fmt, table_cells
+from edgeclip.bench.report_text import TABLE_HEADER, build_host_caveat, describe_environment, fmt, table_cells
 from edgeclip.bench.verdict import verdict_sentence
 
 STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
@@ -20,7 +20,10 @@ th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:right;white-space:no
 th{background:#f3f3f3;white-space:normal}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
 td:first-child{white-space:normal;max-width:11rem;overflow-wrap:anywhere}
 td:last-child{white-space:normal;max-width:15rem;overflow-wrap:anywhere}
+table:not(.budgets) td:nth-last-child(2){white-space:normal;max-width:5.5rem;text-align:left}
+table:not(.budgets) td:nth-child(10){white-space:normal;max-width:5rem}
 .verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
+.caveat{border-left:4px solid #b36b00;background:#fff8ec;padding:.5rem .9rem}
 .verdict.none{border-color:#b3261e;background:#fdf3f2}
 tr.teacher td{background:#fff6e0}
 .ok{color:#11772d;font-weight:600}.failed,.fail{color:#b3261e;font-weight:600}
@@ -107,6 +110,9 @@ def render_html(report: Report) -> str:
         body += f"<td class='{_status_class(row.status)}'>{esc(cells[-1])}</td>"
         parts.append(f"<tr class='{esc(row.role)}'>{body}</tr>")
     parts.append("</tbody></table>")
+    caveat = build_host_caveat(report)
+    if caveat:
+        parts.append(f"<p class='caveat'><b>{esc(caveat)}</b></p>")
 
     png, left_out = accuracy_latency_png(report.rows)
     parts.append("<h2>Accuracy vs latency</h2>")
@@ -123,7 +129,7 @@ def render_html(report: Report) -> str:
     if report.target is not None:
         parts.append(f"<h2>Budgets ({esc(str(report.target.get('name')))})</h2>")
         if report.budget_results:
-            parts.append("<table><thead><tr><th>Budget</th><th>Row</th><th>Limit</th><th>Measured</th><th>Result</th>"
+            parts.append("<table class='budgets'><thead><tr><th>Budget</th><th>Row</th><th>Limit</th><th>Measured</th><th>Result</th>"
                          "</tr></thead><tbody>")
             for b in report.budget_results:
                 css = b["status"].replace(" ", "-")

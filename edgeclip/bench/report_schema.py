@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgeclip.bench.report import LATENCY_KEYS, ROLES, SCHEMA_VERSION, STATUS_PATTERN
+from edgeclip.bench.report import BUILD_HOST, LATENCY_KEYS, ON_TARGET, ROLES, SCHEMA_VERSION, STATUS_PATTERN
 
 
 class ReportSchemaError(ValueError):
@@ -32,19 +32,25 @@ _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "latency_ms": (dict, True), "throughput": (_is_number, True), "peak_mem_mb": (_is_number, True),
     "accuracy": (_is_number, True), "retention": (_is_number, True), "agreement_teacher": (_is_number, True),
     "agreement_reference": (_is_number, True), "speedup": (_is_number, True), "status": (str, False), "notes": (str, False),
+    "measured_on": (str, True),
 }
+# Fields added after schema version 2 was written: reports from before them still validate.
+_OPTIONAL_ROW_FIELDS = frozenset({"measured_on"})
 _BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
     "passed": (bool, True), "status": (str, False),
 }
 
 
-def _check_fields(obj: Any, spec: dict[str, tuple[Any, bool]], where: str, problems: list[str]) -> bool:
+def _check_fields(obj: Any, spec: dict[str, tuple[Any, bool]], where: str, problems: list[str],
+                  optional: frozenset[str] = frozenset()) -> bool:
     if not isinstance(obj, dict):
         problems.append(f"{where}: expected an object, got {type(obj).__name__}")
         return False
     for key, (check, nullable) in spec.items():
         if key not in obj:
+            if key in optional:
+                continue
             problems.append(f"{where}.{key}: missing")
             continue
         value = obj[key]
@@ -64,12 +70,14 @@ def _check_fields(obj: Any, spec: dict[str, tuple[Any, bool]], where: str, probl
 
 
 def _check_row(row: Any, where: str, problems: list[str]) -> None:
-    if not _check_fields(row, _ROW_FIELDS, where, problems):
+    if not _check_fields(row, _ROW_FIELDS, where, problems, _OPTIONAL_ROW_FIELDS):
         return
     if isinstance(row.get("role"), str) and row["role"] not in ROLES:
         problems.append(f"{where}.role: '{row['role']}' is not one of {list(ROLES)}")
     if isinstance(row.get("status"), str) and not STATUS_PATTERN.match(row["status"]):
         problems.append(f"{where}.status: '{row['status']:.60}' is not ok | failed: <reason> | skipped: <reason> | needs_target: <where>")
+    if isinstance(row.get("measured_on"), str) and row["measured_on"] not in (ON_TARGET, BUILD_HOST):
+        problems.append(f"{where}.measured_on: '{row['measured_on']:.60}' is not '{ON_TARGET}' | '{BUILD_HOST}'")
     latency = row.get("latency_ms")
     if isinstance(latency, dict):
         for key in LATENCY_KEYS:

@@ -34,7 +34,14 @@ def fmt_flops(row: ReportRow) -> str:
 # Mean and iteration counts stay in report.json; the HTML view wraps headers and statuses so the
 # table fits a 1280-px window.
 TABLE_HEADER = ["Model", "Role", "Format", "Params", "FLOPs", "Size MB", "p50 ms", "p90 ms", "p99 ms", "× teacher",
-                "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Status"]
+                "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Timed on", "Status"]
+
+
+def _speedup_cell(row: ReportRow) -> str:
+    """"12.3x"; a build-host ratio says so in the cell itself (the headline number people quote)."""
+    if not row.speedup:
+        return "-"
+    return f"{row.speedup:.1f}x" + (" (build host)" if row.on_build_host else "")
 
 
 def table_cells(row: ReportRow) -> list[str]:
@@ -42,9 +49,20 @@ def table_cells(row: ReportRow) -> list[str]:
     latency = row.latency_ms or {}
     return [row.name, row.role.replace("_", " "), f"{row.backend}-{row.precision}", fmt_count(row.params), fmt_flops(row),
             fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
-            fmt(latency.get("p99"), ".2f"), fmt(row.speedup, ".1f") + ("x" if row.speedup else ""), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
+            fmt(latency.get("p99"), ".2f"), _speedup_cell(row), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
             fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
-            fmt(row.agreement_reference, ".3f"), row.status]
+            fmt(row.agreement_reference, ".3f"), row.measured_on or "-", row.status]
+
+
+def build_host_caveat(report: Report) -> str | None:
+    """The sentence under the results table when deployable rows were timed on the build host."""
+    if not report.timed_on_build_host:
+        return None
+    target = (report.target or {}).get("name") or "the target"
+    cpu = (report.environment or {}).get("cpu") or "this machine"
+    return (f"Rows timed on \"build host, not the target\" were measured on {cpu}, not on {target}: their "
+            f"latency, img/s, memory and × teacher are that machine's (fp16 there is emulated on a CPU) and "
+            f"decide nothing for {target}; measure on the device with --remote.")
 
 
 def describe_environment(env: dict[str, Any]) -> list[str]:
@@ -68,6 +86,9 @@ def render_markdown(report: Report) -> str:
             lines.append(f"- {other['row']}: not chosen — {other['why']}")
     lines += ["", "## Results", "", md_row(TABLE_HEADER), md_row(["---"] * len(TABLE_HEADER))]
     lines += [md_row(table_cells(row)) for row in report.rows]
+    caveat = build_host_caveat(report)
+    if caveat:
+        lines += ["", f"**{caveat}**"]
     if report.target is not None:
         lines += ["", f"## Budgets ({report.target.get('name')})", ""]
         if report.budget_results:
@@ -84,7 +105,7 @@ def render_markdown(report: Report) -> str:
 
 def console_table(report: Report) -> str:
     """A short fixed-width table for the terminal: the columns people read first."""
-    header = ["Model", "Format", "p50 ms", "p90 ms", "× teacher", "Mem MB", "Accuracy", "Retention", "Status"]
+    header = ["Model", "Format", "p50 ms", "p90 ms", "× teacher", "Mem MB", "Accuracy", "Retention", "Timed on", "Status"]
     picks = [TABLE_HEADER.index(h) for h in header]
     body = [[table_cells(row)[i] for i in picks] for row in report.rows]
     widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]

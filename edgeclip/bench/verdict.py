@@ -2,10 +2,15 @@
 
 Candidates are deployable student rows — the student and its compressed variants (pruned, QAT;
 compress/build_variants.py). One is recommended when its status is ok, its parity held, every
-budget of the target was measured on the target and held for it, and, for int8, it keeps the fp32
-decisions (≥ 99% top-1 agreement) and is faster than fp32 in its backend; among those the
-fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
-explains the choice (a faster artifact that failed parity, a budget it broke, ...).
+budget of the target was measured on the target and held for it, its timings are the target's
+(a row timed on the build host for a device this machine is not decides nothing: the latency,
+× teacher and int8-vs-fp32 question are left for --remote), and, for int8, it keeps the fp32
+decisions (≥ 99% top-1 agreement) and is clearly faster than fp32 in its backend (the margin and
+rounds rule of compress/build_variants.choice_rule); among those the fastest (p50 at batch 1) wins,
+and candidates within TIE_MARGIN of it (median over the interleaved rounds) tie: the more accurate,
+then the smaller wins, so machine load does not flip the choice between runs. Every other candidate
+gets the reason it lost, so the report explains the choice (a faster artifact that failed parity, a
+budget it broke, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from edgeclip.bench.report import Report, ReportRow
+from edgeclip.compress.build_variants import INT8_MIN_GAIN
 from edgeclip.targets import row_label
+
+TIE_MARGIN = INT8_MIN_GAIN  # the same noise floor as the int8-vs-fp32 rule
 
 
 def _p50(row: ReportRow) -> float | None:
@@ -44,10 +52,37 @@ def _budget_problems(report: Report, label: str) -> list[str]:
     return problems
 
 
+def _ratio_to(row: ReportRow, other: ReportRow) -> float:
+    from edgeclip.compress.build_variants import median_latency_ratio
+
+    measured = median_latency_ratio(row.latency_ms, other.latency_ms)
+    return measured[0] if measured else float("inf")
+
+
+def _pick(passing: list[ReportRow]) -> tuple[ReportRow | None, list[ReportRow]]:
+    """(the pick, the candidates tied with the fastest): those within TIE_MARGIN of the fastest (median
+    over the interleaved rounds) tie, won by the more accurate, then the smaller, so run-to-run noise
+    does not flip the pick."""
+    if not passing:
+        return None, []
+    fastest = min(passing, key=_p50)
+    tied = [r for r in passing if _ratio_to(r, fastest) <= 1.0 + TIE_MARGIN]
+    best = min(tied, key=lambda r: (-(r.accuracy if r.accuracy is not None else -1.0),
+                                    r.size_mb if r.size_mb is not None else float("inf"), _p50(r)))
+    return best, tied
+
+
+def _why_not(row: ReportRow, best: ReportRow, tied: bool) -> str:
+    if tied:
+        return (f"ties with {row_label(best)} on speed (p50 ratio {_ratio_to(row, best):.3f}; within {TIE_MARGIN:.0%} "
+                f"of the fastest), and that one is more accurate or smaller")
+    return f"slower than {row_label(best)} ({_p50(row):.3g} ms vs {_p50(best):.3g} ms p50)"
+
+
 def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     """The verdict block of report.json (see the module doc). `next_step` says how to finish
     unverified checks (e.g. the --remote command for a device this machine is not)."""
-    from edgeclip.compress.build_variants import int8_problems
+    from edgeclip.compress.build_variants import choice_rule, int8_problems
     from edgeclip.targets import EMBEDDING_KINDS
 
     students = [r for r in report.rows if r.role == "student"]
@@ -62,6 +97,9 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
             why[label] = row.status
             continue
         problems = _budget_problems(report, label) if report.target is not None else []
+        if row.on_build_host:
+            problems.append(f"timed on the build host, not on {(report.target or {}).get('name') or 'the target'}: "
+                            f"its latency, × teacher and int8 choice are the device's to measure (--remote)")
         if id(row) in int8_lost:
             problems.append(int8_lost[id(row)])
         if problems:
@@ -70,17 +108,20 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
             why[label] = "latency not measured"
         else:
             passing.append(row)
-    passing.sort(key=lambda r: _p50(r))
-    best = passing[0] if passing else None
-    for row in passing[1:]:
-        why[row_label(row)] = f"slower than {row_label(best)} ({_p50(row):.3g} ms vs {_p50(best):.3g} ms p50)"
+    best, tied = _pick(passing)
+    for row in passing:
+        if row is not best:
+            why[row_label(row)] = _why_not(row, best, any(row is t for t in tied))
     verdict: dict[str, Any] = {
         "target": (report.target or {}).get("name"),
         "recommended": row_label(best) if best else None,
         "failed_checks": failed_checks(report),
         "others": [{"row": label, "why": reason} for label, reason in why.items()],
         "next_step": next_step,
+        "timed_on": "build host" if report.timed_on_build_host else "target" if report.target is not None else "this machine",
     }
+    if len(candidates) > 1 and not report.timed_on_build_host:
+        verdict["choice_rule"] = choice_rule()
     if best is not None:
         verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
                        size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
@@ -106,6 +147,11 @@ def verdict_sentence(verdict: dict[str, Any] | None) -> str:
     checks = verdict.get("failed_checks") or []
     if checks:
         text += f" {len(checks)} check(s) did not pass: " + "; ".join(checks) + "."
+    if verdict.get("timed_on") == "build host":
+        text += (f" Latency, throughput, memory and × teacher below were measured on the build host, not on {target}: "
+                 f"they are not the device's figures.")
+    if verdict.get("choice_rule"):
+        text += f" Choice rule: {verdict['choice_rule']}."
     if verdict.get("next_step"):
         text += f" Next: {verdict['next_step']}"
     return text

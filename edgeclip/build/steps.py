@@ -96,7 +96,7 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
     from edgeclip.compress.build_variants import int8_options, options_for
     from edgeclip.exporters import export_model
 
-    int8 = int8_options(plan.recipe, inputs.validation)
+    int8 = int8_options(plan.recipe, inputs.validation, plan.target)
     artifacts, failed = [], []
     for deployable in deployables:
         for backend, precision in plan.exports:

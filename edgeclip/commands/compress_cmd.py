@@ -218,6 +218,7 @@ def run_int8(args: argparse.Namespace) -> int:
     speed = quant.get("speed_check") or {}
     if speed.get("measured"):
         print(f"speed on this CPU: fp32 {speed['fp32_p50_ms']:.3f} ms, int8 {speed['int8_p50_ms']:.3f} ms "
-              f"(int8/fp32 {speed['int8_over_fp32']:.2f}){'' if speed['int8_faster'] else ' — int8 is NOT faster: keep fp32 here'}")
+              f"(int8/fp32 {speed['int8_over_fp32']:.2f}, median of {speed.get('rounds', 1)} interleaved rounds)"
+              f"{'' if speed['int8_faster'] else ' — int8 is not at least ' + format(speed.get('min_gain', 0), '.0%') + ' faster: keep fp32 here'}")
     print(f"parity on {len(parity)} real test images: {artifact.summary()}")
     return 0 if artifact.ok and speed.get("int8_faster", True) else 1

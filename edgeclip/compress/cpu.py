@@ -1,5 +1,9 @@
 """What this CPU's int8 kernels can do: the facts int8 decisions depend on (no torch, no onnxruntime).
 
+On arm64 (a Raspberry Pi 5's Cortex-A76, a Jetson's Carmel/A78AE) there is no such saturation:
+onnxruntime's quantization guide recommends S8S8 (int8 activations and weights) in QDQ format there,
+so a model built here for an arm64 target gets S8S8 whatever this machine is (`ort_int8_format`).
+
 onnxruntime's x86 int8 GEMM/conv kernels multiply uint8 activations by int8 weights (U8S8) with
 VNNI (`vpdpbusd`) when the CPU has it. Without VNNI they use `vpmaddubsw`, whose int16
 intermediate saturates: measured here on an AMD EPYC without VNNI, U8S8 took a digits
@@ -51,6 +55,21 @@ def cpu_features() -> dict[str, Any]:
 
 def is_x86() -> bool:
     return cpu_features()["arch"] in ("x86_64", "amd64", "i686", "x86")
+
+
+ARM_ARCHES = ("aarch64", "arm64", "armv8l", "armv8", "arm")
+
+
+def ort_int8_format(arch: str | None = None) -> tuple[str, str, str]:
+    """(activation type, weight type, why) for onnxruntime static QDQ int8 on `arch` (a target
+    profile's CPU architecture; None = this machine's). Types are "int8" or "uint8"."""
+    if arch is not None and arch.lower() in ARM_ARCHES:
+        return "int8", "int8", (f"{arch} target: S8S8 (int8 activations and weights), what onnxruntime recommends "
+                                f"with QDQ on ARM (no x86 saturation issue there)")
+    if arch is not None and arch.lower() != cpu_features()["arch"]:
+        return "uint8", "int8", f"{arch} target (not this CPU, flags unknown): U8S8, onnxruntime's default"
+    weights, why = ort_int8_weights()
+    return "uint8", weights, why
 
 
 def ort_int8_weights() -> tuple[str, str]:

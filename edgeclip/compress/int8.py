@@ -3,8 +3,8 @@
 `Int8Options` travels from a recipe / CLI into `exporters.export_model(..., int8=options)`. With
 `mode="classic"` (also what export does when no options are given) the original methods run
 unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
-- CNNs get static QDQ int8 with this CPU's weight type (U8S8 with VNNI, U8U8 without: see
-  compress/cpu.py), the chosen calibration (auto = the backend's default / min-max / entropy /
+- CNNs get static QDQ int8 in the format for the CPU it will run on (`arch`: the target's; x86
+  here: U8S8 with VNNI, U8U8 without; an arm64 target: S8S8; see compress/cpu.py), the chosen calibration (auto = the backend's default / min-max / entropy /
   percentile), per-channel weights;
 - given validation images (real, disjoint from calibration and test), the per-layer sensitivity
   search (compress/sensitivity.py) puts the fewest most sensitive layers back into float until the
@@ -14,8 +14,9 @@ unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
   optionally after SmoothQuant (compress/smoothquant.py);
 - a user `ignored_scope` is honoured on both backends (names checked: a name that matches no
   layer is an error that lists the names that exist);
-- `speed_check` times fp32 and int8 of the same backend interleaved on this CPU and records it:
-  the build drops an int8 variant that is not faster (ORT on x86 without VNNI) and says why.
+- `speed_check` times fp32 and int8 of the same backend interleaved on this CPU and records it
+  (the build turns it off for a target this machine is not: its timing would be this CPU's); the
+  build's own int8-vs-fp32 decision is made from the benchmark rows (compress/build_variants.py).
 Everything chosen and measured goes into the manifest's `quantization` block.
 """
 
@@ -43,7 +44,9 @@ class Int8Options:
     calibration_method: str = "auto"  # each backend's own default estimator (onnxruntime: min-max; NNCF: its defaults)
     percentile: float = 99.999
     per_channel: bool = True
-    weights: str = "auto"  # ORT static int8 weights: auto (by this CPU's VNNI) | int8 | uint8
+    weights: str = "auto"  # ORT static int8 weights: auto (by the CPU it runs on) | int8 | uint8
+    arch: str | None = None  # CPU architecture the int8 model will run on (a target's); None = this machine
+    target: str | None = None  # the target profile it is built for (manifest only)
     ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
     mixed: bool = True  # run the sensitivity search when validation images are given
     # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
@@ -78,6 +81,7 @@ class Int8Options:
                 "weights": self.weights, "ignored_scope": list(self.ignored_scope), "mixed": self.mixed,
                 "target_agreement": self.target_agreement, "max_float_fraction": self.max_float_fraction,
                 "smoothquant_alpha": self.smoothquant_alpha, "smoothquant": self.smoothing,
+                "arch": self.arch, "target": self.target, "speed_check": self.speed_check,
                 "validation_count": None if self.validation is None else int(len(self.validation))}
 
 
@@ -87,15 +91,19 @@ def _logits(kind: str) -> bool:
 
 def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], Any], example: np.ndarray,
                 seconds: float, threads: int = 1) -> dict[str, Any]:
-    """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU."""
+    """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
+    (compress/build_variants.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
     from edgeclip.bench.harness import benchmark_interleaved
+    from edgeclip.compress.build_variants import INT8_MIN_GAIN, median_latency_ratio
 
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
     if "error" in stats["fp32"] or "error" in stats["int8"]:
         return {"measured": False, "reason": stats["fp32"].get("error") or stats["int8"].get("error")}
     fp32_ms, int8_ms = stats["fp32"]["p50"], stats["int8"]["p50"]
+    ratio, rounds = median_latency_ratio(stats["int8"], stats["fp32"]) or (int8_ms / fp32_ms, 1)
     return {"measured": True, "fp32_p50_ms": round(fp32_ms, 4), "int8_p50_ms": round(int8_ms, 4),
-            "int8_over_fp32": round(int8_ms / fp32_ms, 3), "int8_faster": bool(int8_ms < fp32_ms), "threads": threads,
+            "int8_over_fp32": round(ratio, 3), "rounds": rounds, "min_gain": INT8_MIN_GAIN,
+            "int8_faster": bool(ratio <= 1.0 - INT8_MIN_GAIN), "threads": threads,
             "iterations": stats["int8"]["iterations"], "batch": int(len(example)), "cpu": cpu.cpu_features()["model"],
             "vnni": cpu.cpu_features()["vnni"]}
 
@@ -131,7 +139,9 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
     else:
         if calibration is None or len(calibration) == 0:
             raise UserError("static int8 needs calibration inputs; pass real images (edgeclip export --calibration DATA)")
-        weights, why = cpu.ort_int8_weights() if options.weights == "auto" else (options.weights, "set by the user")
+        activations, weights, why = cpu.ort_int8_format(options.arch)
+        if options.weights != "auto":
+            weights, why = options.weights, "set by the user"
         with tempfile.TemporaryDirectory(prefix="edgeclip-int8-") as work:
             pre = ort_int8.preprocessed(fp32_path, Path(work))
             # Pre-processing may fuse nodes away; a name that vanished would be silently ignored by ORT.
@@ -139,7 +149,7 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
             full = Path(work) / "int8.onnx"
             details = ort_int8.quantize_static_qdq(pre, full, calibration, input_name, method=options.calibration_method,
                                                    percentile=options.percentile, per_channel=options.per_channel,
-                                                   weights=weights, exclude=options.ignored_scope)
+                                                   weights=weights, activations=activations, exclude=options.ignored_scope)
             revertible = ort_int8.OrtRevertible(full, pre)
             search = None
             float_layers: list[str] = []
@@ -154,13 +164,22 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
                        "float_layers": float_layers, "mixed_precision": search.to_dict() if search else None})
     run = ort_int8.session_runner(dst)
     record["validation"] = _validation_record(run, reference, options, logits)
-    if options.speed_check and backend != "tensorrt":  # TensorRT's speed is the engine's, on the device
+    if not options.speed_check:
+        if options.target:  # turned off by the build for a target this machine is not
+            record["speed_check"] = _not_timed_here(options)
+    elif backend != "tensorrt":  # TensorRT's speed is the engine's, on the device
         record["speed_check"] = speed_check(ort_int8.session_runner(fp32_path, threads=options.speed_threads),
                                             ort_int8.session_runner(dst, threads=options.speed_threads),
                                             _example(spec, calibration), options.speed_seconds, options.speed_threads)
     if options.qat:
         record["qat"] = options.qat
     return record
+
+
+def _not_timed_here(options: Int8Options) -> dict[str, Any]:
+    where = f"target {options.target}" if options.target else "the target"
+    return {"measured": False, "reason": f"this machine is not {where}: int8 vs fp32 speed is measured on the device "
+                                         f"(--remote), not on the build host"}
 
 
 def _example(spec: Any, calibration: np.ndarray | None) -> np.ndarray:
@@ -221,7 +240,10 @@ def quantize_openvino_auto(ov_model: Any, spec: Any, calibration: np.ndarray | N
                               "cpu": {k: cpu.cpu_features()[k] for k in ("model", "vnni", "avx512")}}
     run = ov_int8.compiled_runner(quantized)
     record["validation"] = _validation_record(run, reference, options, logits)
-    if options.speed_check:
+    if not options.speed_check:
+        if options.target:
+            record["speed_check"] = _not_timed_here(options)
+    else:
         record["speed_check"] = speed_check(ov_int8.compiled_runner(ov_model, threads=options.speed_threads),
                                             ov_int8.compiled_runner(quantized, threads=options.speed_threads),
                                             _example(spec, calibration), options.speed_seconds, options.speed_threads)

@@ -63,6 +63,7 @@ def quantize_static_qdq(
     percentile: float = 99.999,
     per_channel: bool = True,
     weights: str = "int8",
+    activations: str = "uint8",
     exclude: Sequence[str] = (),
     op_types: Sequence[str] | None = None,
     batch_size: int = 16,
@@ -81,7 +82,7 @@ def quantize_static_qdq(
             str(src), str(dst), q._ArrayReader(input_name, calibration, batch_size),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types) if op_types else None,
             nodes_to_exclude=list(exclude), per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=weight_type,
+            activation_type=QuantType.QInt8 if activations == "int8" else QuantType.QUInt8, weight_type=weight_type,
             calibrate_method=_calibration_method(method), extra_options=extra,
         )
     float_graph_outputs(dst)
@@ -89,7 +90,7 @@ def quantize_static_qdq(
         "format": "QDQ",
         "per_channel": per_channel,
         "weights": weights,
-        "activations": "uint8 asymmetric, per tensor",
+        "activations": f"{activations} asymmetric, per tensor",
         "calibration_method": method + (f" ({percentile:g}th)" if method == "percentile" else
                                         f" (onnxruntime default: {AUTO_METHOD})" if method == "auto" else ""),
         "calibration_count": int(len(calibration)),

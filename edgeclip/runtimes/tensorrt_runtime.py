@@ -1,4 +1,10 @@
-"""TensorRT engine runtime (TensorRT 10 tensor API, CUDA buffers via torch). Runs on the target only."""
+"""TensorRT engine runtime (TensorRT 10 tensor API, CUDA buffers via torch). Runs on the target only.
+
+Every GPU step of a call — the input copy, the engine, the output copy — is queued on the runtime's
+own CUDA stream, in that order, and the stream is synchronised before the output is read: a copy
+on torch's default stream while the engine runs on another would race it (the engine could read
+the input before it has landed).
+"""
 
 from __future__ import annotations
 
@@ -48,14 +54,16 @@ class TensorRTRuntime(Runtime):
         self.stream = torch.cuda.Stream()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        x = torch.from_numpy(batch).cuda()
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
-        out = torch.empty(out_shape, dtype=torch.float32, device="cuda")
-        self.context.set_tensor_address(self.output_name, out.data_ptr())
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise RuntimeError("TensorRT execution failed")
-        self.stream.synchronize()
-        return out.cpu().numpy()
+        torch, stream = self._torch, self.stream
+        with torch.cuda.stream(stream):  # the copies below are queued on `stream`, not the default one
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to("cuda")
+            self.context.set_input_shape(self.input_name, tuple(x.shape))
+            self.context.set_tensor_address(self.input_name, x.data_ptr())
+            out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+            out = torch.empty(out_shape, dtype=torch.float32, device="cuda")
+            self.context.set_tensor_address(self.output_name, out.data_ptr())
+            if not self.context.execute_async_v3(stream.cuda_stream):
+                raise RuntimeError("TensorRT execution failed (execute_async_v3 returned False)")
+            host = out.to("cpu")  # after the engine on the same stream
+        stream.synchronize()  # nothing of this call is still in flight when its output is read
+        return host.numpy()

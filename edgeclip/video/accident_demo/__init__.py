@@ -1,6 +1,6 @@
 """The dashcam accident demo as it runs on the device: torch-free, edgeclip-free.
 
-Needs Python 3.9+, numpy, Pillow, PyAV (or OpenCV) and the artifacts' runtime (onnxruntime,
+Needs Python 3.8+ (tests/test_device_python38.py), numpy, Pillow, PyAV (or OpenCV) and the artifacts' runtime (onnxruntime,
 openvino, or tensorrt + cuda-python). Copy this folder and a model directory (written by
 `edgeclip video train` / `edgeclip video export`) to a Jetson, a Raspberry Pi or an Intel box:
 

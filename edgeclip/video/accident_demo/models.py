@@ -60,8 +60,20 @@ class Model:
             raise InputError(f"the {self.backend} runtime is not installed here ({exc}); install it to run {artifact_dir}") from None
 
 
+def cuda_checked(cudart, call: str, result):
+    """The values of a cuda-python call, or a RuntimeError naming the call and its CUDA error
+    (cuda-python returns `(cudaError_t, *values)` and raises nothing itself)."""
+    error = result[0] if isinstance(result, tuple) else result
+    code = int(getattr(error, "value", error))  # cudaError_t: an IntEnum in some releases, a plain Enum in others
+    if code != 0:
+        raise RuntimeError(f"CUDA call {call} failed with {getattr(error, 'name', '') or 'error'} ({code})")
+    values = result[1:] if isinstance(result, tuple) else ()
+    return values[0] if len(values) == 1 else (values or None)
+
+
 def _tensorrt_runner(engine_path: str, input_name: str, output_name: str):
-    """A TensorRT 10 engine on the GPU with cuda-python buffers (no torch)."""
+    """A TensorRT engine on the GPU with cuda-python buffers (no torch): the copies and the engine
+    on one stream, synchronised before the output is read, every CUDA status checked."""
     import tensorrt as trt
 
     try:
@@ -69,36 +81,36 @@ def _tensorrt_runner(engine_path: str, input_name: str, output_name: str):
     except ImportError:
         from cuda import cudart
 
-    def check(result):
-        error = result[0] if isinstance(result, tuple) else result
-        if int(error) != 0:
-            raise RuntimeError(f"CUDA error {error}")
-        return result[1] if isinstance(result, tuple) and len(result) > 1 else None
+    def check(call, result):
+        return cuda_checked(cudart, call, result)
 
     with open(engine_path, "rb") as handle:
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(handle.read())
     if engine is None:
         raise InputError(f"TensorRT cannot load {engine_path}; it was built for another GPU or TensorRT version: rebuild it here")
-    context, stream = engine.create_execution_context(), check(cudart.cudaStreamCreate())
+    context, stream = engine.create_execution_context(), check("cudaStreamCreate", cudart.cudaStreamCreate())
 
     def run(batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         context.set_input_shape(input_name, batch.shape)
         out = np.empty(tuple(context.get_tensor_shape(output_name)), dtype=np.float32)
-        d_in, d_out = check(cudart.cudaMalloc(batch.nbytes)), check(cudart.cudaMalloc(out.nbytes))
+        d_in = check("cudaMalloc", cudart.cudaMalloc(batch.nbytes))
+        d_out = None
         try:
-            check(cudart.cudaMemcpyAsync(d_in, batch.ctypes.data, batch.nbytes,
-                                         cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+            d_out = check("cudaMalloc", cudart.cudaMalloc(out.nbytes))
+            check("cudaMemcpyAsync (host to device)", cudart.cudaMemcpyAsync(
+                d_in, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
             context.set_tensor_address(input_name, int(d_in))
             context.set_tensor_address(output_name, int(d_out))
             if not context.execute_async_v3(stream):
                 raise RuntimeError("TensorRT execution failed")
-            check(cudart.cudaMemcpyAsync(out.ctypes.data, d_out, out.nbytes,
-                                         cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
-            check(cudart.cudaStreamSynchronize(stream))
-        finally:
-            cudart.cudaFree(d_in)
-            cudart.cudaFree(d_out)
+            check("cudaMemcpyAsync (device to host)", cudart.cudaMemcpyAsync(
+                out.ctypes.data, d_out, out.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+            check("cudaStreamSynchronize", cudart.cudaStreamSynchronize(stream))
+        finally:  # freed whatever happened; a failed free is reported only when nothing else failed first
+            frees = [cudart.cudaFree(pointer) for pointer in (d_in, d_out) if pointer is not None]
+        for result in frees:
+            check("cudaFree", result)
         return out
 
     return run
