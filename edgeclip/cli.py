@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "out", None):  # an --out that cannot be written fails now, not after the work
+            from edgeclip.io_utils import check_output_dir
+
+            check_output_dir(args.out, "--out", replaced=getattr(args, "out_replaced", False))
+        if getattr(args, "remote", None) is not None:  # a host starting with '-' would become an ssh option
+            from edgeclip.bench.remote import check_remote_host
+
+            check_remote_host(args.remote)
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"edgeclip: error: {exc}", file=sys.stderr)

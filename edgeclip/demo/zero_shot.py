@@ -80,13 +80,17 @@ def list_artifacts(directory: Path) -> list[ArtifactInfo]:
     """Artifacts (folders with a manifest.json) in `directory` or its `artifacts/` folder."""
     root = directory / "artifacts" if (directory / "artifacts").is_dir() else directory
     found = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+    # Hidden folders are skipped: they are atomic_dir temp siblings of an unfinished (or killed) export,
+    # whose manifest may already say "ready".
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []:
         manifest_path = child / "manifest.json"
         if manifest_path.is_file():
             try:
-                found.append(ArtifactInfo(child, json.loads(manifest_path.read_text())))
-            except (OSError, json.JSONDecodeError):
+                manifest = json.loads(manifest_path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 continue  # a broken artifact is not a candidate; the others still are
+            if isinstance(manifest, dict):
+                found.append(ArtifactInfo(child, manifest))
     return found
 
 
