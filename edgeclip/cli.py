@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 
 from edgeclip import __version__
 from edgeclip.errors import UserError
@@ -30,8 +31,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps example blocks as written and shows defaults."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: a usage error is one line, `edgeclip: error: ...`,
+    naming where to look, and exit 2 (argparse's own prints the whole usage block first).
+    Subcommand parsers inherit this class through `add_subparsers`."""
+
+    def error(self, message: str) -> "typing.NoReturn":
+        print(f"edgeclip: error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edgeclip",
         description="Distill CLIP into small models for edge devices, export them, and measure what they keep.",
         epilog=EPILOG,
@@ -46,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # argparse exits 2 on usage errors itself, with a one-line message: that matches our contract.
+    # Usage errors: ArgumentParser.error prints one line and exits 2 (SystemExit, as argparse does).
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

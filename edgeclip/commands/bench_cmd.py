@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.target) if args.target else None  # unknown target -> UserError before any work
     artifacts = [Path(a) for a in args.artifact]
     manifests = [read_manifest(a) for a in artifacts]  # missing / corrupt -> UserError
+    from edgeclip.bench.model_precision import check_model_precision
+
+    for artifact, manifest in zip(artifacts, manifests):  # the row's label must be what the model is
+        check_model_precision(artifact, manifest)
     out_dir = check_output_dir(args.out) if args.out else check_output_dir(default_out_dir(artifacts), "report directory")
     threads = args.threads if args.threads is not None else (target.threads if target else 0)
     notes = [f"latency: batch 1, {args.warmup} warm-up + up to {args.iterations} timed calls per backend, backends "

@@ -83,6 +83,8 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
         args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
     overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "classes", None) is not None and getattr(args, "classes_file", None):
+        raise UserError("give the class names once: --classes \"a,b,c\" or --classes-file FILE, not both")
     if getattr(args, "classes", None) is not None:
         from edgeclip.distill.datafree.classes import parse_class_list
 
