@@ -210,3 +210,92 @@ def test_bad_input_in_a_real_process(case_id, bad_input_world):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and fragment in lines[0], result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+# ---- the issue's rows that are about reading input right, not refusing it
+
+@pytest.mark.parametrize("word", ["off", "no", "on", "yes", "Off"])
+def test_yaml_words_stay_strings_for_string_keys(word, tmp_path):
+    from edgeclip.config import load_recipe
+
+    recipe = load_recipe("distillclip-digits", [f"distill.text_init={word}", f"distill.ddp_backend={word}"])
+    assert recipe.distill.text_init == word and recipe.distill.ddp_backend == word
+    path = tmp_path / "r.yaml"
+    path.write_text(f"distill:\n  text_init: {word}\n  augment: {word}\n")
+    recipe = load_recipe(str(path))
+    assert recipe.distill.text_init == word  # the recipe file reads the same way as --set
+    assert recipe.distill.augment is (word.lower() in ("on", "yes"))  # bool keys still take yes/no/on/off
+
+
+def test_distill_text_init_off_as_the_readme_documents():
+    import argparse
+
+    from edgeclip.cli import build_parser
+    from edgeclip.commands.distill_cmd import distill_recipe
+
+    args = build_parser().parse_args(["distill", "--recipe", "distillclip-digits", "--text-init", "off"])
+    assert isinstance(args, argparse.Namespace) and distill_recipe(args).distill.text_init == "off"
+
+
+def test_export_tower_all_needs_no_backend():
+    from edgeclip.cli import build_parser
+
+    args = build_parser().parse_args(["export", "--model", "runs/x/student", "--tower", "all"])
+    assert args.backend == "onnx" and args.precision == "fp32"
+
+
+def test_ssh_gets_the_host_after_double_dash():
+    from edgeclip.bench.remote import SshTransport
+    from edgeclip.errors import UserError
+
+    transport = SshTransport.for_host("pi@rpi5")
+    assert transport.ssh[-2:] == ("--", "pi@rpi5") and transport.copy[-1] == "--"
+    with pytest.raises(UserError, match="starts with '-'"):
+        SshTransport.for_host("-oProxyCommand=touch /tmp/x")
+
+
+def test_output_check_leaves_nothing_behind(tmp_path):
+    from edgeclip.io_utils import check_output_dir
+
+    assert check_output_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    check_output_dir(tmp_path, replaced=True)
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone and nothing was created
+
+
+def test_every_torch_load_goes_through_the_safe_loader():
+    root = Path(__file__).resolve().parent.parent / "edgeclip"
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "torch.load(" in p.read_text()
+                     and p.name != "io_utils.py" and "torch.load(" in "".join(
+                         line for line in p.read_text().splitlines() if not line.lstrip().startswith(("#", "`"))))
+    assert callers == []
+
+
+@pytest.mark.parametrize("kind", ["clip_finetuned", "cnn_ce"])
+def test_a_trapped_saved_teacher_is_one_line_without_running_it(kind, tmp_path):
+    """teacher/finetuned.py and teacher/cnn.py loaded head.pt / model.pt with torch.load directly: a
+    booby-trapped file was refused by a 33-line traceback advising weights_only=False."""
+    import torch
+
+    from edgeclip.errors import UserError
+    from edgeclip.teacher.cnn import CnnTeacher
+    from edgeclip.teacher.finetuned import FinetunedClipTeacher
+    from support.bad_inputs import Trap
+
+    marker = tmp_path / "pwned"
+    directory = tmp_path / "teacher"
+    directory.mkdir()
+    if kind == "cnn_ce":
+        meta = {"kind": "cnn_ce", "arch": "resnet10", "width": 0.25, "class_names": ["a", "b"],
+                "preprocess": {"size": 16}}
+        weights, load = directory / "model.pt", lambda: CnnTeacher.load(directory)
+    else:
+        meta = {"kind": "clip_finetuned", "clip": "tiny", "head_input": "similarity", "hidden": 8, "dropout": 0.0,
+                "class_names": ["a", "b"]}
+        weights, load = directory / "head.pt", lambda: FinetunedClipTeacher.load(directory, clip=object())
+    (directory / "teacher.json").write_text(__import__("json").dumps(meta))
+    torch.save({"payload": Trap(str(marker))}, weights)
+    with pytest.raises(UserError) as info:
+        load()
+    message = str(info.value)
+    assert "cannot be loaded safely" in message and str(weights) in message and "weights_only" not in message
+    assert "\n" not in message and not marker.exists()
