@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import typing
+
+# Before torch (and its OpenMP runtime) is imported by any subcommand: OpenMP threads that busy-wait
+# between parallel regions collapse when the cores are shared (a 20-step training: 104 s instead of
+# 7 s on a loaded 2-core machine, benchmarks/results/threading.md). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from edgeclip import __version__
 from edgeclip.errors import UserError

@@ -345,7 +345,11 @@ def load_recipe(name_or_path: str = "", overrides: list[str] | None = None) -> R
         if not sep or not key.strip():
             raise UserError(f"--set '{item}' is not key=value; write e.g. --set distill.epochs=5")
         _set_dotted(data, key.strip(), parse_recipe_value(value, key.strip()))
-    return build_dataclass(Recipe, data, "")
+    recipe = build_dataclass(Recipe, data, "")
+    # Not a field (it is not part of what a run did): where relative data paths of a recipe given by
+    # path are also looked for (edgeclip/build/accident.py data_roots).
+    recipe.source_dir = str(path.resolve().parent) if name_or_path and path.parent != RECIPES_DIR else ""
+    return recipe
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -55,6 +55,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("build-remote-empty-host", ["build", "--target", "cpu", "--remote", ""], "not a USER@HOST"),
     ("build-remote-space-host", ["build", "--target", "cpu", "--remote", "pi@host rm"], "not a USER@HOST"),
     ("build-parity-samples-0", ["build", "--target", "cpu", "--set", "export.parity_samples=0"], "parity_samples must be >= 1"),
+    ("build-recipe-missing-clips", ["build", "--recipe", "{missing_clips}", "--target", "cpu"], "recipe key video.clips[0]"),
     ("build-target-list-yaml", ["build", "--target", "{list}"], "must be a YAML mapping"),
     # ---- distill
     ("distill-unknown-method", ["distill", "--method", "nosuch"], "unknown"),
@@ -299,3 +300,24 @@ def test_a_trapped_saved_teacher_is_one_line_without_running_it(kind, tmp_path):
     message = str(info.value)
     assert "cannot be loaded safely" in message and str(weights) in message and "weights_only" not in message
     assert "\n" not in message and not marker.exists()
+
+
+def test_recipe_paths_resolve_from_the_recipe_folder(tmp_path, monkeypatch):
+    """`edgeclip build --recipe /somewhere/r.yaml` from another directory finds the recipe's relative
+    clip lists beside the recipe; $EDGECLIP_ROOT is the documented root for shipped recipes."""
+    from edgeclip.build.accident import resolve_clips
+    from edgeclip.config import load_recipe
+
+    folder = tmp_path / "project"
+    (folder / "lists").mkdir(parents=True)
+    (folder / "lists" / "clips.txt").write_text("# empty on purpose\n")
+    (folder / "r.yaml").write_text("video:\n  clips: [lists/clips.txt]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(str(folder / "r.yaml"))
+    assert resolve_clips(recipe.video.clips, recipe) == [str(folder / "lists" / "clips.txt")]
+    shipped = load_recipe("accident-proxy")
+    assert shipped.source_dir == ""  # shipped recipes resolve from the checkout (or $EDGECLIP_ROOT)
+    monkeypatch.setenv("EDGECLIP_ROOT", str(folder))
+    assert resolve_clips(["lists/clips.txt"], shipped) == [str(folder / "lists" / "clips.txt")]

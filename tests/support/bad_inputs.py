@@ -82,6 +82,7 @@ def make_bad_input_world(root: Path) -> dict[str, str]:
     text("bad-type.yaml", "distill:\n  epochs: many\n")
     text("classes-both.txt", "cat\ndog\n")
     text("clips-bad-line.txt", "clip_without_label\n")
+    text("missing-clips.yaml", "video:\n  clips: [nowhere.txt]\n")
     # A pickle named .npz: np.load would need allow_pickle=True to open it.
     (root / "fake.npz").write_bytes(pickle.dumps({"images": np.zeros((2, 3, 8, 8))}))
     p["fake_npz"] = root / "fake.npz"
