@@ -321,3 +321,17 @@ def test_recipe_paths_resolve_from_the_recipe_folder(tmp_path, monkeypatch):
     assert shipped.source_dir == ""  # shipped recipes resolve from the checkout (or $EDGECLIP_ROOT)
     monkeypatch.setenv("EDGECLIP_ROOT", str(folder))
     assert resolve_clips(["lists/clips.txt"], shipped) == [str(folder / "lists" / "clips.txt")]
+
+
+@pytest.mark.parametrize("claimed,xml,problem", [
+    ("fp32", '<layer id="3" type="FakeQuantize" version="opset1">', "manifest says fp32"),
+    ("int8", '<layer id="3" type="Convolution"><data element_type="f16"/>', "manifest says int8"),
+    ("fp32", '<layer id="3" type="Const"><data element_type="f16"/>', None),  # OpenVINO's default weight compression
+    ("int8", '<layer id="3" type="Const"><data element_type="i8"/>', None),
+])
+def test_openvino_model_precision_evidence(claimed, xml, problem, tmp_path):
+    from edgeclip.bench.model_precision import model_precision_problem
+
+    (tmp_path / "model.xml").write_text(f"<net>{xml}</net>")
+    found = model_precision_problem(tmp_path, {"backend": "openvino", "precision": claimed, "model_file": "model.xml"})
+    assert (found is None) if problem is None else (problem in found)
