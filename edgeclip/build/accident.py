@@ -31,6 +31,10 @@ from edgeclip.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def is_video_recipe(recipe: Any) -> bool:
+    return bool(recipe.video.clips)
+
+
 def data_roots(recipe: Any = None) -> list[Path]:
     """Where a relative recipe path is looked for, in order: the working directory, the recipe
     file's folder (a recipe given by path), then $EDGECLIP_ROOT or the checkout edgeclip runs from."""
