@@ -73,6 +73,10 @@ CASES: list[tuple[str, list[str], str]] = [
      "not both"),
     ("distill-trapped-teacher", ["distill", "--teacher", "{trapped_teacher}", "--out", "{root}/distill-run"],
      "cannot be loaded safely"),
+    ("distill-list-teacher-json", ["distill", "--teacher", "{list_teacher}", "--out", "{root}/distill-run"],
+     "not an object"),
+    ("distill-trapped-cnn-teacher", ["distill", "--teacher", "{trapped_cnn_teacher}", "--out", "{root}/distill-run"],
+     "cannot be loaded safely"),
     ("distill-unknown-flag", ["distill", "--epohcs", "3"], "unrecognized arguments"),
     # ---- eval
     ("eval-no-model", ["eval"], "needs --model"),

@@ -128,6 +128,17 @@ def make_bad_input_world(root: Path) -> dict[str, str]:
     nospec.mkdir()
     (nospec / "model.pt").write_bytes((root / "student" / "model.pt").read_bytes())
     p["nospec"] = nospec
+    list_teacher = root / "list-teacher"
+    list_teacher.mkdir()
+    (list_teacher / "teacher.json").write_text("[]")
+    p["list_teacher"] = list_teacher
+    cnn_teacher = root / "trapped-cnn-teacher"
+    cnn_teacher.mkdir()
+    (cnn_teacher / "teacher.json").write_text(json.dumps({
+        "kind": "cnn_ce", "arch": "resnet10", "width": 0.25, "class_names": [str(i) for i in range(10)],
+        "preprocess": {"size": 16}}))
+    torch.save({"payload": Trap(str(p["marker"]))}, cnn_teacher / "model.pt")
+    p["trapped_cnn_teacher"] = cnn_teacher
     torch.save({"payload": Trap(str(p["marker"]))}, root / "trapped-teacher.pt")
     p["trapped_teacher"] = root / "trapped-teacher.pt"
     return {key: str(value) for key, value in p.items()}
