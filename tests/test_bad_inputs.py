@@ -339,3 +339,11 @@ def test_openvino_model_precision_evidence(claimed, xml, problem, tmp_path):
     (tmp_path / "model.xml").write_text(f"<net>{xml}</net>")
     found = model_precision_problem(tmp_path, {"backend": "openvino", "precision": claimed, "model_file": "model.xml"})
     assert (found is None) if problem is None else (problem in found)
+
+
+@pytest.mark.parametrize("argv", [["build", "--target", "cpu"], ["distill"]])
+def test_a_default_run_directory_in_an_unwritable_cwd_fails_before_training(argv, capsys, monkeypatch):
+    monkeypatch.chdir("/proc")  # runs/<id> would be created here: root cannot write to /proc either
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "run directory" in err[0] and "not writable" in err[0], err

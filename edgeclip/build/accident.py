@@ -24,6 +24,7 @@ from typing import Any
 from edgeclip.bench.report import ReportRow
 from edgeclip.build.steps import log
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 # Shipped accident recipes name the repository's clip lists (benchmarks/clips/) and ../shared/data
 # beside the checkout. `$EDGECLIP_ROOT` overrides this root (e.g. a wheel install, or a worktree
@@ -185,6 +186,7 @@ def build_accident(recipe: Any, target_name: str, *, out_dir: str | Path | None 
     clips = resolve_clips(recipe.video.clips, recipe)
     read_clip_lists(clips)  # a bad list fails now, before training
     run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)
+    check_output_dir(run_dir, "run directory")  # a default runs/ in an unwritable cwd fails now, not after training
     if (run_dir / "report.json").exists():
         raise UserError(f"{run_dir} already holds a finished build; pass another --out or remove it")
     fps = recipe.video.fps or None
