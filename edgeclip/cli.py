@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import typing
+
+# Before torch (and its OpenMP runtime) is imported by any subcommand: OpenMP threads that busy-wait
+# between parallel regions collapse when the cores are shared (a training step: 1.90 s with the default
+# policy vs 0.14 s passive on a loaded 2-core machine, benchmarks/results/threading.md). A value the
+# user set is kept; waiting passively changes no numerics, so training stays deterministic.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from edgeclip import __version__
 from edgeclip.errors import UserError
@@ -30,8 +38,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps example blocks as written and shows defaults."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the CLI's error contract: a usage error is one line, `edgeclip: error: ...`,
+    naming where to look, and exit 2 (argparse's own prints the whole usage block first).
+    Subcommand parsers inherit this class through `add_subparsers`."""
+
+    def error(self, message: str) -> "typing.NoReturn":
+        print(f"edgeclip: error: {self.prog}: {message}; see `{self.prog} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="edgeclip",
         description="Distill CLIP into small models for edge devices, export them, and measure what they keep.",
         epilog=EPILOG,
@@ -46,12 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # argparse exits 2 on usage errors itself, with a one-line message: that matches our contract.
+    # Usage errors: ArgumentParser.error prints one line and exits 2 (SystemExit, as argparse does).
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        if getattr(args, "out", None):  # an --out that cannot be written fails now, not after the work
+            from edgeclip.io_utils import check_output_dir
+
+            check_output_dir(args.out, "--out", replaced=getattr(args, "out_replaced", False))
+        if getattr(args, "remote", None) is not None:  # a host starting with '-' would become an ssh option
+            from edgeclip.bench.remote import check_remote_host
+
+            check_remote_host(args.remote)
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"edgeclip: error: {exc}", file=sys.stderr)

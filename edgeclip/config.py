@@ -7,6 +7,7 @@ keys and badly typed values are rejected with a close-match hint. No code runs f
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,33 @@ from edgeclip.errors import UserError, close_matches, unknown_name_error
 from edgeclip.io_utils import read_yaml_mapping
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+class RecipeYamlLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false are booleans. YAML 1.1 also reads
+    yes/no/on/off as booleans, which turned documented string values such as
+    `distill.text_init: off` into False; bool-typed keys still accept them (see `_coerce`)."""
+
+
+RecipeYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+# Words a bool-typed recipe key accepts besides true/false (YAML 1.1 habits keep working there).
+_BOOL_WORDS = {"yes": True, "on": True, "y": True, "no": False, "off": False, "n": False}
+
+
+def parse_recipe_value(text: str, where: str) -> Any:
+    """One `--set` value, read as the recipe file would read it; bad YAML is a one-line UserError."""
+    try:
+        return yaml.load(text, Loader=RecipeYamlLoader)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", "") or str(exc).splitlines()[0])
+        raise UserError(f"--set {where}: '{text}' is not a valid YAML value ({problem}); quote it or fix it, e.g. "
+                        "--set distill.milestones=[60,90] or --set \"data.test=''\"") from None
 
 
 @dataclass
@@ -307,14 +335,21 @@ def load_recipe(name_or_path: str = "", overrides: list[str] | None = None) -> R
     data: dict[str, Any] = {}
     if name_or_path:
         path = recipe_path(name_or_path)
-        data = read_yaml_mapping(path, "recipe", "of sections: teacher, data, student, ...")
+        data = read_yaml_mapping(path, "recipe", "of sections: teacher, data, student, ...", loader=RecipeYamlLoader)
+        if not data:  # an empty file would silently train on every default
+            raise UserError(f"recipe '{path}' is empty; give it sections (teacher, data, student, distill, ...) or pass a "
+                            "shipped recipe name (edgeclip list recipes)")
         data.setdefault("name", Path(path).stem)
     for item in overrides or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"--set '{item}' is not key=value; write e.g. --set distill.epochs=5")
-        _set_dotted(data, key.strip(), yaml.safe_load(value))
-    return build_dataclass(Recipe, data, "")
+        _set_dotted(data, key.strip(), parse_recipe_value(value, key.strip()))
+    recipe = build_dataclass(Recipe, data, "")
+    # Not a field (it is not part of what a run did): where relative data paths of a recipe given by
+    # path are also looked for (edgeclip/build/accident.py data_roots).
+    recipe.source_dir = str(path.resolve().parent) if name_or_path and path.parent != RECIPES_DIR else ""
+    return recipe
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
@@ -323,7 +358,7 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise UserError(f"--set {key}: '{part}' is not a section")
+            raise UserError(f"--set {key}: '{part}' is not a section; set a key inside a section, e.g. --set distill.epochs=5")
     node[parts[-1]] = value
 
 
@@ -365,6 +400,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -376,4 +413,5 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             return str(value)
     else:
         return value
-    raise UserError(f"recipe key '{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise UserError(f"recipe key '{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}; fix the value "
+                    "(quote text that YAML would read as something else)")

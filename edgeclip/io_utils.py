@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -120,19 +121,102 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def read_yaml_mapping(path: str | Path, what: str, keys_hint: str) -> dict[str, Any]:
-    """A YAML file that must hold a mapping; bad YAML or another shape is a one-line UserError."""
+def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
+    """A JSON file that must hold an object; missing, unreadable, corrupt or another shape is a
+    one-line UserError naming `what`, the file and `fix`."""
+    from edgeclip.errors import UserError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} is missing; {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{what} {path} is unreadable or not JSON ({type(exc).__name__}); {fix}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} holds a JSON {type(data).__name__}, not an object; {fix}")
+    return data
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """A UTF-8 text file's content; unreadable, a folder or not UTF-8 is a one-line UserError naming `what`."""
+    from edgeclip.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} '{path}' does not exist or is not a file; fix the path")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} '{path}' is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{what} '{path}' cannot be read ({exc.strerror}); fix its permissions or the path") from None
+
+
+def read_yaml_mapping(path: str | Path, what: str, keys_hint: str, loader: Any = None) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; bad YAML or another shape is a one-line UserError.
+    `loader`: a yaml Loader class (default SafeLoader); only safe loaders belong here."""
     import yaml
 
     from edgeclip.errors import UserError
 
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.load(read_text_file(path, what), Loader=loader or yaml.SafeLoader) or {}
     except yaml.YAMLError as exc:
         raise UserError(f"{what} '{path}' is not valid YAML ({str(exc).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict):
         raise UserError(f"{what} '{path}' must be a YAML mapping ({keys_hint})")
     return data
+
+
+def check_output_dir(path: str | Path, flag: str = "--out", *, replaced: bool = False) -> Path:
+    """Fail before any work if `path` cannot become (or be written into as) an output directory:
+    an existing file, a file on the way, or a place this process cannot create files in.
+
+    `replaced`: the directory is swapped in by `atomic_dir`, whose temp sibling lives in its parent,
+    so the parent must be writable too. Probing creates and removes one temp file: permission bits
+    say nothing for root, read-only mounts or /proc.
+    """
+    from edgeclip.errors import UserError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is an existing file, not a directory; pass a directory path (new or existing)")
+    probes = [path] + ([path.parent] if replaced else [])
+    for probe in probes:
+        existing = probe
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise UserError(f"{flag} {path} cannot be created: {existing} is a file; pass a path under a directory")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".edgeclip-write-check.", dir=existing)
+        except OSError as exc:
+            raise UserError(f"{flag} {path} is not writable ({existing}: {exc.strerror}); pass a directory you can "
+                            "write to") from None
+        os.close(fd)
+        os.unlink(tmp)
+    return path
+
+
+def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file without unpickling anything (allow_pickle=False): an object array or a
+    file that is not an .npz is a one-line UserError naming `what`."""
+    from edgeclip.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} '{path}' does not exist or is not a file; fix the path")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with data:
+            return {name: data[name] for name in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        why = "it holds Python objects, which are never unpickled" if "allow_pickle" in str(exc) else \
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{what} '{path}' is not a readable .npz of numeric arrays ({why}); save it with "
+                        "numpy.savez(images=..., labels=...)") from None
 
 
 def safe_torch_load(path: str | Path, what: str, fix: str) -> Any:

@@ -50,3 +50,11 @@ def fake_trtexec(tmp_path, monkeypatch):
     folder = write_fake_trtexec(tmp_path / "fake-tensorrt-bin")
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     return folder
+
+
+@pytest.fixture(scope="session")
+def bad_input_world(tmp_path_factory) -> dict[str, str]:
+    """Bad files for the fuzz table (tests/test_bad_inputs.py): {placeholder: path}, written once."""
+    from support.bad_inputs import make_bad_input_world
+
+    return make_bad_input_world(tmp_path_factory.mktemp("bad-inputs"))

@@ -183,6 +183,25 @@ def test_environment_block():
         assert env["cpu_int8_features"]["avx2"] == ("avx2" in flags)
 
 
+def test_a_loaded_machine_is_flagged_in_the_environment_and_both_reports(monkeypatch):
+    import os
+
+    from edgeclip.bench.report import Report
+    from edgeclip.bench.report_html import render_html
+    from edgeclip.bench.report_text import render_markdown
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 2.5, 1.0, 1.0))
+    env = collect_environment(threads=1)
+    assert env["load_average_1m"] == cores + 2.5 and "loaded while timing" in env["load_warning"]
+    report = Report([], environment=env, notes=[])
+    assert f"> **Warning:** the machine was loaded while timing: 1-min load average {cores + 2.5:g}" in render_markdown(report)
+    assert "class='load-warning'" in render_html(report)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5 if cores > 1 else 0.2, 1.0, 1.0))
+    quiet = collect_environment(threads=1)
+    assert "load_warning" not in quiet and "Warning" not in render_markdown(Report([], environment=quiet, notes=[]))
+
+
 def bench(argv: list[str]) -> int:
     from edgeclip.commands import bench_cmd
 

@@ -54,7 +54,12 @@ def test_build_adds_pruned_and_qat_candidates(tiny_build_inputs, capsys):  # noq
                  "--set", "export.backends=[onnx]", "--set", "prune.ratio=0.5", "--set", "prune.recover_epochs=1",
                  "--set", "int8.qat_epochs=1", "--set", "int8.max_float_fraction=0.5"])
     printed = capsys.readouterr().out
-    assert code in (0, 1), printed[-2000:]  # 1 only if a variant broke a budget; the run itself finished
+    report = json.loads((out / "report.json").read_text())
+    # 250 ms / 4 GB hold for these tiny models: every budget is measured and met, so the exit code is
+    # 1 exactly when a row failed (e.g. an int8 variant's parity), as `edgeclip build` documents.
+    assert report["budget_results"] and all(b["passed"] is True for b in report["budget_results"]), report["budget_results"]
+    failed = [r["status"] for r in report["rows"] if r["role"] == "student" and r["status"] != "ok"]
+    assert code == (1 if failed else 0), (code, failed, printed[-2000:])
     assert (out / "student-pruned50" / "model.pt").is_file() and (out / "student-qat" / "model.pt").is_file()
     names = sorted(p.name for p in (out / "artifacts").iterdir())
     assert names == ["onnx-fp32", "onnx-fp32-pruned50", "onnx-int8", "onnx-int8-pruned50", "onnx-int8-qat"]

@@ -71,3 +71,21 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], message: str, tmp_path) -
     lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("edgeclip: error: ") and message in lines[0], result.stderr
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_cli_sets_passive_omp_waiting_unless_the_user_chose(preset, expected) -> None:
+    """Busy-waiting OpenMP threads collapse training on shared cores (benchmarks/results/threading.md):
+    the CLI sets OMP_WAIT_POLICY=PASSIVE before torch loads, and keeps a value the user set."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    code = "import os, edgeclip.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == expected

@@ -74,7 +74,7 @@ def test_accident_build_for_a_tensorrt_device_says_how_to_finish(recipe, tmp_pat
     report = json.loads((out / "report.json").read_text())
     (row,) = [r for r in report["rows"] if r["role"] == "student"]
     assert row["backend"] == "tensorrt" and row["status"].startswith("needs_target:") and "--remote" in row["status"]
-    assert all(b["passed"] is None for b in report["budget_results"])
+    assert report["budget_results"] and all(b["passed"] is None for b in report["budget_results"])
     assert "not verified" in printed
     for part in ("encoder-tensorrt-fp16", "head-tensorrt-fp32"):  # the head stays fp32 (it costs ~1 ms)
         assert (out / "artifacts" / part / "build_engine.sh").is_file()

@@ -99,6 +99,11 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         env["load_average_1m"] = round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):  # Windows
         pass
+    # Busy-waiting OpenMP threads collapse under oversubscription; the CLI sets PASSIVE unless told otherwise.
+    env["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "")
+    warning = load_warning(env)
+    if warning:
+        env["load_warning"] = warning
     try:
         import onnxruntime
 
@@ -106,3 +111,17 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
     except ImportError:
         pass
     return env
+
+
+def load_warning(env: dict[str, Any]) -> str | None:
+    """A sentence when the machine was busier than its cores while timing, else None.
+
+    The 1-minute load average counts runnable processes (this benchmark's own included); above the
+    usable core count, processes queued for a core and times are inflated, unevenly between backends
+    (on a shared 2-core machine a training step ran 10-16x slower, and a verdict flipped).
+    """
+    load, cores = env.get("load_average_1m"), env.get("cores_usable") or env.get("cores_logical")
+    if not isinstance(load, (int, float)) or not cores or load <= cores:
+        return None
+    return (f"the machine was loaded while timing: 1-min load average {load:g} on {cores} usable core(s); "
+            "latencies and speed-ups may be inflated and uneven between rows; re-run on an idle machine")

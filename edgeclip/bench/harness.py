@@ -133,13 +133,20 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
     (`digits`, a folder) preprocessed with the artifact's own preprocessing."""
     path = Path(spec)
     if path.suffix == ".npz":
+        from edgeclip.io_utils import load_npz
+
         if not path.is_file():
             raise UserError(f"evaluation data {path} does not exist; pass an .npz with images and labels or a dataset spec")
-        with np.load(path) as npz:
-            if not {"images", "labels"} <= set(npz.files):
-                raise UserError(f"{path} lacks 'images' and 'labels' arrays (has {npz.files}); save them with np.savez")
-            data = EvalData(npz["images"].astype(np.float32), npz["labels"].astype(np.int64),
-                            npz["teacher_logits"] if "teacher_logits" in npz.files else None, str(path))
+        npz = load_npz(path, "evaluation data")  # never unpickles: a pickle named .npz is refused in one line
+        if not {"images", "labels"} <= set(npz):
+            raise UserError(f"{path} lacks 'images' and 'labels' arrays (has {sorted(npz)}); save them with np.savez")
+        images, labels = npz["images"], npz["labels"]
+        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels) or not len(labels) \
+                or not np.issubdtype(images.dtype, np.number) or not np.issubdtype(labels.dtype, np.integer):
+            raise UserError(f"{path}: images must be numeric (N,C,H,W) and labels N integers, got images "
+                            f"{images.dtype}{list(images.shape)} and labels {labels.dtype}{list(labels.shape)}; "
+                            "save preprocessed images with np.savez")
+        data = EvalData(images.astype(np.float32), labels.astype(np.int64), npz.get("teacher_logits"), str(path))
     else:
         from edgeclip.data import open_image_dataset
         from edgeclip.data.sampling import sample_images

@@ -40,10 +40,21 @@ class SshTransport:
 
     @classmethod
     def for_host(cls, host: str, *, connect_timeout: int = 10, port: int | None = None) -> "SshTransport":
+        check_remote_host(host)
         options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}"]
-        ssh = ["ssh", *options, *(["-p", str(port)] if port else []), host]
-        copy = ["scp", "-q", "-r", *options, *(["-P", str(port)] if port else [])]
+        # `--` ends the options: neither the host nor a copied path can be read as an ssh/scp option.
+        ssh = ["ssh", *options, *(["-p", str(port)] if port else []), "--", host]
+        copy = ["scp", "-q", "-r", *options, *(["-P", str(port)] if port else []), "--"]
         return cls(host=host, ssh=tuple(ssh), copy=tuple(copy), dest_prefix=f"{host}:")
+
+
+def check_remote_host(host: str) -> str:
+    """`--remote USER@HOST` as ssh will read it: a value starting with '-' would be an ssh option
+    (`-oProxyCommand=...` runs a local command), so it is refused, as are spaces and control characters."""
+    if not host or host.startswith("-") or any(ch.isspace() or not ch.isprintable() for ch in host):
+        raise UserError(f"--remote {host!r} is not a USER@HOST (it is empty, starts with '-' or holds spaces); "
+                        "pass e.g. --remote pi@raspberrypi.local")
+    return host
 
 
 def _fix_hint(host: str) -> str:

@@ -25,6 +25,7 @@ table:not(.budgets) td:nth-child(10){white-space:normal;max-width:5rem}
 .verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
 .caveat{border-left:4px solid #b36b00;background:#fff8ec;padding:.5rem .9rem}
 .verdict.none{border-color:#b3261e;background:#fdf3f2}
+.load-warning{border-left:4px solid #b36b00;background:#fff7e6;padding:.6rem .9rem;margin:1rem 0}
 tr.teacher td{background:#fff6e0}
 .ok{color:#11772d;font-weight:600}.failed,.fail{color:#b3261e;font-weight:600}
 .skipped,.needs,.not-measured{color:#8a6d00;font-weight:600}.pass{color:#11772d;font-weight:600}
@@ -94,6 +95,8 @@ def render_html(report: Report) -> str:
              f"<title>edgeclip report {esc(report.run_id)}</title><style>{CSS}</style></head><body>",
              f"<h1>edgeclip benchmark report <code>{esc(report.run_id)}</code></h1>",
              f"<p>Created {esc(report.created)}.</p>"]
+    if report.environment.get("load_warning"):  # above the verdict: it may have decided the verdict
+        parts.append(f"<p class='load-warning'><b>Warning:</b> {esc(str(report.environment['load_warning']))}</p>")
     if report.target:
         parts.append(f"<p>Target: <b>{esc(str(report.target.get('name')))}</b> — "
                      f"{esc(str(report.target.get('description', '')))}</p>")

@@ -78,6 +78,8 @@ def render_markdown(report: Report) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
     lines = [f"# edgeclip benchmark report `{report.run_id}`", "", f"Created {report.created}."]
+    if report.environment.get("load_warning"):
+        lines += ["", f"> **Warning:** {report.environment['load_warning']}"]
     if report.target:
         lines.append(f"Target: **{report.target.get('name')}** — {report.target.get('description', '')}")
     if report.verdict is not None:

@@ -16,6 +16,7 @@ against this encoder's unexported PyTorch pipeline.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from typing import Any
 from edgeclip.bench.report import ReportRow
 from edgeclip.build.steps import log
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 # Shipped accident recipes name the repository's clip lists (benchmarks/clips/) and ../shared/data
-# beside the checkout; relative paths that are not found from the working directory start here.
+# beside the checkout. `$EDGECLIP_ROOT` overrides this root (e.g. a wheel install, or a worktree
+# whose ../shared is elsewhere).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -33,13 +36,31 @@ def is_video_recipe(recipe: Any) -> bool:
     return bool(recipe.video.clips)
 
 
-def resolve_clips(paths: list[str]) -> list[str]:
-    """Relative clip lists: from the working directory, else from the repository (shipped recipes)."""
+def data_roots(recipe: Any = None) -> list[Path]:
+    """Where a relative recipe path is looked for, in order: the working directory, the recipe
+    file's folder (a recipe given by path), then $EDGECLIP_ROOT or the checkout edgeclip runs from."""
+    roots = [Path.cwd()]
+    source = getattr(recipe, "source_dir", None)
+    if source:
+        roots.append(Path(source))
+    roots.append(Path(os.environ.get("EDGECLIP_ROOT") or REPO_ROOT))
+    return list(dict.fromkeys(roots))
+
+
+def resolve_clips(paths: list[str], recipe: Any = None, key: str = "video.clips") -> list[str]:
+    """Relative clip lists, tried from each of `data_roots`; one that is nowhere is a UserError
+    naming the recipe key, the path and where it was looked for."""
     out = []
-    for item in paths:
+    roots = data_roots(recipe)
+    for index, item in enumerate(paths):
         path = Path(item).expanduser()
-        if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
-            path = REPO_ROOT / path
+        if not path.is_absolute():
+            path = next((root / path for root in roots if (root / path).exists()), path)
+        if not path.exists():
+            where = f"{key}[{index}]" if key == "video.clips" else key  # a list key names its item
+            looked = ", ".join(str(r) for r in roots) if not Path(item).expanduser().is_absolute() else "as given"
+            raise UserError(f"recipe key {where}: '{item}' does not exist (looked in: {looked}); fix the path, or set "
+                            "EDGECLIP_ROOT to the folder it is relative to")
         out.append(str(path))
     return out
 
@@ -74,7 +95,7 @@ def bench_video(recipe: Any, clips: list[str]) -> Path:
     from edgeclip.video.clips import read_clip_lists
 
     if recipe.video.bench_video:
-        return Path(resolve_clips([recipe.video.bench_video])[0])
+        return Path(resolve_clips([recipe.video.bench_video], recipe, "video.bench_video")[0])
     entries = read_clip_lists(clips)
     videos = [e.path for e in entries if e.path.is_file()]
     return videos[0] if videos else entries[0].path
@@ -162,9 +183,10 @@ def build_accident(recipe: Any, target_name: str, *, out_dir: str | Path | None 
     target = load_target(target_name)
     exports = export_plan(target, recipe)
     config, sampling, protocol = video_settings(recipe)
-    clips = resolve_clips(recipe.video.clips)
+    clips = resolve_clips(recipe.video.clips, recipe)
     read_clip_lists(clips)  # a bad list fails now, before training
     run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)
+    check_output_dir(run_dir, "run directory")  # a default runs/ in an unwritable cwd fails now, not after training
     if (run_dir / "report.json").exists():
         raise UserError(f"{run_dir} already holds a finished build; pass another --out or remove it")
     fps = recipe.video.fps or None

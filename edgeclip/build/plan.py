@@ -13,6 +13,7 @@ from typing import Any
 
 from edgeclip.config import Recipe
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 
 @dataclass
@@ -69,6 +70,7 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
 
         STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher
     run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)
+    check_output_dir(run_dir, "run directory")  # a default runs/ in an unwritable cwd fails now, not after training
     if (run_dir / "report.json").exists():
         raise UserError(f"{run_dir} already holds a finished build; pass another --out or remove it")
     return BuildPlan(recipe=recipe, target=target, exports=exports, data=data, run_dir=run_dir)

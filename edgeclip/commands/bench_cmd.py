@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeclip.commands import add_parser
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 EXAMPLES = """
   edgeclip bench --artifact runs/r1/artifacts/onnx-fp32 --artifact runs/r1/artifacts/onnx-int8 --data digits
@@ -78,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.target) if args.target else None  # unknown target -> UserError before any work
     artifacts = [Path(a) for a in args.artifact]
     manifests = [read_manifest(a) for a in artifacts]  # missing / corrupt -> UserError
-    out_dir = Path(args.out) if args.out else default_out_dir(artifacts)
+    from edgeclip.bench.model_precision import check_model_precision
+
+    for artifact, manifest in zip(artifacts, manifests):  # the row's label must be what the model is
+        check_model_precision(artifact, manifest)
+    out_dir = check_output_dir(args.out) if args.out else check_output_dir(default_out_dir(artifacts), "report directory")
     threads = args.threads if args.threads is not None else (target.threads if target else 0)
     notes = [f"latency: batch 1, {args.warmup} warm-up + up to {args.iterations} timed calls per backend, backends "
              "interleaved round-robin in one process (runtimes share the cores, as on a device running several "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 EXAMPLES = """
   edgeclip distill --recipe digits-kd                                   # proxy CLIP + MLP head -> MobileNetV3-small
@@ -83,6 +84,8 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
         args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
     overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "classes", None) is not None and getattr(args, "classes_file", None):
+        raise UserError("give the class names once: --classes \"a,b,c\" or --classes-file FILE, not both")
     if getattr(args, "classes", None) is not None:
         from edgeclip.distill.datafree.classes import parse_class_list
 
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("under torchrun pass --out DIR so every rank uses the same run directory")
     shots = f"k{recipe.data.shots}" if recipe.data.shots else ""
     out = Path(args.out) if args.out else default_run_dir(recipe.name, recipe.student.name, shots)
+    check_output_dir(out, "run directory")  # before the teacher trains
     result = run_distillation(recipe, out_dir=out, progress=not args.quiet, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":
         return 0  # a torchrun rank other than 0: rank 0 writes and prints the result

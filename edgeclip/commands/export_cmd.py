@@ -10,6 +10,7 @@ import numpy as np
 
 from edgeclip.commands import add_parser
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 EXAMPLES = """
   edgeclip export --model runs/abc123/student --backend onnx --precision fp32
@@ -37,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=EXAMPLES,
     )
     parser.add_argument("--model", required=True, help="student checkpoint directory (model.pt + spec.json)")
-    parser.add_argument("--backend", required=True, help="onnx | openvino | coreml | tensorrt (edgeclip list backends)")
+    # onnx by default: it runs on every OS offline, and the README's `--tower all` line omits it.
+    parser.add_argument("--backend", default="onnx", help="onnx | openvino | coreml | tensorrt (edgeclip list backends)")
     parser.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 (what the backend supports)")
     parser.add_argument("--calibration", metavar="DATA", default=None,
                         help="image data for int8 calibration and parity: digits, synthetic[:N] or a folder "
@@ -56,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (≥ 17)")
     parser.add_argument("--out", default=None,
                         help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, out_replaced=True)  # the artifact is swapped in from a temp sibling
 
 
 def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.ndarray:
@@ -137,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         parity_inputs = _sample_images(data, "test", args.parity_count, spec.preprocess)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
+    check_output_dir(out_dir, "artifact directory", replaced=True)  # before calibration, export and parity
     artifact = export_model(
         model, spec, args.backend, args.precision, out_dir,
         calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,

@@ -25,7 +25,7 @@ from edgeclip.config import Recipe
 from edgeclip.data.base import ImageDataset
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
-from edgeclip.io_utils import read_json
+from edgeclip.io_utils import read_json, read_json_object
 from edgeclip.registry import Registry
 from edgeclip.teacher.cnn import CNN_KIND, CnnTeacher, build_cnn, parse_cnn_spec
 from edgeclip.teacher.finetuned import FINETUNED_KIND, META_NAME, FinetunedClipTeacher, clip_features
@@ -225,7 +225,7 @@ def load_saved_teacher(directory: Path) -> ClassifierTeacher:
         if (directory / "spec.json").is_file():
             raise UserError(f"{directory} is a student checkpoint, not a teacher; pass a teacher (e.g. runs/<id>/teacher, cnn:resnet18, proxy-digits)")
         raise UserError(f"{directory} has no {META_NAME}; pass a teacher directory written by `edgeclip distill` (runs/<id>/teacher)")
-    kind = read_json(meta_path).get("kind")
+    kind = read_json_object(meta_path, "teacher record", "re-create the teacher with `edgeclip distill`").get("kind")
     if kind not in TEACHER_KINDS:
         raise UserError(f"{directory} holds an unknown teacher kind '{kind}' (known: {', '.join(TEACHER_KINDS.names())}); "
                         "re-create it with `edgeclip distill`")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgeclip.errors import UserError
+from edgeclip.io_utils import read_text_file
 
 TOWER_CHOICES = {"image": ["image"], "text": ["text"], "fused": ["zeroshot"], "zeroshot": ["zeroshot"],
                  "all": ["image", "text", "zeroshot"]}
@@ -24,7 +25,7 @@ def parse_classes(text: str | None, data: str) -> list[str]:
         path = Path(text[1:])
         if not path.is_file():
             raise UserError(f"class file {path} does not exist; give one class name per line")
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        return [line.strip() for line in read_text_file(path, "class file").splitlines() if line.strip()]
     return [c.strip() for c in text.split(",") if c.strip()]
 
 

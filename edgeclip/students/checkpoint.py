@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_path
+from edgeclip.io_utils import atomic_path, safe_torch_load
 from edgeclip.students.spec import ModelSpec
 
 MODEL_FILE = "model.pt"
@@ -87,10 +87,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict[str, A
         raise UserError(f"no student checkpoint at {model_path}; pass a directory written by save_checkpoint (model.pt + spec.json)")
     if not spec_path.is_file():
         raise UserError(f"{spec_path} is missing next to {model_path.name}; re-save the checkpoint with save_checkpoint")
-    try:
-        payload = torch.load(model_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise UserError(f"{model_path} is not a readable edgeclip checkpoint ({type(err).__name__}); re-save it with save_checkpoint") from None
+    payload = safe_torch_load(model_path, "student checkpoint", "re-save it with save_checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{model_path} is not an edgeclip student checkpoint (no '{FORMAT}' header); save it with edgeclip's save_checkpoint")
     if not isinstance(payload.get("student_name"), str) or not isinstance(payload.get("state_dict"), dict):

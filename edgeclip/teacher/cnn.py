@@ -20,7 +20,7 @@ from torch import nn
 
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError, unknown_name_error
-from edgeclip.io_utils import atomic_dir, read_json, write_json
+from edgeclip.io_utils import atomic_dir, read_json, safe_torch_load, write_json
 from edgeclip.students.resnet import ResNet
 from edgeclip.teacher.finetuned import META_NAME, load_weights
 from edgeclip.utils import count_params
@@ -100,7 +100,7 @@ class CnnTeacher:
             raise UserError(f"teacher checkpoint {directory} is a {meta['arch']}, not a {expect_arch}; "
                             f"use --teacher cnn:{meta['arch']}:{directory} or a {expect_arch} checkpoint")
         model = build_cnn(meta["arch"], len(meta["class_names"]), float(meta["width"]))
-        state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+        state = safe_torch_load(directory / "model.pt", "CNN teacher weights", "re-train the teacher (--teacher cnn:ARCH)")
         load_weights(model, state, directory, f"{meta['arch']} (width {meta['width']:g})")
         return cls(model, meta["arch"], float(meta["width"]), meta["class_names"], Preprocess.from_dict(meta["preprocess"]))
 

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeclip.errors import UserError
-from edgeclip.io_utils import atomic_dir, read_json, write_json
+from edgeclip.io_utils import atomic_dir, read_json, safe_torch_load, write_json
 from edgeclip.utils import count_params, seed_everything
 
 HEAD_INPUTS = ("similarity", "features")
@@ -185,7 +185,10 @@ class FinetunedClipTeacher:
         if meta.get("clip_identity") and identity and identity != meta["clip_identity"]:
             raise UserError(f"fine-tuned head {directory} was trained on CLIP '{meta['clip']}' ({meta['clip_identity']}), not on the "
                             f"loaded CLIP ({identity}); use the CLIP it was trained with or fine-tune a new head")
-        state = torch.load(directory / "head.pt", map_location="cpu", weights_only=True)
+        state = safe_torch_load(directory / "head.pt", "fine-tuned head", "re-create the teacher (fine-tune it again)")
+        if not isinstance(state, dict) or not {"class_embeddings", "logit_scale"} <= set(state):
+            raise UserError(f"{directory / 'head.pt'} is not a fine-tuned head (no class_embeddings/logit_scale); "
+                            "re-create the teacher (fine-tune it again)")
         class_embeddings = state["class_embeddings"]
         head = SimilarityMLP(class_embeddings, float(state["logit_scale"]), head_input=meta["head_input"], hidden=meta["hidden"], dropout=meta["dropout"])
         load_weights(head, state, directory, f"fine-tuned head ({meta['head_input']}, hidden {meta['hidden']})")
@@ -210,6 +213,8 @@ def _scale(value: Any) -> float:
 
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], where: Path, what: str) -> None:
     """load_state_dict with a one-line UserError instead of a shape-mismatch traceback."""
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {where} holds a {type(state).__name__}, not the weights of {what}; retrain the teacher")
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

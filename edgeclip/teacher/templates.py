@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from edgeclip.errors import UserError, unknown_name_error
+from edgeclip.io_utils import read_text_file
 
 
 def _openai_imagenet() -> list[str]:
@@ -59,7 +60,7 @@ def get_templates(name: str) -> list[str]:
     """A named template set, or templates read from a text file (one per line, each with `{}`)."""
     path = Path(name)
     if path.suffix == ".txt" and path.is_file():
-        templates = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        templates = [line.strip() for line in read_text_file(path, "template file").splitlines() if line.strip()]
         bad = [t for t in templates if "{}" not in t]
         if bad:
             raise UserError(f"template '{bad[0]}' in {path} has no '{{}}' slot for the class name; add one")
@@ -79,8 +80,11 @@ def load_classname_map(path: str | Path | None) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"class-name map '{path}' does not exist; pass a YAML/JSON file mapping class names to prompt names")
-    text = path.read_text()
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    text = read_text_file(path, "class-name map")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"class-name map '{path}' does not parse ({str(exc).splitlines()[0]}); fix the file") from None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UserError(f"class-name map '{path}' must map each class name to a string")
     return {str(k): v for k, v in data.items()}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.errors import UserError
+from edgeclip.io_utils import read_text_file
 from edgeclip.video.sampling import WindowSampling
 
 POSITIVE_WORDS = {"1": 1, "accident": 1, "positive": 1, "crash": 1, "0": 0, "normal": 0, "negative": 0}
@@ -84,7 +85,7 @@ def read_clip_list(path: str | Path) -> list[ClipEntry]:
     if not path.is_file():
         raise UserError(f"clip list {path} does not exist; pass a text file of `clip_dir_or_video label [accident_frame]` lines")
     entries: list[ClipEntry] = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    for number, raw in enumerate(read_text_file(path, "clip list").splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue

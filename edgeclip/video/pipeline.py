@@ -13,7 +13,7 @@ import numpy as np
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
 from edgeclip.video import accident_demo as device
-from edgeclip.video.clips import LabelProtocol
+from edgeclip.video.clips import LabelProtocol, read_clip_lists
 from edgeclip.video.dataset import WindowDataset, build_dataset
 from edgeclip.video.features import FrameEncoder, load_encoder
 from edgeclip.video.heads import save_head
@@ -62,6 +62,7 @@ def train_video(clip_lists: list[str], encoder_spec: str, out_dir: str | Path, *
                             "arguments or start a new --out")
     elif resume and run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"--resume: {run_dir} holds no video run ({CONFIG_FILE} is missing); drop --resume")
+    read_clip_lists(clip_lists)  # a bad list fails now, not after the encoder loads (a proxy trains on first use)
     encoder = encoder or load_encoder(encoder_spec)
     dataset = build_dataset(clip_lists, encoder, sampling, protocol, fps=fps, progress=progress)
     run_dir.mkdir(parents=True, exist_ok=True)
