@@ -122,3 +122,37 @@ def test_teacher_columns_reorder_by_name() -> None:
     assert teacher_columns(["b", "a", "c"], ["a", "b", "c"]) == [1, 0, 2]
     with pytest.raises(UserError, match="does not predict every class"):
         teacher_columns(["a", "b"], ["a", "b", "c"])
+
+
+def test_bench_eval_data_matches_labels_by_name(tmp_path) -> None:
+    from edgeclip.bench.harness import check_eval_classes, load_eval_data
+
+    counts = _digit_folder(tmp_path / "words", list(DIGIT_WORDS))
+    pre = Preprocess(size=16)
+    data = load_eval_data(str(tmp_path / "words"), pre, class_names=list(DIGIT_WORDS))
+    assert np.bincount(data.labels, minlength=10).tolist() == [counts[w] for w in DIGIT_WORDS]
+    # an .npz that records its class names (as `edgeclip build` writes it) is matched by name too
+    np.savez(tmp_path / "e.npz", images=data.images, labels=data.labels, class_names=np.asarray(DIGIT_WORDS, dtype=str))
+    shuffled = list(reversed(DIGIT_WORDS))
+    again = load_eval_data(str(tmp_path / "e.npz"), pre, class_names=shuffled)
+    assert [shuffled[y] for y in again.labels] == [DIGIT_WORDS[y] for y in data.labels]
+    # checked before any measurement: a numeral folder against word classes fails at once, with the hint
+    _digit_folder(tmp_path / "numerals", [str(k) for k in range(10)])
+    manifests = [{"kind": "classifier", "class_names": list(DIGIT_WORDS)}]
+    with pytest.raises(UserError, match="--class-map"):
+        check_eval_classes(str(tmp_path / "numerals"), "test", manifests)
+    check_eval_classes(str(tmp_path / "numerals"), "test", manifests, {str(k): w for k, w in enumerate(DIGIT_WORDS)})
+
+
+def test_recipe_classname_map_names_the_classes_a_student_learns(tmp_path) -> None:
+    from edgeclip.config import DataConfig
+    from edgeclip.distill.data_setup import open_distill_data
+
+    _digit_folder(tmp_path / "numerals", [str(k) for k in range(10)])
+    folder = str(tmp_path / "numerals")
+    mapping = ",".join(f"{k}={w}" for k, w in enumerate(DIGIT_WORDS))
+    data = open_distill_data(DataConfig(train=folder, test=folder, classname_map=mapping), seed=0)
+    assert data.class_names == list(DIGIT_WORDS) and data.test.class_names == list(DIGIT_WORDS)
+    assert [data.test.class_names[y] for y in data.test.labels][:3] == ["zero", "one", "one"]
+    plain = open_distill_data(DataConfig(train=folder, test=folder), seed=0)
+    assert plain.class_names == [str(k) for k in range(10)]

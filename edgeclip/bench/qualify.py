@@ -75,7 +75,7 @@ def accuracy_flags(who: str, accuracy: float | None, base: dict[str, Any], sprea
     if accuracy is None or not base["images"]:
         return flags
     best = max(base["chance"], base["majority"])
-    which = "majority-class" if base["majority"] >= base["chance"] else "chance"
+    which = "majority-class" if base["majority"] > base["chance"] + 1e-9 else "chance"
     if accuracy <= best + baseline_margin(best, base["images"]):
         flags.append(f"{who} top-1 {accuracy:.1%} is not clear of the {which} baseline {best:.1%} by more than "
                      f"{baseline_margin(best, base['images']):.0%} ({base['majority_class']} is {base['majority']:.1%} of the "

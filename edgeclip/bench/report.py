@@ -51,6 +51,9 @@ class ReportRow:
     speedup: float | None = None  # speed-reference (teacher architecture) p50 / this row's p50, same backend+precision
     status: str = "ok"  # ok | failed: <reason> | skipped: <reason> | needs_target: <where>
     notes: str = ""
+    # Classifier rows evaluated on labelled data: baselines, prediction spread, per-class accuracy,
+    # confusion matrix and flags (bench/qualify.py, harness.row_quality). Absent in older reports.
+    quality: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

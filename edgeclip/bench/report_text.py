@@ -6,6 +6,7 @@ import math
 from typing import Any, Iterable
 
 from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.verdict import verdict_sentence
 
 
@@ -68,6 +69,7 @@ def render_markdown(report: Report) -> str:
             lines.append(f"- {other['row']}: not chosen — {other['why']}")
     lines += ["", "## Results", "", md_row(TABLE_HEADER), md_row(["---"] * len(TABLE_HEADER))]
     lines += [md_row(table_cells(row)) for row in report.rows]
+    lines += quality_markdown(report)
     if report.target is not None:
         lines += ["", f"## Budgets ({report.target.get('name')})", ""]
         if report.budget_results:

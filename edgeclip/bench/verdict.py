@@ -5,7 +5,10 @@ compress/build_variants.py). One is recommended when its status is ok, its parit
 budget of the target was measured on the target and held for it, and, for int8, it keeps the fp32
 decisions (≥ 99% top-1 agreement) and is faster than fp32 in its backend; among those the
 fastest (p50 at batch 1) wins. Every other candidate gets the reason it lost, so the report
-explains the choice (a faster artifact that failed parity, a budget it broke, ...).
+explains the choice (a faster artifact that failed parity, a budget it broke, ...). The verdict
+also carries `quality_warnings`: the flags of the chosen row's accuracy (near the chance or
+majority baseline, degenerate predictions, retention that means nothing — bench/qualify.py), so a
+fast artifact of a model that learned little is never recommended without saying so.
 """
 
 from __future__ import annotations
@@ -84,6 +87,9 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     if best is not None:
         verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
                        size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
+    # What the accuracy means: a fast artifact of a model that learned nothing must say so.
+    judged = best or next((r for r in candidates if r.quality), None)
+    verdict["quality_warnings"] = list((judged.quality or {}).get("flags", [])) if judged is not None else []
     return verdict
 
 
@@ -103,6 +109,10 @@ def verdict_sentence(verdict: dict[str, Any] | None) -> str:
         text = f"Ship {verdict['recommended']} on {target}: " + ", ".join(parts) + "."
     else:
         text = f"Nothing to ship on {target} yet: no artifact passed every check."
+    warnings = verdict.get("quality_warnings") or []
+    if warnings:
+        text += (" But its accuracy says little: " + "; ".join(warnings) + ". Check the data (classes, balance, "
+                 "input size/polarity) and the training before shipping it.")
     checks = verdict.get("failed_checks") or []
     if checks:
         text += f" {len(checks)} check(s) did not pass: " + "; ".join(checks) + "."

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--remote-python", default="python3", help="Python interpreter on the device (e.g. a venv's python)")
     parser.add_argument("--data", help="labelled evaluation data: dataset spec (digits, a folder) or .npz with images, labels[, teacher_logits]")
     parser.add_argument("--split", default="test", help="split of a dataset spec to evaluate on")
+    parser.add_argument("--class-map", default=None, metavar="MAP",
+                        help="folder name -> class name when the data's folders are named otherwise than the model's "
+                             "classes: 'a=b,c=d' or a YAML/JSON file (classes are matched by name)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N images only (0 = all)")
     parser.add_argument("--teacher-accuracy", type=float, help="teacher accuracy on the same data, for retention")
     parser.add_argument("--out", help="report directory (default: the run directory holding the artifacts)")
@@ -78,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.target) if args.target else None  # unknown target -> UserError before any work
     artifacts = [Path(a) for a in args.artifact]
     manifests = [read_manifest(a) for a in artifacts]  # missing / corrupt -> UserError
+    from edgeclip.bench.harness import check_eval_classes
+    from edgeclip.data.class_match import parse_class_map
+
+    class_map = parse_class_map(args.class_map)
+    check_eval_classes(args.data, args.split, manifests, class_map)  # class names by name, before any measurement
     out_dir = Path(args.out) if args.out else default_out_dir(artifacts)
     threads = args.threads if args.threads is not None else (target.threads if target else 0)
     notes = [f"latency: batch 1, {args.warmup} warm-up + up to {args.iterations} timed calls per backend, backends "
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         from edgeclip.bench.harness import bench_artifacts
 
         rows = bench_artifacts(artifacts, config, data=args.data, split=args.split, limit=args.limit,
-                               teacher_accuracy=args.teacher_accuracy)
+                               teacher_accuracy=args.teacher_accuracy, class_map=class_map)
         environment = collect_environment(threads)
 
     report = Report(rows, environment=environment, notes=notes)
@@ -144,7 +152,10 @@ def _data_npz(args: argparse.Namespace, manifests: list[dict], tmp: Path) -> Pat
     preprocessings = {str(sorted(m["preprocessing"].items())) for m in manifests}
     if len(preprocessings) != 1:
         raise UserError("the artifacts preprocess differently; bench them remotely one preprocessing at a time, or pass an .npz")
-    data = load_eval_data(args.data, Preprocess.from_dict(manifests[0]["preprocessing"]), split=args.split, limit=args.limit)
+    from edgeclip.data.class_match import parse_class_map
+
+    data = load_eval_data(args.data, Preprocess.from_dict(manifests[0]["preprocessing"]), split=args.split, limit=args.limit,
+                          class_names=manifests[0].get("class_names") or None, class_map=parse_class_map(args.class_map))
     path = tmp / "eval.npz"
     arrays = {"images": data.images, "labels": data.labels}
     if data.teacher_logits is not None:

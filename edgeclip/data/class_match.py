@@ -108,7 +108,7 @@ def mismatch_table(data_names: Sequence[str], model_names: Sequence[str]) -> str
             f"| in the model, not the data (missing): {', '.join(missing) or '-'} |")
 
 
-def _hint(data_names: Sequence[str], model_names: Sequence[str]) -> str:
+def class_hint(data_names: Sequence[str], model_names: Sequence[str]) -> str:
     if all(name.isdigit() for name in data_names) and not all(name.isdigit() for name in model_names):
         pairs = ",".join(f"{d}={m}" for d, m in zip(sorted(data_names, key=int), model_names))
         return (f"folder names must be the model's class words; rename the folders or pass --class-map "
@@ -131,7 +131,7 @@ def align_classes(dataset: ImageDataset, class_names: Sequence[str], class_map: 
     extra = [n for n in renamed.class_names if n not in model_names]
     if extra:
         raise UserError(f"{what} has classes {model} does not predict "
-                        f"{mismatch_table(renamed.class_names, model_names)}; {_hint(renamed.class_names, model_names)}")
+                        f"{mismatch_table(renamed.class_names, model_names)}; {class_hint(renamed.class_names, model_names)}")
     remap = [model_names.index(name) for name in renamed.class_names]
     return RelabelledDataset(renamed, model_names, remap, f"classes-of={len(model_names)}")
 
