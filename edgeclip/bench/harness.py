@@ -18,6 +18,7 @@ import numpy as np
 from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
 from edgeclip.bench.qualify import retention_flags
+from edgeclip.compress.int8_rule import REJECTED, REJECTED_NOTE
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.config import BenchConfig
 from edgeclip.errors import UserError
@@ -267,7 +268,11 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
         item.row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
     else:
         item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
-    if manifest.get("status", "ready") != "ready":
+    if manifest.get("status") == REJECTED:
+        # Measured like any artifact so the report shows what it would have given; the verdict never
+        # picks it (compress/int8_rule.py), and a failed parity still fails the row (parity_status).
+        item.row.notes = "; ".join(filter(None, [item.row.notes, REJECTED_NOTE + one_line(manifest.get("next_step") or "")]))
+    if manifest.get("status", "ready") not in ("ready", REJECTED):
         item.row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
     elif not backend_available(manifest["backend"]):
         item.row.status = _needs_target(manifest["backend"])

@@ -8,8 +8,9 @@ the fastest row that passed; compression plugs into exactly that:
   `<student>+pruned50` / `<student>+qat` in the report.
 - `int8_options`: how int8 artifacts are made (recipe `int8:`), with validation images for the
   sensitivity search taken from the train split and disjoint from the calibration sample.
-- `int8_problems` (used by the verdict): an int8 row loses when its top-1 agreement with its fp32
-  PyTorch model is below `INT8_AGREEMENT_BAR`, or when it is not faster than the fp32 row of the
+- `int8_problems` (used by the verdict): an int8 row loses when it was rejected at export or its
+  top-1 agreement with its fp32 PyTorch model fails the int8 rule (compress/int8_rule.py: below
+  `INT8_AGREEMENT_BAR` beyond sampling noise), or when it is not faster than the fp32 row of the
   same model in the same backend — so on a CPU where int8 is slower (onnxruntime on x86 without
   VNNI) the build keeps fp32 and says why.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-INT8_AGREEMENT_BAR = 0.99
+from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED_NOTE, agreement_problem  # noqa: F401 - re-exported
 
 
 def int8_options(recipe: Any, validation: np.ndarray | None) -> Any:
@@ -136,10 +137,12 @@ def int8_problems(rows: list[Any]) -> dict[int, str]:
     for row in rows:
         if row.role != "student" or row.precision != "int8" or not row.ok:
             continue
-        agreement = row.agreement_reference
-        if agreement is not None and agreement < INT8_AGREEMENT_BAR:
-            problems[id(row)] = (f"int8 changes decisions: top-1 agreement with its fp32 model {agreement:.4f} < "
-                                 f"{INT8_AGREEMENT_BAR} on the test images")
+        # The one int8 rule (compress/int8_rule.py): rejected at export, or below the bar on the test images.
+        rejected_at_export = next((part for part in row.notes.split("; ") if part.startswith(REJECTED_NOTE)), None)
+        count = (row.quality or {}).get("baselines", {}).get("images")
+        problem = rejected_at_export or agreement_problem(row.agreement_reference, count)
+        if problem:
+            problems[id(row)] = problem
             continue
         reference = fp32.get((row.name, row.backend)) or fp32.get((_base_name(row.name), row.backend))
         mine, theirs = (row.latency_ms or {}).get("p50"), (reference.latency_ms or {}).get("p50") if reference else None
