@@ -29,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "eval", help="accuracy, retention and agreement of a student vs its teacher; capacity-gap analysis",
         description=(
             "Evaluate a student checkpoint on the test split: top-1 of student and teacher on the same images, retention "
-            "(= student / teacher top-1), top-1 agreement with the teacher and the teacher's over-confidence p. "
+            "(= student / teacher top-1), top-1 agreement with the teacher and the teacher's over-confidence p, beside the "
+            "majority-class and chance baselines, the prediction spread, per-class accuracy and the confusion matrix; the "
+            "verdict flags numbers that mean little (near a baseline, degenerate predictions, retention of a near-chance "
+            "teacher). Data classes are matched to the model's by name (--class-map for folders named otherwise). "
             "With --analysis capacity-gap: distill one student from several teachers (or read finished --runs) and "
             "print + save the table (params, param gap, teacher top-1, p, student top-1, from-scratch baseline)."
         ),
