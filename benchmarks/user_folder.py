@@ -13,7 +13,8 @@ of the test images and a student that learns only "the big class" scores 57%, no
 
 Usage (the committed results came from exactly this, see "command" in the JSON):
     python benchmarks/user_folder.py --out benchmarks/results/user_folder
-Writes <out>.json, <out>.md and <out>_report.md (the bench report.md of the run).
+Writes <out>.json, <out>.md and <out>_report.md (the bench report.md of the run); `--render`
+re-writes <out>.md from <out>.json without running anything.
 """
 
 from __future__ import annotations
@@ -127,13 +128,19 @@ def to_markdown(result: dict) -> str:
               f"'{base.get('majority_class')}'), **chance {pct(base.get('chance'))}**. Accuracy only means something above both.",
               f"- Teacher top-1 {pct(ev.get('teacher_accuracy'))}; KD student {pct(ev.get('student_accuracy'))}; the same student "
               f"from scratch {pct(metrics.get('scratch_accuracy'))} (distill's own measurement on the same test images).",
-              f"- Retention {ev.get('retention') and round(ev['retention'], 3)}: student / teacher, meaningful only because "
-              "the teacher is clear of the majority baseline (else the eval verdict says so).",
+              f"- The CNN teacher on its clean training images after the BatchNorm re-estimation: train mode "
+              f"{pct(((result.get('teacher') or {}).get('training') or {}).get('train_mode_accuracy'))}, eval mode "
+              f"{pct(((result.get('teacher') or {}).get('training') or {}).get('eval_mode_accuracy'))} (the two agree: "
+              "what training measured is what evaluation sees).",
+              f"- Retention {ev.get('retention') and round(ev['retention'], 3)}: student / teacher — "
+              + ("flagged by the eval verdict below (a near-baseline teacher or a ratio above 1)."
+                 if any("retention" in f or "the teacher" in f for f in q.get("flags") or [])
+                 else "the teacher is clear of both baselines and the ratio is not above 1, so it measures what KD kept."),
               f"- Agreement with the teacher {pct(ev.get('agreement'))}, next to the student's prediction spread: "
               f"{(q.get('student_predictions') or {}).get('classes_predicted')} of 3 classes predicted, entropy "
               f"{(q.get('student_predictions') or {}).get('entropy_bits', 0):.2f} of "
               f"{(q.get('student_predictions') or {}).get('max_entropy_bits', 0):.2f} bits — constant predictions would show here.",
-              f"- Per-class accuracy of the student: " + ", ".join(f"{k} {pct(v)}" for k, v in (q.get('per_class_accuracy') or {}).items())
+              "- Per-class accuracy of the student: " + ", ".join(f"{k} {pct(v)}" for k, v in (q.get('per_class_accuracy') or {}).items())
               + " (the mean hides the small classes).",
               f"- int8 (`compress int8`, exit {result['steps']['compress_int8']['exit_code']}): artifact status "
               f"`{result['int8'].get('status')}`, parity top-1 agreement with fp32 "
@@ -154,8 +161,15 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/user_folder")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--work", default=None, help="keep the folder and run here (default: a temporary directory)")
+    parser.add_argument("--render", action="store_true", help="only re-write <out>.md from <out>.json (no run)")
     args = parser.parse_args()
     from edgeclip.bench.verdict import verdict_sentence
+
+    if args.render:
+        result = json.loads(Path(args.out).with_suffix(".json").read_text())
+        with atomic_path(Path(args.out).with_suffix(".md")) as tmp_file:
+            tmp_file.write_text(to_markdown(result))
+        return 0
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeclip-user-folder-") as tmp:

@@ -117,11 +117,17 @@ def run(args: argparse.Namespace) -> int:
             if row.role == "student" and row.backend not in target.backends:
                 row.notes = "; ".join(filter(None, [row.notes, f"{row.backend} is not a backend of target {target.name}"]))
         report.apply_target(target, measured_on_target=on_target)
+    from edgeclip.bench.verdict import compute_verdict, verdict_sentence
+
+    report.fill_retention()
+    # What to ship among the benched artifacts, and what their accuracy means (quality warnings).
+    report.verdict = compute_verdict(report)
     paths = write_report(report, out_dir)
 
     print(console_table(report))
     for result in report.budget_results:
         print("budget " + BudgetResult(**{k: result[k] for k in ("name", "limit", "measured", "passed", "row")}).describe())
+    print(verdict_sentence(report.verdict))
     print(f"report: {paths['json']} (+ report.md, report.html)")
     failed_rows = [r for r in report.rows if r.status.startswith("failed")]
     if failed_rows or report.failed_budgets:
