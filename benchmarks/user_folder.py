@@ -128,6 +128,11 @@ def to_markdown(result: dict) -> str:
               f"'{base.get('majority_class')}'), **chance {pct(base.get('chance'))}**. Accuracy only means something above both.",
               f"- Teacher top-1 {pct(ev.get('teacher_accuracy'))}; KD student {pct(ev.get('student_accuracy'))}; the same student "
               f"from scratch {pct(metrics.get('scratch_accuracy'))} (distill's own measurement on the same test images).",
+              f"- KD vs scratch: {(metrics.get('kd_gain') or 0) * 100:+.1f} points"
+              + (" — both within a few points of the majority baseline: at this CPU budget neither student learned much "
+                 "beyond predicting the big class, so the KD gain says nothing either way."
+                 if max(metrics.get('student_accuracy') or 0, metrics.get('scratch_accuracy') or 0)
+                 <= (base.get('majority') or 0) + 0.05 else "."),
               f"- The CNN teacher on its clean training images after the BatchNorm re-estimation: train mode "
               f"{pct(((result.get('teacher') or {}).get('training') or {}).get('train_mode_accuracy'))}, eval mode "
               f"{pct(((result.get('teacher') or {}).get('training') or {}).get('eval_mode_accuracy'))} (the two agree: "
