@@ -82,3 +82,16 @@ def test_agreement_with_a_constant_reference_is_flagged() -> None:
     quality = row_quality(labels, constant, NAMES, constant)
     assert any("agreement with the PyTorch model is trivially high" in f for f in quality["flags"])
     assert quality["predictions"]["entropy_bits"] == 0.0 and quality["predictions"]["top_class_share"] == 1.0
+
+
+def test_a_rejected_int8_row_says_so_in_the_table_and_loses_the_verdict() -> None:
+    from edgeclip.bench.report_text import table_cells
+    from edgeclip.compress.int8_rule import REJECTED_NOTE
+
+    fp32 = ReportRow(name="s", role="student", backend="onnx", precision="fp32", latency_ms={"p50": 2.0, "p90": 2.0, "p99": 2.0})
+    int8 = ReportRow(name="s", role="student", backend="onnx", precision="int8", latency_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0},
+                     agreement_reference=1.0, notes=REJECTED_NOTE + "int8 changes decisions: 0.9688 < 0.99")
+    verdict = compute_verdict(Report(rows=[fp32, int8]))
+    assert verdict["recommended"] == "s [onnx-fp32]"
+    assert {o["row"]: o["why"] for o in verdict["others"]}["s [onnx-int8]"].startswith("rejected at export: int8 changes")
+    assert table_cells(int8)[-1] == "ok (rejected at export: never shipped)" and table_cells(fp32)[-1] == "ok"

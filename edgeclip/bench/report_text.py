@@ -45,7 +45,14 @@ def table_cells(row: ReportRow) -> list[str]:
             fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
             fmt(latency.get("p99"), ".2f"), fmt(row.speedup, ".1f") + ("x" if row.speedup else ""), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
             fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
-            fmt(row.agreement_reference, ".3f"), row.status]
+            fmt(row.agreement_reference, ".3f"), _status_text(row)]
+
+
+def _status_text(row: ReportRow) -> str:
+    """The row's status; a measured artifact that export rejected (compress/int8_rule.py) says so."""
+    from edgeclip.compress.int8_rule import REJECTED_NOTE
+
+    return f"{row.status} (rejected at export: never shipped)" if REJECTED_NOTE in row.notes else row.status
 
 
 def describe_environment(env: dict[str, Any]) -> list[str]:
