@@ -14,7 +14,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: busy-waiting OpenMP threads collapse training
 

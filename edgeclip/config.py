@@ -60,7 +60,9 @@ class DataConfig:
     shots: int = 0  # k images per class from the train split; 0 = all
     skip_corrupt: bool = False
     templates: str = "digits"  # prompt template set for the zero-shot head
-    classname_map: str = ""  # optional YAML/JSON map of class name → disambiguated name
+    # Folder name → class name (also the prompt name), for folders named otherwise than the classes:
+    # a YAML/JSON file or 'a=b,c=d' (e.g. 0=zero,1=one); data/class_match.py. Eval/bench take --class-map.
+    classname_map: str = ""
     # Image–caption pairs for dual-encoder distillation (distillclip): digits[:K] (train split +
     # caption templates), a path,caption CSV, or webdataset shards (.tar, {a..b} pattern, folder).
     pairs: str = "digits"

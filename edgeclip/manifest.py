@@ -91,7 +91,8 @@ class Artifact:
 
     @property
     def ok(self) -> bool:
-        return self.parity_passed is not False
+        """False when parity failed or the artifact was rejected (compress/int8_rule.py)."""
+        return self.parity_passed is not False and self.status != "rejected"
 
     def summary(self) -> str:
         parity = self.parity

@@ -86,3 +86,39 @@ def test_build_rows_per_tower_and_fused_classifier(teacher_file, tmp_path, capsy
     assert (out / "artifacts" / "onnx-fp32-text" / "tokenizer.json").is_file()
     text_parity = json.loads((out / "artifacts" / "onnx-fp32-text" / "manifest.json").read_text())["parity"]
     assert text_parity.get("passed") is True, text_parity  # ran on real prompt tokens (RealInputs.tokens), not skipped
+
+
+def _shift_folder(root, names) -> None:
+    from edgeclip.data import open_image_dataset
+
+    digits = open_image_dataset("digits", "test")
+    for label, name in enumerate(names):
+        (root / name).mkdir(parents=True)
+        for i in [i for i, y in enumerate(digits.labels) if y == label][:2]:
+            digits.load(i).save(root / name / f"{i}.png")
+
+
+def test_eval_rejects_bad_shift_folder_before_any_work(run_dir, tmp_path, monkeypatch, capsys) -> None:
+    from edgeclip.teacher import ClipTeacher
+
+    _shift_folder(tmp_path / "numerals", [str(k) for k in range(10)])
+    monkeypatch.setattr(ClipTeacher, "load", classmethod(lambda cls, spec: pytest.fail("the teacher loaded before the check")))
+    code = main(["eval", "--model", str(run_dir / "student"), "--suite", "zero-shot,shift", "--shift-data",
+                 str(tmp_path / "numerals"), "--latency-backends", "none", "--out", str(tmp_path / "e"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "shift folder" in err and "--class-map" in err and not (tmp_path / "e").exists()
+
+
+def test_shift_mean_covers_built_in_shifts_only(run_dir, tmp_path, capsys) -> None:
+    from edgeclip.data import DIGIT_WORDS
+
+    _shift_folder(tmp_path / "words", list(DIGIT_WORDS))
+    assert main(["eval", "--model", str(run_dir / "student"), "--suite", "shift", "--shift-data", str(tmp_path / "words"),
+                 "--latency-backends", "none", "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "e" / "eval.json").read_text())
+    rows, details = report["suite"]["rows"], report["suite"]["details"]["shift"]
+    built_in = [n for n, d in details.items() if d["source"] == "built-in"]
+    assert len(built_in) == 6 and details["folder:words"]["source"] == "user"
+    for role in ("teacher", "student"):
+        assert rows["shift mean top-1"][role] == pytest.approx(sum(rows[f"shift {n} top-1"][role] for n in built_in) / 6)
+    assert "never averaged in" in (tmp_path / "e" / "eval.md").read_text()

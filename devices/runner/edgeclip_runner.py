@@ -395,7 +395,9 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
     if failure:  # whatever else it is, an artifact that does not match PyTorch is not deployable
         row["status"] = failure
         return row
-    if manifest.get("status", "ready") != "ready":  # e.g. a TensorRT artifact whose engine is not built yet
+    # e.g. a TensorRT artifact whose engine is not built yet; a `rejected` int8 (below the agreement
+    # bar at export) is still measured: the host's verdict never picks it
+    if manifest.get("status", "ready") not in ("ready", "rejected"):
         row["status"] = f"needs_target: {manifest.get('next_step') or manifest['status']}"
         return row
     try:

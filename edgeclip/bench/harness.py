@@ -17,6 +17,8 @@ import numpy as np
 
 from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
+from edgeclip.bench.qualify import retention_flags
+from edgeclip.compress.int8_rule import REJECTED, REJECTED_NOTE
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.config import BenchConfig
 from edgeclip.errors import UserError
@@ -128,9 +130,14 @@ class EvalData:
     source: str = ""
 
 
-def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", limit: int = 0) -> EvalData:
-    """Labelled evaluation images: an .npz (images, labels[, teacher_logits]) or a dataset spec
-    (`digits`, a folder) preprocessed with the artifact's own preprocessing."""
+def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", limit: int = 0,
+                   class_names: Sequence[str] | None = None, class_map: Mapping[str, str] | None = None) -> EvalData:
+    """Labelled evaluation images: an .npz (images, labels[, teacher_logits][, class_names]) or a
+    dataset spec (`digits`, a folder) preprocessed with the artifact's own preprocessing.
+
+    With `class_names` (the model's, in its output order) labels are matched to them by name: a
+    folder's classes are sorted alphabetically, the model's are in training order (data/class_match.py).
+    """
     path = Path(spec)
     if path.suffix == ".npz":
         from edgeclip.io_utils import load_npz
@@ -146,18 +153,56 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
             raise UserError(f"{path}: images must be numeric (N,C,H,W) and labels N integers, got images "
                             f"{images.dtype}{list(images.shape)} and labels {labels.dtype}{list(labels.shape)}; "
                             "save preprocessed images with np.savez")
-        data = EvalData(images.astype(np.float32), labels.astype(np.int64), npz.get("teacher_logits"), str(path))
+        labels = labels.astype(np.int64)
+        if class_names is not None and "class_names" in npz:
+            labels = _labels_by_name(labels, [str(n) for n in npz["class_names"]], class_names, class_map, str(path))
+        data = EvalData(images.astype(np.float32), labels, npz.get("teacher_logits"), str(path))
     else:
-        from edgeclip.data import open_image_dataset
+        dataset = open_eval_dataset(spec, split, class_names, class_map)
         from edgeclip.data.sampling import sample_images
 
-        dataset = open_image_dataset(str(spec), split)
         data = EvalData(sample_images(dataset, preprocess, 0), np.asarray(dataset.labels, np.int64),
                         source=f"{spec} ({split} split)")
     if limit and limit < len(data.labels):
         data = EvalData(data.images[:limit], data.labels[:limit],
                         None if data.teacher_logits is None else data.teacher_logits[:limit], data.source)
     return data
+
+
+def open_eval_dataset(spec: str | Path, split: str, class_names: Sequence[str] | None,
+                      class_map: Mapping[str, str] | None = None) -> Any:
+    """The dataset behind `--data`, its labels matched by name to `class_names` (when given)."""
+    from edgeclip.data import open_image_dataset
+    from edgeclip.data.class_match import align_classes
+
+    dataset = open_image_dataset(str(spec), split)
+    if class_names is None:
+        return dataset
+    return align_classes(dataset, class_names, class_map, what=f"evaluation data {spec}", model="the artifact")
+
+
+def check_eval_classes(spec: str | Path | None, split: str, manifests: Sequence[dict[str, Any]],
+                       class_map: Mapping[str, str] | None = None) -> None:
+    """Before any measurement: every classifier artifact's classes must cover the data's (by name)."""
+    from edgeclip.students.spec import LOGIT_KINDS
+
+    if spec is None or Path(spec).suffix == ".npz":
+        return
+    for names in {tuple(m.get("class_names") or ()) for m in manifests if m.get("kind") in LOGIT_KINDS}:
+        if names:
+            open_eval_dataset(spec, split, list(names), class_map)
+
+
+def _labels_by_name(labels: np.ndarray, data_names: list[str], class_names: Sequence[str],
+                    class_map: Mapping[str, str] | None, source: str) -> np.ndarray:
+    from edgeclip.data.class_match import class_hint, mismatch_table
+
+    renamed = [(class_map or {}).get(n, n) for n in data_names]
+    extra = [n for n in renamed if n not in list(class_names)]
+    if extra:
+        raise UserError(f"evaluation data {source} has classes the artifact does not predict "
+                        f"{mismatch_table(renamed, class_names)}; {class_hint(renamed, class_names)}")
+    return np.asarray([list(class_names).index(renamed[y]) for y in labels], dtype=np.int64)
 
 
 @dataclass
@@ -246,7 +291,11 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
         item.row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
     else:
         item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
-    if manifest.get("status", "ready") != "ready":
+    if manifest.get("status") == REJECTED:
+        # Measured like any artifact so the report shows what it would have given; the verdict never
+        # picks it (compress/int8_rule.py), and a failed parity still fails the row (parity_status).
+        item.row.notes = "; ".join(filter(None, [item.row.notes, REJECTED_NOTE + one_line(manifest.get("next_step") or "")]))
+    if manifest.get("status", "ready") not in ("ready", REJECTED):
         item.row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
     elif not backend_available(manifest["backend"]):
         item.row.status = _needs_target(manifest["backend"])
@@ -270,7 +319,7 @@ def parity_status(manifest: dict[str, Any], status: str) -> str:
 def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | None = None, *,
                     data: str | Path | None = None, split: str = "test", limit: int = 0,
                     teacher_accuracy: float | None = None, teacher_row: ReportRow | None = None,
-                    models: Mapping[str, Any] | None = None) -> list[ReportRow]:
+                    models: Mapping[str, Any] | None = None, class_map: Mapping[str, str] | None = None) -> list[ReportRow]:
     """Benchmark exported artifacts on this machine into report rows.
 
     Missing/corrupt artifacts raise UserError (via the runtimes). A backend this machine cannot
@@ -306,7 +355,7 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
 
     teacher = None
     if data is not None:
-        teacher = _evaluate_items(items, data, split, limit, teacher_accuracy, teacher_row)
+        teacher = _evaluate_items(items, data, split, limit, teacher_accuracy, teacher_row, class_map)
     for item in artifacts:
         item.row.status = parity_status(item.manifest, item.row.status)
     return ([teacher] if teacher else []) + [item.row for item in items]
@@ -328,7 +377,8 @@ def _guarded(row: ReportRow, measure: Callable[[], Any]) -> Any:
 
 
 def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit: int,
-                    teacher_accuracy: float | None, teacher_row: ReportRow | None) -> ReportRow | None:
+                    teacher_accuracy: float | None, teacher_row: ReportRow | None,
+                    class_map: Mapping[str, str] | None = None) -> ReportRow | None:
     """Accuracy / agreement for classifier rows (references come first in `items`, so artifacts can
     agree with them); returns the teacher row when a teacher accuracy is known."""
     from edgeclip.data.preprocess import Preprocess
@@ -344,9 +394,11 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
             item.row.notes = "; ".join(filter(None, [item.row.notes, "accuracy needs a classifier; embeddings not scored"]))
             continue
         preprocessing = item.manifest["preprocessing"]
-        cache_key = json.dumps(preprocessing, sort_keys=True)
+        class_names = item.manifest.get("class_names") or None
+        cache_key = json.dumps([preprocessing, class_names], sort_keys=True)
         if cache_key not in cache:
-            cache[cache_key] = load_eval_data(data, Preprocess.from_dict(preprocessing), split=split, limit=limit)
+            cache[cache_key] = load_eval_data(data, Preprocess.from_dict(preprocessing), split=split, limit=limit,
+                                              class_names=class_names, class_map=class_map)
         eval_data = cache[cache_key]
         teacher_logits = eval_data.teacher_logits if eval_data.teacher_logits is not None else teacher_logits
         reference = logits.get(id(item.reference)) if item.reference is not None else None
@@ -357,6 +409,7 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
         logits[id(item)] = result["logits"]
         item.row.accuracy, item.row.agreement_teacher = result["accuracy"], result["agreement_teacher"]
         item.row.agreement_reference = result["agreement_reference"] if item.directory is not None else None
+        item.row.quality = row_quality(eval_data.labels, result["logits"], class_names, reference)
     source = "given by the caller (--teacher-accuracy)"
     if teacher_row is not None and teacher_row.accuracy is not None:
         teacher_accuracy = teacher_row.accuracy
@@ -370,4 +423,29 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
     for item in items:
         if item.row.accuracy is not None:
             item.row.retention = retention(item.row.accuracy, teacher_accuracy)
+            if item.row.quality is not None:
+                item.row.quality["flags"] += retention_flags(teacher_accuracy, item.row.retention, item.row.quality["baselines"])
     return teacher
+
+
+def row_quality(labels: np.ndarray, logits: np.ndarray, class_names: Sequence[str] | None,
+                reference_logits: np.ndarray | None) -> dict[str, Any]:
+    """A classifier row's qualifiers (bench/qualify.py): baselines, prediction spread, per-class
+    accuracy, confusion matrix, and flags — including agreement made trivial by constant predictions."""
+    from edgeclip.bench.qualify import (
+        DEGENERATE_SHARE, accuracy_flags, baselines, confusion, per_class_accuracy, prediction_spread,
+    )
+
+    names = list(class_names or [str(k) for k in range(np.asarray(logits).shape[1])])
+    predicted = np.asarray(logits).argmax(axis=1)
+    base = baselines(labels, names)
+    spread = prediction_spread(predicted, names)
+    matrix = confusion(labels, predicted, len(names))
+    flags = accuracy_flags("this model", top1_accuracy(logits, labels), base, spread)
+    if reference_logits is not None:
+        ref_spread = prediction_spread(np.asarray(reference_logits).argmax(axis=1), names)
+        if ref_spread["top_class_share"] >= DEGENERATE_SHARE and base["majority"] < DEGENERATE_SHARE:
+            flags.append(f"its agreement with the PyTorch model is trivially high: that model predicts "
+                         f"'{ref_spread['top_class']}' for {ref_spread['top_class_share']:.0%} of the images")
+    return {"baselines": base, "predictions": spread, "per_class_accuracy": per_class_accuracy(matrix, names),
+            "class_names": names, "confusion": matrix, "flags": flags}

@@ -62,6 +62,9 @@ class ReportRow:
     def on_build_host(self) -> bool:
         """Its timings are the build host's, not the target's (so no device decision may rest on them)."""
         return self.measured_on == BUILD_HOST
+    # Classifier rows evaluated on labelled data: baselines, prediction spread, per-class accuracy,
+    # confusion matrix and flags (bench/qualify.py, harness.row_quality). Absent in older reports.
+    quality: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

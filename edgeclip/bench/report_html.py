@@ -8,6 +8,7 @@ import io
 import math
 
 from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_quality import quality_html
 from edgeclip.bench.report_text import TABLE_HEADER, build_host_caveat, describe_environment, fmt, table_cells
 from edgeclip.bench.verdict import verdict_sentence
 
@@ -129,6 +130,7 @@ def render_html(report: Report) -> str:
         parts.append(f"<figure><img alt='accuracy vs latency scatter plot' src='data:image/png;base64,{encoded}'>"
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
 
+    parts += quality_html(report)
     if report.target is not None:
         parts.append(f"<h2>Budgets ({esc(str(report.target.get('name')))})</h2>")
         if report.budget_results:

@@ -33,9 +33,10 @@ _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "accuracy": (_is_number, True), "retention": (_is_number, True), "agreement_teacher": (_is_number, True),
     "agreement_reference": (_is_number, True), "speedup": (_is_number, True), "status": (str, False), "notes": (str, False),
     "measured_on": (str, True),
+    "quality": (dict, True),
 }
 # Fields added after schema version 2 was written: reports from before them still validate.
-_OPTIONAL_ROW_FIELDS = frozenset({"measured_on"})
+_OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality"})
 _BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
     "passed": (bool, True), "status": (str, False),

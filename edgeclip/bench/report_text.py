@@ -6,6 +6,7 @@ import math
 from typing import Any, Iterable
 
 from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.verdict import verdict_sentence
 
 
@@ -51,7 +52,7 @@ def table_cells(row: ReportRow) -> list[str]:
             fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
             fmt(latency.get("p99"), ".2f"), _speedup_cell(row), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
             fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
-            fmt(row.agreement_reference, ".3f"), row.measured_on or "-", row.status]
+            fmt(row.agreement_reference, ".3f"), row.measured_on or "-", _status_text(row)]
 
 
 def build_host_caveat(report: Report) -> str | None:
@@ -63,6 +64,13 @@ def build_host_caveat(report: Report) -> str | None:
     return (f"Rows timed on \"build host, not the target\" were measured on {cpu}, not on {target}: their "
             f"latency, img/s, memory and × teacher are that machine's (fp16 there is emulated on a CPU) and "
             f"decide nothing for {target}; measure on the device with --remote.")
+
+
+def _status_text(row: ReportRow) -> str:
+    """The row's status; a measured artifact that export rejected (compress/int8_rule.py) says so."""
+    from edgeclip.compress.int8_rule import REJECTED_NOTE
+
+    return f"{row.status} (rejected at export: never shipped)" if REJECTED_NOTE in row.notes else row.status
 
 
 def describe_environment(env: dict[str, Any]) -> list[str]:
@@ -91,6 +99,7 @@ def render_markdown(report: Report) -> str:
     caveat = build_host_caveat(report)
     if caveat:
         lines += ["", f"**{caveat}**"]
+    lines += quality_markdown(report)
     if report.target is not None:
         lines += ["", f"## Budgets ({report.target.get('name')})", ""]
         if report.budget_results:

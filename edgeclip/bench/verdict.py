@@ -11,6 +11,9 @@ and candidates within TIE_MARGIN of it (median over the interleaved rounds) tie:
 then the smaller wins, so machine load does not flip the choice between runs. Every other candidate
 gets the reason it lost, so the report explains the choice (a faster artifact that failed parity, a
 budget it broke, ...).
+The verdict also carries `quality_warnings`: the flags of the chosen row's accuracy (near the chance or
+majority baseline, degenerate predictions, retention that means nothing — bench/qualify.py), so a
+fast artifact of a model that learned little is never recommended without saying so.
 """
 
 from __future__ import annotations
@@ -125,6 +128,9 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     if best is not None:
         verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
                        size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
+    # What the accuracy means: a fast artifact of a model that learned nothing must say so.
+    judged = best or next((r for r in candidates if r.quality), None)
+    verdict["quality_warnings"] = list((judged.quality or {}).get("flags", [])) if judged is not None else []
     return verdict
 
 
@@ -144,6 +150,10 @@ def verdict_sentence(verdict: dict[str, Any] | None) -> str:
         text = f"Ship {verdict['recommended']} on {target}: " + ", ".join(parts) + "."
     else:
         text = f"Nothing to ship on {target} yet: no artifact passed every check."
+    warnings = verdict.get("quality_warnings") or []
+    if warnings:
+        text += (" But its accuracy says little: " + "; ".join(warnings) + ". Check the data (classes, balance, "
+                 "input size/polarity) and the training before shipping it.")
     checks = verdict.get("failed_checks") or []
     if checks:
         text += f" {len(checks)} check(s) did not pass: " + "; ".join(checks) + "."

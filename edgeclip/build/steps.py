@@ -85,7 +85,8 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     keep = sample_indices(len(data.test), recipe.bench.accuracy_samples, recipe.seed)
     eval_path = plan.run_dir / "eval_data.npz"
     np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0),
-             labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep])
+             labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep],
+             class_names=np.asarray(data.test.class_names, dtype=str))  # labels are matched to each artifact by name
     from edgeclip.compress.build_variants import validation_images
 
     return RealInputs(calibration, parity, eval_path, validation_images(recipe, data.train, preprocess))

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--remote-python", default="python3", help="Python interpreter on the device (e.g. a venv's python)")
     parser.add_argument("--data", help="labelled evaluation data: dataset spec (digits, a folder) or .npz with images, labels[, teacher_logits]")
     parser.add_argument("--split", default="test", help="split of a dataset spec to evaluate on")
+    parser.add_argument("--class-map", default=None, metavar="MAP",
+                        help="folder name -> class name when the data's folders are named otherwise than the model's "
+                             "classes: 'a=b,c=d' or a YAML/JSON file (classes are matched by name)")
     parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N images only (0 = all)")
     parser.add_argument("--teacher-accuracy", type=float, help="teacher accuracy on the same data, for retention")
     parser.add_argument("--out", help="report directory (default: the run directory holding the artifacts)")
@@ -83,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
     for artifact, manifest in zip(artifacts, manifests):  # the row's label must be what the model is
         check_model_precision(artifact, manifest)
+    from edgeclip.bench.harness import check_eval_classes
+    from edgeclip.data.class_match import parse_class_map
+
+    class_map = parse_class_map(args.class_map)
+    check_eval_classes(args.data, args.split, manifests, class_map)  # class names by name, before any measurement
     out_dir = check_output_dir(args.out) if args.out else check_output_dir(default_out_dir(artifacts), "report directory")
     threads = args.threads if args.threads is not None else (target.threads if target else 0)
     notes = [f"latency: batch 1, {args.warmup} warm-up + up to {args.iterations} timed calls per backend, backends "
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         from edgeclip.bench.harness import bench_artifacts
 
         rows = bench_artifacts(artifacts, config, data=args.data, split=args.split, limit=args.limit,
-                               teacher_accuracy=args.teacher_accuracy)
+                               teacher_accuracy=args.teacher_accuracy, class_map=class_map)
         environment = collect_environment(threads)
 
     report = Report(rows, environment=environment, notes=notes)
@@ -114,11 +122,17 @@ def run(args: argparse.Namespace) -> int:
             if row.role == "student" and row.backend not in target.backends:
                 row.notes = "; ".join(filter(None, [row.notes, f"{row.backend} is not a backend of target {target.name}"]))
         report.apply_target(target, measured_on_target=on_target)
+    from edgeclip.bench.verdict import compute_verdict, verdict_sentence
+
+    report.fill_retention()
+    # What to ship among the benched artifacts, and what their accuracy means (quality warnings).
+    report.verdict = compute_verdict(report)
     paths = write_report(report, out_dir)
 
     print(console_table(report))
     for result in report.budget_results:
         print("budget " + BudgetResult(**{k: result[k] for k in ("name", "limit", "measured", "passed", "row")}).describe())
+    print(verdict_sentence(report.verdict))
     print(f"report: {paths['json']} (+ report.md, report.html)")
     failed_rows = [r for r in report.rows if r.status.startswith("failed")]
     if failed_rows or report.failed_budgets:
@@ -149,7 +163,10 @@ def _data_npz(args: argparse.Namespace, manifests: list[dict], tmp: Path) -> Pat
     preprocessings = {str(sorted(m["preprocessing"].items())) for m in manifests}
     if len(preprocessings) != 1:
         raise UserError("the artifacts preprocess differently; bench them remotely one preprocessing at a time, or pass an .npz")
-    data = load_eval_data(args.data, Preprocess.from_dict(manifests[0]["preprocessing"]), split=args.split, limit=args.limit)
+    from edgeclip.data.class_match import parse_class_map
+
+    data = load_eval_data(args.data, Preprocess.from_dict(manifests[0]["preprocessing"]), split=args.split, limit=args.limit,
+                          class_names=manifests[0].get("class_names") or None, class_map=parse_class_map(args.class_map))
     path = tmp / "eval.npz"
     arrays = {"images": data.images, "labels": data.labels}
     if data.teacher_logits is not None:

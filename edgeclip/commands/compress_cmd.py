@@ -105,7 +105,12 @@ def _register_int8(actions: argparse._SubParsersAction) -> None:
                         description=("Export an int8 artifact with the auto int8 pipeline: this CPU's weight type, the chosen "
                                      "calibration, per-layer sensitivity → the fewest layers in float that keep top-1 agreement "
                                      "with fp32 at the target on validation images (train split, not calibration, not test), "
-                                     "and fp32 vs int8 timed on this CPU. Exit 1 when parity fails or int8 is not faster."),
+                                     "and fp32 vs int8 timed on this CPU. The int8 rule (same as export and build): int8 is "
+                                     "kept only when its top-1 agreement with fp32 on the held-out parity images is at "
+                                     "least 0.99 (rejected when below it beyond sampling noise: 95 percent upper bound < 0.99). "
+                                     "Exit 1 when int8 is rejected (its artifact is written with status: rejected, never "
+                                     "ready, and the fp32 command to ship instead is printed), when parity fails, or when "
+                                     "int8 is not faster here."),
                         examples=INT8_EXAMPLES)
     parser.add_argument("--model", required=True, help="student checkpoint directory")
     parser.add_argument("--backend", default="onnx", help="onnx | openvino | tensorrt")
@@ -221,4 +226,7 @@ def run_int8(args: argparse.Namespace) -> int:
               f"(int8/fp32 {speed['int8_over_fp32']:.2f}, median of {speed.get('rounds', 1)} interleaved rounds)"
               f"{'' if speed['int8_faster'] else ' — int8 is not at least ' + format(speed.get('min_gain', 0), '.0%') + ' faster: keep fp32 here'}")
     print(f"parity on {len(parity)} real test images: {artifact.summary()}")
+    if artifact.status == "rejected":
+        print(f"edgeclip compress int8: int8 rejected — {artifact.manifest.get('next_step')}")
+        return 1
     return 0 if artifact.ok and speed.get("int8_faster", True) else 1

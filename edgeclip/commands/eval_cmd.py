@@ -12,6 +12,7 @@ from edgeclip.errors import UserError
 EXAMPLES = """
   edgeclip eval --model runs/<id>/student                      # teacher = runs/<id>/teacher, data = digits
   edgeclip eval --model runs/<id>/student --data my_images/ --teacher runs/<id>/teacher
+  edgeclip eval --model runs/<id>/student --data digit_folders/ --class-map 0=zero,1=one,2=two,3=three,4=four,5=five,6=six,7=seven,8=eight,9=nine
   edgeclip eval --model runs/<id>/student --teacher proxy-digits   # raw zero-shot CLIP as the reference
   edgeclip eval --analysis capacity-gap --recipe digits-kd --student resnet18_w8 \\
       --teacher proxy-digits --teacher cnn:resnet18@0.5 --teacher cnn:resnet34@0.5
@@ -28,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers, "eval", help="accuracy, retention and agreement of a student vs its teacher; capacity-gap analysis",
         description=(
             "Evaluate a student checkpoint on the test split: top-1 of student and teacher on the same images, retention "
-            "(= student / teacher top-1), top-1 agreement with the teacher and the teacher's over-confidence p. "
+            "(= student / teacher top-1), top-1 agreement with the teacher and the teacher's over-confidence p, beside the "
+            "majority-class and chance baselines, the prediction spread, per-class accuracy and the confusion matrix; the "
+            "verdict flags numbers that mean little (near a baseline, degenerate predictions, retention of a near-chance "
+            "teacher). Data classes are matched to the model's by name (--class-map for folders named otherwise). "
             "With --analysis capacity-gap: distill one student from several teachers (or read finished --runs) and "
             "print + save the table (params, param gap, teacher top-1, p, student top-1, from-scratch baseline)."
         ),
@@ -37,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_recipe_arguments(parser)
     parser.add_argument("--model", default=None, help="student checkpoint directory (runs/<id>/student)")
     parser.add_argument("--data", default=None, help="test data spec; None = the recipe's data.test")
+    parser.add_argument("--class-map", default=None, metavar="MAP",
+                        help="folder name -> model class name, when they differ: 'a=b,c=d' (e.g. 0=zero,1=one) or a "
+                             "YAML/JSON file; None = the recipe's data.classname_map. Classes are matched by name.")
     parser.add_argument("--teacher", action="append", default=[],
                         help="teacher: a saved teacher dir, cnn:ARCH:/dir, or a CLIP spec (zero-shot); repeat for capacity-gap")
     parser.add_argument("--analysis", choices=ANALYSES, default=None, help="run an analysis instead of a single evaluation")
@@ -98,7 +105,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from edgeclip.data import open_image_dataset
     from edgeclip.distill.augment import eval_view
     from edgeclip.distill.classifier_kd import evaluate_logits
-    from edgeclip.distill.teachers import check_teacher_classes
+    from edgeclip.bench.qualify import qualify_predictions
+    from edgeclip.data.class_match import align_classes, parse_class_map, teacher_columns
     from edgeclip.distill.trainer import predict_logits
     from edgeclip.io_utils import atomic_path, write_json
     from edgeclip.students.checkpoint import load_checkpoint
@@ -115,28 +123,33 @@ def _evaluate(args: argparse.Namespace) -> int:
     if spec.kind != "classifier":
         raise UserError(f"{model_dir} is a {spec.kind}; edgeclip eval compares classifiers (use `edgeclip bench` for encoders)")
     data_spec = args.data or spec.extra.get("data") or recipe.data.test
-    test = open_image_dataset(data_spec, "test", skip_corrupt=recipe.data.skip_corrupt)
-    if list(spec.class_names) != list(test.class_names):
-        raise UserError(f"student {model_dir} predicts {spec.num_classes} classes {spec.class_names[:5]}... but {data_spec} has "
-                        f"{test.num_classes} {test.class_names[:5]}...; evaluate on data with the classes it was trained on")
+    class_map = parse_class_map(args.class_map if args.class_map is not None else recipe.data.classname_map)
+    # Matched by name: a folder's classes are sorted alphabetically, the model's are in training order.
+    test = align_classes(open_image_dataset(data_spec, "test", skip_corrupt=recipe.data.skip_corrupt), spec.class_names,
+                         class_map, what=f"data {data_spec}", model=f"student {model_dir}")
     teachers = args.teacher or ([str(model_dir.parent / "teacher")] if (model_dir.parent / "teacher").is_dir() else [])
     if len(teachers) > 1:
         raise UserError("edgeclip eval takes one --teacher (several teachers: --analysis capacity-gap)")
     teacher = _open_eval_teacher(teachers[0], test, recipe, spec.preprocess) if teachers else None
-    if teacher is not None:
-        check_teacher_classes(teacher, test.class_names)
+    columns = teacher_columns(teacher.class_names, spec.class_names, teacher.name) if teacher is not None else None
 
     student_logits = predict_logits(model, eval_view(test, spec.preprocess))
     gamma = args.gamma if args.gamma is not None else recipe.distill.overconfidence_gamma
     labels = list(test.labels)
+    teacher_predicted = None
     if teacher is not None:
-        metrics: dict[str, Any] = evaluate_logits(teacher.logits(test).float(), student_logits, labels, gamma)
+        teacher_logits = teacher.logits(test).float()[:, columns]
+        metrics: dict[str, Any] = evaluate_logits(teacher_logits, student_logits, labels, gamma)
         metrics["teacher"] = teacher.name
+        teacher_predicted = teacher_logits.argmax(1).numpy()
     else:
         from edgeclip.bench.metrics import top1_accuracy
 
         metrics = {"student_accuracy": top1_accuracy(student_logits, labels), "teacher": None}
-    metrics.update({"student": info["student_name"], "model": str(model_dir), "data": test.identity, "test_images": len(test)})
+    metrics.update({"student": info["student_name"], "model": str(model_dir), "data": test.identity, "test_images": len(test),
+                    "class_names": list(spec.class_names), "class_map": class_map})
+    metrics["qualifiers"] = qualify_predictions(labels, student_logits.argmax(1).numpy(), spec.class_names,
+                                                teacher_predicted=teacher_predicted, retention=metrics.get("retention"))
     out = Path(args.out) if args.out else model_dir.parent
     write_json(out / "eval.json", metrics)
     with atomic_path(out / "eval.md") as tmp:
@@ -157,12 +170,28 @@ def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: An
 
 
 def _eval_markdown(m: dict[str, Any]) -> str:
+    from edgeclip.bench.qualify import confusion_markdown
     from edgeclip.distill.results import fmt
 
+    q = m["qualifiers"]
+    base = q["baselines"]
     lines = [f"# Evaluation of {m['student']} on {m['data']} ({m['test_images']} images)", "",
              "| model | top-1 (%) |", "|---|---:|", f"| student {m['student']} | {fmt(m['student_accuracy'], True)} |"]
     if m.get("teacher"):
         lines.append(f"| teacher {m['teacher']} | {fmt(m['teacher_accuracy'], True)} |")
+    lines += [f"| baseline: majority class ({base['majority_class']}) | {fmt(base['majority'], True)} |",
+              f"| baseline: chance (1/{len(m['class_names'])}) | {fmt(base['chance'], True)} |"]
+    spread = q["student_predictions"]
+    lines += ["", f"Student predictions: {spread['classes_predicted']} of {len(m['class_names'])} classes, entropy "
+                  f"{spread['entropy_bits']:.2f} of {spread['max_entropy_bits']:.2f} bits; most predicted "
+                  f"'{spread['top_class']}' ({spread['top_class_share']:.0%})."]
+    if m.get("teacher"):
         lines += ["", f"Retention: {fmt(m['retention'])}. Agreement with the teacher: {fmt(m['agreement'], True)}%. "
                       f"Teacher over-confidence p (γ={m['overconfidence_gamma']}): {fmt(m['teacher_overconfidence_p'])}."]
+    if m.get("class_map"):
+        lines += ["", "Class map (folder → class): " + ", ".join(f"{a} → {b}" for a, b in m["class_map"].items()) + "."]
+    lines += ["", "Per-class accuracy of the student and its confusion matrix (rows: true class, columns: predicted):", ""]
+    lines += confusion_markdown(q["confusion"], m["class_names"], q["per_class_accuracy"])
+    lines += ["", "**Verdict:** " + (" ".join(f"⚠ {flag}." for flag in q["flags"]) if q["flags"] else
+                                     "the accuracy is clear of the chance and majority baselines and the predictions spread over the classes.")]
     return "\n".join(lines) + "\n"

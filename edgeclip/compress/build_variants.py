@@ -8,8 +8,9 @@ the fastest row that passed; compression plugs into exactly that:
   `<student>+pruned50` / `<student>+qat` in the report.
 - `int8_options`: how int8 artifacts are made (recipe `int8:`), with validation images for the
   sensitivity search taken from the train split and disjoint from the calibration sample.
-- `int8_problems` (used by the verdict): an int8 row loses when its top-1 agreement with its fp32
-  PyTorch model is below `INT8_AGREEMENT_BAR`, or when it is not clearly faster than the fp32 row
+- `int8_problems` (used by the verdict): an int8 row loses when it was rejected at export or its
+  top-1 agreement with its fp32 PyTorch model fails the int8 rule (compress/int8_rule.py: below
+  `INT8_AGREEMENT_BAR` beyond sampling noise), or when it is not clearly faster than the fp32 row
   of the same model in the same backend: int8 ships only when the median over the interleaved
   timing rounds (bench/harness.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most
   1 - `INT8_MIN_GAIN`. Within that margin fp32 — the more accurate artifact — ships, so the choice
@@ -25,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-INT8_AGREEMENT_BAR = 0.99
+from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED_NOTE, agreement_problem  # noqa: F401 - re-exported
+
 # int8 must beat fp32 by at least this fraction of fp32's p50 (median over the interleaved rounds):
 # run-to-run noise of one p50 on a shared CPU is a few percent, so a smaller gain is not a finding.
 INT8_MIN_GAIN = 0.05
@@ -179,10 +181,12 @@ def int8_problems(rows: list[Any]) -> dict[int, str]:
     for row in rows:
         if row.role != "student" or row.precision != "int8" or not row.ok:
             continue
-        agreement = row.agreement_reference
-        if agreement is not None and agreement < INT8_AGREEMENT_BAR:
-            problems[id(row)] = (f"int8 changes decisions: top-1 agreement with its fp32 model {agreement:.4f} < "
-                                 f"{INT8_AGREEMENT_BAR} on the test images")
+        # The one int8 rule (compress/int8_rule.py): rejected at export, or below the bar on the test images.
+        rejected_at_export = next((part for part in row.notes.split("; ") if part.startswith(REJECTED_NOTE)), None)
+        count = (row.quality or {}).get("baselines", {}).get("images")
+        problem = rejected_at_export or agreement_problem(row.agreement_reference, count)
+        if problem:
+            problems[id(row)] = problem
             continue
         reference = fp32.get((row.name, row.backend)) or fp32.get((_base_name(row.name), row.backend))
         if reference is None or getattr(row, "on_build_host", False) or getattr(reference, "on_build_host", False):

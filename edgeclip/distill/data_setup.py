@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from edgeclip.config import DataConfig
 from edgeclip.data import ImageDataset, Subset, check_disjoint, check_same_classes, open_image_dataset, sample_per_class
+from edgeclip.data.class_match import parse_class_map, rename_classes
 from edgeclip.errors import UserError
 
 
@@ -37,8 +38,13 @@ def low_shot(dataset: ImageDataset, shots: int, seed: int) -> ImageDataset:
 def open_distill_data(cfg: DataConfig, seed: int, shots: int | None = None) -> DistillData:
     """Train and test splits from the recipe's data specs; class folders must agree and the
     splits must not share an image. `seed` picks the low-shot sample, never the split."""
-    train = open_image_dataset(cfg.train, "train", skip_corrupt=cfg.skip_corrupt)
-    test = open_image_dataset(cfg.test, "test", skip_corrupt=cfg.skip_corrupt)
+    # data.classname_map renames class folders (0 -> zero): the names the student predicts and the
+    # teacher's prompts use. Train and test are then matched by name (same set, same order).
+    class_map = parse_class_map(cfg.classname_map)
+    train = rename_classes(open_image_dataset(cfg.train, "train", skip_corrupt=cfg.skip_corrupt), class_map,
+                           f"data.train {cfg.train}")
+    test = rename_classes(open_image_dataset(cfg.test, "test", skip_corrupt=cfg.skip_corrupt), class_map,
+                          f"data.test {cfg.test}")
     check_same_classes(train, test)
     check_disjoint(train, test, "train and test data overlap")
     if len(test) == 0:

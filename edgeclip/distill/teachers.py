@@ -273,7 +273,8 @@ def check_teacher_classes(teacher: ClassifierTeacher, class_names: Sequence[str]
 def train_cnn_teacher(arch: str, width: float, recipe: Recipe, train: ImageDataset, preprocess: Preprocess, *,
                       checkpoint_dir: Path | None = None, resume: bool = False, progress: bool = True) -> CnnTeacher:
     """Cross-entropy training of a CNN teacher on `train` with the recipe's schedule."""
-    from edgeclip.distill.augment import training_view
+    from edgeclip.distill.augment import eval_view, training_view
+    from edgeclip.distill.batchnorm import accuracy_in_both_modes, recalibrate_batchnorm
     from edgeclip.distill.losses import cross_entropy_criterion
     from edgeclip.distill.trainer import train_classifier
     from edgeclip.utils import seed_everything
@@ -282,7 +283,19 @@ def train_cnn_teacher(arch: str, width: float, recipe: Recipe, train: ImageDatas
     seed_everything(recipe.seed)
     model = build_cnn(arch, len(train.class_names), width)
     train_set, batch_augment = training_view(train, preprocess, cfg.augment)
-    train_classifier(model, train_set, criterion=cross_entropy_criterion(), config=cfg, seed=recipe.seed,
-                     epochs=cfg.teacher_epochs or cfg.epochs, checkpoint_dir=checkpoint_dir,
-                     resume=resume, progress=progress, desc=f"teacher {arch}", batch_transform=batch_augment)
-    return CnnTeacher(model, arch, width, train.class_names, preprocess)
+    history = train_classifier(model, train_set, criterion=cross_entropy_criterion(), config=cfg, seed=recipe.seed,
+                               epochs=cfg.teacher_epochs or cfg.epochs, checkpoint_dir=checkpoint_dir,
+                               resume=resume, progress=progress, desc=f"teacher {arch}", batch_transform=batch_augment)
+    # The epoch accuracy above is train mode on augmented batches; evaluation is eval mode on clean
+    # images. Re-estimate BatchNorm's running stats with the final weights (distill/batchnorm.py) so
+    # the two agree, and record both on the clean training images.
+    clean = train_set if not cfg.augment or batch_augment is not None else eval_view(train, preprocess)
+    recalibrate_batchnorm(model, clean, cfg.batch_size)
+    teacher = CnnTeacher(model, arch, width, train.class_names, preprocess)
+    teacher.training = {"epochs": len(history), "final_epoch_accuracy_augmented": history[-1].train_accuracy if history else None,
+                        "batchnorm": "running stats re-estimated on the clean training images after training",
+                        **accuracy_in_both_modes(model, clean, cfg.batch_size)}
+    if progress:
+        print(f"teacher {arch}: clean training images, train mode {teacher.training['train_mode_accuracy']:.3f} / "
+              f"eval mode {teacher.training['eval_mode_accuracy']:.3f}", flush=True)
+    return teacher

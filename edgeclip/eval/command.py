@@ -31,7 +31,8 @@ def find_teacher_spec(model_dir: Path, spec: Any, given: list[str]) -> str:
 def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path) -> int:
     from edgeclip.data import open_image_dataset
     from edgeclip.eval.encoders import student_encoder, teacher_encoder
-    from edgeclip.eval.suite import parse_suites, render_markdown, run_suite, size_table
+    from edgeclip.data.class_match import parse_class_map
+    from edgeclip.eval.suite import open_shift_folder, parse_suites, render_markdown, run_suite, size_table
     from edgeclip.io_utils import atomic_path, write_json
     from edgeclip.teacher import ClipTeacher
     from edgeclip.teacher.templates import get_templates
@@ -40,6 +41,11 @@ def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model
     data_spec = args.data or spec.extra.get("data") or "digits"
     test = open_image_dataset(data_spec, "test")
     train = open_image_dataset(data_spec, "train")
+    class_map = parse_class_map(getattr(args, "class_map", None))
+    if args.shift_data and "shift" not in suites:
+        raise UserError(f"--shift-data is evaluated by the shift suite, which --suite {args.suite} leaves out; add 'shift'")
+    for folder in args.shift_data or []:  # every input check before the teacher loads or anything is encoded
+        open_shift_folder(folder, test.class_names, class_map)
     templates_name = args.templates or spec.extra.get("templates") or "digits"
     templates = get_templates(templates_name)
     teacher_spec = find_teacher_spec(model_dir, spec, args.teacher)
@@ -47,7 +53,7 @@ def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model
     say = (lambda m: None) if args.quiet else (lambda m: print(f"[edgeclip eval] {m}", file=sys.stderr, flush=True))
     t_enc, s_enc = teacher_encoder(teacher), student_encoder(model, spec, name=spec.name)
     suite = run_suite(t_enc, s_enc, test=test, train=train, templates=templates, suites=suites,
-                      shift_folders=args.shift_data or [], progress=say)
+                      shift_folders=args.shift_data or [], progress=say, class_map=class_map)
     latency = None
     backends = [b.strip() for b in (args.latency_backends or "").split(",") if b.strip() and b.strip() != "none"]
     if backends:

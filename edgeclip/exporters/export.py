@@ -4,8 +4,10 @@ The artifact is built in a temporary sibling directory and renamed into place on
 and parity measurement finished, so a crash never leaves a complete-looking artifact.
 
 Parity failure is not an exception: the artifact is still written (so it can be inspected and
-benchmarked as a failing row), its manifest says `parity.passed: false`, and the returned
-`Artifact.ok` is False. Callers decide: the CLI exits 1, the benchmark marks the row failed.
+benchmarked as a failing row), its manifest says `parity.passed: false` and `status: rejected`, and
+the returned `Artifact.ok` is False. int8 whose top-1 agreement with fp32 is below the int8 bar
+(compress/int8_rule.py) is `rejected` the same way. Callers decide: the CLI exits 1, the benchmark
+marks the row failed (parity) or its verdict keeps fp32 (the int8 rule).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from edgeclip.compress.int8_rule import REJECTED, fallback_hint, judge_artifact
 from edgeclip.errors import UserError
 from edgeclip.exporters import parity as par
 from edgeclip.exporters.common import (
@@ -190,6 +193,11 @@ def export_model(
         manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
         manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
+        rejected = judge_artifact(manifest)  # compress/int8_rule.py: a failed artifact is never `ready`
+        # (a TensorRT artifact stays `needs_target_build`: its failed parity already fails every row)
+        if rejected and (manifest["status"] == "ready" or manifest["parity"].get("passed") is not False):
+            manifest["status"] = REJECTED
+            manifest["next_step"] = f"{rejected}; {fallback_hint(str(source_checkpoint or 'MODEL'), backend)}"
         manifest["files"] = _artifact_files(work_dir)  # the device reference data joined the artifact
         manifest["size_bytes"] = _model_bytes(work_dir, manifest["files"])
         write_json(work_dir / MANIFEST_NAME, manifest)

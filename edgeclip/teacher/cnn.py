@@ -57,6 +57,7 @@ class CnnTeacher:
         self.class_names = list(class_names)
         self.preprocess = preprocess
         self.name = f"{arch}" + ("" if width == 1 else f"@{width:g}") + "-ce"
+        self.training: dict[str, Any] | None = None  # set by train_cnn_teacher: accuracy in train vs eval mode
 
     @property
     def num_params(self) -> int:
@@ -79,7 +80,10 @@ class CnnTeacher:
         return self.model.eval()(images)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "arch": self.arch, "width": self.width, "params": self.num_params}
+        described = {"kind": self.kind, "name": self.name, "arch": self.arch, "width": self.width, "params": self.num_params}
+        if self.training:
+            described["training"] = self.training
+        return described
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

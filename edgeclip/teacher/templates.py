@@ -1,14 +1,12 @@
-"""Prompt template sets for zero-shot heads, and the class-name disambiguation map.
+"""Prompt template sets for zero-shot heads.
 
-A template is a format string with one `{}` slot for the class name.
+A template is a format string with one `{}` slot for the class name. Class names come from the
+data, renamed by the recipe's `data.classname_map` where given (data/class_match.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import yaml
 
 from edgeclip.errors import UserError, unknown_name_error
 from edgeclip.io_utils import read_text_file
@@ -68,23 +66,3 @@ def get_templates(name: str) -> list[str]:
     if name not in TEMPLATE_SETS:
         raise unknown_name_error("template set", name, TEMPLATE_SETS, "or pass a .txt file with one template per line")
     return TEMPLATE_SETS[name]()
-
-
-def load_classname_map(path: str | Path | None) -> dict[str, str]:
-    """User-editable map of class name → disambiguated prompt name (YAML or JSON mapping).
-
-    Example: `{"saint_bernard": "Saint Bernard, a type of dog"}`.
-    """
-    if not path:
-        return {}
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"class-name map '{path}' does not exist; pass a YAML/JSON file mapping class names to prompt names")
-    text = read_text_file(path, "class-name map")
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"class-name map '{path}' does not parse ({str(exc).splitlines()[0]}); fix the file") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise UserError(f"class-name map '{path}' must map each class name to a string")
-    return {str(k): v for k, v in data.items()}
