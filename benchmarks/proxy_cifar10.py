@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
               "photos are re-encoded JPEGs (PROVENANCE.md), so the comparison is close, not exact. The proxy is not "
               "zero-shot in CLIP's sense: it was trained on CIFAR-10's own classes (another half of the train split); "
               "it is a teacher that knows the task, so students' retention against it is a real measurement.", "",
-              f"Training: {data['train_seconds']} s of CPU time on {data['machine']['cores']} cores, config `{data['config']}`.",
+              f"Training: {data['train_seconds']} s wall time with 2 torch threads on {data['machine']['cores']} cores shared with "
+              f"other jobs (`python benchmarks/proxy_cifar10.py --retrain`; resumable), config `{data['config']}`.",
               f"Weights: `edgeclip/teacher/weights/{record['file']}` ({record['bytes'] / 1e6:.1f} MB, sha256 `{record['sha256']}`)."]
     write_result_files(args.out, data, "\n".join(lines) + "\n")
     print("\n".join(lines))
