@@ -91,7 +91,8 @@ class Artifact:
 
     @property
     def ok(self) -> bool:
-        return self.parity_passed is not False
+        """False when parity failed or the artifact failed otherwise (e.g. its TensorRT would refuse it)."""
+        return self.parity_passed is not False and self.status != "failed"
 
     def summary(self) -> str:
         parity = self.parity
