@@ -16,6 +16,7 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/student --backend onnx --precision int8 --calibration digits --calibration-count 256
   edgeclip export --model runs/abc123/student --backend openvino --precision int8 --calibration data/my_images
   edgeclip export --model runs/abc123/student --backend tensorrt --precision fp16   # then build_engine.sh on the Jetson
+  edgeclip export --model runs/abc123/student --backend tensorrt --precision int8 --tensorrt 8.5   # JetPack 5.1
   edgeclip export --model runs/abc123/distillclip --tower text --backend onnx --precision int8
   edgeclip export --model runs/abc123/student --tower fused --classes zero,one,two --backend openvino --precision int8
   edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
@@ -53,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fused classifier: class names 'a,b,c' or @file (one per line); default: the data's classes")
     parser.add_argument("--templates", default=None,
                         help="fused classifier / tokenizer: prompt template set (digits, cifar, openai_imagenet, plain or a .txt)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (≥ 17)")
+    parser.add_argument("--opset", type=int, default=18,
+                        help="ONNX opset (≥ 16); TensorRT kits use at most what --tensorrt parses (17 for 8.x)")
+    parser.add_argument("--tensorrt", default=None, metavar="VERSION",
+                        help="--backend tensorrt: the device's TensorRT, 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0, default) "
+                             "or 10.3 (JetPack 6.1/6.2); the kit is written for it and checked against its ONNX parser")
     parser.add_argument("--out", default=None,
                         help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
     parser.set_defaults(func=run)
@@ -113,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
+    if args.tensorrt is not None:
+        from edgeclip.exporters.tensorrt_support import normalize_version
+
+        if args.backend != "tensorrt":
+            raise UserError(f"--tensorrt applies to --backend tensorrt, not {args.backend}; drop it or export with --backend tensorrt")
+        args.tensorrt = normalize_version(args.tensorrt)
     model_dir = Path(args.model)
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
@@ -140,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     artifact = export_model(
         model, spec, args.backend, args.precision, out_dir,
         calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,
+        tensorrt=args.tensorrt,
     )
     quant = artifact.manifest.get("quantization", {}).get("method", "none")
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")

@@ -46,7 +46,7 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
     artifacts = export_dual_encoder(model, spec, args.backend, args.precision, out_root, towers=towers,
                                     class_names=class_names, templates=templates, calibration=calibration,
                                     parity_images=parity_images, parity_tokens=parity_tokens,
-                                    source_checkpoint=str(model_dir), opset=args.opset)
+                                    source_checkpoint=str(model_dir), opset=args.opset, tensorrt=args.tensorrt)
     ok = True
     for tower, artifact in artifacts.items():
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
