@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Export a student checkpoint to one backend and precision. Writes <out>/model files + manifest.json "
             "(preprocessing, shapes, quantization method, tool versions) and checks the artifact against the "
             "PyTorch model on real images. Exit 0: parity passed (or cannot run on this OS); 1: parity failed; "
-            "2: bad input."
+            "2: bad input; 3: a TensorRT kit its TensorRT would refuse (the manifest's tensorrt_compatibility names "
+            "each node)."
         ),
         examples=EXAMPLES,
     )
@@ -156,4 +157,8 @@ def run(args: argparse.Namespace) -> int:
     quant = artifact.manifest.get("quantization", {}).get("method", "none")
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
     print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
+    if artifact.status == "failed":  # e.g. its TensorRT would refuse the kit: no engine can be built (exit 3)
+        from edgeclip.bench.remote import EXIT_NO_ENGINE
+
+        return EXIT_NO_ENGINE
     return 0 if artifact.ok else 1

@@ -51,6 +51,10 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
     for tower, artifact in artifacts.items():
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
+    if any(a.status == "failed" for a in artifacts.values()):  # a TensorRT kit its TensorRT would refuse
+        from edgeclip.bench.remote import EXIT_NO_ENGINE
+
+        return EXIT_NO_ENGINE
     return 0 if ok else 1
 
 
