@@ -188,6 +188,21 @@ class DeviceSession:
         _run([*self.transport.ssh, f"rm -rf {shlex.quote(self.remote_dir)}"], self.transport, "remove the work dir", 60)
 
 
+def _build_engines(session: DeviceSession, built: Sequence[tuple[str, Path]]) -> dict[Path, dict[str, Any]]:
+    """Build each pending engine there; returns a failed row per artifact whose engine trtexec could not build
+    (with its manifest's engine_build block and build.log fetched back)."""
+    failed = {}
+    for name, local in built:
+        errors = session.build_engine(name)
+        if errors is None:
+            continue
+        session.fetch_built(name, local)
+        cause = next((e for e in errors if "ERROR" in e or "Error" in e), errors[0])[:240]
+        notes = "; ".join(filter(None, [f"trtexec on {session.host}: " + " | ".join(errors), _compatibility_note(local)]))
+        failed[local] = _failed_row(local, f"{ENGINE_BUILD_FAILED} on {session.host} failed (trtexec): {cause}", notes)
+    return failed
+
+
 def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | Path | None = None,
                  remote_dir: str | None = None, python: str = "python3", runner_args: Sequence[str] = (),
                  transport: SshTransport | None = None, timeout: float = 1800.0, cleanup: bool = True
@@ -219,14 +234,7 @@ def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | 
     result = None
     try:
         built = [(name, local) for name, local in zip(staged, to_stage) if _needs_build_there(local)]
-        for name, local in built:
-            errors = session.build_engine(name)
-            if errors is not None:
-                session.fetch_built(name, local)  # the manifest's engine_build block and build.log come back
-                cause = next((e for e in errors if "ERROR" in e or "Error" in e), errors[0])[:240]
-                failed[local] = _failed_row(local, f"{ENGINE_BUILD_FAILED} on {host} failed (trtexec): {cause}",
-                                            "; ".join(filter(None, [f"trtexec on {host}: " + " | ".join(errors),
-                                                                    _compatibility_note(local)])))
+        failed.update(_build_engines(session, built))
         runnable = [(name, local) for name, local in zip(staged, to_stage) if local not in failed]
         if runnable:
             result = session.run_runner([name for name, _ in runnable], python, runner_args, data)
