@@ -338,3 +338,27 @@ def test_bench_remote_failed_engine_build_is_a_failed_row_with_trtexecs_error(cn
     manifest = json.loads((bad / "manifest.json").read_text())  # fetched back from the device
     assert manifest["status"] == "failed" and manifest["engine_build"]["status"] == "failed"
     assert any("LayerNormalization" in line for line in manifest["engine_build"]["error_lines"]) and (bad / "build.log").is_file()
+
+
+def test_jetson_profiles_name_their_tensorrt_and_set_overrides_it(tmp_path, capsys):
+    from edgeclip.cli import main
+    from edgeclip.config import load_recipe
+    from edgeclip.targets import load_target, with_overrides
+
+    assert load_target("jetson-orin-nano").tensorrt == "8.6" and load_target("agx").tensorrt == "8.6"  # JetPack 6.0
+    for version in VERSIONS:
+        recipe = load_recipe("quickstart", [f"target.tensorrt={version}"])  # YAML reads 8.5 as a number: still "8.5"
+        assert with_overrides(load_target("jetson"), recipe.target).tensorrt == version
+    assert with_overrides(load_target("jetson"), load_recipe("quickstart").target).tensorrt == "8.6"
+    with pytest.raises(UserError, match="target cpu has no TensorRT backend"):
+        with_overrides(load_target("cpu"), load_recipe("quickstart", ["target.tensorrt=8.5"]).target)
+    code = main(["build", "--recipe", "quickstart", "--target", "jetson", "--set", "target.tensorrt=9.0",
+                 "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["edgeclip: error: unknown TensorRT version '9.0'; use one of 8.5, 8.6, 10.3 (JetPack 5.1.x: 8.5, "
+                                 "JetPack 6.0: 8.6, JetPack 6.1/6.2: 10.3), e.g. --set target.tensorrt=8.6"]
+    assert not (tmp_path / "never").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nbackends: [tensorrt]\ntensorrt: '7.1'\n")
+    with pytest.raises(UserError, match="bad.yaml': unknown TensorRT version '7.1'"):
+        load_target(str(bad))

@@ -168,8 +168,8 @@ def check_model(model: onnx.ModelProto | str | Path, version: Any) -> dict[str, 
     unsupported: list[dict[str, str]] = []
     opset = _opset(model)
     if not table["opset_min"] <= opset <= table["opset_max"]:
-        unsupported.append({"node": "(model)", "op": f"opset {opset}",
-                            "reason": f"TensorRT {version} parses ONNX opset {table['opset_min']}..{table['opset_max']}"})
+        span = f"{table['opset_min']} to {table['opset_max']}" if table["opset_min"] > 1 else f"up to {table['opset_max']}"
+        unsupported.append({"node": "(model)", "op": f"opset {opset}", "reason": f"TensorRT {version} parses ONNX opset {span}"})
     for index, node in enumerate(model.graph.node):
         problem = _node_problem(node, table, types, constants)
         if problem:
