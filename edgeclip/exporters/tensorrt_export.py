@@ -27,7 +27,6 @@ import onnx
 from onnx import numpy_helper
 from torch import nn
 
-from edgeclip.errors import UserError
 from edgeclip.exporters.common import ExportResult
 from edgeclip.exporters import tensorrt_support as trt_support
 from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx

@@ -27,7 +27,6 @@ from edgeclip.errors import UserError
 
 SUPPORT_FILE = "onnx_support.json"
 DEFAULT_TENSORRT = "8.6"  # JetPack 6.0, the Jetson profiles' default
-TENSORRT_BY_JETPACK = {"5.1": "8.5", "6.0": "8.6", "6.1": "10.3", "6.2": "10.3"}
 _ONNX_DOMAINS = ("", "ai.onnx")
 _TABLE_TYPES = {
     onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.FLOAT16: "FP16", onnx.TensorProto.BFLOAT16: "BF16",
