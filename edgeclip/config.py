@@ -268,6 +268,14 @@ class VideoConfig:
 
 
 @dataclass
+class TargetConfig:
+    """Per-build overrides of the target profile (`--set target.tensorrt=8.5`)."""
+
+    # TensorRT on the device: 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0), 10.3 (JetPack 6.1/6.2); "" = the profile's.
+    tensorrt: str = ""
+
+
+@dataclass
 class Recipe:
     name: str = "custom"
     description: str = ""
@@ -282,6 +290,7 @@ class Recipe:
     prune: PruneConfig = field(default_factory=PruneConfig)
     int8: Int8Config = field(default_factory=Int8Config)
     video: VideoConfig = field(default_factory=VideoConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

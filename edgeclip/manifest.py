@@ -91,8 +91,9 @@ class Artifact:
 
     @property
     def ok(self) -> bool:
-        """False when parity failed or the artifact was rejected (compress/int8_rule.py)."""
-        return self.parity_passed is not False and self.status != "rejected"
+        """False when parity failed, the artifact was rejected (compress/int8_rule.py) or failed otherwise
+        (e.g. its TensorRT would refuse it)."""
+        return self.parity_passed is not False and self.status not in ("rejected", "failed")
 
     def summary(self) -> str:
         parity = self.parity

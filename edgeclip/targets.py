@@ -23,7 +23,7 @@ EMBEDDING_KINDS = ("image_encoder", "text_encoder")  # rows without accuracy by 
 LATENCY_PERCENTILE = "p90"
 
 _PROFILE_KEYS = {"name", "aliases", "description", "arch", "os", "backends", "precisions", "threads",
-                 "build_on_device", "budgets"}
+                 "build_on_device", "budgets", "tensorrt"}
 _BUDGET_KEYS = {"max_latency_ms", "max_memory_mb", "min_retention"}
 
 
@@ -47,6 +47,9 @@ class Target:
     os: tuple[str, ...] = ()  # empty = any OS (platform.system().lower())
     budgets: Budgets = field(default_factory=Budgets)
     path: str = ""
+    # The TensorRT version on the device (8.5 | 8.6 | 10.3): what its kits are exported for and checked
+    # against. None = edgeclip's default (exporters.tensorrt_support.DEFAULT_TENSORRT).
+    tensorrt: str | None = None
 
     @property
     def measurable_here(self) -> bool:
@@ -131,6 +134,14 @@ def _parse_profile(path: Path) -> Target:
     def lower_list(key: str) -> tuple[str, ...]:
         return tuple(str(v).lower() for v in _as_list(data.get(key, [])))
 
+    tensorrt = None
+    if data.get("tensorrt") is not None:
+        from edgeclip.exporters.tensorrt_support import normalize_version
+
+        try:
+            tensorrt = normalize_version(data["tensorrt"])
+        except UserError as exc:
+            raise UserError(f"target profile '{path}': {exc}") from None
     try:
         return Target(
             name=str(data.get("name") or path.stem),
@@ -144,6 +155,7 @@ def _parse_profile(path: Path) -> Target:
             os=lower_list("os"),
             budgets=Budgets(**{k: (float(v) if v is not None else None) for k, v in budgets.items()}),
             path=str(path),
+            tensorrt=tensorrt,
         )
     except (TypeError, ValueError) as exc:
         raise UserError(f"target profile '{path}' has a bad value ({exc}); fix the file") from None
@@ -175,6 +187,22 @@ def load_target(name: str) -> Target:
     did = ("; did you mean " + " or ".join(f"'{h}'" for h in hints) + "?") if hints else ""
     raise UserError(f"unknown target '{name}'{did} (known: {', '.join(t.name for t in targets) or 'none'}); "
                     f"see `edgeclip list targets` or add a profile to {devices_dir()}")
+
+
+def with_overrides(target: Target, overrides: Any) -> Target:
+    """The profile with a recipe's `target:` section applied (`--set target.tensorrt=8.5`)."""
+    import dataclasses
+
+    wanted = str(getattr(overrides, "tensorrt", "") or "").strip()
+    if not wanted:
+        return target
+    from edgeclip.exporters.tensorrt_support import normalize_version
+
+    version = normalize_version(wanted)  # unknown version -> one-line UserError naming the known ones
+    if "tensorrt" not in target.backends:
+        raise UserError(f"target {target.name} has no TensorRT backend, so target.tensorrt={wanted} has nothing to apply to; "
+                        "drop the --set or pick a Jetson target (e.g. --target jetson-orin-nano)")
+    return dataclasses.replace(target, tensorrt=version)
 
 
 def _row_get(row: Any, key: str) -> Any:

@@ -229,6 +229,31 @@ def test_jetson_build_engine_parity_failure_and_missing_tensorrt(tiny_build_inpu
     assert code == 2 and "has no TensorRT" in err.splitlines()[-1]
 
 
+def test_jetson_build_failed_engine_build_carries_trtexecs_error(tiny_build_inputs, capsys, monkeypatch, fake_trtexec):
+    """trtexec fails on the device (the stand-in's fail-build mode): a failed row with its error lines in the
+    report and the manifest, and exit 3 — not parity's 1, not a 'needs_target' that hides the cause."""
+    tmp_path, recipe = tiny_build_inputs
+    _local_device(monkeypatch)
+    target = tmp_path / "orin.yaml"
+    target.write_text("name: orin\narch: [aarch64]\nbackends: [tensorrt]\nprecisions: [fp32]\ntensorrt: '8.5'\n"
+                      "budgets: {max_latency_ms: 2000}\n")
+    monkeypatch.setenv("FAKE_TRTEXEC_FAIL_BUILD", "1")
+    monkeypatch.setenv("FAKE_TRTEXEC_TENSORRT", "8.5")
+    out = tmp_path / "no-engine"
+    code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
+                 "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
+    printed = capsys.readouterr().out
+    assert code == 3, printed[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    trt = next(r for r in report["rows"] if r["role"] == "student")
+    assert trt["status"].startswith("failed: engine build on nvidia@orin failed (trtexec): ") and "OutOfMemory" in trt["status"]
+    assert "&&&& FAILED TensorRT.trtexec [TensorRT v8502]" in trt["notes"] and "TensorRT 8.5 compatibility: passed" in trt["notes"]
+    manifest = json.loads((out / "artifacts" / "tensorrt-fp32" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["tensorrt_version"] == "8.5" and manifest["opset"] == 17
+    assert any("OutOfMemory" in line for line in manifest["engine_build"]["error_lines"])
+    assert "engine build on nvidia@orin failed" in (out / "report.md").read_text()
+
+
 def test_unreachable_remote_is_one_line_exit_2(tiny_build_inputs, capsys, monkeypatch):
     from edgeclip.bench.remote import SshTransport
 

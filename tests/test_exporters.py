@@ -219,8 +219,17 @@ def test_tensorrt_build_kit_runs_trtexec_and_marks_ready(clip, tmp_path):
     assert refused.returncode == 2 and "export with --backend tensorrt" in refused.stderr
 
 
-def test_tensorrt_engine_build():
+def test_tensorrt_engine_build(clip, tmp_path):
+    """Where `tensorrt` imports (an NVIDIA GPU machine), export builds the engine itself with the Python
+    API: the artifact is ready, names the engine, and the engine's outputs pass parity."""
     pytest.importorskip("tensorrt", reason="TensorRT cannot be installed on this CPU machine; the engine is built on the target")
+    images = np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype(np.float32)
+    spec = towers.image_tower_spec(clip, "tiny-clip-image")
+    artifact = export_model(towers.ImageTower(clip), spec, "tensorrt", "fp32", tmp_path / "tensorrt-fp32", parity_inputs=images)
+    assert artifact.status == "ready" and artifact.manifest["model_file"] == "model.engine"
+    assert (artifact.path / "model.engine").stat().st_size > 0
+    assert artifact.manifest["tensorrt_compatibility"]["passed"] is True
+    assert artifact.parity["passed"] is True, artifact.parity
 
 
 def test_unknown_backend_lists_known(clip, tmp_path):

@@ -43,7 +43,7 @@ def test_a_wheel_install_lists_targets_and_ships_the_runner(tmp_path):
     assert all(name in listed.stdout for name in ("cpu", "jetson-orin-nano", "raspberry-pi-5", "intel-cpu", "apple"))
     kit = _run([str(python), "-c", "from edgeclip.paths import kit_dir; print(sorted(p.name for p in kit_dir().iterdir()))"],
                cwd=tmp_path, env=env)
-    assert "build_engine.sh" in kit.stdout and "check_engine.py" in kit.stdout
+    assert "build_engine.sh" in kit.stdout and "check_engine.py" in kit.stdout and "onnx_support.json" in kit.stdout
     demo = Path(site) / "edgeclip" / "demo"  # the demo pages and their example digits travel as package data
     assert {"zero_shot.html", "zero_shot.js", "accident.html", "accident.js", "demo.css"} <= {p.name for p in (demo / "static").iterdir()}
     assert len(list((demo / "examples").glob("digit-*.png"))) == 5

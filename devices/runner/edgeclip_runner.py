@@ -203,8 +203,7 @@ class TensorRTModel:
         self.input_name = manifest["inputs"][0]["name"]
         self.output_name = manifest["outputs"][0]["name"]
         self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
-        declared = str(manifest["inputs"][0].get("dtype", "float32"))
-        self.dtype = np.dtype(declared) if declared in ("int32", "int64") else np.dtype(np.float32)  # token ids stay ints
+        self.dtype = engine_input_dtype(manifest)
         self.stream = self._cuda("cudaStreamCreate", cudart.cudaStreamCreate())
         self.buffers: dict = {}
         self.library = f"TensorRT {trt.__version__} (Python API)"
@@ -242,6 +241,11 @@ class TensorRTModel:
         return out
 
 
+def engine_input_dtype(manifest: dict) -> type:
+    """The engine's input element type: TensorRT text towers take int32 token ids (manifest inputs[0].dtype)."""
+    return {"int32": np.int32, "int64": np.int64}.get(str(manifest["inputs"][0].get("dtype", "float32")), np.float32)
+
+
 class TrtexecModel:
     """A serialized engine through JetPack's trtexec: timing from its per-inference times, outputs
     from --loadInputs/--exportOutput (what a device without the Python bindings has)."""
@@ -251,6 +255,7 @@ class TrtexecModel:
         self.input_name = manifest["inputs"][0]["name"]
         self.max_batch = int(manifest.get("max_batch") or 8)
         self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
+        self.dtype = engine_input_dtype(manifest)
         self.peak_rss_mb = 0.0
         self.library = f"trtexec ({trtexec})"
 
@@ -269,7 +274,7 @@ class TrtexecModel:
     def run(self, batch: np.ndarray) -> np.ndarray:
         with tempfile.TemporaryDirectory() as work:
             inputs, outputs = os.path.join(work, "inputs.bin"), os.path.join(work, "outputs.json")
-            np.ascontiguousarray(batch).tofile(inputs)
+            np.ascontiguousarray(batch, dtype=self.dtype).tofile(inputs)  # raw bytes: the engine's input type
             self._call([self._shape(len(batch)), f"--loadInputs={self.input_name}:{inputs}", f"--exportOutput={outputs}",
                         "--iterations=1", "--warmUp=0", "--duration=0"])
             with open(outputs) as handle:

@@ -291,11 +291,18 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
         item.row.flops = ref_row.flops if ref_row.flops is not None else (ref_row.flops_per_tower or {}).get(tower)
     else:
         item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
+    compatibility = manifest.get("tensorrt_compatibility")
+    if compatibility:  # which TensorRT the kit was checked against, on every row
+        from edgeclip.exporters.tensorrt_support import describe
+
+        item.row.notes = "; ".join(filter(None, [item.row.notes, describe(compatibility)]))
     if manifest.get("status") == REJECTED:
         # Measured like any artifact so the report shows what it would have given; the verdict never
         # picks it (compress/int8_rule.py), and a failed parity still fails the row (parity_status).
         item.row.notes = "; ".join(filter(None, [item.row.notes, REJECTED_NOTE + one_line(manifest.get("next_step") or "")]))
-    if manifest.get("status", "ready") not in ("ready", REJECTED):
+    if manifest.get("status") == "failed":
+        item.row.status = f"failed: {one_line(manifest.get('next_step') or 'export failed')}"
+    elif manifest.get("status", "ready") not in ("ready", REJECTED):
         item.row.status = f"needs_target: {one_line(manifest.get('next_step') or manifest['status'])}"
     elif not backend_available(manifest["backend"]):
         item.row.status = _needs_target(manifest["backend"])
@@ -309,6 +316,8 @@ def parity_status(manifest: dict[str, Any], status: str) -> str:
     device) fails the row whatever else it is; parity that never ran turns an "ok" into a visible
     "skipped" — a check that did not run never reads as a pass."""
     parity = manifest.get("parity") or {}
+    if manifest.get("status") == "failed":  # e.g. a TensorRT kit its TensorRT would refuse: that cause stays
+        return status
     if parity.get("passed") is False:
         return f"failed: parity against PyTorch failed ({parity.get('scope') or 'at export'}; see manifest.json parity)"
     if parity.get("passed") is None and status == "ok":

@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +28,15 @@ from edgeclip.errors import UserError
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for connection/authentication failures
 KIT_SCRIPT = "build_engine.sh"
+KIT_BUILD_FAILED = 3  # build_engine.sh: trtexec could not build the engine (1 = engine parity failed)
+ENGINE_BUILD_FAILED = "failed: engine build"  # status prefix of such rows
+EXIT_NO_ENGINE = 3  # `edgeclip build/bench`: a TensorRT engine could not be built (1 stays parity/budget failures)
+
+
+def no_engine(status: str) -> bool:
+    """A row whose TensorRT engine cannot exist: trtexec failed on the device, or the kit's TensorRT
+    would refuse its ONNX (the compatibility check at export: "failed: TensorRT 8.5 would refuse ...")."""
+    return status.startswith(ENGINE_BUILD_FAILED) or (status.startswith("failed: TensorRT ") and "would refuse" in status)
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,23 @@ def _needs_build_there(artifact: Path) -> bool:
     return manifest.get("status") == "needs_target_build" and (artifact / KIT_SCRIPT).is_file()
 
 
+def _failed_row(artifact: Path, status: str, notes: str = "") -> dict[str, Any]:
+    """A report row (dict) for an artifact that never reached the runner."""
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    return {"name": manifest.get("name") or artifact.name, "role": manifest.get("role", "student"), "kind": manifest.get("kind"),
+            "backend": manifest.get("backend"), "precision": manifest.get("precision"), "params": manifest.get("params"),
+            "flops": manifest.get("flops"), "status": status, "notes": notes}
+
+
+def _compatibility_note(artifact: Path) -> str:
+    compatibility = json.loads((artifact / "manifest.json").read_text()).get("tensorrt_compatibility")
+    if not compatibility:
+        return ""
+    from edgeclip.exporters.tensorrt_support import describe
+
+    return describe(compatibility)
+
+
 class DeviceSession:
     """A fresh work directory on the device holding the runner, the evaluation data and the artifacts."""
 
@@ -121,8 +148,10 @@ class DeviceSession:
                         self.transport, f"copy artifact {artifact.name}", self.timeout), self.transport, f"copy artifact {artifact.name}")
         return staged
 
-    def build_engine(self, name: str) -> str:
-        """Run the artifact's kit there: engine build + engine parity. Returns the kit's last line."""
+    def build_engine(self, name: str) -> list[str] | None:
+        """Run the artifact's kit there: engine build + engine parity. Returns None when an engine was
+        built (its parity, passed or failed, is in the manifest the runner reads), or trtexec's last
+        error lines when it could not build one (the kit's exit 3)."""
         result = self.shell(f"bash {shlex.quote(name)}/{KIT_SCRIPT} {shlex.quote(name)}", f"build the engine of {name}")
         last = ((result.stdout + result.stderr).strip().splitlines() or [""])[-1]
         if result.returncode == 2:
@@ -130,7 +159,12 @@ class DeviceSession:
                 raise UserError(f"{self.host} has no TensorRT (trtexec not found); install JetPack's TensorRT there, "
                                 "or pick a target without TensorRT")
             raise UserError(f"building the engine of {name} on {self.host} failed: {last}")
-        return last  # exit 1 = the engine failed its parity check: the runner reports the row as failed
+        if result.returncode == KIT_BUILD_FAILED:
+            # build_engine.sh printed "error: ... last error lines:" then the lines, indented, on stderr.
+            lines = result.stderr.strip().splitlines()
+            start = next((i + 1 for i, line in enumerate(lines) if "last error lines" in line), 0)
+            return [line.strip() for line in lines[start:] if line.strip()][-12:] or [last]
+        return None  # exit 1 = the engine failed its parity check: the runner reports the row as failed
 
     def fetch_built(self, name: str, local: Path) -> None:
         """Copy what the device built back into the local artifact: the engine and its build log first,
@@ -165,8 +199,23 @@ class DeviceSession:
         _run([*self.transport.ssh, f"rm -rf {shlex.quote(self.remote_dir)}"], self.transport, "remove the work dir", 60)
 
 
+def _build_engines(session: DeviceSession, built: Sequence[tuple[str, Path]]) -> dict[Path, dict[str, Any]]:
+    """Build each pending engine there; returns a failed row per artifact whose engine trtexec could not build
+    (with its manifest's engine_build block and build.log fetched back)."""
+    failed = {}
+    for name, local in built:
+        errors = session.build_engine(name)
+        if errors is None:
+            continue
+        session.fetch_built(name, local)
+        cause = next((e for e in errors if "ERROR" in e or "Error" in e), errors[0])[:240]
+        notes = "; ".join(filter(None, [f"trtexec on {session.host}: " + " | ".join(errors), _compatibility_note(local)]))
+        failed[local] = _failed_row(local, f"{ENGINE_BUILD_FAILED} on {session.host} failed (trtexec): {cause}", notes)
+    return failed
+
+
 def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | Path | None = None,
-                 remote_dir: str = "/tmp/edgeclip-bench", python: str = "python3", runner_args: Sequence[str] = (),
+                 remote_dir: str | None = None, python: str = "python3", runner_args: Sequence[str] = (),
                  transport: SshTransport | None = None, timeout: float = 1800.0, cleanup: bool = True
                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Finish (build engines there) and measure each artifact on `host`; returns (rows, device environment).
@@ -181,19 +230,45 @@ def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | 
     data = Path(data) if data is not None else None
     if data is not None and not data.is_file():
         raise UserError(f"evaluation data '{data}' does not exist; pass an .npz with images and labels")
+    # A kit its TensorRT would refuse (checked at export) is a failed row here: it is never copied.
+    failed: dict[Path, dict[str, Any]] = {}
+    for artifact in artifact_dirs:
+        manifest = json.loads((artifact / "manifest.json").read_text())
+        if manifest.get("status") == "failed":
+            failed[artifact] = _failed_row(artifact, f"failed: {manifest.get('next_step') or 'export failed'}",
+                                           _compatibility_note(artifact))
+    to_stage = [a for a in artifact_dirs if a not in failed]
+    # One work dir per run (removed after): two runs on one device must not delete each other's files.
+    remote_dir = remote_dir or f"/tmp/edgeclip-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     session = DeviceSession(host, transport, remote_dir, timeout)
-    staged = session.stage(artifact_dirs, data)
+    staged = session.stage(to_stage, data)
+    result = None
     try:
-        built = [(name, local) for name, local in zip(staged, artifact_dirs) if _needs_build_there(local)]
-        for name, _ in built:
-            session.build_engine(name)
-        result = session.run_runner(staged, python, runner_args, data)
+        built = [(name, local) for name, local in zip(staged, to_stage) if _needs_build_there(local)]
+        failed.update(_build_engines(session, built))
+        runnable = [(name, local) for name, local in zip(staged, to_stage) if local not in failed]
+        if runnable:
+            result = session.run_runner([name for name, _ in runnable], python, runner_args, data)
         for name, local in built:
-            session.fetch_built(name, local)
+            if local not in failed:
+                session.fetch_built(name, local)
     finally:
         if cleanup:
             session.cleanup()
-    return parse_runner_output(result.stdout, staged, artifact_dirs, host)
+    rows, environment = ([], {}) if result is None else parse_runner_output(
+        result.stdout, [name for name, _ in runnable], [local for _, local in runnable], host)
+    measured = iter(rows)
+    ordered = []
+    for artifact in artifact_dirs:  # the caller's order, failed rows in their place
+        if artifact in failed:
+            ordered.append(failed[artifact])
+            continue
+        row = next(measured)
+        note = _compatibility_note(artifact)
+        if note:
+            row["notes"] = "; ".join(filter(None, [row.get("notes", ""), note]))
+        ordered.append(row)
+    return ordered, environment
 
 
 def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Sequence[Path], host: str

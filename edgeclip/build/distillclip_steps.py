@@ -146,7 +146,8 @@ def export_all(plan: BuildPlan, deployables: list[Deployable], inputs: DualRealI
             exported = export_dual_encoder(student.model, student.spec, backend, precision, plan.run_dir / "artifacts",
                                            class_names=class_names, templates=templates, calibration=inputs.calibration,
                                            parity_images=inputs.parity, parity_tokens=inputs.tokens,
-                                           source_checkpoint=str(student.checkpoint / "model.pt"), opset=plan.recipe.export.opset)
+                                           source_checkpoint=str(student.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
+                                           tensorrt=plan.target.tensorrt)
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

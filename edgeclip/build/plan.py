@@ -53,9 +53,9 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     from edgeclip.distill.data_setup import open_distill_data
     from edgeclip.distill.methods import get_method
     from edgeclip.paths import default_run_dir
-    from edgeclip.targets import load_target
+    from edgeclip.targets import load_target, with_overrides
 
-    target = load_target(target_name)
+    target = with_overrides(load_target(target_name), recipe.target)  # --set target.tensorrt=8.5
     exports = export_plan(target, recipe)
     get_method(recipe.distill.method)
     speed_reference_arch(recipe)  # an unknown architecture fails now, not after training

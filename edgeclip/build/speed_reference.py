@@ -55,15 +55,18 @@ def image_tower(arch: str) -> tuple[Any, Any]:
     return ImageTower(model).eval(), spec
 
 
-def cache_key(arch: str, backend: str, precision: str) -> str:
+def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = None) -> str:
     from edgeclip.manifest import tool_versions
     from edgeclip.utils import stable_hash
 
-    return f"{arch}-{backend}-{precision}-{stable_hash(tool_versions(), length=10)}"
+    # A TensorRT kit is written for one TensorRT version (opset, LayerNorm form): one cache entry each.
+    version = f"-trt{tensorrt or 'default'}" if backend == "tensorrt" else ""
+    return f"{arch}-{backend}-{precision}{version}-{stable_hash(tool_versions(), length=10)}"
 
 
 def speed_reference_artifacts(arch: str, exports: list[tuple[str, str]], *, log: Callable[[str], None] = print,
-                              tower_factory: Callable[[str], tuple[Any, Any]] | None = None) -> tuple[list[Path], list[Any]]:
+                              tower_factory: Callable[[str], tuple[Any, Any]] | None = None,
+                              tensorrt: str | None = None) -> tuple[list[Path], list[Any]]:
     """Artifact dirs of `arch`'s image tower for every (backend, precision); exported on first use.
 
     Returns (artifact dirs, failed ReportRows for exports that broke). Random inputs serve as
@@ -78,7 +81,7 @@ def speed_reference_artifacts(arch: str, exports: list[tuple[str, str]], *, log:
     failed: list[Any] = []
     tower = None
     for backend, precision in exports:
-        directory = cache_dir() / "speed-reference" / cache_key(arch, backend, precision)
+        directory = cache_dir() / "speed-reference" / cache_key(arch, backend, precision, tensorrt)
         if not (directory / MANIFEST_NAME).is_file():
             if tower is None:
                 tower = (tower_factory or image_tower)(arch)
@@ -87,7 +90,8 @@ def speed_reference_artifacts(arch: str, exports: list[tuple[str, str]], *, log:
             inputs = np.random.default_rng(0).standard_normal((CALIBRATION_COUNT, 3, size, size)).astype(np.float32)
             log(f"exporting the speed reference {arch} {backend}-{precision} (once; cached in {directory.parent})")
             try:
-                export_model(model, spec, backend, precision, directory, calibration=inputs, parity_inputs=inputs[:4])
+                export_model(model, spec, backend, precision, directory, calibration=inputs, parity_inputs=inputs[:4],
+                             tensorrt=tensorrt)
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a reference that cannot export is a failed row, not a crash

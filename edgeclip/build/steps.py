@@ -112,6 +112,7 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                                         calibration=None if text else inputs.calibration,
                                         parity_inputs=None if text else inputs.parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
+                                        tensorrt=plan.target.tensorrt,
                                         int8=None if text else options_for(int8, deployable))
             except UserError:
                 raise
@@ -136,7 +137,7 @@ def speed_reference(plan: BuildPlan) -> tuple[list[Path], list[ReportRow]]:
     arch = speed_reference_arch(plan.recipe)
     if arch is None:
         return [], []
-    return speed_reference_artifacts(arch, plan.exports, log=log)
+    return speed_reference_artifacts(arch, plan.exports, log=log, tensorrt=plan.target.tensorrt)
 
 
 def private_copies(artifacts: list[Path], folder: Path) -> list[Path]:

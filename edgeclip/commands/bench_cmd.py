@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=("Benchmark artifacts (interleaved, batch-1 latency p50/p90/p99, throughput, peak memory in a fresh "
                      "process, accuracy/agreement with --data) and write report.json/.md/.html. With --target, check "
                      "its budgets (exit 1 when one fails); with --remote, run the standalone runner on the device "
-                     "over SSH."),
+                     "over SSH (TensorRT engines are built there first; exit 3 when one could not be built, with "
+                     "trtexec's error in the report)."),
         examples=EXAMPLES)
     parser.add_argument("--artifact", action="append", required=True, metavar="DIR",
                         help="artifact directory from `edgeclip export` (repeatable)")
@@ -139,7 +140,9 @@ def run(args: argparse.Namespace) -> int:
         what = [f"{len(failed_rows)} failed row(s)"] if failed_rows else []
         what += [f"{len(report.failed_budgets)} failed budget(s)"] if report.failed_budgets else []
         print("edgeclip bench: " + ", ".join(what))
-        return 1
+        from edgeclip.bench.remote import EXIT_NO_ENGINE, no_engine
+
+        return EXIT_NO_ENGINE if any(no_engine(r.status) for r in failed_rows) else 1
     return 0
 
 

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "verdict -> budgets. With --remote, TensorRT engines are built and checked on the device and everything is "
             "measured there. Exit 0 only when every artifact succeeded and every budget of the target was measured on "
             "the target and held; 1 when a check failed or could not be verified here (the report names the command "
-            "that finishes it); 2 on bad input."
+            "that finishes it); 2 on bad input; 3 when a TensorRT engine could not be built (its TensorRT would refuse "
+            "the kit's ONNX, or trtexec failed on the device: the report row carries the error)."
         ),
         examples="""
   edgeclip build --recipe quickstart --target cpu                 # offline, ~3 min on 2 idle cores
@@ -56,4 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print("build did not meet its target:\n  " + "\n  ".join(problems))
     if unverified:
         print("not verified here (see the verdict's next step):\n  " + "\n  ".join(unverified))
+    from edgeclip.bench.remote import EXIT_NO_ENGINE, no_engine
+
+    if any(no_engine(row.status) for row in result.failed_rows):
+        return EXIT_NO_ENGINE  # a TensorRT engine could not be built: not the same as a parity failure (1)
     return 1 if problems or unverified else 0

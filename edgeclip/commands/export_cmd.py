@@ -17,6 +17,7 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/student --backend onnx --precision int8 --calibration digits --calibration-count 256
   edgeclip export --model runs/abc123/student --backend openvino --precision int8 --calibration data/my_images
   edgeclip export --model runs/abc123/student --backend tensorrt --precision fp16   # then build_engine.sh on the Jetson
+  edgeclip export --model runs/abc123/student --backend tensorrt --precision int8 --tensorrt 8.5   # JetPack 5.1
   edgeclip export --model runs/abc123/distillclip --tower text --backend onnx --precision int8
   edgeclip export --model runs/abc123/student --tower fused --classes zero,one,two --backend openvino --precision int8
   edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(preprocessing, shapes, quantization method, tool versions) and checks the artifact against the "
             "PyTorch model on real images. Exit 0: parity passed (or cannot run on this OS); 1: parity failed or "
             "int8 rejected (top-1 agreement with fp32 below 0.99 beyond sampling noise: the one int8 rule of compress "
-            "int8 and build; the artifact is written with status: rejected, never ready); 2: bad input."
+            "int8 and build; the artifact is written with status: rejected, never ready); 2: bad input; 3: a TensorRT "
+            "kit its TensorRT would refuse (the manifest's tensorrt_compatibility names each node)."
         ),
         examples=EXAMPLES,
     )
@@ -56,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fused classifier: class names 'a,b,c' or @file (one per line); default: the data's classes")
     parser.add_argument("--templates", default=None,
                         help="fused classifier / tokenizer: prompt template set (digits, cifar, openai_imagenet, plain or a .txt)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (≥ 17)")
+    parser.add_argument("--opset", type=int, default=18,
+                        help="ONNX opset (≥ 16); TensorRT kits use at most what --tensorrt parses (17 for 8.x)")
+    parser.add_argument("--tensorrt", default=None, metavar="VERSION",
+                        help="--backend tensorrt: the device's TensorRT, 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0, default) "
+                             "or 10.3 (JetPack 6.1/6.2); the kit is written for it and checked against its ONNX parser")
     parser.add_argument("--out", default=None,
                         help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
     parser.set_defaults(func=run, out_replaced=True)  # the artifact is swapped in from a temp sibling
@@ -116,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
+    if args.tensorrt is not None:
+        from edgeclip.exporters.tensorrt_support import normalize_version
+
+        if args.backend != "tensorrt":
+            raise UserError(f"--tensorrt applies to --backend tensorrt, not {args.backend}; drop it or export with --backend tensorrt")
+        args.tensorrt = normalize_version(args.tensorrt)
     model_dir = Path(args.model)
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
@@ -144,8 +156,13 @@ def run(args: argparse.Namespace) -> int:
     artifact = export_model(
         model, spec, args.backend, args.precision, out_dir,
         calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,
+        tensorrt=args.tensorrt,
     )
     quant = artifact.manifest.get("quantization", {}).get("method", "none")
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
     print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
+    if artifact.status == "failed":  # e.g. its TensorRT would refuse the kit: no engine can be built (exit 3)
+        from edgeclip.bench.remote import EXIT_NO_ENGINE
+
+        return EXIT_NO_ENGINE
     return 0 if artifact.ok else 1

@@ -201,7 +201,8 @@ def _classic_onnx(method: str, fp32_path: Path, dst: Path, spec: Any, calibratio
         return q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=q.MATMUL_OPS)
     if method == "trt_static_qdq":
         op_types = q.MATMUL_OPS if spec.kind == "text_encoder" else (q.MATMUL_OPS + ("Conv",) if transformer else None)
-        return q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=op_types, symmetric=True)
+        return q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=op_types, symmetric=True,
+                                      float_bias=True)  # TensorRT 8.x refuses INT32 DequantizeLinear (bias)
     return q.quantize_onnx_static(fp32_path, dst, calibration, input_name)
 
 

@@ -23,7 +23,7 @@ class ExportResult:
     model_file: str
     exporter: str
     quantization: dict[str, Any] | None = None
-    status: str = "ready"  # or "needs_target_build"
+    status: str = "ready"  # or "needs_target_build", or "failed" (next_step says why: e.g. TensorRT would refuse it)
     next_step: str = ""
     runtime_hints: dict[str, Any] = field(default_factory=dict)
     # How parity is checked: "runtime" (load this artifact's runtime), "simulated" (call

@@ -107,11 +107,21 @@ def _amend_manifest(directory: Path, fields: dict[str, Any]) -> None:
     write_json(directory / MANIFEST_NAME, manifest)
 
 
+def _text_int8_needs_calibration(backend: str, precision: str) -> bool:
+    from edgeclip.backends import get_backend
+    from edgeclip.compress.quantize import method_needs_calibration
+
+    if precision != "int8":
+        return False
+    method = get_backend(backend).choose_int8_method(kind="text_encoder", transformer=True, has_calibration=False)
+    return method_needs_calibration(method)
+
+
 def export_dual_encoder(
     model: nn.Module, spec: ModelSpec, backend: str, precision: str, out_root: str | Path, *,
     towers: Sequence[str] = TOWERS, class_names: Sequence[str] | None = None, templates: Sequence[str] = ("{}",),
     calibration: np.ndarray | None = None, parity_images: np.ndarray | None = None, parity_tokens: np.ndarray | None = None,
-    source_checkpoint: str | None = None, opset: int = 18, name: str | None = None,
+    source_checkpoint: str | None = None, opset: int = 18, name: str | None = None, tensorrt: str | None = None,
 ) -> dict[str, Artifact]:
     """Export the asked-for towers of `model` (an open_clip dual encoder); returns tower → Artifact."""
     from edgeclip.exporters import export_model
@@ -134,7 +144,9 @@ def export_dual_encoder(
         elif tower == "text":
             tower_spec = text_tower_spec(model, f"{base}-text", spec.preprocess)
             tower_spec.context_length = context
-            module, calib, parity = TextTower(model), None, parity_tokens
+            # A static text int8 recipe (TensorRT's explicit QDQ) calibrates on the prompts, as `edgeclip export` does.
+            calib = parity_tokens if _text_int8_needs_calibration(backend, precision) else None
+            module, parity = TextTower(model), parity_tokens
         else:
             embeddings = class_embeddings(model, context, names, templates)
             module = FusedZeroShotClassifier(model, embeddings, logit_scale)
@@ -143,7 +155,8 @@ def export_dual_encoder(
         tower_spec.extra["logit_scale"] = logit_scale  # the device's zero-shot logits use the same scale
         with atomic_dir(final) as tmp:
             artifact = export_model(module, tower_spec, backend, precision, tmp / "artifact", calibration=calib,
-                                    parity_inputs=parity, source_checkpoint=source_checkpoint, opset=opset)
+                                    parity_inputs=parity, source_checkpoint=source_checkpoint, opset=opset,
+                                    tensorrt=tensorrt)
             for item in (tmp / "artifact").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "artifact").rmdir()

@@ -47,11 +47,15 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
     artifacts = export_dual_encoder(model, spec, args.backend, args.precision, out_root, towers=towers,
                                     class_names=class_names, templates=templates, calibration=calibration,
                                     parity_images=parity_images, parity_tokens=parity_tokens,
-                                    source_checkpoint=str(model_dir), opset=args.opset)
+                                    source_checkpoint=str(model_dir), opset=args.opset, tensorrt=args.tensorrt)
     ok = True
     for tower, artifact in artifacts.items():
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
+    if any(a.status == "failed" for a in artifacts.values()):  # a TensorRT kit its TensorRT would refuse
+        from edgeclip.bench.remote import EXIT_NO_ENGINE
+
+        return EXIT_NO_ENGINE
     return 0 if ok else 1
 
 

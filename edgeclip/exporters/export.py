@@ -163,6 +163,7 @@ def export_model(
     source_checkpoint: str | None = None,
     opset: int = 18,
     int8: Any = None,
+    tensorrt: str | None = None,
 ) -> Artifact:
     """Export `model` to `out_dir` (conventionally `.../artifacts/<backend>-<precision>/`).
 
@@ -171,6 +172,8 @@ def export_model(
     "not_run". Returns the Artifact; check `artifact.ok` (False when parity failed).
     `int8` (compress.int8.Int8Options): how int8 is made (mode auto: CPU-aware weights, calibration
     choice, mixed precision from validation images, speed check); None keeps the classic methods.
+    `tensorrt`: the target's TensorRT version (8.5 | 8.6 | 10.3; None = the default, 8.6) — the
+    TensorRT export writes what it parses and checks every node against its operator table.
     """
     info = get_backend(backend)  # unknown backend → UserError listing known ones
     info.check_precision(precision)
@@ -182,9 +185,11 @@ def export_model(
     model = model.eval()
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as work_dir:
-        extra_args = {"int8": int8} if int8 is not None and precision == "int8" else {}
+        extra_args: dict[str, Any] = {"int8": int8} if int8 is not None and precision == "int8" else {}
+        if backend == "tensorrt" and tensorrt is not None:
+            extra_args["tensorrt_version"] = tensorrt
         exported = model
-        if extra_args and int8.smoothquant_alpha is not None and calibration is not None:
+        if int8 is not None and precision == "int8" and int8.smoothquant_alpha is not None and calibration is not None:
             from edgeclip.compress.smoothquant import smooth_quant_if_transformer
 
             # The smoothed copy is exported; parity still compares against the model as given.

@@ -1,10 +1,14 @@
-"""torch → ONNX (opset ≥ 17, dynamic batch), plus fp16 and int8 variants.
+"""torch → ONNX (opset ≥ 16, dynamic batch), plus fp16 and int8 variants.
 
 Exporter choice: the TorchScript exporter (`dynamo=False`) with `dynamic_axes` first. With the MHA
 fast path off it exports open_clip towers (including the EOT-token gather) exactly, honours the
 dynamic batch directly and writes one self-contained file. The dynamo exporter is the fallback
 for modules TorchScript cannot trace; it needs explicit `dynamic_shapes` or it fixes the batch
 to the example's size (DESIGN §5), and it may write an external `.onnx.data` file.
+
+Every export leaves ArgMax off integer tensors (`float_argmax`): open_clip pools a text tower at the
+end-of-text token with argmax over the int64 token ids, which onnxruntime 1.19 (the newest for
+Python 3.8, i.e. JetPack 5) has no kernel for and TensorRT 8.5 does not parse.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from edgeclip.exporters.common import ExportResult, example_input, is_transforme
 from edgeclip.utils import disable_mha_fastpath
 from edgeclip.students.spec import ModelSpec
 
-MIN_OPSET = 17  # LayerNormalization is a single op from 17 on (TensorRT and fp16 rely on it)
+# 16 writes LayerNorm as elementary ops (no LayerNormalization before 17), which fp16 conversion
+# handles (variance_chain_nodes) and TensorRT < 8.6 needs; 17 is the newest TensorRT 8.x parses.
+MIN_OPSET = 16
 MODEL_FILE = "model.onnx"
 
 
 def torch_to_onnx(model: nn.Module, spec: ModelSpec, path: str | Path, opset: int = 18) -> str:
     """Write an fp32 ONNX with a dynamic batch; returns which exporter produced it."""
     if opset < MIN_OPSET:
-        raise UserError(f"opset {opset} is too old; use --opset {MIN_OPSET} or newer (single-op LayerNormalization)")
+        raise UserError(f"opset {opset} is too old; use --opset {MIN_OPSET} or newer")
     disable_mha_fastpath()
     model = model.eval()
     example = example_input(spec)
@@ -44,6 +50,7 @@ def torch_to_onnx(model: nn.Module, spec: ModelSpec, path: str | Path, opset: in
                 model, (example,), str(path), input_names=spec.input_names, output_names=spec.output_names,
                 dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False,
             )
+        _rewrite_in_place(path, float_argmax)
         return "torchscript"
     except Exception as torchscript_error:  # noqa: BLE001 - fall back to the dynamo exporter, keep the cause
         batch = torch.export.Dim("batch", min=1, max=4096)
@@ -58,7 +65,41 @@ def torch_to_onnx(model: nn.Module, spec: ModelSpec, path: str | Path, opset: in
             raise RuntimeError(
                 f"ONNX export failed with both exporters: torchscript: {torchscript_error}; dynamo: {dynamo_error}"
             ) from dynamo_error
+        _rewrite_in_place(path, float_argmax)
         return "dynamo"
+
+
+def _rewrite_in_place(path: str | Path, rewrite: Any) -> None:
+    """Apply `rewrite(model) -> changed count` to the file at `path`; external weights stay where they are."""
+    model = onnx.load(str(path), load_external_data=False)
+    if rewrite(model):
+        onnx.save(model, str(path))
+
+
+def float_argmax(model: onnx.ModelProto) -> int:
+    """Cast the input of every ArgMax/ArgMin over integers to float; returns how many were changed.
+
+    The indices are the same: token ids (< 49408) are exact in float32 (< 2^24), and ties still
+    resolve to the first index (select_last_index stays as it was).
+    """
+    from edgeclip.exporters.tensorrt_support import tensor_types
+
+    types = tensor_types(model)
+    integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
+               onnx.TensorProto.UINT8}
+    nodes, changed = [], 0
+    for node in model.graph.node:
+        if node.op_type in ("ArgMax", "ArgMin") and types.get(node.input[0]) in integer:
+            as_float = f"{node.input[0]}_as_float_for_{node.name or changed}"
+            nodes.append(onnx.helper.make_node("Cast", [node.input[0]], [as_float], name=f"{as_float}/cast",
+                                               to=onnx.TensorProto.FLOAT))
+            node.input[0] = as_float
+            changed += 1
+        nodes.append(node)
+    if changed:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return changed
 
 
 def topological_sort(graph: onnx.GraphProto) -> None:
@@ -209,7 +250,9 @@ def quantize_int8(
             op_types = q.MATMUL_OPS
         else:
             op_types = q.MATMUL_OPS + ("Conv",) if transformer else None
-        details = q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=op_types, symmetric=True)
+        # Float biases: TensorRT's explicit int8 wants Q/DQ on weights and activations (8.x refuses INT32 DequantizeLinear).
+        details = q.quantize_onnx_static(fp32_path, dst, calibration, input_name, op_types=op_types, symmetric=True,
+                                         float_bias=True)
     else:  # pragma: no cover - table and dispatch are kept in sync
         raise ValueError(f"no ONNX implementation for int8 method {method}")
     return {

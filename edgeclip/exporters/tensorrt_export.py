@@ -1,11 +1,17 @@
 """TensorRT: a TensorRT-ready ONNX + the on-target build kit; the engine itself when `tensorrt` imports.
 
 TensorRT engines are specific to the GPU and TensorRT version that build them, so they are built
-on the target (DESIGN §3 `build_on_device`). This writes what the target needs:
-- `model.onnx`: opset ≥ 17 (single-op LayerNormalization), dynamic batch, fp16-safe (±inf mask
-  constants such as open_clip's causal mask replaced by ±1e4, which fp16 can hold); for int8 an
-  explicit symmetric QDQ ONNX calibrated on real images (no TensorRT calibrator needed).
+on the target (DESIGN §3 `build_on_device`). This writes what the target's TensorRT parses
+(`tensorrt_version`: 8.5 = JetPack 5.1, 8.6 = JetPack 6.0, 10.3 = JetPack 6.1/6.2):
+- `model.onnx`: opset min(requested, newest the version parses: 17 for 8.x), LayerNormalization
+  decomposed where the version has no importer (8.5), dynamic batch, fp16-safe (±inf mask
+  constants such as open_clip's causal mask replaced by ±1e4, which fp16 can hold), text towers
+  with INT32 token ids and no integer ArgMax; for int8 an explicit symmetric QDQ ONNX (Q/DQ on
+  weights and activations, float biases) calibrated on real images (no TensorRT calibrator needed).
 - `build_engine.sh` + `README.md` from export/tensorrt/, run on the device.
+Every node is then checked against that version's onnx-tensorrt operator table
+(`tensorrt_support.check_model`); the result is the manifest's `tensorrt_compatibility`, and a
+refused node makes the artifact `failed` before anything goes to a device.
 If `import tensorrt` works here, the engine is built with the Python API as well.
 """
 
@@ -21,9 +27,10 @@ import onnx
 from onnx import numpy_helper
 from torch import nn
 
-from edgeclip.errors import UserError
 from edgeclip.exporters.common import ExportResult
+from edgeclip.exporters import tensorrt_support as trt_support
 from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx
+from edgeclip.exporters.tensorrt_rewrites import decompose_layer_norm, int32_token_input
 from edgeclip.paths import kit_dir
 from edgeclip.students.spec import ModelSpec
 
@@ -134,20 +141,37 @@ def simulated_runner(model: nn.Module, onnx_path: Path, precision: str) -> tuple
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return (lambda batch: np.asarray(session.run(None, {name: batch})[0], dtype=np.float32),
+    first = session.get_inputs()[0]
+    dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}.get(first.type, np.float32)
+    return (lambda batch: np.asarray(session.run(None, {first.name: batch.astype(dtype, copy=False)})[0], dtype=np.float32),
             "TensorRT-ready ONNX on onnxruntime CPU (the engine itself is checked on the target by build_engine.sh)")
+
+
+def prepare_graph(graph: onnx.ModelProto, spec: ModelSpec, tensorrt_version: str) -> dict[str, Any]:
+    """Rewrite the final graph (in place) into what `tensorrt_version` parses; returns what was done.
+
+    Runs after int8 quantization: onnxruntime's pre-quantization optimizer fuses a decomposed
+    LayerNorm back into one LayerNormalization (measured), and calibration keeps the int64 inputs.
+    """
+    done: dict[str, Any] = {}
+    if not trt_support.parses_layer_norm(tensorrt_version):
+        done["layer_norms_decomposed"] = decompose_layer_norm(graph)
+    if spec.is_text:
+        done["int32_inputs"] = int32_token_input(graph)
+    return done
 
 
 def export(
     model: nn.Module, spec: ModelSpec, precision: str, out_dir: Path, *, calibration: np.ndarray | None, opset: int,
-    int8: Any = None,
+    int8: Any = None, tensorrt_version: str = trt_support.DEFAULT_TENSORRT,
 ) -> ExportResult:
+    tensorrt_version = trt_support.normalize_version(tensorrt_version)
+    onnx_opset = min(opset, trt_support.max_opset(tensorrt_version))
     onnx_path = out_dir / ONNX_FILE
     quantization: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory() as work:
         fp32_path = Path(work) / ONNX_FILE
-        exporter = torch_to_onnx(model, spec, fp32_path, opset)
+        exporter = torch_to_onnx(model, spec, fp32_path, onnx_opset)
         graph = onnx.load(str(fp32_path))
         replaced = make_fp16_safe(graph)
         onnx.save(graph, str(fp32_path))
@@ -156,12 +180,28 @@ def export(
         else:
             # fp16 is applied by the TensorRT builder (--fp16); the ONNX stays fp32 and fp16-safe.
             shutil.copyfile(fp32_path, onnx_path)
+    graph = onnx.load(str(onnx_path))
+    rewrites = prepare_graph(graph, spec, tensorrt_version)
+    if any(rewrites.values()):
+        onnx.save(graph, str(onnx_path))
     kit = kit_dir()
     for kit_file in KIT_FILES:
         shutil.copy2(kit / kit_file, out_dir / kit_file)
     command = trtexec_command(spec, precision)
-    extra = {"onnx_file": ONNX_FILE, "fp16_safe_constants_replaced": replaced, "trtexec": command,
-             "engine_file": ENGINE_FILE, "max_batch": DEFAULT_MAX_BATCH}
+    compatibility = trt_support.check_model(onnx_path, tensorrt_version)
+    extra = {"onnx_file": ONNX_FILE, "trtexec": command, "engine_file": ENGINE_FILE, "max_batch": DEFAULT_MAX_BATCH,
+             "opset": onnx_opset, "opset_requested": opset, "tensorrt_version": tensorrt_version,
+             "tensorrt_rewrites": rewrites, "tensorrt_compatibility": compatibility,
+             "fp16_safe_constants_replaced": replaced}
+    if spec.is_text:  # what the engine takes: the runner and check_engine.py feed this dtype
+        extra["inputs"] = [{"name": spec.input_names[0], "shape": spec.input_shape(), "dtype": "int32"}]
+    exporter_name = f"torch.onnx ({exporter}), opset {onnx_opset}, TensorRT {tensorrt_version}-ready"
+    if not compatibility["passed"]:
+        # Nothing goes to a device that its TensorRT would refuse; parity still runs on the ONNX.
+        run, scope = simulated_runner(model, onnx_path, precision)
+        return ExportResult(model_file=ONNX_FILE, exporter=exporter_name, quantization=quantization, status="failed",
+                            next_step=trt_support.describe(compatibility), parity_mode="simulated", parity_runner=run,
+                            parity_scope=scope, extra=extra)
     if _tensorrt_importable():
         build_engine(onnx_path, out_dir / ENGINE_FILE, spec, precision)
         return ExportResult(model_file=ENGINE_FILE, exporter=f"TensorRT Python API from torch.onnx ({exporter})",
@@ -169,10 +209,11 @@ def export(
     run, scope = simulated_runner(model, onnx_path, precision)
     return ExportResult(
         model_file=ONNX_FILE,
-        exporter=f"torch.onnx ({exporter}), opset {opset}, TensorRT-ready",
+        exporter=exporter_name,
         quantization=quantization,
         status="needs_target_build",
-        next_step="engine must be built and checked on the target: run build_engine.sh <this artifact dir> on the device",
+        next_step=f"engine must be built and checked on the target (TensorRT {tensorrt_version}): "
+                  "run build_engine.sh <this artifact dir> on the device",
         parity_mode="simulated",
         parity_runner=run,
         parity_scope=scope,

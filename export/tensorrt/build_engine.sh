@@ -18,7 +18,9 @@ QDQ scales, no calibration cache is needed); fp32 → no flag.
 Writes ARTIFACT_DIR/model.engine and build.log, marks the manifest ready (model_file=model.engine), then
 runs the engine on the real images shipped in ARTIFACT_DIR/reference/ and compares it with the PyTorch
 outputs there (check_engine.py): the engine's own parity goes into the manifest. Exit 0 when the engine
-was built and its parity passed, 1 when parity failed (the artifact is then a failed row), 2 on bad input.
+was built and its parity passed, 1 when parity failed (the artifact is then a failed row), 2 on bad input,
+3 when trtexec could not build the engine (its last error lines go to stderr and into the manifest's
+engine_build block; the artifact is then `failed`).
 
 example (on a Jetson Orin Nano):
   ./build_engine.sh runs/abc123/artifacts/tensorrt-fp16
@@ -69,7 +71,7 @@ case "$PRECISION" in
   *) echo "build_engine.sh: error: unknown precision '$PRECISION' in $MANIFEST" >&2; exit 2 ;;
 esac
 
-set -x
+set -x +e
 "$TRTEXEC" \
   --onnx="$ARTIFACT/$ONNX" \
   --saveEngine="$ARTIFACT/$ENGINE" \
@@ -78,9 +80,34 @@ set -x
   --maxShapes="$INPUT:${MAX_BATCH}x$DIMS" \
   --memPoolSize=workspace:"$WORKSPACE_MB" \
   "${FLAGS[@]}" 2>&1 | tee "$ARTIFACT/build.log"
-set +x
+TRTEXEC_STATUS=${PIPESTATUS[0]}
+set +x -e
 
-[[ -s "$ARTIFACT/$ENGINE" ]] || { echo "build_engine.sh: error: trtexec wrote no engine; see $ARTIFACT/build.log" >&2; exit 1; }
+if [[ $TRTEXEC_STATUS -ne 0 || ! -s "$ARTIFACT/$ENGINE" ]]; then
+  # The cause travels with the artifact: trtexec's last error lines into the manifest (status failed),
+  # and to stderr, so `edgeclip bench/build --remote` can put them in the report (exit 3, not parity's 1).
+  rm -f "$ARTIFACT/$ENGINE"
+  python3 - "$MANIFEST" "$TRTEXEC_STATUS" "$ARTIFACT/build.log" <<'PY' >&2
+import json, os, platform, sys, tempfile
+path, status, log = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = [l.rstrip() for l in open(log, errors="replace")] if os.path.isfile(log) else []
+errors = [l for l in lines if "[E]" in l or "FAILED" in l or "rror" in l] or lines
+errors = errors[-12:]
+m = json.load(open(path))
+first = next((l for l in errors if "ERROR" in l or "Error" in l), errors[0] if errors else "no output")
+m.update(status="failed", next_step=f"engine build failed on {platform.node()} (trtexec exit {status}): {first.strip()}")
+m["files"] = sorted(set(m.get("files", [])) | {"build.log"})
+m["engine_build"] = {"status": "failed", "host": platform.node(), "machine": platform.machine(), "built_with": "trtexec",
+                     "exit_code": status, "error_lines": errors, "log": "build.log"}
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+with os.fdopen(fd, "w") as f:
+    json.dump(m, f, indent=2)
+os.replace(tmp, path)
+print(f"build_engine.sh: error: trtexec could not build the engine (exit {status}); last error lines:")
+print("\n".join("  " + l for l in errors))
+PY
+  exit 3
+fi
 
 # The artifact now runs: point the manifest at the engine (atomic replace).
 python3 - "$MANIFEST" "$ENGINE" "$MAX_BATCH" <<'PY'
@@ -89,7 +116,7 @@ path, engine, max_batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 m = json.load(open(path))
 m.update(status="ready", next_step="", model_file=engine, max_batch=max_batch)
 m["files"] = sorted(set(m.get("files", [])) | {engine, "build.log"})
-m["engine_build"] = {"host": platform.node(), "machine": platform.machine(), "built_with": "trtexec"}
+m["engine_build"] = {"status": "built", "host": platform.node(), "machine": platform.machine(), "built_with": "trtexec"}
 fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
 with os.fdopen(fd, "w") as f:
     json.dump(m, f, indent=2)

@@ -82,6 +82,9 @@ def main(argv: list | None = None) -> int:
     import edgeclip_parity  # noqa: E402 - shipped next to the reference data
 
     inputs = np.load(os.path.join(reference, "inputs.npy"))
+    declared = str(manifest["inputs"][0].get("dtype", "float32"))
+    if declared in ("int32", "int64"):  # raw bytes go to trtexec: they must be the engine's input type
+        inputs = inputs.astype(declared)
     expected = np.load(os.path.join(reference, "outputs.npy"))
     input_name = manifest["inputs"][0]["name"]
     step = int(manifest.get("max_batch") or 8)
