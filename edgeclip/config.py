@@ -360,7 +360,24 @@ def load_recipe(name_or_path: str = "", overrides: list[str] | None = None) -> R
     # Not a field (it is not part of what a run did): where relative data paths of a recipe given by
     # path are also looked for (edgeclip/build/accident.py data_roots).
     recipe.source_dir = str(path.resolve().parent) if name_or_path and path.parent != RECIPES_DIR else ""
+    if recipe.source_dir:
+        _resolve_data_paths(recipe.data, Path(recipe.source_dir))
     return recipe
+
+
+# Data keys that may name files or folders; a relative one that is not found from the working
+# directory is looked for beside the recipe file (a recipe and its data often travel together).
+DATA_PATH_KEYS = ("train", "test", "calibration", "pairs", "classname_map", "templates")
+
+
+def _resolve_data_paths(data: DataConfig, recipe_dir: Path) -> None:
+    for key in DATA_PATH_KEYS:
+        value = getattr(data, key)
+        if not value or Path(value).expanduser().is_absolute() or Path(value).exists():
+            continue
+        beside = recipe_dir / value
+        if beside.exists():
+            setattr(data, key, str(beside))
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

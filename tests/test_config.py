@@ -56,3 +56,15 @@ def test_recipe_from_path_and_bad_yaml(tmp_path) -> None:
 def test_set_without_equals_is_rejected() -> None:
     with pytest.raises(UserError, match="is not key=value"):
         load_recipe("quickstart", ["distill.epochs"])
+
+
+def test_relative_data_paths_of_a_recipe_file_resolve_beside_it(tmp_path, monkeypatch) -> None:
+    recipes = tmp_path / "project"
+    (recipes / "photos" / "cat").mkdir(parents=True)
+    (recipes / "recipe.yaml").write_text("data:\n  train: photos\n  test: digits\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(str(recipes / "recipe.yaml"))
+    assert recipe.data.train == str(recipes / "photos")  # found beside the recipe, not in the working directory
+    assert recipe.data.test == "digits"  # a dataset name stays a name
