@@ -245,6 +245,10 @@ def test_bench_command_writes_report_and_passes_budgets(tmp_path, capsys):
         assert row["peak_mem_mb"] is not None and row["throughput"] > 0
     assert [b["status"] for b in data["budget_results"]] == ["pass"] * 6  # 3 budgets x 2 students
     assert (run / "report.md").is_file() and (run / "report.html").is_file()
+    # A few inputs as the model sees them: a PNG beside the report, linked and embedded.
+    assert (run / "inputs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](inputs.png)" in (run / "report.md").read_text()
+    assert "Inputs as the model sees them" in (run / "report.html").read_text()
     assert "onnx-fp32" in capsys.readouterr().out
 
 
@@ -285,3 +289,15 @@ def test_bench_for_a_target_this_machine_is_not_leaves_budgets_unmeasured(tmp_pa
     assert data["rows"][0]["latency_ms"] is not None  # measured here ...
     assert [b["status"] for b in data["budget_results"]] == ["not measured"]  # ... but not on the board
     assert any("not on board" in note for note in data["notes"])
+
+
+def test_input_preview_spreads_over_classes_and_undoes_the_normalization():
+    from edgeclip.bench.report_inputs import denormalize, preview_png, spread_indices
+
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    assert spread_indices(labels, 4) == [0, 3, 5, 1]  # one per class first, then the second of each
+    pixels = np.full((1, 3, 2, 2), 0.5, np.float32)
+    restored = denormalize((pixels - 0.25) / 0.5, mean=(0.25,) * 3, std=(0.5,) * 3)
+    np.testing.assert_allclose(restored, 0.5, atol=1e-6)
+    png = preview_png(np.zeros((6, 3, 8, 8), np.float32), labels, ["a", "b", "c"], (0.5,) * 3, (0.5,) * 3)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -90,7 +90,7 @@ def accuracy_latency_png(rows: list[ReportRow], dpi: int = 110) -> tuple[bytes |
     return buffer.getvalue(), left_out
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, inputs_png: bytes | None = None) -> str:
     esc = html.escape
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              f"<title>edgeclip report {esc(report.run_id)}</title><style>{CSS}</style></head><body>",
@@ -131,6 +131,12 @@ def render_html(report: Report) -> str:
                      f"<figcaption>{esc(caption)}</figcaption></figure>")
 
     parts += quality_html(report)
+    if inputs_png:
+        encoded = base64.b64encode(inputs_png).decode("ascii")
+        parts.append("<h2>Inputs as the model sees them</h2><figure><img alt='a few evaluation images after the model&#39;s "
+                     f"preprocessing' src='data:image/png;base64,{encoded}'><figcaption>A few evaluation images after the "
+                     "model's resize and normalization, each titled with the class it counts as: check polarity, size and "
+                     "class names here.</figcaption></figure>")
     if report.target is not None:
         parts.append(f"<h2>Budgets ({esc(str(report.target.get('name')))})</h2>")
         if report.budget_results:

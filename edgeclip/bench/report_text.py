@@ -81,7 +81,7 @@ def describe_environment(env: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, inputs_image: str | None = None) -> str:
     def md_row(cells: Iterable[str]) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
@@ -100,6 +100,8 @@ def render_markdown(report: Report) -> str:
     if caveat:
         lines += ["", f"**{caveat}**"]
     lines += quality_markdown(report)
+    if inputs_image:
+        lines += ["", "## Inputs as the model sees them", "", f"![a few evaluation images after the model's preprocessing]({inputs_image})"]
     if report.target is not None:
         lines += ["", f"## Budgets ({report.target.get('name')})", ""]
         if report.budget_results:

@@ -102,6 +102,22 @@ def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], 
     return local + device_rows, {"measured_on": remote, **environment}
 
 
+def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
+    """The report's strip of evaluation inputs as the first classifier artifact sees them."""
+    from edgeclip.bench.report_inputs import preview_for_artifact
+    from edgeclip.manifest import read_manifest
+
+    eval_path = run_dir / "eval_data.npz"
+    if not eval_path.is_file():
+        return None
+    for artifact in artifacts:
+        if (Path(artifact) / "manifest.json").is_file():
+            png = preview_for_artifact(eval_path, read_manifest(artifact))
+            if png:
+                return png
+    return None
+
+
 def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[str, Any] | None, config: Any,
             remote: str | None, seconds: float, artifacts: list[Path]) -> BuildResult:
     from edgeclip.bench.environment import collect_environment
@@ -134,7 +150,7 @@ def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[
     report.apply_target(target, measured_on_target=on_target)
     report.fill_speedups()
     report.verdict = compute_verdict(report, next_step)
-    paths = write_report(report, plan.run_dir)
+    paths = write_report(report, plan.run_dir, inputs_png=_inputs_preview(plan.run_dir, artifacts))
     print(console_table(report))
     return BuildResult(run_dir=plan.run_dir, report=report, report_paths=paths, artifacts=artifacts)
 

@@ -128,7 +128,13 @@ def run(args: argparse.Namespace) -> int:
     report.fill_retention()
     # What to ship among the benched artifacts, and what their accuracy means (quality warnings).
     report.verdict = compute_verdict(report)
-    paths = write_report(report, out_dir)
+    inputs_png = None
+    if args.data and not args.remote:
+        from edgeclip.bench.report_inputs import preview_for_artifact
+
+        inputs_png = next((png for png in (preview_for_artifact(args.data, m, split=args.split, class_map=class_map)
+                                           for m in manifests) if png), None)
+    paths = write_report(report, out_dir, inputs_png=inputs_png)
 
     print(console_table(report))
     for result in report.budget_results:
