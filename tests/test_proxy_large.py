@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from edgeclip.bench.flops import count_tower_flops
 from edgeclip.clip_models import build_clip_from_config

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
-from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image
 
 from edgeclip.data.images import image_error, load_image
-from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
