@@ -301,3 +301,17 @@ def test_input_preview_spreads_over_classes_and_undoes_the_normalization():
     np.testing.assert_allclose(restored, 0.5, atol=1e-6)
     png = preview_png(np.zeros((6, 3, 8, 8), np.float32), labels, ["a", "b", "c"], (0.5,) * 3, (0.5,) * 3)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_reference_rows_are_timed_with_the_benchmarks_thread_count():
+    """`bench --threads 1`: the unexported PyTorch reference must not take every core while the others are timed."""
+    from edgeclip.bench.harness import _reference_item
+    from edgeclip.students.registry import create_student
+
+    model, spec = create_student("resnet18_w8", class_names=["a", "b"], image_size=32)
+    before = torch.get_num_threads()
+    try:
+        item = _reference_item("in-memory", {"in-memory": (model, spec)}, threads=1)
+        assert item.runtime.threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

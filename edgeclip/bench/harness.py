@@ -237,8 +237,10 @@ def _example_batch(manifest: dict[str, Any], batch: int, seed: int = 0) -> np.nd
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def _reference_item(source: str, models: Mapping[str, Any]) -> BenchItem | None:
-    """The unexported PyTorch model of `source` (in memory when the caller has it, else loaded)."""
+def _reference_item(source: str, models: Mapping[str, Any], threads: int = 0) -> BenchItem | None:
+    """The unexported PyTorch model of `source` (in memory when the caller has it, else loaded),
+    timed with the same thread count as the artifacts (`--threads`): with torch's default it would
+    take every core while the others are timed."""
     from edgeclip.bench.flops import count_flops, count_tower_flops
     from edgeclip.utils import count_params
 
@@ -257,7 +259,7 @@ def _reference_item(source: str, models: Mapping[str, Any]) -> BenchItem | None:
         return BenchItem(row, {})
     from edgeclip.runtimes.torch_runtime import TorchRuntime
 
-    runtime = TorchRuntime(model, spec)
+    runtime = TorchRuntime(model, spec, threads=threads)
     row.flops = count_flops(model, (torch_tensor(_example_batch(runtime.manifest, 1)),))
     return BenchItem(row, runtime.manifest, runtime=runtime)
 
@@ -282,7 +284,7 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
     source = (manifest.get("source_checkpoint") or {}).get("path")
     if source:
         if source not in references:
-            references[source] = _reference_item(source, models)
+            references[source] = _reference_item(source, models, config.threads)
         item.reference = references[source]
     if item.reference is not None:
         ref_row = item.reference.row
