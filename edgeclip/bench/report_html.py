@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 
 from edgeclip.bench.report import Report, ReportRow
@@ -48,15 +47,11 @@ def accuracy_latency_png(rows: list[ReportRow], dpi: int = 110) -> tuple[bytes |
     left_out = [r.label for r in rows if r not in plotted]
     if not plotted:
         return None, left_out
-    import matplotlib
+    from edgeclip.bench.figures import png_figure
 
-    matplotlib.use("Agg")  # headless: no display on servers or CI
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=dpi)
     # Neighbours along x get labels above/below in turn, so close points do not print over each other.
     offsets = [(7, 6), (7, -20), (7, 18), (7, -32)]
-    try:
+    with png_figure(figsize=(8, 5), dpi=dpi) as (fig, ax, buffer):
         for rank, row in enumerate(sorted(plotted, key=lambda r: r.latency_ms["p50"])):
             x, y = row.latency_ms["p50"], row.accuracy * 100
             teacher = row.role == "teacher"
@@ -82,11 +77,6 @@ def accuracy_latency_png(rows: list[ReportRow], dpi: int = 110) -> tuple[bytes |
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
         ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
     return buffer.getvalue(), left_out
 
 

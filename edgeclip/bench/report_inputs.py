@@ -8,11 +8,12 @@ thumbnails as the model sees them").
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from edgeclip.bench.figures import png_figure
 
 PREVIEW_NAME = "inputs.png"
 PREVIEW_COUNT = 8
@@ -42,26 +43,15 @@ def spread_indices(labels: np.ndarray, count: int) -> list[int]:
 def preview_png(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], mean: Sequence[float],
                 std: Sequence[float], count: int = PREVIEW_COUNT) -> bytes:
     """A one-row PNG strip of up to `count` inputs (spread over classes), each titled with its label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     picked = spread_indices(labels, count)
     pixels = denormalize(images[picked], mean, std)
-    fig, axes = plt.subplots(1, len(picked), figsize=(1.3 * len(picked), 1.6), dpi=100, squeeze=False)
-    try:
+    with png_figure(1, len(picked), figsize=(1.3 * len(picked), 1.6), dpi=100, squeeze=False) as (fig, axes, buffer):
         for ax, image, index in zip(axes[0], pixels, picked):
             ax.imshow(image, interpolation="nearest")
             label = int(labels[index])
             ax.set_title(class_names[label] if 0 <= label < len(class_names) else str(label), fontsize=8)
             ax.axis("off")
         fig.suptitle(f"as the model sees them ({images.shape[2]}×{images.shape[3]}, after its preprocessing)", fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
     return buffer.getvalue()
 
 

@@ -8,7 +8,6 @@ labelled data, else the unexported PyTorch reference (`shown_row`).
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 from edgeclip.bench.qualify import confusion_markdown
@@ -48,17 +47,14 @@ def quality_markdown(report: Report) -> list[str]:
 
 def confusion_png(matrix: list[list[int]], class_names: list[str], dpi: int = 100) -> bytes:
     """The confusion matrix as a heatmap (rows normalised per true class, counts printed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from edgeclip.bench.figures import png_figure
 
     counts = np.asarray(matrix, dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 2.5 + 0.45 * len(class_names)
-    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=dpi)
-    try:
+    with png_figure(figsize=(size + 1, size), dpi=dpi) as (fig, ax, buffer):
         image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
@@ -70,11 +66,6 @@ def confusion_png(matrix: list[list[int]], class_names: list[str], dpi: int = 10
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-    finally:
-        plt.close(fig)
     return buffer.getvalue()
 
 
