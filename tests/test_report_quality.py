@@ -72,8 +72,8 @@ def test_retention_above_one_by_more_than_noise_is_flagged() -> None:
     block = qualify_predictions(labels, labels, ["a", "b"], teacher_predicted=np.zeros(1000, dtype=np.int64) | (labels & (np.arange(1000) % 3 == 0)),
                                 retention=1.0 / 0.6)
     assert any("exceeds 1 by more than sampling noise" in f for f in block["flags"])
-    small = retention_flags(0.9, 1.01, {"images": 100, "chance": 0.5, "majority": 0.5})
-    assert small and "within sampling noise" in small[0]
+    # Above 1 within the noise (the quickstart's 1.003 on 359 digits) is a student that kept everything: no warning.
+    assert retention_flags(0.9, 1.01, {"images": 100, "chance": 0.5, "majority": 0.5}) == []
 
 
 def test_agreement_with_a_constant_reference_is_flagged() -> None:
