@@ -235,5 +235,11 @@ def safe_torch_load(path: str | Path, what: str, fix: str) -> Any:
         with torch.serialization.safe_globals([collections.Counter]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated or code-carrying pickles all mean "do not use"
-        kind = "it holds objects other than tensors and plain data" if "weights_only" in str(exc) else type(exc).__name__
-        raise UserError(f"{what} '{path}' cannot be loaded safely ({kind}); {fix}") from None
+        text = str(exc)
+        # torch words both refusals "Weights only load failed"; a refused object names a GLOBAL, while
+        # bytes that are no pickle at all ("Unsupported operand") or a cut zip are simply unreadable.
+        if "GLOBAL" in text or "Unsupported global" in text:
+            raise UserError(f"{what} '{path}' cannot be loaded safely (it holds objects other than tensors and plain "
+                            f"data); {fix}") from None
+        raise UserError(f"{what} '{path}' is not a readable checkpoint (corrupt, truncated or not a torch file: "
+                        f"{type(exc).__name__}); {fix}") from None
