@@ -75,10 +75,10 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              "|---|---|---|---:|---:|---|---:|---:|---:|---|"]
     for r in results:
         s, rep = r["steps"], r.get("report", {})
-        acc = rep.get("student_accuracy")
+        acc, ret = rep.get("student_accuracy"), rep.get("student_retention")
         lines.append(f"| {r['python']} | {r['constraints']} | {s['install']['exit']} | {s['install']['seconds'] / 60:.1f} | {r['venv_gb']} | "
                      f"{s['quickstart']['exit']} | {s['quickstart']['seconds'] / 60:.1f} | "
-                     f"{'-' if acc is None else f'{100 * acc:.2f}%'} | {rep.get('student_retention', '-')} | {rep.get('recommended') or '-'} |")
+                     f"{'-' if acc is None else f'{100 * acc:.2f}%'} | {'-' if ret is None else f'{ret:.3f}'} | {rep.get('recommended') or '-'} |")
     lines += ["", "Quickstart exit 0 = every artifact passed parity and every `cpu` budget held (README). Install minutes "
               "include pip's downloads (wheels already in pip's cache are not downloaded again)."]
     return "\n".join(lines) + "\n"
@@ -86,11 +86,22 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--python", action="append", required=True, metavar="VERSION=INTERPRETER:CONSTRAINTS")
+    parser.add_argument("--python", action="append", metavar="VERSION=INTERPRETER:CONSTRAINTS")
     parser.add_argument("--out", default="benchmarks/results/install_quickstart")
     parser.add_argument("--work", default="", help="working folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per step")
+    parser.add_argument("--render-only", action="store_true", help="re-render <out>.md from an existing <out>.json")
     args = parser.parse_args()
+    if args.render_only:
+        data = json.loads(Path(args.out).with_suffix(".json").read_text())
+        sys.path.insert(0, str(ROOT))
+        from edgeclip.io_utils import write_result_files
+
+        write_result_files(args.out, data, render(data["results"], data))
+        print(Path(args.out).with_suffix(".md").read_text())
+        return 0
+    if not args.python:
+        parser.error("--python VERSION=INTERPRETER:CONSTRAINTS is required (once per Python)")
     entries = []
     for text in args.python:
         version, _, rest = text.partition("=")
