@@ -19,9 +19,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # shared cores: busy-waitin
 
 from edgeclip.data import open_image_dataset  # noqa: E402
 from edgeclip.io_utils import write_result_files  # noqa: E402
+from edgeclip.teacher.proxy import zero_shot_accuracy  # noqa: E402
 from edgeclip.teacher.proxy_cifar10 import (  # noqa: E402
-    Cifar10ProxyTrainConfig, load_published, publish, published_paths, train_proxy_cifar10, zero_shot_accuracy,
+    Cifar10ProxyTrainConfig, load_published, publish, published_paths, train_proxy_cifar10,
 )
+from edgeclip.teacher.templates import CIFAR_TEMPLATES  # noqa: E402
 
 # Zero-shot top-1 on CIFAR-10 with OpenAI's 18 prompts, CLIP paper (Radford et al. 2021), Table 11.
 PUBLISHED = [("CLIP RN50 (OpenAI)", 0.756), ("CLIP ViT-B/32 (OpenAI)", 0.913), ("CLIP ViT-L/14 (OpenAI)", 0.962)]
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         import json
         record = json.loads(published_paths()[1].read_text())
         info = record["measured"]
-    accuracy = zero_shot_accuracy(teacher, test)
+    accuracy = zero_shot_accuracy(teacher, test, CIFAR_TEMPLATES)
     import torch
     from edgeclip.utils import count_params
     params = {"image_tower": count_params(teacher.model.visual),

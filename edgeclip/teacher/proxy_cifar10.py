@@ -35,6 +35,7 @@ from edgeclip.io_utils import atomic_path, safe_torch_load, write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
+from edgeclip.teacher.proxy import zero_shot_accuracy
 from edgeclip.teacher.templates import CIFAR_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
 
@@ -132,7 +133,7 @@ def train_proxy_cifar10(config: Cifar10ProxyTrainConfig | None = None, *, work_d
         check_disjoint(pool, open_image_dataset("cifar10", split="train"), "proxy-cifar10 pool vs task train split")
     with torch_threads(config.threads):
         teacher, seconds = _train(config, work_dir, progress, pool)
-        accuracy = zero_shot_accuracy(teacher, test)
+        accuracy = zero_shot_accuracy(teacher, test, CIFAR_TEMPLATES)
     info = {
         "teacher": NAME, "version": VERSION,
         "zero_shot_accuracy_test": accuracy, "test_images": len(test), "test_split": test.identity,
@@ -201,21 +202,6 @@ def _train(config: Cifar10ProxyTrainConfig, work_dir: Path, progress: bool, pool
                         "generator": generator.get_state()}, tmp)
     model.eval()
     return teacher, round(seconds, 1)
-
-
-@torch.no_grad()
-def zero_shot_accuracy(teacher: ClipTeacher, dataset, templates: list[str] | None = None,  # noqa: ANN001
-                       batch_size: int = 500) -> float:
-    """Top-1 zero-shot accuracy with a prompt-ensemble head, in batches (10,000 photos at once
-    would hold GBs of activations)."""
-    head = teacher.zero_shot_head(list(dataset.class_names), templates or CIFAR_TEMPLATES)
-    labels = torch.tensor(dataset.labels)
-    correct = 0
-    for start in range(0, len(dataset), batch_size):
-        stop = min(len(dataset), start + batch_size)
-        batch = torch.from_numpy(np.stack([teacher.preprocess(dataset.load(i)) for i in range(start, stop)]))
-        correct += int((head(teacher.encode_image(batch)).argmax(dim=1) == labels[start:stop]).sum())
-    return correct / len(dataset)
 
 
 # -- published weights ---------------------------------------------------------------------------
