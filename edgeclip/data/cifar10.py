@@ -134,7 +134,8 @@ def _cache_path(tarball: Path) -> Path:
 
 @functools.lru_cache(maxsize=2)
 def cifar10_arrays(tarball: Path, progress: bool = True) -> dict[str, np.ndarray]:
-    """Pixels, labels and member names of both CIFAR-10 splits, decoded once and cached on disk."""
+    """Pixels, labels and member names of all 60,000 photos (CIFAR's train split first, then its
+    test split; `train_count` says where test starts), decoded once and cached on disk."""
     cache = _cache_path(tarball)
     if not cache.is_file():
         arrays = decode_tarball(tarball, progress=progress)
@@ -143,6 +144,10 @@ def cifar10_arrays(tarball: Path, progress: bool = True) -> dict[str, np.ndarray
                 np.savez(handle, **arrays)
     with np.load(cache, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
+    # Indices of every split run over [train (50,000) ; test (10,000)]: join once here, not per split opened.
+    arrays["train_count"] = np.array(len(arrays["train_labels"]))
+    for key in ("pixels", "labels", "names"):
+        arrays[key] = np.concatenate([arrays.pop(f"train_{key}"), arrays.pop(f"test_{key}")])
     for value in arrays.values():
         value.setflags(write=False)
     return arrays
@@ -152,11 +157,10 @@ def cifar10_arrays(tarball: Path, progress: bool = True) -> dict[str, np.ndarray
 def cifar10_partition(tarball: Path) -> dict[str, list[int]]:
     """Indices of each split into the concatenation [train (50,000) ; test (10,000)]."""
     arrays = cifar10_arrays(tarball)
-    train_labels = arrays["train_labels"].tolist()
-    train_pos, pretrain_pos = stratified_split(train_labels, PRETRAIN_FRACTION, PARTITION_SEED)
-    offset = len(train_labels)
+    offset, total = int(arrays["train_count"]), len(arrays["labels"])
+    train_pos, pretrain_pos = stratified_split(arrays["labels"][:offset].tolist(), PRETRAIN_FRACTION, PARTITION_SEED)
     parts = {
-        "test": list(range(offset, offset + len(arrays["test_labels"]))),
+        "test": list(range(offset, total)),
         "pretrain": sorted(pretrain_pos),
         "train": sorted(train_pos),
     }
@@ -165,8 +169,8 @@ def cifar10_partition(tarball: Path) -> dict[str, list[int]]:
         for second in names[i + 1:]:
             # A teacher that saw test or train images would make every retention figure a lie.
             assert not set(parts[first]) & set(parts[second]), f"cifar10 {first} and {second} overlap"
-    assert sum(len(v) for v in parts.values()) == offset + len(arrays["test_labels"])
-    parts["all"] = list(range(offset + len(arrays["test_labels"])))
+    assert sum(len(v) for v in parts.values()) == total
+    parts["all"] = list(range(total))
     return parts
 
 
@@ -180,9 +184,7 @@ class Cifar10Dataset(ImageDataset):
         check_split(split, "cifar10")
         self.tarball = find_tarball(tarball).resolve()
         arrays = cifar10_arrays(self.tarball, progress)
-        self._pixels = np.concatenate([arrays["train_pixels"], arrays["test_pixels"]])
-        self._names = np.concatenate([arrays["train_names"], arrays["test_names"]])
-        labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]])
+        self._pixels, self._names, labels = arrays["pixels"], arrays["names"], arrays["labels"]
         self.split = split
         self.indices = cifar10_partition(self.tarball)[split]
         self.labels = [int(labels[i]) for i in self.indices]
