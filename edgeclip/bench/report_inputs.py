@@ -59,12 +59,19 @@ def preview_for_artifact(data: str | Path, manifest: dict[str, Any], *, split: s
                          class_map: Any = None) -> bytes | None:
     """The preview of `data` preprocessed for the artifact of `manifest`; None when it has no
     image preprocessing or class names (text towers, dual encoders without classes)."""
-    from edgeclip.bench.harness import load_eval_data
+    from edgeclip.bench.harness import load_eval_data, open_eval_dataset
     from edgeclip.data.preprocess import Preprocess
 
     preprocess, classes = manifest.get("preprocessing"), manifest.get("class_names")
     if not isinstance(preprocess, dict) or not classes:
         return None
     settings = Preprocess.from_dict(preprocess)
-    evaluation = load_eval_data(data, settings, split=split, class_names=classes, class_map=class_map)
-    return preview_png(evaluation.images, evaluation.labels, classes, settings.mean, settings.std)
+    if Path(data).suffix == ".npz":  # already preprocessed (build's eval_data.npz)
+        evaluation = load_eval_data(data, settings, split=split, class_names=classes, class_map=class_map)
+        images, labels = evaluation.images, evaluation.labels
+    else:  # a dataset: preprocess only the few images shown, not all of them
+        dataset = open_eval_dataset(data, split, classes, class_map)
+        picked = spread_indices(np.asarray(dataset.labels), PREVIEW_COUNT)
+        images = np.stack([settings(dataset.load(i)) for i in picked])
+        labels = np.asarray(dataset.labels)[picked]
+    return preview_png(images, labels, classes, settings.mean, settings.std)
