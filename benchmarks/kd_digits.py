@@ -29,7 +29,7 @@ STUDENTS = ["mobilenetv3_small", "resnet18_w8"]
 SHOTS = [0, 5, 10, 20]
 # Per dataset: the recipe, its proxy teacher, the low-shot settings, full-data epochs (None = the
 # recipe's own schedule) and how the test split is described.
-DATASETS = {
+DATASET_SETTINGS = {
     "digits": {"recipe": "digits-kd", "teacher": "proxy-digits", "shots": SHOTS, "epochs": 12,
                "test": "359 held-out digits", "title": "real digits"},
     "cifar10": {"recipe": "cifar10-kd", "teacher": "proxy-cifar10", "shots": [0, 10, 50, 100], "epochs": None,
@@ -87,7 +87,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
 def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     work = Path(args.work)
     tasks = []
-    setting = DATASETS[args.dataset]
+    setting = DATASET_SETTINGS[args.dataset]
     for shots in args.shots:
         for student in args.students:
             name = f"proxy-{student}-k{shots}"
@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/kd_digits", help="writes <out>.json and <out>.md")
     parser.add_argument("--work", default="runs/bench-kd-digits", help="run directories")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits", help="digits (default) or cifar10")
+    parser.add_argument("--dataset", choices=sorted(DATASET_SETTINGS), default="digits", help="digits (default) or cifar10")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), help=f"students (default: {' '.join(STUDENTS)})")
     parser.add_argument("--no-capacity", dest="capacity", action="store_false", help="skip the CNN-teacher capacity-gap runs")
     parser.add_argument("--epochs", type=int, default=None,
@@ -189,7 +189,7 @@ def main() -> int:
                         help="comma-separated settings to run: 0 = full data, k = k images per class "
                              "(default: digits 0,5,10,20; cifar10 0,10,50,100)")
     args = parser.parse_args()
-    setting = DATASETS[args.dataset]
+    setting = DATASET_SETTINGS[args.dataset]
     if args.epochs is None:
         args.epochs = setting["epochs"]
     args.shots = args.shots or list(setting["shots"])

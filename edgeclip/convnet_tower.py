@@ -61,8 +61,7 @@ class ConvNetTower(nn.Module):
 
 
 def _register() -> None:
-    from timm.models import register_model
-    from timm.models._registry import is_model
+    from timm.models import is_model, register_model
 
     for size, widths in WIDTHS.items():
         name = f"edgeclip_convnet_{size}"
