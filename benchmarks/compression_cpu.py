@@ -39,7 +39,8 @@ from edgeclip.bench.environment import collect_environment
 from edgeclip.bench.flops import count_flops
 from edgeclip.bench.harness import benchmark_interleaved
 from edgeclip.compress.int8 import Int8Options
-from edgeclip.compress.prune import PruneSettings, prune_model
+from edgeclip.compress.prune import prune_model
+from edgeclip.config import PruneConfig
 from edgeclip.compress.qat import QatConfig
 from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED, REJECTED_NOTE, agreement_problem
 from edgeclip.compress.ship_rule import int8_decision
@@ -96,7 +97,7 @@ def variants(run: Path, args: argparse.Namespace, compress: bool) -> dict[str, P
         pruned = run / f"student-pruned{round(ratio * 100)}"
         if not (pruned / "model.pt").is_file():
             log(f"pruning {run.name} at {ratio}")
-            prune_checkpoint(student, pruned, PruneSettings(ratio=ratio), recover_epochs=args.recover_epochs, progress=False,
+            prune_checkpoint(student, pruned, PruneConfig(ratio=ratio, recover_epochs=args.recover_epochs), progress=False,
                              resume=pruned.with_name(pruned.name + ".recovery").is_dir())
         found[f"pruned{round(ratio * 100)}"] = pruned
     return found
@@ -220,7 +221,7 @@ def tower_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
     clip, spec = create_student("distillclip_vit_s32")
     towers.append(("distillclip_vit_s32 image tower", "base", ImageTower(clip).eval(), image_tower_spec(clip, "distillclip_vit_s32_image")))
     for ratio in PRUNE_RATIOS:
-        pruned, _ = prune_model(clip, spec, PruneSettings(ratio=ratio))
+        pruned, _ = prune_model(clip, spec, PruneConfig(ratio=ratio))
         towers.append(("distillclip_vit_s32 image tower", f"pruned{round(ratio * 100)}", ImageTower(pruned).eval(),
                        image_tower_spec(pruned, "distillclip_vit_s32_image")))
     frames = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "dad-demo").glob("*/*.jpg"))[::25][:32]

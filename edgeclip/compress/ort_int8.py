@@ -32,9 +32,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeclip.compress import quantize as q
+from edgeclip.config import INT8_CALIBRATION_METHODS
 from edgeclip.errors import UserError
 
-CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
+CALIBRATION_METHODS = INT8_CALIBRATION_METHODS
 AUTO_METHOD = "minmax"  # what "auto" means for onnxruntime: its own default estimator
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
