@@ -284,17 +284,32 @@ class BenchConfig:
 
 
 @dataclass
-class VideoConfig:
+class VideoHeadConfig:
+    """How a temporal head is trained (edgeclip/video/train.py; the paper's schedule): the one source of
+    these defaults — the recipe's `video:` section (VideoConfig extends this class), the run settings of
+    video/train.HeadTrainConfig (this + the seed) and the flags of `edgeclip video train`."""
+
+    head: str = "evl"
+    head_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 60
+    batch_size: int = 8
+    accumulation: int = 16
+    lr: float = 4e-4
+    weight_decay: float = 5e-2
+    folds: int = 5
+    threshold: float = 0.5
+
+
+@dataclass
+class VideoConfig(VideoHeadConfig):
     """Dashcam accident recognition (DESIGN §4.6, edgeclip/video/). A recipe with `clips` builds
     encoder + temporal-head artifacts instead of distilling a classifier (edgeclip/build/accident.py).
-    Defaults: the paper's training recipe; windows of 8 frames 2 apart; the labelled-window protocol
-    of edgeclip/video/clips.py."""
+    Defaults: the paper's training recipe (VideoHeadConfig); windows of 8 frames 2 apart; the
+    labelled-window protocol of edgeclip/video/clips.py."""
 
     clips: list[str] = field(default_factory=list)  # clip lists / folders with labels.txt (relative: cwd, then repo)
     encoder: str = "proxy-digits"  # --encoder spec of `edgeclip video train`
     teacher_encoder: str = ""  # reference pipeline for retention (same head and folds); "" = none
-    head: str = "evl"
-    head_params: dict[str, Any] = field(default_factory=dict)
     frames: int = 8
     stride: int = 2
     span: int = 0
@@ -303,13 +318,6 @@ class VideoConfig:
     last_frames: int = 10
     hop: int = 2
     max_windows: int = 8
-    epochs: int = 60
-    batch_size: int = 8
-    accumulation: int = 16
-    lr: float = 4e-4
-    weight_decay: float = 5e-2
-    folds: int = 5
-    threshold: float = 0.5
     bench_video: str = ""  # video the demo is timed on; "" = the first video clip of the lists
     bench_frames: int = 200
     min_fps: float = 30.0  # budget: decoded frames/s end to end with the model's hop

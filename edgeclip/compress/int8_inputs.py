@@ -60,7 +60,7 @@ def validation_images(train: Any, preprocess: Any, settings: Int8Config, *, cali
     """Train images for the int8 sensitivity search, disjoint from the calibration sample; None when
     the settings run no search (classic mode, `mixed: false`, `validation_count: 0`) or no train image
     is left."""
-    from edgeclip.data import Subset
+    from edgeclip.data.base import Subset
     from edgeclip.data.sampling import sample_images, sample_indices
 
     if settings.mode == "classic" or not settings.mixed or settings.validation_count <= 0:

@@ -25,7 +25,6 @@ measures both).
 from __future__ import annotations
 
 import copy
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -279,7 +278,3 @@ def check_node_names(model_path: str | Path, names: Sequence[str], what: str = "
         shown = ", ".join(weighted[:10]) + (f", ... ({len(weighted)} weighted layers)" if len(weighted) > 10 else "")
         raise UserError(f"{what} name(s) {', '.join(repr(m) for m in missing)} match no layer of the ONNX graph; "
                         f"layer names look like: {shown}")
-
-
-def temp_dir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="edgeclip-int8-")
