@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -423,7 +424,7 @@ def main() -> int:
         rows += tower_artifacts(args)
     measure(rows, args)
     evaluate(rows)
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join(["python"] + sys.argv),
               "environment": collect_environment(threads=args.threads), "threads": args.threads,
               "load_average_at_end": list(__import__("os").getloadavg()), "seconds": round(time.perf_counter() - started),
               "bars": {"agreement": INT8_AGREEMENT_BAR, "retention": RETENTION_BAR}, "settings": settings_record(), "subset_note": args.subset_note,

@@ -327,14 +327,15 @@ def test_export_command_end_to_end(tmp_path, monkeypatch, capsys):
     from edgeclip.commands import export_cmd
 
     model, spec = trained_tiny_cnn(steps=30), tiny_cnn_spec()
-    images, labels = structured_images(40, seed=9)
+    images, image_labels = structured_images(40, seed=9)
     from PIL import Image
 
-    class Dataset:
-        class_names = spec.class_names
+    from edgeclip.data.base import ImageDataset
 
-        def __len__(self):
-            return len(images)
+    class Dataset(ImageDataset):
+        class_names = spec.class_names
+        labels = [int(label) for label in image_labels]
+        identity, skipped = "quadrants-stand-in", []
 
         def load(self, i):  # back to 8-bit RGB so the spec's preprocessing is really applied
             rgb = np.clip(images[i].transpose(1, 2, 0) * 0.25 + 0.5, 0, 1)
