@@ -6,8 +6,8 @@ the fastest row that passed; compression plugs into exactly that:
   (`<run>/student-pruned<R>`); with `int8.qat_epochs > 0` a QAT + KD copy is made
   (`<run>/student-qat`, exported as int8 only). Each is one more candidate, named
   `<student>+pruned50` / `<student>+qat` in the report.
-- `int8_options`: how int8 artifacts are made (recipe `int8:`), with validation images for the
-  sensitivity search taken from the train split and disjoint from the calibration sample.
+- how int8 artifacts are made (recipe `int8:`, calibration and validation images) is
+  compress/int8_inputs.py, shared with `edgeclip export` and `edgeclip compress int8`.
 Whether an int8 row ships instead of fp32 is decided by compress/ship_rule.py (the one rule for the
 build's verdict, its report and the benchmarks).
 """
@@ -17,82 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-
-def int8_options(recipe: Any, validation: np.ndarray | None, target: Any = None) -> Any:
-    """The recipe's int8 options for `target`: the int8 format is chosen for the target's CPU
-    architecture, and the export-time int8-vs-fp32 speed check runs only where this machine is the
-    target (an x86 timing says nothing about an arm64 board)."""
-    from edgeclip.compress.int8 import Int8Options
-
-    cfg = recipe.int8
-    here = target is None or target.measurable_here
-    options = Int8Options(mode=cfg.mode, calibration_method=cfg.calibration_method, percentile=cfg.percentile,
-                          weights=cfg.weights, ignored_scope=list(cfg.ignored_scope), mixed=cfg.mixed,
-                          target_agreement=cfg.target_agreement, max_float_fraction=cfg.max_float_fraction,
-                          smoothquant_alpha=cfg.smoothquant_alpha, validation=validation if cfg.mixed else None,
-                          speed_check=here, arch=None if here else target_arch(target),
-                          target=None if target is None else target.name)
-    options.check()
-    return options
-
-
-def target_arch(target: Any) -> str | None:
-    """The CPU architecture int8 kernels will run on for `target` (its profile's first arch), or None
-    when the profile names none (any CPU: this machine's then decides)."""
-    return target.arch[0] if target is not None and target.arch else None
-
-
-def options_for(options: Any, deployable: Any) -> Any:
-    """The int8 options for one deployable: a QAT copy's record goes into its manifest."""
-    import dataclasses
-    import json
-
-    from edgeclip.compress.workflow import COMPRESS_JSON
-
-    record = Path(deployable.checkpoint) / COMPRESS_JSON
-    qat = json.loads(record.read_text()).get("qat") if record.is_file() else None
-    return dataclasses.replace(options, qat=qat) if qat else options
-
-
-def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | None:
-    """Train images for the int8 sensitivity search, disjoint from the calibration sample."""
-    from edgeclip.data import Subset
-    from edgeclip.data.sampling import sample_images, sample_indices
-
-    if recipe.int8.mode == "classic" or not recipe.int8.mixed or recipe.int8.validation_count <= 0:
-        return None
-    used = set() if recipe.data.calibration else set(sample_indices(len(train), recipe.data.calibration_count, recipe.seed).tolist())
-    rest = [i for i in range(len(train)) if i not in used]
-    if not rest:
-        return None
-    keep = sample_indices(len(rest), recipe.int8.validation_count, recipe.seed + 1)
-    return sample_images(Subset(train, [rest[int(i)] for i in keep]), preprocess, 0)
-
 
 def check_compression(recipe: Any) -> None:
     """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
     from edgeclip.compress.qat import QatConfig
     from edgeclip.errors import UserError
 
-    int8_options(recipe, None)
+    recipe.int8.check()
     if recipe.prune.ratio:
-        _prune_settings(recipe).check()
-        if recipe.prune.recover_epochs < 0:
-            raise UserError(f"prune.recover_epochs must be >= 0, got {recipe.prune.recover_epochs}")
+        recipe.prune.check()
     if recipe.int8.qat_epochs < 0:
         raise UserError(f"int8.qat_epochs must be >= 0, got {recipe.int8.qat_epochs}")
     if recipe.int8.qat_epochs:
         QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr, self_weight=recipe.int8.qat_self_weight).check()
-
-
-def _prune_settings(recipe: Any) -> Any:
-    from edgeclip.compress.prune import PruneSettings
-
-    cfg = recipe.prune
-    return PruneSettings(ratio=cfg.ratio, head_ratio=cfg.head_ratio, importance=cfg.importance, round_to=cfg.round_to,
-                         ignore=list(cfg.ignore))
 
 
 def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
@@ -118,9 +55,7 @@ def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any =
         percent = round(recipe.prune.ratio * 100)
         out = plan.run_dir / f"student-pruned{percent}"
         log(f"pruning {distilled.spec.name} at {recipe.prune.ratio:g} + {recipe.prune.recover_epochs} epochs of KD recovery")
-        record = prune_checkpoint(source, out, _prune_settings(recipe), recover_epochs=recipe.prune.recover_epochs,
-                                  lr=recipe.prune.recover_lr, teacher=recipe.prune.teacher, data=recipe.data.train,
-                                  resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
+        record = prune_checkpoint(source, out, recipe.prune, data=recipe.data.train, resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
         log(f"  params {record['params_before']:,} -> {record['params_after']:,}; test {record['after']}")
         found.append(_deployable(out, f"-pruned{percent}", f"+pruned{percent}"))
     if recipe.int8.qat_epochs and any(precision == "int8" for _, precision in plan.exports):
