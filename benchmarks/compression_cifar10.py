@@ -9,7 +9,7 @@ class embeddings). Everything runs through the product with its own defaults:
 - QAT: `compress.workflow.qat_checkpoint` (= `edgeclip compress qat`), classifier students only
   (the product refuses QAT for a dual encoder);
 - int8: `exporters.export_model` with the recipe's int8 options for `--target cpu`
-  (`compress.build_variants.int8_options`: auto mode, this CPU's weight format, the sensitivity
+  (`compress.int8_inputs`: auto mode, this CPU's weight format, the sensitivity
   search against 256 train images disjoint from the 64 calibration images, the export-time speed
   check) — the int8 an `edgeclip build --recipe cifar10-kd --target cpu` ships; "int8 PTQ" is the
   same without the search;
@@ -60,41 +60,42 @@ _INPUTS: dict[str, dict[str, np.ndarray]] = {}
 
 
 def cifar_inputs(preprocess: Any) -> dict[str, np.ndarray]:
-    """What a cifar10-kd build uses, preprocessed the model's way: 64 calibration and 256 validation
-    train images (disjoint, the build's own samplers), 64 parity test images, and all 10,000 test
-    photos with their labels for evaluation."""
+    """What a cifar10-kd build uses, preprocessed the model's way: calibration and validation train
+    images by the product's one rule (compress/int8_inputs.int8_images), parity test images as the
+    build samples them, and all 10,000 test photos with their labels for evaluation."""
     key = json.dumps(preprocess.to_dict(), sort_keys=True)
     if key not in _INPUTS:
-        from edgeclip.compress.build_variants import validation_images
+        from edgeclip.compress.int8_inputs import int8_images
         from edgeclip.config import load_recipe
         from edgeclip.data import open_image_dataset, preprocess_all
         from edgeclip.data.sampling import sample_images
 
         recipe = load_recipe(RECIPE)
         train, test = open_image_dataset("cifar10", "train"), open_image_dataset("cifar10", "test")
-        _INPUTS[key] = {"calibration": sample_images(train, preprocess, recipe.data.calibration_count, recipe.seed),
-                        "validation": validation_images(recipe, train, preprocess),
+        calibration, validation = int8_images(train, preprocess, recipe.int8, calibration_count=recipe.data.calibration_count,
+                                              seed=recipe.seed)
+        _INPUTS[key] = {"calibration": calibration, "validation": validation,
                         "parity": sample_images(test, preprocess, recipe.export.parity_samples, recipe.seed),
                         "test": preprocess_all(test, preprocess).numpy(), "labels": np.asarray(test.labels)}
     return _INPUTS[key]
 
 
-def product_int8_options() -> Any:
-    """The recipe's int8 options for `--target cpu` (what `edgeclip build` passes to export_model)."""
-    from edgeclip.compress.build_variants import int8_options
+def product_int8_options(validation: np.ndarray | None = None, qat: dict | None = None) -> Any:
+    """The recipe's int8 options for `--target cpu` (compress/int8_inputs.int8_options, as `edgeclip build`)."""
+    from edgeclip.compress.int8_inputs import int8_options
     from edgeclip.config import load_recipe
     from edgeclip.targets import load_target
 
-    return int8_options(load_recipe(RECIPE), None, load_target("cpu"))
+    return int8_options(load_recipe(RECIPE).int8, validation, load_target("cpu"), qat)
 
 
 # --- checkpoints --------------------------------------------------------------------------------
 
 def classifier_variants(run: Path, work: Path, args: argparse.Namespace) -> dict[str, Path]:
     """base (the run's student, read only), pruned30/50/70 and qat checkpoints (made when missing)."""
-    from edgeclip.compress.prune import PruneSettings
     from edgeclip.compress.qat import QatConfig
     from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+    from edgeclip.config import PruneConfig
 
     found = {"base": run / "student"}
     for ratio in PRUNE_RATIOS:
@@ -104,7 +105,7 @@ def classifier_variants(run: Path, work: Path, args: argparse.Namespace) -> dict
         if not (out / "model.pt").is_file():
             epochs = recover_epochs(work.name, args)
             log(f"pruning {run.name} at {ratio} + {epochs} epochs of KD recovery")
-            prune_checkpoint(run / "student", out, PruneSettings(ratio=ratio), recover_epochs=epochs,
+            prune_checkpoint(run / "student", out, PruneConfig(ratio=ratio, recover_epochs=epochs),
                              resume=out.with_name(out.name + ".recovery").is_dir(), progress=not args.quiet)
         found[out.name.removeprefix("student-")] = out
     qat = work / "student-qat"
@@ -128,8 +129,8 @@ def recover_epochs(student: str, args: argparse.Namespace) -> int:
 
 def zero_shot_variants(run: Path, work: Path, args: argparse.Namespace) -> dict[str, Path]:
     """base (the DistillCLIP student) and its image tower pruned at `--zero-shot-prune` ratios."""
-    from edgeclip.compress.prune import PruneSettings
     from edgeclip.compress.workflow import prune_checkpoint
+    from edgeclip.config import PruneConfig
 
     found = {"base": run / "student"}
     for ratio in args.zero_shot_prune:
@@ -138,8 +139,8 @@ def zero_shot_variants(run: Path, work: Path, args: argparse.Namespace) -> dict[
             continue
         if not (out / "model.pt").is_file():
             log(f"pruning the DistillCLIP image tower at {ratio} + {args.zero_shot_recover_epochs} epoch(s) of recovery (self)")
-            prune_checkpoint(run / "student", out, PruneSettings(ratio=ratio), recover_epochs=args.zero_shot_recover_epochs,
-                             teacher="self", data="cifar10", progress=not args.quiet)
+            prune_checkpoint(run / "student", out, PruneConfig(ratio=ratio, recover_epochs=args.zero_shot_recover_epochs,
+                                                               teacher="self"), data="cifar10", progress=not args.quiet)
         found[out.name.removeprefix("student-")] = out
     return found
 
@@ -182,7 +183,7 @@ def export_variant(model: Any, spec: Any, backend: str, label: str, out: Path, i
     log(f"exporting {out.parent.name}/{out.name}")
     options = None
     if label != "fp32":
-        options = dataclasses.replace(product_int8_options(), validation=inputs["validation"], qat=qat)
+        options = product_int8_options(inputs["validation"], qat)
         if label == "int8-ptq":
             options = dataclasses.replace(options, mixed=False, validation=None)
     export_model(model, spec, backend, "fp32" if label == "fp32" else "int8", out, calibration=inputs["calibration"],
