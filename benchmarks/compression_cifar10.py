@@ -262,8 +262,10 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a == b).mean())
 
 
-def measure_subject(subject: Subject, args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(checkpoint rows: the float PyTorch models; artifact rows: every export) with accuracy and agreement."""
+def measure_subject(subject: Subject, args: argparse.Namespace,
+                    missing: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(checkpoint rows: the float PyTorch models; artifact rows: every export) with accuracy and agreement;
+    with --no-new-exports, artifacts not exported yet are listed in `missing` instead."""
     from edgeclip.bench.flops import count_flops
     from edgeclip.manifest import read_manifest
     from edgeclip.runtimes import load_runtime
@@ -294,6 +296,9 @@ def measure_subject(subject: Subject, args: argparse.Namespace) -> tuple[list[di
         for backend in BACKENDS:
             for kind, row_format in plan(variant):
                 out = args.work / "artifacts" / label / f"{variant}-{backend}-{kind}"
+                if args.no_new_exports and not (out / "manifest.json").is_file():
+                    missing.append({"model": subject.name, "variant": variant, "backend": backend, "format": row_format})
+                    continue
                 export_variant(model, spec, backend, kind, out, inputs, path, qat)
                 manifest = read_manifest(out)
                 predicted = cached_predictions(args.work / "predictions" / f"{label}-{out.name}.npy", out / "manifest.json",
@@ -429,6 +434,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per artifact (a group gets this × its artifacts)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-new-exports", action="store_true", help="measure only the artifacts already exported "
+                        "in --work; the others are listed as not exported in the result")
     parser.add_argument("--no-train", action="store_true", help="skip pruned/QAT checkpoints not made yet (export and "
                         "evaluate what exists; a run without it completes the set)")
     args = parser.parse_args()
@@ -437,9 +444,9 @@ def main() -> int:
     subjects = [classifier_subject(run, args) for run in args.kd_runs]
     if args.distillclip_run is not None:
         subjects.append(zero_shot_subject(args.distillclip_run, args))
-    checkpoints, rows = [], []
+    checkpoints, rows, missing = [], [], []
     for subject in subjects:
-        found, exported = measure_subject(subject, args)
+        found, exported = measure_subject(subject, args, missing)
         checkpoints += found
         rows += exported
     time_artifacts(rows, args)
@@ -450,7 +457,7 @@ def main() -> int:
               "cpu_minutes_this_command": round(cpu_minutes(), 1), "int8_options": product_int8_options().describe(),
               "subjects": [{"name": s.name, "kind": s.kind, "teacher": s.teacher, "teacher_accuracy": s.teacher_accuracy,
                             **s.epochs} for s in subjects],
-              "checkpoints": checkpoints, "rows": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]}
+              "checkpoints": checkpoints, "not_exported": missing, "rows": [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]}
     result["int8_verdicts"] = verdicts(result["rows"])
     from edgeclip.io_utils import write_result_files
 

@@ -137,6 +137,15 @@ def published_table() -> list[str]:
     return lines
 
 
+def _not_exported(missing: list[dict[str, Any]]) -> list[str]:
+    """The artifacts this run did not make (--no-new-exports), said before any table."""
+    if not missing:
+        return []
+    names = "; ".join(f"{m['model']} {m['variant']} {m['format']} ({m['backend']})" for m in missing)
+    return [f"Not exported in this run (out of time on the shared 2-core machine; their float checkpoints are in the "
+            f"pruning table): {names}.", ""]
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     versions = env.get("versions", {})
@@ -162,6 +171,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"to {options['target_agreement']} agreement on 256 other train photos with at most {options['max_float_fraction']:.0%} "
         "of the layers back in float (*int8 auto*); *int8 PTQ* is the same without the search; *int8 QAT* is the auto "
         "export of the QAT-tuned checkpoint.", "",
+        *_not_exported(result.get("not_exported") or []),
         "## int8 that ships (the issue's target: >= 99% agreement with fp32 on all 10,000 test photos and faster than fp32)", "",
         "Decided by the product's one int8 rule (see the *why* column), applied to the unpruned model's int8 artifacts "
         "(PTQ, auto, QAT) against its fp32 artifact in the same backend and this run's interleaved timing.", "",
