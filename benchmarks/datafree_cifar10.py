@@ -98,6 +98,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
         for step_ in task["steps"]:
             # Continue an interrupted data-free run (finished classes, last.pt; fingerprint-checked).
             step_["resume"] = args.resume
+            step_["progress"] = args.jobs == 1  # progress bars with ETAs in the log (one job: lines do not interleave)
     return tasks
 
 

@@ -66,7 +66,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             # The data-free recipe's loss/schedule on real train images (reuses its own finished run).
             from edgeclip.distill.datafree.real_reference import distill_on_real
 
-            result = distill_on_real(recipe, step["per_class"], out)
+            result = distill_on_real(recipe, step["per_class"], out, progress=bool(step.get("progress")))
             print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: student {result['metrics']['student_accuracy']:.3f}", flush=True)
             results[step["name"]] = result
             continue
@@ -106,7 +106,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
         else:
             from edgeclip.distill.datafree.trainer import distill_datafree
 
-            result = distill_datafree(recipe, out_dir=out, progress=False, resume=bool(step.get("copy_synthetic_from") or step.get("resume"))).result
+            result = distill_datafree(recipe, out_dir=out, progress=bool(step.get("progress")), resume=bool(step.get("copy_synthetic_from") or step.get("resume"))).result
         usage = resource.getrusage(resource.RUSAGE_SELF)
         result["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu_started
         from edgeclip.io_utils import write_json
