@@ -50,10 +50,11 @@ STUDENT = "resnet18_w8"
 FEWSHOT = [1, 2, 4, 8, 16]
 TARGET_RATIO = 0.85
 SETTINGS_WHY = ("CPU budget: the whole benchmark (4 syntheses, 6 trainings, the few-shot runs) had to fit 60 CPU-minutes "
-                "on 2 shared cores, and synthesis costs images × Adam steps × views teacher passes. The recipe's 100 images per "
-                "class are kept; steps and views were cut because a one-batch probe before the run (50 'cat' images, 2 views) "
-                "reached a prompt distance of 0.131 after 50 steps against 0.122 after 100, the teacher already agreeing on all "
-                "50; the student gets 40 epochs instead of 60 (lr steps at 60%/90% as in the recipe)")
+                "and about an hour of wall time on 2 cores shared with ~15 other runnable processes (each job got 10-25% of a "
+                "core), and synthesis costs images × Adam steps × views teacher passes. Steps and views were cut first: a "
+                "one-batch probe before the run (50 'cat' images, 2 views) reached a prompt distance of 0.131 after 50 steps "
+                "against 0.122 after 100, the teacher already agreeing on all 50; then images per class were halved and the "
+                "student's epochs cut (lr steps at 60%/90% as in the recipe)")
 
 # Published CIFAR-10 data-free KD, teacher ResNet-34 (95.70) → student ResNet-18, top-1 %, with the
 # same student distilled on the real training set (KD, 95.20). Source: the CIFAR-10 table of the
@@ -231,10 +232,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="benchmarks/results/cifar10_datafree", help="writes <out>.json, <out>.md and <out>/ (images)")
     parser.add_argument("--work", default="runs/bench-datafree-cifar10", help="run directories")
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--per-class", type=int, default=100, help="synthetic images per class (and real ones in the matched row)")
+    parser.add_argument("--per-class", type=int, default=50, help="synthetic images per class (and real ones in the matched row)")
     parser.add_argument("--steps", type=int, default=50, help="Adam steps per synthetic image")
     parser.add_argument("--views", type=int, default=2, help="augmented views per synthesis step")
-    parser.add_argument("--epochs", type=int, default=40, help="student epochs")
+    parser.add_argument("--epochs", type=int, default=30, help="student epochs")
     parser.add_argument("--fewshot-seeds", type=int, default=3)
     parser.add_argument("--real-kd-run", default=None,
                         help="a finished cifar10-kd run of the same student to read the real-data KD row from (never written)")
