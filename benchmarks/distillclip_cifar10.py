@@ -181,8 +181,9 @@ def main() -> int:
         "cost": {"suite_seconds": suite_seconds, "stage_seconds": stages,
                  "shift_images_evaluated_per_model": evaluated,
                  "full_shift_estimate_seconds": full_estimate,
-                 "why_subset": (f"the shift pass took {stages.get('shift', 0.0):.0f} s for {evaluated:,} corrupted+clean photos per "
-                                f"model; all 10,000 × 50 would take about {full_estimate / 60:.0f} min on this shared machine")
+                 "why_subset": (f"the shift pass took {stages.get('shift', 0.0):.0f} s (wall) for {evaluated:,} clean + corrupted "
+                                f"photos per model, both models; all {len(test):,} × 50 would take about {full_estimate / 60:.0f} min "
+                                "on this shared machine")
                  if shift["subset"] else None},
         "seconds": time.perf_counter() - started,
     }
