@@ -29,7 +29,6 @@ field that differs from the shipped recipe.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
