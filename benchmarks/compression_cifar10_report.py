@@ -160,7 +160,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"Machine: {env.get('cpu')} · {env.get('cores_logical', env.get('cores'))} logical cores · {result['threads']} thread(s), "
         f"batch 1 · torch {versions.get('torch')} · onnxruntime {versions.get('onnxruntime')} · openvino {versions.get('openvino')} "
         f"· nncf {versions.get('nncf')}. Load average at the end {', '.join(f'{x:.1f}' for x in load)}"
-        + (" — other jobs shared the 2 cores, so absolute latencies are noisy; every artifact was timed round-robin in one run, "
+        + (" — other jobs shared the 2 cores, so absolute latencies are noisy; the artifacts of one model and backend were timed round-robin in one run, "
            "so ratios within a model and backend are fair." if load[0] > 2.5 else "."), "",
         f"Models: {subjects}. Accuracy, retention (= accuracy / teacher accuracy) and agreement are on all "
         "10,000 CIFAR-10 test photos, which no model trained on. *agree fp32* = top-1 agreement with the unpruned fp32 "
