@@ -43,12 +43,13 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def pareto_markdown(record: dict[str, Any], *, figure: str | None = None, heading: str = "##") -> list[str]:
+def pareto_markdown(record: dict[str, Any], *, figure: str | None = None, heading: str = "##",
+                    title: str = "Student search: latency vs retention") -> list[str]:
     """Markdown lines: the candidates sorted by latency, which meet the budget, which are on the front,
     which was chosen."""
     budget = record.get("budget_ms")
     where = f"{record.get('backend')} {record.get('precision')}, {threads_text(record.get('threads'))}, batch 1, p50"
-    lines = [f"{heading} Student search: latency vs retention", ""]
+    lines = [f"{heading} {title}", ""]
     lines.append(f"Budget: **{budget:g} ms** ({where})." if budget else f"Latency: {where}.")
     extra = list(record.get("extra_columns") or [])
     header = ["candidate", "params", "latency ms", *[c["title"] for c in extra], "retention", "meets budget", "Pareto", "chosen"]
