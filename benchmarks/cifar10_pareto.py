@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
 from edgeclip.bench.environment import collect_environment
 from edgeclip.bench.pareto import pareto_markdown, pareto_png
-from edgeclip.build.student_search import Candidate, SearchOutcome, time_candidates
+from edgeclip.build.student_search import Candidate, SearchOutcome, Timed, time_candidates
 from edgeclip.config import BenchConfig
 from edgeclip.io_utils import atomic_path, write_json
 
@@ -47,13 +48,26 @@ def run_candidate(run: Path) -> tuple[Candidate, list[str]]:
     return candidate, list(result["data"]["classes"])
 
 
+def median_of_repeats(runs: list[Timed]) -> Timed:
+    """One candidate's repeated timings → its median p50, with every repeat's p50 and their max/min."""
+    p50s = [t.latency_ms for t in runs]
+    latency = {**runs[0].latency, "repeat_p50": p50s, "repeat_spread": max(p50s) / min(p50s)}
+    return Timed(runs[0].candidate, float(statistics.median(p50s)), latency, runs[0].params, runs[0].flops)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="finished cifar10-kd run directories")
+    parser.add_argument("--timing-only", nargs="*", default=[], metavar="STUDENT",
+                        help="registered students timed (random weights, at the runs' size and 224²) but not trained: "
+                             "the widths the trained ones were chosen from; no retention")
     parser.add_argument("--backends", default="onnx,openvino")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--max-seconds", type=float, default=2.0, help="per candidate per backend (the harness multiplies)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="independent timings of all candidates (export + interleaved harness) per backend; the "
+                             "table gives the median p50 and max/min across them, so load-driven swings show")
     parser.add_argument("--out", default="benchmarks/results/cifar10_pareto")
     args = parser.parse_args()
     started = time.time()
@@ -62,6 +76,9 @@ def main() -> int:
     for run in map(Path, args.runs):
         candidate, classes = run_candidate(run)
         natives.append(candidate)
+    size = natives[0].image_size
+    natives += [Candidate(name, size, info={"run": "not trained (timing only)", "epochs": None, "student_accuracy": None,
+                                            "teacher_accuracy": None, "train_seconds": None}) for name in args.timing_only]
     equal = [Candidate(c.student, EQUAL_SIZE, retention=c.retention, info={**c.info, "retention_measured_at": c.image_size})
              for c in natives]
     bench = BenchConfig(warmup=20, iterations=args.iterations, max_seconds=args.max_seconds)
@@ -69,15 +86,20 @@ def main() -> int:
     records: dict[str, dict] = {}
     for backend in args.backends.split(","):
         log(f"timing {len(natives)} trained students at their size and at {EQUAL_SIZE}² on {backend}")
-        timed = time_candidates(natives + equal, classes, backend=backend, precision="fp32", threads=args.threads,
-                                bench=bench, log=log)
+        repeats = [time_candidates(natives + equal, classes, backend=backend, precision="fp32", threads=args.threads,
+                                   bench=bench, log=log) for _ in range(args.repeats)]
+        timed = [median_of_repeats(list(runs)) for runs in zip(*repeats)]
         native = SearchOutcome(timed[:len(natives)], None, backend, "fp32", args.threads, "this machine").record()
         at_equal = SearchOutcome(timed[len(natives):], None, backend, "fp32", args.threads, "this machine").record()
         for row, big in zip(native["candidates"], at_equal["candidates"]):
             row[f"latency_{EQUAL_SIZE}_ms"] = big["latency_ms"]
             row[f"pareto_{EQUAL_SIZE}"] = big["pareto"]
             row[f"flops_{EQUAL_SIZE}"] = big["flops"]
-        native["extra_columns"] = [{"key": f"latency_{EQUAL_SIZE}_ms", "title": f"latency ms at {EQUAL_SIZE}²"}]
+            row["repeat_spread"] = row["latency"]["repeat_spread"]
+            row[f"repeat_spread_{EQUAL_SIZE}"] = big["latency"]["repeat_spread"]
+        native["extra_columns"] = [{"key": "repeat_spread", "title": "max/min of repeats"},
+                                   {"key": f"latency_{EQUAL_SIZE}_ms", "title": f"latency ms at {EQUAL_SIZE}²"},
+                                   {"key": f"repeat_spread_{EQUAL_SIZE}", "title": f"max/min at {EQUAL_SIZE}²"}]
         records[backend] = native
         records[f"{backend}@{EQUAL_SIZE}"] = at_equal
 
@@ -103,7 +125,9 @@ def main() -> int:
         lines += [f"> **Warning:** {environment['load_warning']}", ""]
     lines += ["Retention = student / teacher (proxy-cifar10 CLIP + fine-tuned head) top-1 on CIFAR-10's 10,000 test photos, "
               "from each run's result.json. Latency: fp32, batch 1, p50 of the interleaved timing of the product's latency "
-              f"search (`edgeclip.build.student_search.time_candidates`). The {EQUAL_SIZE}² column is the same student built for "
+              f"search (`edgeclip.build.student_search.time_candidates`), median over {args.repeats} independent repeats "
+              "(max/min = their spread: far above 1, the row is load noise, not the model). "
+              f"The {EQUAL_SIZE}² column is the same student built for "
               f"{EQUAL_SIZE}² inputs (ImageNet stem, random weights): speed at the teacher's input size, retention not measured "
               "there. Pareto = no other student is both faster (native size) and better retained.", ""]
     for backend in args.backends.split(","):
@@ -111,10 +135,12 @@ def main() -> int:
                                  figure=f"{out.name}.png" if backend == first else None)
         lines += ["", f"Pareto at {EQUAL_SIZE}² ({backend}): " + ", ".join(
             r["label"] for r in records[backend]["candidates"] if r[f"pareto_{EQUAL_SIZE}"]), ""]
-    lines += ["", "| run | epochs | student top-1 | teacher top-1 | train s |", "|---|---:|---:|---:|---:|"]
+    lines += ["", "Trained students (train s: wall time of the KD run as recorded in result.json, on the shared 2-core machine):", "",
+              "| run | epochs | student top-1 | teacher top-1 | train s |", "|---|---:|---:|---:|---:|"]
     for row in records[first]["candidates"]:
-        lines.append(f"| {row['run']} | {row['epochs']} | {row['student_accuracy']:.4f} | {row['teacher_accuracy']:.4f} | "
-                     f"{row['train_seconds']} |")
+        if row["retention"] is not None:
+            lines.append(f"| {row['run']} | {row['epochs']} | {row['student_accuracy']:.4f} | {row['teacher_accuracy']:.4f} | "
+                         f"{row['train_seconds']} |")
     lines += ["", f"![{EQUAL_SIZE}²](" + f"{out.name}_{EQUAL_SIZE}.png)"]
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
