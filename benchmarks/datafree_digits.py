@@ -61,7 +61,16 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     for step in task["steps"]:
         out = Path(step["out"])
         recipe = load_recipe(step["recipe"], step["overrides"])
-        if task["reuse"]:
+        kind = step.get("kind", "data-free")
+        if kind == "real-matched":
+            # The data-free recipe's loss/schedule on real train images (reuses its own finished run).
+            from edgeclip.distill.datafree.real_reference import distill_on_real
+
+            result = distill_on_real(recipe, step["per_class"], out, progress=bool(step.get("progress")))
+            print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: student {result['metrics']['student_accuracy']:.3f}", flush=True)
+            results[step["name"]] = result
+            continue
+        if task["reuse"] or step.get("reuse_only"):
             # edgeclip's one reuse rule; --reevaluate also takes a run that differs in evaluation-only
             # fields (re-measured below).
             found = reusable_run(out, recipe, ignore=EVALUATION_ONLY if task["reevaluate"] else ())
@@ -69,6 +78,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                 earlier = _reevaluate(step, recipe, found.result, out) if task["reevaluate"] else found.result
                 results[step["name"]] = {**earlier, "reused": True}
                 continue
+            if step.get("reuse_only"):
+                raise SystemExit(f"error: {step['name']}: {found.reason}; it is only read here, so point the option at a "
+                                 "run of this recipe or drop it to train one")
             print(f"{step['name']}: {found.reason}; running again", flush=True)
         started = time.perf_counter()
         # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
@@ -78,18 +90,21 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             source = Path(step["copy_synthetic_from"]) / "synthetic"
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(source, out / "synthetic")
-        if step["recipe"] == "digits-kd":
+        if step.get("reuse_only"):
+            raise SystemExit(f"error: {step['name']}: no finished run in {out}; point the option at a finished run or drop it to train one")
+        if kind == "real-kd":
             from edgeclip.distill.classifier_kd import distill_classifier
 
             result = distill_classifier(recipe, out_dir=out, progress=False).result
-            result["shifts"] = _shifted_accuracies(out / "student")
-            from edgeclip.io_utils import write_json
+            if step.get("shifts", True):
+                result["shifts"] = _shifted_accuracies(out / "student")
+                from edgeclip.io_utils import write_json
 
-            write_json(out / "shifts.json", result["shifts"])
+                write_json(out / "shifts.json", result["shifts"])
         else:
             from edgeclip.distill.datafree.trainer import distill_datafree
 
-            result = distill_datafree(recipe, out_dir=out, progress=False, resume=bool(step.get("copy_synthetic_from"))).result
+            result = distill_datafree(recipe, out_dir=out, progress=bool(step.get("progress")), resume=bool(step.get("copy_synthetic_from") or step.get("resume"))).result
         usage = resource.getrusage(resource.RUSAGE_SELF)
         result["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu_started
         from edgeclip.io_utils import write_json
@@ -116,7 +131,7 @@ def _reevaluate(step: dict[str, Any], recipe: Any, earlier: dict[str, Any], out:
     from edgeclip.io_utils import write_json
 
     started = time.perf_counter()
-    if step["recipe"] == "digits-kd":
+    if step.get("kind") == "real-kd":
         clean, shifts = _shifted_accuracies(out / "student", with_clean=True)
         if clean != earlier["metrics"]["student_accuracy"]:
             raise SystemExit(f"error: {out}: re-measured clean top-1 {clean} differs from its result.json "
@@ -177,7 +192,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"steps": [step("contrastive-fourier", "datafree.prompt=contrastive", "datafree.generator=fourier",
                         "datafree.generator_params={decay: 1.0, init_std: 0.05, init_mean: 0.95}")]},
         *({"steps": [step(p, f"datafree.prompt={p}")]} for p in ("plain", "mix", "random")),
-        {"steps": [{"name": "real-kd", "recipe": "digits-kd", "out": str(work / "real-kd"),
+        {"steps": [{"name": "real-kd", "kind": "real-kd", "recipe": "digits-kd", "out": str(work / "real-kd"),
                     "overrides": [f"student.name={STUDENT}"]}]},
     ]
     for task in tasks:
