@@ -1,0 +1,127 @@
+"""Speed columns of the report: the machine's GEMM roof (cached), achieved GFLOP/s and % of roof per row,
+and the student timed at the teacher's input size (equal-resolution × teacher)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_schema import report_problems
+from edgeclip.bench.report_text import TABLE_HEADER, render_markdown, table_cells
+from edgeclip.bench.roof import apply_roof, machine_roof, measure_roof, roof_cache_key
+
+
+def test_roof_is_measured_once_then_read_from_the_cache(tmp_path):
+    calls: list[int] = []
+
+    def fake_measure(threads: int) -> dict:
+        calls.append(threads)
+        return {"fp32": 100.0 * threads, "int8": 700.0, "by_library": {}, "errors": {}}
+
+    first = machine_roof(1, measure=fake_measure, cache=tmp_path)
+    again = machine_roof(1, measure=fake_measure, cache=tmp_path)
+    assert calls == [1] and first["cached"] is False and again["cached"] is True
+    assert again["fp32"] == 100.0 and again["key"] == first["key"] == roof_cache_key(1)
+    other = machine_roof(2, measure=fake_measure, cache=tmp_path)  # another thread count: another roof
+    assert calls == [1, 2] and other["fp32"] == 200.0 and other["key"] != first["key"]
+    (tmp_path / f"{roof_cache_key(1)}.json").write_text("{torn")  # a corrupt cache file is measured again
+    assert machine_roof(1, measure=fake_measure, cache=tmp_path)["cached"] is False and calls == [1, 2, 1]
+
+
+def test_measured_roof_has_both_precisions_and_int8_beats_nothing_by_accident():
+    roof = measure_roof(1, size=128, repeats=1)
+    assert set(roof["by_library"]["fp32"]) == {"torch", "onnxruntime", "openvino"}, roof["errors"]
+    assert roof["fp32"] == max(roof["by_library"]["fp32"].values()) > 0
+    assert roof["int8"] == max(roof["by_library"]["int8"].values()) > 0
+
+
+def test_percent_of_roof_on_a_fake_row():
+    roof = {"fp32": 400.0, "int8": 1600.0}
+    fp32 = ReportRow("a", precision="fp32", flops=2_000_000_000, latency_ms={"p50": 10.0, "p90": 11.0, "p99": 12.0})
+    int8 = ReportRow("b", precision="int8", flops=2_000_000_000, latency_ms={"p50": 2.5, "p90": 3.0, "p99": 3.0})
+    fp16 = ReportRow("c", precision="fp16", flops=1_000_000_000, latency_ms={"p50": 10.0, "p90": 10.0, "p99": 10.0})
+    untimed = ReportRow("d", precision="fp32", flops=1_000_000_000)
+    apply_roof([fp32, int8, fp16, untimed], roof)
+    assert fp32.achieved_gflops == pytest.approx(200.0) and fp32.roof_percent == pytest.approx(50.0)
+    assert int8.achieved_gflops == pytest.approx(800.0) and int8.roof_percent == pytest.approx(50.0)  # int8 roof, not fp32
+    assert fp16.achieved_gflops == pytest.approx(100.0) and fp16.roof_percent is None  # no fp16 roof measured
+    assert untimed.achieved_gflops is None and untimed.roof_percent is None
+    report = Report([fp32, int8])
+    assert report_problems(report.to_dict()) == []
+    cells = dict(zip(TABLE_HEADER, table_cells(fp32)))
+    assert cells["GFLOP/s (% roof)"] == "200 (50%)"
+    assert "fp32 400, int8 1600 GFLOP/s" in render_markdown(report)
+
+
+def _onnx_artifact(directory: Path, size: int, *, fixed_size: bool, role: str = "student", backend: str = "onnx") -> Path:
+    """A tiny classifier: conv + global pool (runs at any size) or flatten + linear (one size only)."""
+    torch.manual_seed(0)
+    if fixed_size:
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, 3))
+    else:
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                    torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    directory.mkdir(parents=True)
+    torch.onnx.export(model.eval(), (torch.zeros(1, 3, size, size),), str(directory / "model.onnx"), input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    manifest = {"schema_version": 1, "name": directory.name, "kind": "classifier", "backend": backend, "precision": "fp32",
+                "role": role, "status": "ready", "model_file": "model.onnx", "flops": 2 * 3 * size * size * 3,
+                "inputs": [{"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32"}],
+                "outputs": [{"name": "logits", "shape": ["batch", 3], "dtype": "float32"}],
+                "preprocessing": {"size": size}, "class_names": ["a", "b", "c"], "parity": {"passed": True}}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_a_convnet_runs_at_the_teacher_size_a_fixed_size_graph_says_why_not(tmp_path, backend):
+    from edgeclip.bench.equal_resolution import example_input, resized_runner
+
+    conv = _onnx_artifact(tmp_path / "conv", 8, fixed_size=False, backend=backend)
+    run, why_not = resized_runner(json.loads((conv / "manifest.json").read_text()), conv, 32, threads=1)
+    assert why_not is None and run(example_input(32)).shape[-1] == 3
+    flat = _onnx_artifact(tmp_path / "flat", 8, fixed_size=True, backend=backend)
+    run, why_not = resized_runner(json.loads((flat / "manifest.json").read_text()), flat, 32, threads=1)
+    assert run is None and why_not.startswith("fixed-size model: runs only at 8x8")
+
+
+def test_bench_times_the_student_at_the_teacher_size_in_the_same_run(tmp_path):
+    from edgeclip.bench.harness import bench_artifacts
+    from edgeclip.config import BenchConfig
+
+    teacher = _onnx_artifact(tmp_path / "vit", 32, fixed_size=True, role="speed_reference")
+    convnet = _onnx_artifact(tmp_path / "convnet", 8, fixed_size=False)
+    flat = _onnx_artifact(tmp_path / "flat", 8, fixed_size=True)
+    same = _onnx_artifact(tmp_path / "same", 32, fixed_size=False)
+    config = BenchConfig(warmup=1, iterations=4, max_seconds=2, throughput_batch=0, threads=1, memory=False)
+    report = Report(bench_artifacts([teacher, convnet, flat, same], config))
+    report.fill_speedups()
+    rows = {row.name: row for row in report.rows}
+    reference_p50 = rows["vit"].latency_ms["p50"]
+    equal = rows["convnet"].equal_resolution
+    assert equal["input_size"] == 32 and equal["latency_ms"]["iterations"] == 4  # timed interleaved with the others
+    assert equal["speedup"] == pytest.approx(reference_p50 / equal["latency_ms"]["p50"])
+    assert rows["convnet"].speedup == pytest.approx(reference_p50 / rows["convnet"].latency_ms["p50"])
+    assert rows["flat"].equal_resolution["latency_ms"] is None and "fixed-size" in rows["flat"].equal_resolution["why_not"]
+    assert rows["same"].equal_resolution["speedup"] == pytest.approx(rows["same"].speedup)  # native size is the teacher's
+    assert rows["vit"].equal_resolution is None
+    flops, p50 = rows["flat"].flops, rows["flat"].latency_ms["p50"]
+    assert rows["flat"].achieved_gflops == pytest.approx(flops / (p50 / 1000) / 1e9)
+    assert all(row.roof_percent and row.roof_percent > 0 for row in report.rows)  # the machine's cached roof
+    assert report_problems(report.to_dict()) == []
+    markdown = render_markdown(report)
+    assert "× teacher (at teacher size)" in markdown and f"{equal['speedup']:.1f}x @32)" in markdown
+    assert "(n/a @32)" in markdown and "flat [onnx-fp32] was not timed at 32x32: fixed-size model" in markdown
+
+
+def test_equal_resolution_must_give_a_time_or_a_reason():
+    row = ReportRow("s", equal_resolution={"input_size": 224, "latency_ms": None, "speedup": None, "why_not": None})
+    assert any("neither latency_ms nor why_not" in p for p in report_problems(Report([row]).to_dict()))
+    old = Report([ReportRow("s")]).to_dict()
+    for key in ("achieved_gflops", "roof_gflops", "roof_percent", "equal_resolution"):
+        del old["rows"][0][key]  # a report written before these fields still validates
+    assert report_problems(old) == []
