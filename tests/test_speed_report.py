@@ -125,3 +125,38 @@ def test_equal_resolution_must_give_a_time_or_a_reason():
     for key in ("achieved_gflops", "roof_gflops", "roof_percent", "equal_resolution"):
         del old["rows"][0][key]  # a report written before these fields still validates
     assert report_problems(old) == []
+
+
+def test_cpu_time_medians_per_round_and_a_failing_runner_is_a_row():
+    from edgeclip.bench.cpu_timing import interleaved_cpu_medians
+
+    def busy(_batch):
+        sum(range(20000))  # CPU work: counted in process time
+
+    def broken(_batch):
+        raise RuntimeError("no kernel")
+
+    seen: list[str] = []
+    results = interleaved_cpu_medians({"busy": busy, "idle": lambda b: seen.append("idle"), "broken": broken},
+                                      {"busy": 0, "idle": 0, "broken": 0}, rounds=2, iterations=6, warmup=1)
+    assert len(results["busy"]["cpu_ms_rounds"]) == 2 and results["busy"]["cpu_ms"] > results["idle"]["cpu_ms"]
+    assert results["busy"]["iterations_per_round"] == 6 and len(seen) == 2 * (1 + 6)
+    assert results["broken"] == {"error": "RuntimeError: no kernel"}
+
+
+def test_ort_profile_splits_a_call_into_compute_other_and_outside_nodes():
+    from edgeclip.bench.ort_profile import SKIPPED_CALLS, summarize_trace
+
+    def call(ts: int) -> list[dict]:
+        return [{"cat": "Session", "name": "model_run", "ts": ts, "dur": 100},
+                {"cat": "Node", "name": "conv_kernel_time", "ts": ts + 1, "dur": 60, "args": {"op_name": "Conv"}},
+                {"cat": "Node", "name": "act_kernel_time", "ts": ts + 70, "dur": 25, "args": {"op_name": "HardSigmoid"}},
+                {"cat": "Node", "name": "act_fence_before", "ts": ts + 70, "dur": 9, "args": {"op_name": "HardSigmoid"}}]
+
+    warm = [{"cat": "Session", "name": "model_run", "ts": i * 1000, "dur": 999} for i in range(SKIPPED_CALLS)]
+    trace = warm + call(10_000) + call(20_000)
+    summary = summarize_trace(trace)
+    assert summary["runs"] == 2 and summary["model_run_us"] == 100
+    assert (summary["compute_nodes_us"], summary["other_nodes_us"], summary["outside_nodes_us"]) == (60, 25, 15)
+    assert summary["compute_share"] == 0.6 and summary["nodes_per_run"] == 2
+    assert summary["by_op"][0] == {"op": "Conv", "us_per_run": 60, "nodes": 1, "compute": True}

@@ -1,0 +1,68 @@
+"""Where onnxruntime spends a call: compute nodes, the other nodes, and time outside any node.
+
+A small CNN far below the GEMM roof (bench/roof.py) loses its time to something other than
+arithmetic. onnxruntime's profiler times every node; summed per run, this splits a call into
+compute nodes (Conv/Gemm/MatMul and their fused and int8 forms), the other nodes (activations,
+squeeze-excite pooling and multiplies, quantize/dequantize, reshapes) and what is left of the
+session's `model_run` outside any node (input/output binding, allocation, scheduling).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+COMPUTE_OPS = frozenset({"Conv", "FusedConv", "NchwcConv", "QLinearConv", "ConvInteger", "Gemm", "FusedGemm", "MatMul",
+                         "FusedMatMul", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"})
+SKIPPED_CALLS = 3  # the first calls allocate and pick kernels: not what a device pays per frame
+
+
+def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1, runs: int = 30) -> dict[str, Any]:
+    """Mean µs per run: model_run, compute nodes, other nodes, outside nodes; and per op type."""
+    import onnxruntime as ort  # noqa: F401 - imported here: profiling is optional and torch-free
+
+    from edgeclip.runtimes.onnxruntime_runtime import session_options
+
+    options = session_options(threads, "all")
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="ort-profile-") as work:
+        options.profile_file_prefix = str(Path(work) / "profile")
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: batch}
+        for _ in range(SKIPPED_CALLS + runs):
+            session.run(None, feed)
+        trace = json.loads(Path(session.end_profiling()).read_text())
+    return summarize_trace(trace)
+
+
+def summarize_trace(trace: list[dict[str, Any]]) -> dict[str, Any]:
+    """The split of an onnxruntime profile (chrome-trace events) into compute / other / outside nodes."""
+    model_runs = [e for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"][SKIPPED_CALLS:]
+    if not model_runs:
+        return {"error": "no timed model_run events in the profile"}
+    first = model_runs[0]["ts"]
+    nodes = [e for e in trace if e.get("cat") == "Node" and e.get("ts", 0) >= first
+             and str(e.get("name", "")).endswith("_kernel_time")]
+    by_op: dict[str, float] = collections.defaultdict(float)
+    counts: collections.Counter[str] = collections.Counter()
+    for event in nodes:
+        op = event.get("args", {}).get("op_name", "?")
+        by_op[op] += event["dur"]
+        counts[op] += 1
+    n = len(model_runs)
+    total = sum(e["dur"] for e in model_runs) / n
+    compute = sum(v for op, v in by_op.items() if op in COMPUTE_OPS) / n
+    other = sum(v for op, v in by_op.items() if op not in COMPUTE_OPS) / n
+    ops = sorted(by_op.items(), key=lambda item: -item[1])
+    return {"runs": n, "model_run_us": round(total, 1), "compute_nodes_us": round(compute, 1),
+            "other_nodes_us": round(other, 1), "outside_nodes_us": round(total - compute - other, 1),
+            "compute_share": round(compute / total, 3) if total else None, "nodes_per_run": len(nodes) // n,
+            "by_op": [{"op": op, "us_per_run": round(us / n, 1), "nodes": counts[op] // n,
+                       "compute": op in COMPUTE_OPS} for op, us in ops]}
