@@ -82,7 +82,7 @@ def ort_runner(session: Any):
 def openvino_runner(path: Path, hint: str | None, threads: int):
     import openvino as ov
 
-    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}  # as the artifact pins
     if hint:
         config["PERFORMANCE_HINT"] = hint
     core = ov.Core()
@@ -163,6 +163,29 @@ def main() -> int:
     return 0
 
 
+def verdict_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A setting helps when it beats the default by more than both rows' round-to-round spread (it becomes the
+    default only when it helps both models)."""
+    lines = []
+    by_key = {(r["model"], r["setting"]): r for r in rows}
+    for row in rows:
+        if "vs_default" not in row or row["vs_default"] == 1.0 or row["setting"].endswith("(edgeclip)") \
+                or row["setting"] == "torch NCHW":
+            continue
+        default = next(r for (m, s), r in by_key.items() if m == row["model"] and s.split(" ")[0] == row["setting"].split(" ")[0]
+                       and ("edgeclip" in s or s == "torch NCHW"))
+        noise = max(row.get("round_spread") or 0.0, default.get("round_spread") or 0.0)
+        change = 1.0 - row["vs_default"]
+        if change > noise:
+            lines.append(f"- {row['model']}, {row['setting']}: {change:.1%} faster than the default (round spread {noise:.1%}): helps")
+        elif change < -noise:
+            lines.append(f"- {row['model']}, {row['setting']}: {-change:.1%} slower than the default: keep the default")
+        else:
+            lines.append(f"- {row['model']}, {row['setting']}: {row['vs_default']:.3f}× the default's CPU time, within the "
+                         f"round spread ({noise:.1%}): no measurable effect")
+    return lines
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = ["# ORT per-op overhead on small students", "", f"Command: `{result['command']}`", "",
@@ -178,7 +201,11 @@ def to_markdown(result: dict[str, Any]) -> str:
         rounds = ", ".join(f"{v:.3f}" for v in row["cpu_ms_rounds"])
         lines.append(f"| {row['model']} | {row['setting']} | {row['cpu_ms']:.3f} ({rounds}) | {row.get('vs_default', '-')} | "
                      f"{row.get('gflops_per_s', '-')} |")
+    lines += ["", "## Verdict", ""] + verdict_lines(result["rows"])
     lines += ["", "## onnxruntime profiler: mobilenetv3_small, µs per run", "",
+              "Node times are each node's median over the profiled calls, model_run the median call; profiles are "
+              "wall-clock, so on this loaded machine model_run (and so \"outside nodes\") includes time waiting for a "
+              "core: compare the node sums with the CPU-time figures above.", "",
               "| variant | model_run | compute nodes | other nodes | outside nodes | compute share | nodes/run | top non-compute ops |",
               "|---|---|---|---|---|---|---|---|"]
     for variant, prof in result["profiles"].items():

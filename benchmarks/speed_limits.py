@@ -149,6 +149,7 @@ def main() -> int:
     parser.add_argument("--out", default="benchmarks/results/speed_limits")
     parser.add_argument("--iterations", type=int, default=25, help="timed calls per model variant per round")
     parser.add_argument("--extra", nargs="*", default=[], help="more registered students to time at 224²")
+    parser.add_argument("--only", nargs="*", default=[], help="time only models whose label contains one of these (a quick check)")
     args = parser.parse_args()
     from edgeclip.manifest import read_manifest
     from edgeclip.runtimes import load_runtime
@@ -165,6 +166,8 @@ def main() -> int:
     inputs: dict[str, np.ndarray] = {}
     profiles: dict[str, Any] = {}
     for label, role, factory in model_list(args.extra):
+        if args.only and not any(part in label for part in args.only):
+            continue
         log(f"{label}: building and exporting")
         try:
             model, spec = factory()

@@ -43,26 +43,33 @@ def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1,
 
 
 def summarize_trace(trace: list[dict[str, Any]]) -> dict[str, Any]:
-    """The split of an onnxruntime profile (chrome-trace events) into compute / other / outside nodes."""
+    """The split of an onnxruntime profile (chrome-trace events) into compute / other / outside nodes.
+
+    Profiles are wall-clock: on a loaded machine a call or node that lost its core is inflated. So each
+    node counts with its median over the timed calls, and a call with the median model_run; what the
+    node medians do not cover is "outside nodes"."""
     model_runs = [e for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"][SKIPPED_CALLS:]
     if not model_runs:
         return {"error": "no timed model_run events in the profile"}
     first = model_runs[0]["ts"]
-    nodes = [e for e in trace if e.get("cat") == "Node" and e.get("ts", 0) >= first
-             and str(e.get("name", "")).endswith("_kernel_time")]
+    durations: dict[str, list[float]] = collections.defaultdict(list)
+    op_of: dict[str, str] = {}
+    for event in trace:
+        name = str(event.get("name", ""))
+        if event.get("cat") == "Node" and event.get("ts", 0) >= first and name.endswith("_kernel_time"):
+            durations[name].append(event["dur"])
+            op_of[name] = event.get("args", {}).get("op_name", "?")
     by_op: dict[str, float] = collections.defaultdict(float)
     counts: collections.Counter[str] = collections.Counter()
-    for event in nodes:
-        op = event.get("args", {}).get("op_name", "?")
-        by_op[op] += event["dur"]
-        counts[op] += 1
-    n = len(model_runs)
-    total = sum(e["dur"] for e in model_runs) / n
-    compute = sum(v for op, v in by_op.items() if op in COMPUTE_OPS) / n
-    other = sum(v for op, v in by_op.items() if op not in COMPUTE_OPS) / n
+    for name, values in durations.items():
+        by_op[op_of[name]] += float(np.median(values))
+        counts[op_of[name]] += 1
+    total = float(np.median([e["dur"] for e in model_runs]))
+    compute = sum(v for op, v in by_op.items() if op in COMPUTE_OPS)
+    other = sum(v for op, v in by_op.items() if op not in COMPUTE_OPS)
     ops = sorted(by_op.items(), key=lambda item: -item[1])
-    return {"runs": n, "model_run_us": round(total, 1), "compute_nodes_us": round(compute, 1),
+    return {"runs": len(model_runs), "model_run_us": round(total, 1), "compute_nodes_us": round(compute, 1),
             "other_nodes_us": round(other, 1), "outside_nodes_us": round(total - compute - other, 1),
-            "compute_share": round(compute / total, 3) if total else None, "nodes_per_run": len(nodes) // n,
-            "by_op": [{"op": op, "us_per_run": round(us / n, 1), "nodes": counts[op] // n,
-                       "compute": op in COMPUTE_OPS} for op, us in ops]}
+            "compute_share": round(compute / total, 3) if total else None, "nodes_per_run": len(durations),
+            "by_op": [{"op": op, "us_per_run": round(us, 1), "nodes": counts[op], "compute": op in COMPUTE_OPS}
+                      for op, us in ops]}
