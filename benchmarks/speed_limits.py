@@ -60,7 +60,17 @@ def _tower(arch: str, label: str) -> tuple[torch.nn.Module, Any]:
 
     torch.manual_seed(0)
     clip = open_clip.create_model(arch, pretrained=None).eval()
-    return ImageTower(clip).eval(), image_tower_spec(clip, label)
+    tower = ImageTower(clip).eval()
+    try:
+        return tower, image_tower_spec(clip, label)
+    except AttributeError:  # a timm image tower with a custom text tower (MobileCLIP2) hides its width: measure it
+        from edgeclip.clip_models import preprocess_from_open_clip
+
+        preprocess = preprocess_from_open_clip(clip)
+        with torch.no_grad():
+            width = int(tower(torch.zeros(1, 3, preprocess.size, preprocess.size)).shape[-1])
+        clip.embed_dim = width  # what towers._embed_dim reads first
+        return tower, image_tower_spec(clip, label, preprocess)
 
 
 def _timm(name: str) -> tuple[torch.nn.Module, Any]:
