@@ -35,7 +35,7 @@ import torch
 
 from edgeclip.bench.cpu_timing import interleaved_cpu_medians
 from edgeclip.bench.environment import collect_environment
-from edgeclip.bench.flops import count_flops
+from edgeclip.bench.flops import conv_flops_by_kind, count_flops
 from edgeclip.bench.ort_profile import profile_onnx
 from edgeclip.bench.roof import machine_roof, roof_for
 from edgeclip.io_utils import write_result_files
@@ -205,7 +205,13 @@ def main() -> int:
                 runners[runner_key] = load_runtime(path, threads=1).run
                 inputs[runner_key] = batch
                 if label.split(" ")[0] in SMALL_STUDENTS and backend == "onnx":
-                    profiles[f"{label} {key}"] = profile_onnx(path / manifest["model_file"], batch, threads=1)
+                    profile = profile_onnx(path / manifest["model_file"], batch, threads=1)
+                    kind_flops = conv_flops_by_kind(fold_reparameterizable(model), torch.from_numpy(batch))
+                    profile["conv_gflops_by_kind"] = {  # FLOPs of the kind / its profiled µs
+                        kind: round(kind_flops[kind] / (us / 1e6) / 1e9, 1)
+                        for kind, us in profile.get("conv_us_by_kind", {}).items() if kind in kind_flops and us}
+                    profile["conv_flops_by_kind"] = kind_flops
+                    profiles[f"{label} {key}"] = profile
             rows.append(row)
         del model
     log(f"timing {len(runners)} variants interleaved, 2 rounds x {args.iterations}")
@@ -352,16 +358,18 @@ def to_markdown(result: dict[str, Any]) -> str:
               "this loaded machine includes waiting for a core, so \"outside nodes\" is an upper bound: compare the node "
               "sums with the CPU-time p50 of the timing run. \"At roof\": the model's FLOPs at the GEMM roof of its precision.", "",
               "| model variant | CPU-time p50 | model_run (wall) | compute nodes | other nodes | outside nodes (wall) | at roof | "
-              "compute-only GFLOP/s | top other ops (µs, nodes) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "compute-only GFLOP/s | conv µs (GFLOP/s) by kind | top other ops (µs, nodes) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for label, p in result["profiles"].items():
         if "error" in p:
-            lines.append(f"| {label} | {p['error']} ||||||||")
+            lines.append(f"| {label} | {p['error']} |||||||||")
             continue
         top = ", ".join(f"{o['op']} {o['us_per_run']:.0f} ({o['nodes']})" for o in p["by_op"] if not o["compute"])
+        kinds = ", ".join(f"{kind} {us:.0f} ({_f(p.get('conv_gflops_by_kind', {}).get(kind), '.0f')})"
+                          for kind, us in p.get("conv_us_by_kind", {}).items())
         lines.append(f"| {label} | {_f(p.get('cpu_p50_us'), '.0f')} | {p['model_run_us']:.0f} | {p['compute_nodes_us']:.0f} | "
                      f"{p['other_nodes_us']:.0f} | {p['outside_nodes_us']:.0f} | {_f(p.get('at_roof_us'), '.0f')} | "
-                     f"{_f(p.get('compute_only_gflops'), '.0f')} | {top[:200]} |")
+                     f"{_f(p.get('compute_only_gflops'), '.0f')} | {kinds} | {top[:200]} |")
     return "\n".join(lines) + "\n"
 
 

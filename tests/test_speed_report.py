@@ -160,3 +160,19 @@ def test_ort_profile_splits_a_call_into_compute_other_and_outside_nodes():
     assert (summary["compute_nodes_us"], summary["other_nodes_us"], summary["outside_nodes_us"]) == (60, 25, 15)
     assert summary["compute_share"] == 0.6 and summary["nodes_per_run"] == 2
     assert summary["by_op"][0] == {"op": "Conv", "us_per_run": 60, "nodes": 1, "compute": True}
+
+
+def test_convolutions_are_counted_and_named_by_kind_alike_in_torch_and_in_an_onnx_graph(tmp_path):
+    import onnx
+
+    from edgeclip.bench.flops import conv_flops_by_kind
+    from edgeclip.bench.ort_profile import conv_kinds
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+                                torch.nn.Conv2d(8, 4, 1))
+    flops = conv_flops_by_kind(model, torch.zeros(1, 3, 10, 10))
+    assert flops == {"3x3 conv": 2 * 100 * 8 * 3 * 9, "depthwise conv": 2 * 100 * 8 * 9, "1x1 conv": 2 * 100 * 4 * 8}
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 10, 10),), str(path), dynamo=False)
+    names = [node.name for node in onnx.load(str(path)).graph.node]
+    assert sorted(conv_kinds(path).values()) == sorted(flops) and set(conv_kinds(path)) == set(names)

@@ -32,6 +32,7 @@ def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1,
     options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as work:
         options.profile_file_prefix = str(Path(work) / "profile")
+        options.optimized_model_filepath = str(Path(work) / "optimized.onnx")  # the graph the profile's nodes are in
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
@@ -39,10 +40,33 @@ def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1,
         for _ in range(SKIPPED_CALLS + runs):
             session.run(None, feed)
         trace = json.loads(Path(session.end_profiling()).read_text())
-    return summarize_trace(trace)
+        kinds = conv_kinds(Path(work) / "optimized.onnx")
+    return summarize_trace(trace, kinds)
 
 
-def summarize_trace(trace: list[dict[str, Any]]) -> dict[str, Any]:
+def conv_kinds(optimized_path: Path) -> dict[str, str]:
+    """Node name -> "depthwise conv" | "1x1 conv" | "kxk conv" for the convolutions of an optimized graph
+    (depthwise and pointwise convolutions have little arithmetic per byte: they run far below the roof)."""
+    import onnx
+
+    if not optimized_path.is_file():
+        return {}
+    kinds = {}
+    for node in onnx.load(str(optimized_path), load_external_data=False).graph.node:
+        if "Conv" not in node.op_type:
+            continue
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kernel = list(attributes.get("kernel_shape") or [])
+        if int(attributes.get("group", 1)) > 1:
+            kinds[node.name] = "depthwise conv"
+        elif kernel and all(k == 1 for k in kernel):
+            kinds[node.name] = "1x1 conv"
+        else:
+            kinds[node.name] = f"{'x'.join(map(str, kernel)) or 'kxk'} conv"
+    return kinds
+
+
+def summarize_trace(trace: list[dict[str, Any]], kinds: dict[str, str] | None = None) -> dict[str, Any]:
     """The split of an onnxruntime profile (chrome-trace events) into compute / other / outside nodes.
 
     Profiles are wall-clock: on a loaded machine a call or node that lost its core is inflated. So each
@@ -68,8 +92,14 @@ def summarize_trace(trace: list[dict[str, Any]]) -> dict[str, Any]:
     compute = sum(v for op, v in by_op.items() if op in COMPUTE_OPS)
     other = sum(v for op, v in by_op.items() if op not in COMPUTE_OPS)
     ops = sorted(by_op.items(), key=lambda item: -item[1])
+    by_kind: dict[str, float] = collections.defaultdict(float)
+    for name, values in durations.items():
+        kind = (kinds or {}).get(name.removesuffix("_kernel_time"))
+        if kind:
+            by_kind[kind] += float(np.median(values))
     return {"runs": len(model_runs), "model_run_us": round(total, 1), "compute_nodes_us": round(compute, 1),
             "other_nodes_us": round(other, 1), "outside_nodes_us": round(total - compute - other, 1),
             "compute_share": round(compute / total, 3) if total else None, "nodes_per_run": len(durations),
             "by_op": [{"op": op, "us_per_run": round(us, 1), "nodes": counts[op], "compute": op in COMPUTE_OPS}
-                      for op, us in ops]}
+                      for op, us in ops],
+            "conv_us_by_kind": {kind: round(us, 1) for kind, us in sorted(by_kind.items(), key=lambda item: -item[1])}}
