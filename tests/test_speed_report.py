@@ -176,3 +176,20 @@ def test_convolutions_are_counted_and_named_by_kind_alike_in_torch_and_in_an_onn
     torch.onnx.export(model, (torch.zeros(1, 3, 10, 10),), str(path), dynamo=False)
     names = [node.name for node in onnx.load(str(path)).graph.node]
     assert sorted(conv_kinds(path).values()) == sorted(flops) and set(conv_kinds(path)) == set(names)
+
+
+def test_bench_no_roof_leaves_the_roof_columns_empty(tmp_path):
+    import argparse
+
+    from edgeclip.commands import bench_cmd
+
+    artifact = _onnx_artifact(tmp_path / "convnet", 8, fixed_size=False)
+    parser = argparse.ArgumentParser()
+    bench_cmd.register(parser.add_subparsers())
+    fast = ["--warmup", "1", "--iterations", "3", "--max-seconds", "1", "--throughput-batch", "0", "--no-memory"]
+    for flag, out in (["--no-roof"], "off"), ([], "on"):
+        args = parser.parse_args(["bench", *fast, *flag, "--artifact", str(artifact), "--out", str(tmp_path / out)])
+        assert args.func(args) == 0
+    rows = {out: json.loads((tmp_path / out / "report.json").read_text())["rows"][0] for out in ("off", "on")}
+    assert rows["off"]["roof_percent"] is None and rows["off"]["achieved_gflops"] is None
+    assert rows["on"]["roof_percent"] > 0 and rows["on"]["roof_gflops"] > 0
