@@ -45,7 +45,8 @@ VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "fp32"), ("openvino
 VIT = "ViT-B/32 image tower"
 SPEEDUP_GOAL = 25.0
 ROOF_GOAL = 50.0
-SMALL_STUDENTS = ("mobilenetv3_small", "resnet18_w8")
+SMALL_STUDENTS = ("mobilenetv3_small", "resnet18_w8")  # profiled with onnxruntime's profiler (and their pruned variants)
+SMALL_GFLOPS = 0.2  # "small students" of the roof goal
 COSINE_ONLY = {p: {"min_top1_agreement": None} for p in ("fp16", "int8")}  # random weights: near-tied logits
 
 
@@ -283,8 +284,9 @@ def goals(rows: list[dict[str, Any]], profiles: dict[str, Any], roof: dict[str, 
     speed["met"] = bool(speed["measured"] and speed["measured"] >= SPEEDUP_GOAL)
     if fastest:
         speed["profile_of_best"] = profiles.get(f"{fastest['model']} {fastest['best']}") or profiles.get(f"{fastest['model']} onnx-fp32")
-    small = {m: summary[m]["fp32_roof_percent_best_fp32"] for m in SMALL_STUDENTS if m in summary}
-    roof_goal = {"goal": f"small students >= {ROOF_GOAL:g}% of the fp32 roof ({roof.get('fp32')} GFLOP/s)",
+    small = {m: s["fp32_roof_percent_best_fp32"] for m, s in students.items() if s["gflops"] <= SMALL_GFLOPS}
+    roof_goal = {"goal": f"small students (<= {SMALL_GFLOPS:g} GFLOPs) >= {ROOF_GOAL:g}% of the fp32 roof "
+                         f"({roof.get('fp32')} GFLOP/s) in their fastest fp32 variant",
                  "measured_percent": small, "met": bool(small) and all(v is not None and v >= ROOF_GOAL for v in small.values()),
                  "compute_share_ort_profiler": {k: p.get("compute_share") for k, p in profiles.items()},
                  "compute_only_gflops": {k: p.get("compute_only_gflops") for k, p in profiles.items()}}
@@ -351,7 +353,8 @@ def to_markdown(result: dict[str, Any]) -> str:
               f"{'met' if speed['met'] else 'not met'}** — best {speed['best_student']} ({speed['best_variant']}): "
               f"{_f(speed['measured'], '.1f')}× (ViT's best in the same backend ÷ it: {_f(speed['same_backend'], '.1f')}×)."
               + _limit_sentence(speed),
-              f"- **Small students ≥ {ROOF_GOAL:g}% of the fp32 roof: {'met' if roof_goal['met'] else 'not met'}** — "
+              f"- **Small students (≤ {SMALL_GFLOPS:g} GFLOPs) ≥ {ROOF_GOAL:g}% of the fp32 roof in their fastest fp32 variant: "
+              f"{'met' if roof_goal['met'] else 'not met'}** — "
               + ", ".join(f"{m} {_f(v, '.0f')}%" for m, v in roof_goal["measured_percent"].items()) + ".",
               "", "## Where the small students' ORT time goes (onnxruntime profiler, µs per call)", "",
               "Node times are each node's median over 30 profiled calls; model_run (the median call) is wall-clock and on "
