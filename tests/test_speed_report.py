@@ -116,6 +116,10 @@ def test_bench_times_the_student_at_the_teacher_size_in_the_same_run(tmp_path):
     markdown = render_markdown(report)
     assert "× teacher (at teacher size)" in markdown and f"{equal['speedup']:.1f}x @32)" in markdown
     assert "(n/a @32)" in markdown and "flat [onnx-fp32] was not timed at 32x32: fixed-size model" in markdown
+    from edgeclip.bench.report_html import render_html
+
+    page = render_html(report)
+    assert "× teacher (at teacher size)" in page and "was not timed at 32x32: fixed-size model" in page and "% roof" in page
 
 
 def test_equal_resolution_must_give_a_time_or_a_reason():
