@@ -197,3 +197,17 @@ def test_bench_no_roof_leaves_the_roof_columns_empty(tmp_path):
     rows = {out: json.loads((tmp_path / out / "report.json").read_text())["rows"][0] for out in ("off", "on")}
     assert rows["off"]["roof_percent"] is None and rows["off"]["achieved_gflops"] is None
     assert rows["on"]["roof_percent"] > 0 and rows["on"]["roof_gflops"] > 0
+
+
+def test_the_verdict_leads_with_the_speedup_at_the_teacher_input_size():
+    from edgeclip.bench.verdict import verdict_sentence
+
+    base = {"recommended": "s [onnx-fp32]", "latency_p50_ms": 0.25, "speedup": 130.9}
+    at_224 = {**base, "equal_resolution_size": 224, "speedup_equal_resolution": 14.2, "input_size_differs": True}
+    assert "14.2x faster than the teacher architecture at the same 224x224 input in the same backend (130.9x at its own " \
+           "input size)" in verdict_sentence(at_224)
+    cannot = {**at_224, "speedup_equal_resolution": None, "equal_resolution_why_not": "fixed-size model"}
+    assert "130.9x faster than the teacher architecture in the same backend at its own input size (not timed at the " \
+           "teacher's 224x224: fixed-size model)" in verdict_sentence(cannot)
+    same = {**at_224, "input_size_differs": False}  # already at the teacher's size: one figure
+    assert verdict_sentence(same).endswith("130.9x faster than the teacher architecture in the same backend.")
