@@ -75,7 +75,7 @@ def test_search_record_goes_into_report_json_md_and_plot(tmp_path):
     validate_report(data)
     assert Report.from_dict(data).student_search["choice"].startswith("Chosen: **b@32**")
     text = "\n".join(pareto_markdown(record))
-    assert "| b@32 | 1,000 | 0.900 | 0.950 | yes | yes | **yes** |" in text
+    assert "| b@32 | 1,000 | 0.900 | 0.950 | yes | yes | **yes** |" in text  # Pareto, meets budget, chosen
     assert "not trained (over budget)" in text
     assert pareto_png(record)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "student_search" not in Report(rows=[]).to_dict()  # other reports keep their exact shape

@@ -43,22 +43,26 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def pareto_markdown(record: dict[str, Any], *, figure: str | None = None, heading: str = "##") -> list[str]:
+def pareto_markdown(record: dict[str, Any], *, figure: str | None = None, heading: str = "##",
+                    title: str = "Student search: latency vs retention") -> list[str]:
     """Markdown lines: the candidates sorted by latency, which meet the budget, which are on the front,
     which was chosen."""
     budget = record.get("budget_ms")
     where = f"{record.get('backend')} {record.get('precision')}, {threads_text(record.get('threads'))}, batch 1, p50"
-    lines = [f"{heading} Student search: latency vs retention", ""]
+    lines = [f"{heading} {title}", ""]
     lines.append(f"Budget: **{budget:g} ms** ({where})." if budget else f"Latency: {where}.")
     extra = list(record.get("extra_columns") or [])
-    header = ["candidate", "params", "latency ms", *[c["title"] for c in extra], "retention", "meets budget", "Pareto", "chosen"]
+    choosing = budget is not None or any(row.get("chosen") for row in record["candidates"])  # else: a plain table
+    header = ["candidate", "params", "latency ms", *[c["title"] for c in extra], "retention", "Pareto"]
+    header += ["meets budget", "chosen"] if choosing else []
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(record["candidates"], key=lambda r: r["latency_ms"]):
         cells = [row["label"], _fmt(row.get("params"), ",d"), _fmt(row["latency_ms"], ".3f"),
                  *[_fmt(row.get(c["key"]), ".3f") for c in extra],
                  _fmt(row.get("retention"), ".3f") if row.get("retention") is not None else (row.get("retention_note") or "-"),
-                 "-" if budget is None else ("yes" if row.get("meets_budget") else "no"),
-                 "yes" if row.get("pareto") else "", "**yes**" if row.get("chosen") else ""]
+                 "yes" if row.get("pareto") else ""]
+        if choosing:
+            cells += ["-" if budget is None else ("yes" if row.get("meets_budget") else "no"), "**yes**" if row.get("chosen") else ""]
         lines.append("| " + " | ".join(cells) + " |")
     if record.get("choice"):
         lines += ["", record["choice"]]
@@ -92,5 +96,5 @@ def pareto_png(record: dict[str, Any], *, latency_key: str = "latency_ms", xlabe
         ax.set_ylabel("retention (student / teacher accuracy)")
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
     return buffer.getvalue()

@@ -87,7 +87,9 @@ class SearchOutcome:
             rows.append({"label": c.label, "student": c.student, "image_size": c.image_size, "prune_ratio": c.prune_ratio,
                          "checkpoint": c.checkpoint or None, "params": t.params, "flops": t.flops,
                          "latency_ms": t.latency_ms, "latency": t.latency, "retention": c.retention,
-                         "retention_note": None if c.retention is not None else "not trained (over budget)",
+                         "retention_note": None if c.retention is not None else (
+                             "not trained (over budget)" if self.budget_ms is not None and t.latency_ms > self.budget_ms
+                             else "not trained"),
                          "meets_budget": None if self.budget_ms is None else t.latency_ms <= self.budget_ms,
                          "pareto": on_front, "chosen": t is self.chosen, **c.info})
         choice = None
