@@ -278,6 +278,7 @@ class BenchConfig:
     threads: int = 0  # 0 = let the runtime decide
     accuracy_samples: int = 0  # 0 = the whole test split
     memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
+    roof: bool = True  # achieved GFLOP/s and % of this machine's GEMM roof per row (bench/roof.py; cached)
     # The teacher architecture timed beside the students (random weights, latency only): "auto" = the
     # recipe's open_clip teacher architecture, else ViT-B-32; "none"; or an open_clip architecture name.
     speed_reference: str = "auto"
@@ -325,6 +326,22 @@ class VideoConfig(VideoHeadConfig):
 
 
 @dataclass
+class SearchConfig:
+    """Latency-aware student choice (`edgeclip build --latency-budget MS`; build/student_search.py).
+
+    With a budget > 0 the build times every candidate (student × image size × pruning ratio) on the
+    target's backend, distills the ones within the budget and ships the one with the best retention.
+    Empty lists mean the recipe's own student / image size; ratio 0 is the unpruned student."""
+
+    latency_budget_ms: float = 0.0  # p50 at batch 1 on the target; 0 = no search (the recipe's student)
+    students: list[str] = field(default_factory=list)
+    image_sizes: list[int] = field(default_factory=list)
+    prune_ratios: list[float] = field(default_factory=lambda: [0.0])
+    backend: str = ""  # "" = the target's first planned backend
+    precision: str = "fp32"
+
+
+@dataclass
 class TargetConfig:
     """Per-build overrides of the target profile (`--set target.tensorrt=8.5`)."""
 
@@ -348,6 +365,7 @@ class Recipe:
     int8: Int8Config = field(default_factory=Int8Config)
     video: VideoConfig = field(default_factory=VideoConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -24,8 +24,10 @@ def _is_int(value: Any) -> bool:
 _TOP_FIELDS: dict[str, tuple[Any, bool]] = {  # name -> (check, nullable)
     "schema_version": (_is_int, False), "run_id": (str, False), "created": (str, False), "environment": (dict, False),
     "target": (dict, True), "budgets": (dict, True), "budget_results": (list, False), "verdict": (dict, True),
-    "rows": (list, False), "notes": (list, False),
+    "rows": (list, False), "notes": (list, False), "student_search": (dict, True),
 }
+# Top-level fields only some reports have (the build's latency search).
+_OPTIONAL_TOP_FIELDS = frozenset({"student_search"})
 _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "role": (str, False), "kind": (str, True), "backend": (str, False), "precision": (str, False),
     "params": (_is_int, True), "flops": (_is_int, True), "flops_per_tower": (dict, True), "size_mb": (_is_number, True),
@@ -34,9 +36,12 @@ _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "agreement_reference": (_is_number, True), "speedup": (_is_number, True), "status": (str, False), "notes": (str, False),
     "measured_on": (str, True),
     "quality": (dict, True),
+    "achieved_gflops": (_is_number, True), "roof_gflops": (_is_number, True), "roof_percent": (_is_number, True),
+    "equal_resolution": (dict, True),
 }
 # Fields added after schema version 2 was written: reports from before them still validate.
-_OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality"})
+_OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality", "achieved_gflops", "roof_gflops", "roof_percent",
+                                  "equal_resolution"})
 _BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
     "passed": (bool, True), "status": (str, False),
@@ -89,6 +94,12 @@ def _check_row(row: Any, where: str, problems: list[str]) -> None:
     towers = row.get("flops_per_tower")
     if isinstance(towers, dict) and not all(isinstance(k, str) and _is_int(v) for k, v in towers.items()):
         problems.append(f"{where}.flops_per_tower: expected tower name -> integer FLOPs")
+    equal = row.get("equal_resolution")
+    if isinstance(equal, dict):
+        if not _is_int(equal.get("input_size")):
+            problems.append(f"{where}.equal_resolution.input_size: missing or not an integer")
+        if equal.get("latency_ms") is None and not isinstance(equal.get("why_not"), str):
+            problems.append(f"{where}.equal_resolution: neither latency_ms nor why_not (say why it could not run)")
     for key in ("accuracy", "agreement_teacher", "agreement_reference"):
         value = row.get(key)
         if _is_number(value) and not 0.0 <= value <= 1.0:
@@ -98,7 +109,7 @@ def _check_row(row: Any, where: str, problems: list[str]) -> None:
 def report_problems(data: Any) -> list[str]:
     """Every way `data` (parsed report.json) breaks the schema; empty when valid."""
     problems: list[str] = []
-    if not _check_fields(data, _TOP_FIELDS, "report", problems):
+    if not _check_fields(data, _TOP_FIELDS, "report", problems, _OPTIONAL_TOP_FIELDS):
         return problems
     if _is_int(data.get("schema_version")) and data["schema_version"] != SCHEMA_VERSION:
         problems.append(f"report.schema_version: {data['schema_version']} (this edgeclip reads {SCHEMA_VERSION})")

@@ -223,7 +223,8 @@ def run_int8(args: argparse.Namespace) -> int:
         raise UserError("compress int8 is for image models; export text towers with `edgeclip export --tower text --precision int8`")
     recorded = (info or {}).get("extra", {}) or {}
     data = args.data or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
-    calibration, options = int8_inputs_for(data, spec.preprocess, recipe, settings, args.calibration_count, target, model_dir)
+    calibration, options = int8_inputs_for(data, spec.preprocess, recipe, settings, args.calibration_count, target, model_dir,
+                                           data_given=bool(args.data))
     if settings.mode != "classic" and settings.mixed and options.validation is None:
         raise UserError(f"data '{data}' has too few train images for calibration and validation; pass --no-mixed or more images")
     parity = _sample_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)

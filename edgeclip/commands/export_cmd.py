@@ -130,15 +130,18 @@ def resolve_counts(args: argparse.Namespace, recipe: Any) -> None:
 
 
 def int8_inputs_for(data: str, preprocess: Any, recipe: Any, settings: Any, calibration_count: int,
-                    target: Any, model_dir: Path) -> tuple[np.ndarray, Any]:
-    """(calibration images, Int8Options) of one int8 export, by the build's rule (compress/int8_inputs.py)."""
+                    target: Any, model_dir: Path, data_given: bool = False) -> tuple[np.ndarray, Any]:
+    """(calibration images, Int8Options) of one int8 export, by the build's rule (compress/int8_inputs.py).
+    The recipe's `data.calibration` calibrates, as in the build, unless the user named the data."""
     from edgeclip.compress.int8_inputs import int8_images, int8_options, qat_record
     from edgeclip.data import open_image_dataset
 
     if calibration_count <= 0:
         raise UserError(f"image count must be positive, got {calibration_count}; pass e.g. --calibration-count 64")
+    other = recipe.data.calibration if recipe.data.calibration and not data_given else ""
     calibration, validation = int8_images(open_image_dataset(data, "train"), preprocess, settings,
-                                          calibration_count=calibration_count, seed=recipe.seed)
+                                          calibration_count=calibration_count, seed=recipe.seed,
+                                          calibration_data=open_image_dataset(other, "train") if other else None)
     return calibration, int8_options(settings, validation, target, qat_record(model_dir))
 
 
@@ -212,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         calibration = None
         if args.precision == "int8":
             calibration, int8 = int8_inputs_for(data, spec.preprocess, recipe, recipe.int8, args.calibration_count,
-                                                target, model_dir)
+                                                target, model_dir, data_given=bool(args.calibration))
         parity_inputs = _sample_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
