@@ -94,9 +94,10 @@ def _student(name: str, prune_ratio: float = 0.0) -> tuple[torch.nn.Module, Any]
     model, spec = create_student(name, class_names=[str(i) for i in range(10)], image_size=224)
     spec.extra["parity_thresholds"] = COSINE_ONLY
     if prune_ratio:
-        from edgeclip.compress.prune import PruneSettings, prune_model
+        from edgeclip.compress.prune import prune_model
+        from edgeclip.config import PruneConfig
 
-        model, _ = prune_model(model.eval(), spec, PruneSettings(ratio=prune_ratio))
+        model, _ = prune_model(model.eval(), spec, PruneConfig(ratio=prune_ratio))
     return model.eval(), spec
 
 

@@ -149,7 +149,8 @@ def check_search(recipe: Any) -> None:
 def candidate_model(candidate: Candidate, class_names: Sequence[str]) -> tuple[Any, Any]:
     """(model, spec) to time: the trained checkpoint, else the registered student (random weights),
     pruned at the candidate's ratio; spec.name is the candidate's label."""
-    from edgeclip.compress.prune import PruneSettings, prune_model
+    from edgeclip.compress.prune import prune_model
+    from edgeclip.config import PruneConfig
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.students.registry import create_student
 
@@ -161,7 +162,7 @@ def candidate_model(candidate: Candidate, class_names: Sequence[str]) -> tuple[A
     else:
         model, spec = create_student(candidate.student, class_names=list(class_names), image_size=candidate.image_size)
         if candidate.prune_ratio:
-            model, _ = prune_model(model, spec, PruneSettings(ratio=candidate.prune_ratio))
+            model, _ = prune_model(model, spec, PruneConfig(ratio=candidate.prune_ratio))
     spec = copy.deepcopy(spec)
     spec.name = candidate.label
     return model.eval(), spec
@@ -250,7 +251,7 @@ def time_build_candidates(plan: Any, log: Callable[[str], None] = print) -> Sear
 def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: Callable[[str], None] = print) -> SearchOutcome:
     """Step 2: train the candidates within the budget (one distillation per student × size, pruned
     ones pruned from it) and choose; fills `outcome.chosen`, `.distilled`, `.deployables`."""
-    from edgeclip.compress.prune import PruneSettings
+    from edgeclip.config import PruneConfig
     from edgeclip.compress.workflow import prune_checkpoint
     from edgeclip.distill.methods import run_distillation
 
@@ -269,7 +270,7 @@ def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: C
             continue
         out = plan.run_dir / SEARCH_DIR / c.label
         log(f"pruning candidate {c.label} + {recipe.prune.recover_epochs} epochs of KD recovery")
-        record = prune_checkpoint(result.checkpoint_dir, out, PruneSettings(ratio=c.prune_ratio, importance=recipe.prune.importance),
+        record = prune_checkpoint(result.checkpoint_dir, out, PruneConfig(ratio=c.prune_ratio, importance=recipe.prune.importance),
                                   recover_epochs=recipe.prune.recover_epochs, lr=recipe.prune.recover_lr, data=recipe.data.train,
                                   progress=progress)
         # retention against the run's teacher accuracy (the pruning record's own teacher may differ)
