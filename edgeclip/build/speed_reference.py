@@ -56,11 +56,12 @@ def image_tower(arch: str) -> tuple[Any, Any]:
 
 
 def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = None) -> str:
+    from edgeclip.backends import get_backend
     from edgeclip.manifest import tool_versions
     from edgeclip.utils import stable_hash
 
     # A TensorRT kit is written for one TensorRT version (opset, LayerNorm form): one cache entry each.
-    version = f"-trt{tensorrt or 'default'}" if backend == "tensorrt" else ""
+    version = f"-trt{tensorrt or 'default'}" if get_backend(backend).version_key else ""
     return f"{arch}-{backend}-{precision}{version}-{stable_hash(tool_versions(), length=10)}"
 
 

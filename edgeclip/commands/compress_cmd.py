@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeclip.backends import int8_backends
 from edgeclip.commands import add_parser
 from edgeclip.errors import UserError
 
@@ -113,7 +114,7 @@ def _register_int8(actions: argparse._SubParsersAction) -> None:
                                      "int8 is not faster here."),
                         examples=INT8_EXAMPLES)
     parser.add_argument("--model", required=True, help="student checkpoint directory")
-    parser.add_argument("--backend", default="onnx", help="onnx | openvino | tensorrt")
+    parser.add_argument("--backend", default="onnx", help=" | ".join(int8_backends()))
     parser.add_argument("--mode", default="auto", help="auto | classic (the fixed methods of `edgeclip export`)")
     parser.add_argument("--data", default=None, help="calibration/validation/parity images (default: the checkpoint's data, else digits)")
     parser.add_argument("--calibration-method", default="auto",
