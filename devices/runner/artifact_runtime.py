@@ -106,9 +106,10 @@ def open_model(path: str, manifest: dict, options: Any) -> Any:
     return runtime(str(manifest.get("runtime_module"))).open_model(path, manifest, options)
 
 
-def open_artifact(artifact_dir: str, options: Any = None) -> Any:
-    """The artifact in `artifact_dir`, loaded with its backend's runtime; `.manifest` is its manifest."""
-    manifest = read_manifest(artifact_dir)
+def open_artifact(artifact_dir: str, options: Any = None, manifest: dict = None) -> Any:
+    """The artifact in `artifact_dir` (its manifest, when the caller has read it already), loaded with its
+    backend's runtime; `.manifest` is its manifest."""
+    manifest = read_manifest(artifact_dir) if manifest is None else manifest
     model = open_model(model_file(artifact_dir, manifest), manifest, options or RuntimeOptions())
     model.manifest = manifest
     return model

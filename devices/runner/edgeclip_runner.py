@@ -180,7 +180,7 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
         return row
     try:
         row["size_mb"] = manifest["size_bytes"] / 1e6 if manifest.get("size_bytes") else artifact_size_mb(artifact_dir)
-        model = open_model(model_file(artifact_dir, manifest), manifest, args)
+        model = runtime_layer.open_artifact(artifact_dir, args, manifest)
         fixed_batch, make_batch = input_maker(model, manifest)
         one = make_batch(fixed_batch or 1)
         times_itself = hasattr(model, "latencies")  # trtexec: timing and peak memory are the tool's own

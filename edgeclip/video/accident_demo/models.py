@@ -41,9 +41,8 @@ class Model:
         try:
             self.manifest = layer.read_manifest(artifact_dir)
             backend = str(self.manifest.get("backend"))
-            model = layer.open_model(layer.model_file(artifact_dir, self.manifest), self.manifest,
-                                     layer.RuntimeOptions(threads=threads, providers=providers,
-                                                          tool_fallback=False))
+            options = layer.RuntimeOptions(threads=threads, providers=providers, tool_fallback=False)
+            model = layer.open_artifact(artifact_dir, options, self.manifest)
         except ImportError as exc:
             raise InputError(f"the {backend} runtime is not installed here ({exc}); install it to run {artifact_dir}") from None
         except (RuntimeError, ValueError) as exc:  # the layer's ArtifactError, a runtime refusing the model
