@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeclip.backends import get_backend
 from edgeclip.config import Recipe
 from edgeclip.errors import UserError
 
@@ -56,7 +57,6 @@ def image_tower(arch: str) -> tuple[Any, Any]:
 
 
 def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = None) -> str:
-    from edgeclip.backends import get_backend
     from edgeclip.manifest import tool_versions
     from edgeclip.utils import stable_hash
 
