@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
-from edgeclip.backends import versioned_backends
+from edgeclip.backends import BACKENDS, versioned_backends
 from edgeclip.errors import UserError, close_matches
 from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
@@ -98,8 +98,6 @@ class BudgetResult:
 
 def backend_available(backend: str) -> bool:
     """Whether this machine can run `backend` artifacts (the backend table decides)."""
-    from edgeclip.backends import BACKENDS
-
     return backend in BACKENDS and BACKENDS.get(backend).can_run_here
 
 
@@ -125,7 +123,6 @@ def _parse_profile(path: Path) -> Target:
     for key, value in budgets.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise UserError(f"target profile '{path}': budgets.{key} must be a number, got {value!r}")
-    from edgeclip.backends import BACKENDS
 
     backends = tuple(str(b) for b in _as_list(data.get("backends", ["onnx"])))
     bad = [b for b in backends if b not in BACKENDS]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeclip.backends import BACKENDS, versioned_backends
+from edgeclip.backends import BACKENDS, get_backend, versioned_backends
 from edgeclip.commands import add_parser
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
@@ -86,7 +86,6 @@ def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.nda
 
 
 def _text_needs_calibration(backend: str, precision: str) -> bool:
-    from edgeclip.backends import get_backend
     from edgeclip.compress.quantize import method_needs_calibration
 
     if precision != "int8":
@@ -119,7 +118,6 @@ def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]
 
 def run(args: argparse.Namespace) -> int:
     from edgeclip.exporters.export import export_model
-    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
