@@ -100,6 +100,10 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
     if caveat:
         lines += ["", f"**{caveat}**"]
     lines += quality_markdown(report)
+    if report.student_search:
+        from edgeclip.bench.pareto import pareto_markdown
+
+        lines += [""] + pareto_markdown(report.student_search, figure=report.student_search.get("figure"))
     if inputs_image:
         lines += ["", "## Inputs as the model sees them", "", f"![a few evaluation images after the model's preprocessing]({inputs_image})"]
     if report.target is not None:

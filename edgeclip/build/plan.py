@@ -62,6 +62,9 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     from edgeclip.compress.build_variants import check_compression
 
     check_compression(recipe)  # prune: / int8: sections
+    from edgeclip.build.student_search import check_search
+
+    check_search(recipe)  # search: (--latency-budget)
     if recipe.export.parity_samples < 1:
         raise UserError(f"export.parity_samples must be >= 1, got {recipe.export.parity_samples}; the default is 64")
     data = open_distill_data(recipe.data, recipe.seed)

@@ -74,30 +74,29 @@ class RealInputs:
 def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     """Real images, preprocessed the student's way: calibration from the train split (or
     data.calibration), parity and evaluation from the held-out test split."""
+    from edgeclip.compress.int8_inputs import int8_images
     from edgeclip.data import Subset, open_image_dataset
     from edgeclip.data.sampling import sample_images, sample_indices
 
     recipe, data = plan.recipe, plan.data
     preprocess = distilled.spec.preprocess
-    calibration_data = open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else data.train
-    calibration = sample_images(calibration_data, preprocess, recipe.data.calibration_count, recipe.seed)
+    calibration, validation = int8_images(
+        data.train, preprocess, recipe.int8, calibration_count=recipe.data.calibration_count, seed=recipe.seed,
+        calibration_data=open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else None)
     parity = sample_images(data.test, preprocess, recipe.export.parity_samples, recipe.seed)
     keep = sample_indices(len(data.test), recipe.bench.accuracy_samples, recipe.seed)
     eval_path = plan.run_dir / "eval_data.npz"
     np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0),
              labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep],
              class_names=np.asarray(data.test.class_names, dtype=str))  # labels are matched to each artifact by name
-    from edgeclip.compress.build_variants import validation_images
-
-    return RealInputs(calibration, parity, eval_path, validation_images(recipe, data.train, preprocess))
+    return RealInputs(calibration, parity, eval_path, validation)
 
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
-    from edgeclip.compress.build_variants import int8_options, options_for
+    from edgeclip.compress.int8_inputs import int8_options, qat_record
     from edgeclip.exporters import export_model
 
-    int8 = int8_options(plan.recipe, inputs.validation, plan.target)
     artifacts, failed = [], []
     for deployable in deployables:
         for backend, precision in plan.exports:
@@ -113,7 +112,8 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                                         parity_inputs=None if text else inputs.parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
                                         tensorrt=plan.target.tensorrt,
-                                        int8=None if text else options_for(int8, deployable))
+                                        int8=None if text else int8_options(plan.recipe.int8, inputs.validation, plan.target,
+                                                                                           qat_record(deployable.checkpoint)))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

@@ -53,6 +53,8 @@ def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
         overrides.append("distill.scratch_baseline=true")
     if value("pairs"):
         overrides.append(f"data.pairs={value('pairs')}")
+    if value("latency_budget") is not None:
+        overrides.append(f"search.latency_budget_ms={value('latency_budget')}")
     if value("text_init"):
         overrides.append(f"distill.text_init={value('text_init')}")
     return load_recipe(getattr(args, "recipe", ""), overrides)

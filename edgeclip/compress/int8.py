@@ -16,14 +16,16 @@ unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
   layer is an error that lists the names that exist);
 - `speed_check` times fp32 and int8 of the same backend interleaved on this CPU and records it
   (the build turns it off for a target this machine is not: its timing would be this CPU's); the
-  build's own int8-vs-fp32 decision is made from the benchmark rows (compress/build_variants.py).
+  build's own int8-vs-fp32 decision is made from the benchmark rows (compress/ship_rule.py).
 Everything chosen and measured goes into the manifest's `quantization` block.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,28 +35,18 @@ from edgeclip.compress import cpu
 from edgeclip.compress import quantize as q
 from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
 from edgeclip.backends import get_backend
+from edgeclip.config import Int8Config
 from edgeclip.errors import UserError
-
-MODES = ("classic", "auto")
-CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 
 
 @dataclass
-class Int8Options:
-    mode: str = "auto"
-    calibration_method: str = "auto"  # each backend's own default estimator (onnxruntime: min-max; NNCF: its defaults)
-    percentile: float = 99.999
+class Int8Options(Int8Config):
+    """One int8 export: the settings (config.Int8Config, whose defaults are the only ones) plus what
+    only that export knows. Build it from settings with `from_config`."""
+
     per_channel: bool = True
-    weights: str = "auto"  # ORT static int8 weights: auto (by the CPU it runs on) | int8 | uint8
     arch: str | None = None  # CPU architecture the int8 model will run on (a target's); None = this machine
     target: str | None = None  # the target profile it is built for (manifest only)
-    ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
-    mixed: bool = True  # run the sensitivity search when validation images are given
-    # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
-    # not 0.99: the bar is 0.99 on held-out images, and validation and test differ by a few images.
-    target_agreement: float = 0.995
-    max_float_fraction: float = 0.25  # at most this share of the quantized layers may go back to float
-    smoothquant_alpha: float | None = None  # transformers: migrate activation outliers into weights first
     speed_check: bool = True
     speed_seconds: float = 2.0
     speed_threads: int = 1  # one thread: steadier on a shared machine; recorded with the result
@@ -62,19 +54,10 @@ class Int8Options:
     qat: dict[str, Any] | None = None  # record of a QAT fine-tune the model went through (manifest only)
     smoothing: dict[str, Any] | None = None  # what SmoothQuant did (set by export_model when it ran)
 
-    def check(self) -> None:
-        if self.mode not in MODES:
-            raise UserError(f"unknown int8 mode '{self.mode}'; use one of {', '.join(MODES)}")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise UserError(f"unknown calibration method '{self.calibration_method}'; use one of {', '.join(CALIBRATION_METHODS)}")
-        if self.weights not in ("auto", "int8", "uint8"):
-            raise UserError(f"int8 weights must be auto, int8 or uint8, got '{self.weights}'")
-        if not 0.0 < self.target_agreement <= 1.0:
-            raise UserError(f"target agreement must be in (0, 1], got {self.target_agreement}")
-        if not 0.0 <= self.max_float_fraction <= 1.0:
-            raise UserError(f"max_float_fraction must be in [0, 1], got {self.max_float_fraction}")
-        if not 50.0 < self.percentile < 100.0:
-            raise UserError(f"calibration percentile must be in (50, 100), got {self.percentile}")
+    @classmethod
+    def from_config(cls, config: Int8Config, **export: Any) -> "Int8Options":
+        """These settings for one export (`export`: the fields above)."""
+        return cls(**{f.name: copy.deepcopy(getattr(config, f.name)) for f in dataclasses.fields(Int8Config)}, **export)
 
     def describe(self) -> dict[str, Any]:
         """The options as recorded in the manifest (without the image arrays)."""
@@ -93,9 +76,9 @@ def _logits(kind: str) -> bool:
 def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], Any], example: np.ndarray,
                 seconds: float, threads: int = 1) -> dict[str, Any]:
     """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
-    (compress/build_variants.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
+    (compress/ship_rule.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
     from edgeclip.bench.harness import benchmark_interleaved
-    from edgeclip.compress.build_variants import INT8_MIN_GAIN, median_latency_ratio
+    from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
 
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
     if "error" in stats["fp32"] or "error" in stats["int8"]:
