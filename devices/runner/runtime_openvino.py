@@ -55,15 +55,33 @@ class StaticShapeCompiler:
         return np.array(request.infer({0: batch})[output])  # copy: the request reuses its output buffer
 
 
+def compile_config(threads: int, manifest: dict) -> Dict[str, Any]:
+    """The compile config of an artifact (runtime, runner, equal-resolution timing)."""
+    config: Dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+    precision = (manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+def open_resized(model_path: str, size: int, threads: int, manifest: dict):
+    """run(batch) of the model compiled for a size x size image at batch 1 (equal-resolution timing)."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(model_path))
+    model.reshape({model.input(0): [1, 3, size, size]})
+    compiled = core.compile_model(model, "CPU", compile_config(threads, manifest))
+    request, output = compiled.create_infer_request(), compiled.outputs[0]
+    return lambda batch: request.infer({0: batch})[output]
+
+
 class OpenVinoModel:
     def __init__(self, path: str, manifest: dict, options) -> None:
         import openvino as ov
 
-        threads = int(getattr(options, "threads", 0) or 0)
-        config: Dict[str, Any] = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+        config = compile_config(int(getattr(options, "threads", 0) or 0), manifest)
         precision = (manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
         device = str(getattr(options, "openvino_device", None) or "CPU")
         self.compiler = StaticShapeCompiler(path, device, config)
         self.input_name = manifest["inputs"][0]["name"]

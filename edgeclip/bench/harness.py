@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from edgeclip.bench.equal_resolution import NATIVE_IS_TEACHER_SIZE, equal_resolution_record, equal_resolution_runs
 from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
 from edgeclip.bench.qualify import retention_flags
@@ -45,8 +46,10 @@ def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str
     """Latency stats per runner, timed one call per runner per cycle.
 
     `input` is one batch for all runners, or a mapping name -> batch (backends that need another
-    dtype or layout). The starting runner rotates every cycle so no backend always follows the
-    same one (cache and allocator state carry over between calls). A runner that raises is
+    dtype or layout). Each cycle runs them in a new random order, so no backend always follows the
+    same one (cache and allocator state carry over between calls: with only the starting runner
+    rotating, each runner kept its predecessor, and one that evicts the caches slowed the next by
+    5-20% in every cycle — benchmarks/results/ort_overhead.md). A runner that raises is
     dropped from the rotation and reported as {"error": "<type>: <message>"}; the others go on.
     Stops after `iterations` cycles or `max_seconds`, so every runner gets the same count.
     Besides p50/p90/p99, `round_p50` holds the p50 of each of `rounds` consecutive slices of the
@@ -71,13 +74,13 @@ def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str
             if name not in errors:
                 call(name, timed=False)
     deadline = time.perf_counter() + max_seconds
-    for cycle in range(iterations):
+    order = np.random.default_rng(0)  # seeded: the same runs time in the same orders
+    for _ in range(iterations):
         live = [n for n in names if n not in errors]
         if not live:
             break
-        start = cycle % len(live)
-        for name in live[start:] + live[:start]:
-            call(name, timed=True)
+        for index in order.permutation(len(live)):
+            call(live[index], timed=True)
         if time.perf_counter() >= deadline:
             break
     results: dict[str, dict[str, Any]] = {}
@@ -347,12 +350,20 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
     references: dict[str, BenchItem | None] = {}
     artifacts = [_artifact_item(Path(d), config, references, models or {}) for d in artifact_dirs]
     items = [ref for ref in references.values() if ref is not None] + artifacts
-    runs = {i: item.runtime.run for i, item in enumerate(items) if item.runtime is not None}
-    inputs = {i: _example_batch(items[i].manifest, 1) for i in runs}
+    runs: dict[Any, RunFn] = {i: item.runtime.run for i, item in enumerate(items) if item.runtime is not None}
+    inputs: dict[Any, Any] = {i: _example_batch(items[i].manifest, 1) for i in runs}
+    equal_runs = equal_resolution_runs(items, config.threads)  # timed in the same interleaved cycles
+    runs.update({key: run for key, (run, _) in equal_runs.items()})
+    inputs.update({key: batch for key, (_, batch) in equal_runs.items()})
     stats = benchmark_interleaved(runs, inputs, warmup=config.warmup, iterations=config.iterations,
                                   max_seconds=config.max_seconds * max(1, len(runs)))
-    for i, result in stats.items():
-        item = items[i]
+    for key, result in stats.items():
+        if key in equal_runs:
+            items[key[1]].row.equal_resolution = equal_resolution_record(
+                equal_runs[key][1].shape[-1], None if "error" in result else result,
+                f"failed at this size: {one_line(result['error'])}" if "error" in result else None)
+            continue
+        item = items[key]
         if "error" in result:
             item.row.status = f"failed: {one_line(result['error'])}"
             item.runtime = None
@@ -364,6 +375,15 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
         if config.memory and item.directory is not None and _memory_measurable(item.manifest):
             item.row.peak_mem_mb = _guarded(item.row, lambda: measure_peak_memory(item.directory, threads=config.threads))
 
+    for item in artifacts:  # a student already at the teacher's size: its own timing is the equal-size one
+        equal = item.row.equal_resolution
+        if equal and equal.get("note") == NATIVE_IS_TEACHER_SIZE:
+            equal["latency_ms"] = item.row.latency_ms
+            equal["why_not"] = None if item.row.latency_ms else "the student itself was not timed"
+    if config.roof:
+        from edgeclip.bench.roof import apply_roof, machine_roof
+
+        apply_roof([item.row for item in items], machine_roof(config.threads))
     teacher = None
     if data is not None:
         teacher = _evaluate_items(items, data, split, limit, teacher_accuracy, teacher_row, class_map)
