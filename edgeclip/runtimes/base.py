@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from edgeclip.data.preprocess import Preprocess  # numpy + PIL only: runs where torch is absent
+from edgeclip.backends import get_backend
 from edgeclip.errors import UserError
 from edgeclip.paths import runner_module
 
@@ -109,7 +110,9 @@ class ArtifactRuntime(Runtime):
 
     def _load(self) -> None:
         layer = device_layer()
-        self.model = layer.open_model(str(self.model_path), self.manifest, layer.RuntimeOptions(threads=self.threads))
+        # The runtime comes from the backend row (a manifest written before it recorded runtime_module opens too).
+        code = layer.runtime(get_backend(self.backend).runtime_module)
+        self.model = code.open_model(str(self.model_path), self.manifest, layer.RuntimeOptions(threads=self.threads))
         self.input_name = self.model.input_name
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
