@@ -12,9 +12,10 @@ import subprocess
 import sys
 from typing import Any
 
-# Distribution names whose versions change benchmark numbers.
-LIBRARIES = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf",
-             "coremltools", "tensorrt", "open_clip_torch", "timm")
+from edgeclip.backends import report_tools
+
+# Distribution names whose versions change benchmark numbers (the backends' from the backend table).
+LIBRARIES = ("torch", "torchvision", "numpy", *report_tools(), "open_clip_torch", "timm")
 
 
 def cpu_model() -> str:

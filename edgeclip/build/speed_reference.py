@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeclip.backends import get_backend
 from edgeclip.config import Recipe
 from edgeclip.errors import UserError
 
@@ -60,7 +61,7 @@ def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = No
     from edgeclip.utils import stable_hash
 
     # A TensorRT kit is written for one TensorRT version (opset, LayerNorm form): one cache entry each.
-    version = f"-trt{tensorrt or 'default'}" if backend == "tensorrt" else ""
+    version = f"-trt{tensorrt or 'default'}" if get_backend(backend).version_key else ""
     return f"{arch}-{backend}-{precision}{version}-{stable_hash(tool_versions(), length=10)}"
 
 
