@@ -10,37 +10,13 @@ the job.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeclip.build.plan import BuildPlan, export_plan, plan_build
+from edgeclip.build.result import BuildResult
 from edgeclip.config import Recipe
 from edgeclip.io_utils import write_json
-
-
-@dataclass
-class BuildResult:
-    run_dir: Path
-    report: Any
-    report_paths: dict[str, Path]
-    artifacts: list[Path] = field(default_factory=list)
-
-    @property
-    def failed_budgets(self) -> list[dict[str, Any]]:
-        return self.report.failed_budgets
-
-    @property
-    def unmeasured_budgets(self) -> list[dict[str, Any]]:
-        return [b for b in self.report.budget_results if b.get("passed") is None]
-
-    @property
-    def failed_rows(self) -> list[Any]:
-        return [row for row in self.report.rows if row.status.startswith("failed")]
-
-    @property
-    def unverified_rows(self) -> list[Any]:
-        return [row for row in self.report.rows if row.status.startswith(("needs_target", "skipped"))]
 
 
 def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,

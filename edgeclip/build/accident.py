@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.bench.report import ReportRow
+from edgeclip.build.result import BuildResult
 from edgeclip.build.steps import log
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
@@ -242,7 +243,6 @@ def _report(recipe: Any, target: Any, run_dir: Path, rows: list[ReportRow], ever
     from edgeclip.bench.report_files import write_report
     from edgeclip.bench.report_text import console_table
     from edgeclip.bench.verdict import compute_verdict
-    from edgeclip.build import BuildResult
 
     data = run.metrics["data"]
     notes = [f"recipe {recipe.name}: video accident recognition, encoder {recipe.video.encoder} "
