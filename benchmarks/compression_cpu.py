@@ -41,7 +41,7 @@ from edgeclip.bench.harness import benchmark_interleaved
 from edgeclip.compress.int8 import Int8Options
 from edgeclip.compress.prune import PruneSettings, prune_model
 from edgeclip.compress.qat import QatConfig
-from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
 from edgeclip.data import open_image_dataset, preprocess_all
 from edgeclip.exporters import ImageTower, export_model, image_tower_spec
 from edgeclip.manifest import read_manifest

@@ -42,7 +42,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     teacher = steps.teacher_row(distilled, config)
     inputs = steps.real_inputs(plan, distilled)
     deployables = distilled.deployables()
-    from edgeclip.compress.build_variants import compressed_deployables
+    from edgeclip.build.compression import compressed_deployables
 
     deployables += compressed_deployables(plan, distilled, progress, log=steps.log)  # recipe prune: / int8.qat_epochs
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)

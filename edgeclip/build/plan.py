@@ -59,7 +59,7 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     exports = export_plan(target, recipe)
     get_method(recipe.distill.method)
     speed_reference_arch(recipe)  # an unknown architecture fails now, not after training
-    from edgeclip.compress.build_variants import check_compression
+    from edgeclip.build.compression import check_compression
 
     check_compression(recipe)  # prune: / int8: sections
     if recipe.export.parity_samples < 1:

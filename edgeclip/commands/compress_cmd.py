@@ -146,7 +146,7 @@ def _require_model(path: str) -> Path:
 
 def run_prune(args: argparse.Namespace) -> int:
     from edgeclip.compress.prune import PruneSettings
-    from edgeclip.compress.workflow import prune_checkpoint
+    from edgeclip.distill.compression import prune_checkpoint
 
     settings = PruneSettings(ratio=args.ratio, head_ratio=args.head_ratio, importance=args.importance,
                              round_to=args.round_to, ignore=list(args.ignore))
@@ -164,7 +164,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
 def run_qat(args: argparse.Namespace) -> int:
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.compress.workflow import qat_checkpoint
+    from edgeclip.distill.compression import qat_checkpoint
 
     config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, self_weight=args.self_weight,
                        kd_weight=args.kd_weight, hard_labels=args.hard_labels, symmetric_weights=not args.uint8_weights)
@@ -185,7 +185,7 @@ def _print_summary(what: str, out: Path, record: dict[str, Any]) -> None:
 
 
 def run_int8(args: argparse.Namespace) -> int:
-    from edgeclip.commands.export_cmd import DEFAULT_DATA, _model_for_export, _sample_images
+    from edgeclip.commands.export_inputs import DEFAULT_DATA, model_for_export, sample_data_images
     from edgeclip.compress.int8 import Int8Options
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend
@@ -199,18 +199,18 @@ def run_int8(args: argparse.Namespace) -> int:
     options.check()
     model_dir = _require_model(args.model)
     model, spec, info = load_checkpoint(model_dir)
-    model, spec, suffix = _model_for_export(model, spec, args.tower)
+    model, spec, suffix = model_for_export(model, spec, args.tower)
     if spec.kind == "text_encoder":
         raise UserError("compress int8 is for image models; export text towers with `edgeclip export --tower text --precision int8`")
     recorded = (info or {}).get("extra", {}) or {}
     data = args.data or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
-    train = _sample_images(data, "train", args.calibration_count + args.validation_count, spec.preprocess)
+    train = sample_data_images(data, "train", args.calibration_count + args.validation_count, spec.preprocess)
     calibration, validation = train[0::2][:args.calibration_count], train[1::2][:args.validation_count]
     if options.mixed and len(validation) == 0:
         raise UserError(f"data '{data}' has too few train images for calibration and validation; pass --no-mixed or more images")
     options.validation = validation if options.mixed else None
     options.qat = recorded.get("qat")
-    parity = _sample_images(data, "test", args.parity_count, spec.preprocess)
+    parity = sample_data_images(data, "test", args.parity_count, spec.preprocess)
     out = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-int8-{args.mode}{suffix}"
     artifact = export_model(model, spec, args.backend, "int8", out, calibration=calibration, parity_inputs=parity,
                             source_checkpoint=str(model_dir), int8=options)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 
 from edgeclip.commands import add_parser
+from edgeclip.commands.export_inputs import (
+    DEFAULT_DATA,
+    model_for_export,
+    sample_data_images,
+    text_inputs,
+    text_needs_calibration,
+)
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -23,9 +28,6 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
   edgeclip list backends
 """
-
-DEFAULT_DATA = "digits"  # real labelled images that ship offline with scikit-learn (DESIGN §6)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_parser(
@@ -68,54 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, out_replaced=True)  # the artifact is swapped in from a temp sibling
 
 
-def _sample_images(data: str, split: str, count: int, preprocess: Any) -> np.ndarray:
-    """`count` preprocessed images from `data`/`split`, seeded; falls back to the train split if no test split."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.sampling import sample_images
-
-    if count <= 0:
-        raise UserError(f"image count must be positive, got {count}; pass e.g. --calibration-count 128")
-    try:
-        dataset = open_image_dataset(data, split)
-    except UserError:
-        if split == "train":
-            raise
-        dataset = open_image_dataset(data, "train")
-    return sample_images(dataset, preprocess, count)
-
-
-def _text_needs_calibration(backend: str, precision: str) -> bool:
-    from edgeclip.backends import get_backend
-    from edgeclip.compress.quantize import method_needs_calibration
-
-    if precision != "int8":
-        return False
-    return method_needs_calibration(get_backend(backend).choose_int8_method(kind="text_encoder", transformer=True,
-                                                                             has_calibration=False))
-
-
-def _text_inputs(data: str, context_length: int) -> np.ndarray:
-    """Real prompts from the data's class names, tokenized with open_clip's bundled (offline) tokenizer."""
-    import open_clip
-
-    from edgeclip.data import open_image_dataset
-
-    class_names = open_image_dataset(data, "train").class_names
-    prompts = [f"a photo of a {name}." for name in class_names] + [f"a blurry photo of the {name}, seen from far away." for name in class_names]
-    return open_clip.tokenize(prompts, context_length=context_length).numpy().astype(np.int64)
-
-
-def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]:
-    """Dual encoders are exported one tower at a time; everything else as is."""
-    from edgeclip.exporters import towers
-
-    if spec.kind != "dual_encoder":
-        return model, spec, ""
-    if tower == "text":
-        return towers.TextTower(model), towers.text_tower_spec(model, f"{spec.name}-text", spec.preprocess), "-text"
-    return towers.ImageTower(model), towers.image_tower_spec(model, f"{spec.name}-image", spec.preprocess), ""
-
-
 def run(args: argparse.Namespace) -> int:
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend
@@ -135,21 +89,21 @@ def run(args: argparse.Namespace) -> int:
     recorded = (info or {}).get("extra", {}) or {}
     data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
     if spec.kind == "dual_encoder":
-        from edgeclip.exporters.dual_command import run_dual_export
+        from edgeclip.commands.export_dual import run_dual_export
 
         return run_dual_export(args, model, spec, model_dir, data)
-    model, spec, suffix = _model_for_export(model, spec, args.tower)
+    model, spec, suffix = model_for_export(model, spec, args.tower)
 
     if spec.kind == "text_encoder":
-        tokens = _text_inputs(data, int(spec.context_length or 77))
+        tokens = text_inputs(data, int(spec.context_length or 77))
         # Text int8 is dynamic / weight-only where the backend's int8 recipe allows it; a static recipe
         # (TensorRT's explicit QDQ) needs calibration, and the prompts double as that.
-        calibration, parity_inputs = (tokens if _text_needs_calibration(args.backend, args.precision) else None), tokens
+        calibration, parity_inputs = (tokens if text_needs_calibration(args.backend, args.precision) else None), tokens
     else:
         calibration = (
-            _sample_images(data, "train", args.calibration_count, spec.preprocess) if args.precision == "int8" else None
+            sample_data_images(data, "train", args.calibration_count, spec.preprocess) if args.precision == "int8" else None
         )
-        parity_inputs = _sample_images(data, "test", args.parity_count, spec.preprocess)
+        parity_inputs = sample_data_images(data, "test", args.parity_count, spec.preprocess)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
     check_output_dir(out_dir, "artifact directory", replaced=True)  # before calibration, export and parity

@@ -3,7 +3,7 @@
 Specs (`data.pairs` in a recipe, `--pairs` on the command line):
 - `digits` / `cifar10` — the offline pairs: every image of the digits `train` split (never `test`, never
   `pretrain`, the proxy teachers' pool) with captions from the proxy's own caption source
-  (`teacher.proxy.caption_bank`: the digits templates × the class word and numeral). Each image
+  (`data.captions.CAPTION_BANKS`: the digits templates × the class word and numeral). Each image
   gets `digits:K` captions (default 1), picked by a fixed seed, so the pair list never changes.
 - a `.csv` file of `path,caption` lines (`data/pairs.py`);
 - webdataset shards: a `.tar`, a brace pattern, or a folder of `.tar` files (`data/shards.py`).
@@ -21,20 +21,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from edgeclip.data.captions import CAPTION_BANKS
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
 # Template pairs come from the task's training images only (see data/digits.py, data/cifar10.py).
 DIGITS_PAIR_SPLITS = ("train",)
-
-
-def _caption_bank(data: str):  # noqa: ANN202 - (class_names) -> (captions, labels)
-    # The proxy teacher's own caption source, so the student learns the captions its teacher was trained on.
-    if data == "cifar10":
-        from edgeclip.teacher.proxy_cifar10 import caption_bank
-    else:
-        from edgeclip.teacher.proxy import caption_bank
-    return caption_bank
 
 
 class TemplateCaptionPairs:
@@ -52,7 +44,7 @@ class TemplateCaptionPairs:
         self.images = open_image_dataset(data, split)
         self.mirror_invariant = self.images.mirror_invariant
         self.class_names = list(self.images.class_names)
-        bank, bank_labels = _caption_bank(data)(self.class_names)
+        bank, bank_labels = CAPTION_BANKS[data](self.class_names)
         by_class = [[c for c, lab in zip(bank, bank_labels) if lab == label] for label in range(len(self.class_names))]
         rng = np.random.default_rng(seed)
         self.image_index: list[int] = []
@@ -126,7 +118,7 @@ def open_pairs(spec: str, *, rank: int = 0, world_size: int = 1, skip_corrupt: b
     if not spec:
         raise UserError("no pair data given; set data.pairs (digits, cifar10, a path,caption CSV, or webdataset shards)")
     name, _, arg = spec.partition(":")
-    if name in ("digits", "cifar10") and not Path(spec).exists():
+    if name in CAPTION_BANKS and not Path(spec).exists():
         try:
             per_image = int(arg) if arg else 1
         except ValueError:

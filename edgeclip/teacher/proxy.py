@@ -24,15 +24,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeclip.data.captions import DIGIT_NUMERALS, DIGITS_TEMPLATES, digits_caption_bank
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
-from edgeclip.teacher.templates import DIGITS_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
-
-DIGIT_NUMERALS = [str(i) for i in range(10)]
 
 # Small enough to train in a minute or two on 2 CPU cores: 16 patches of 8×8 pixels (each covers
 # 2×2 pixels of the original 8×8 digit), 16-token captions.
@@ -54,17 +52,6 @@ class ProxyTrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     threads: int = 2  # fixed: the cached teacher is the same bit for bit whoever trains it (CLI, tests, benchmarks)
-
-
-def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
-    """Every (template, name-or-numeral) caption with its class index."""
-    captions, labels = [], []
-    for label, word in enumerate(class_names):
-        for template in DIGITS_TEMPLATES:
-            for name in (word, DIGIT_NUMERALS[label]):
-                captions.append(template.format(name))
-                labels.append(label)
-    return captions, labels
 
 
 def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -108,7 +95,7 @@ def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, mo
 
     teacher = ClipTeacher.from_config(name, model_config, PROXY_DIGITS_PREPROCESS, source="trained-here")
     model = teacher.model.train()
-    captions, caption_labels = caption_bank(train.class_names)
+    captions, caption_labels = digits_caption_bank(train.class_names)
     caption_tokens = teacher.tokenize(captions)
     caption_labels = torch.tensor(caption_labels)
     by_class = [torch.nonzero(caption_labels == c).flatten() for c in range(len(train.class_names))]

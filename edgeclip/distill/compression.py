@@ -22,11 +22,10 @@ import torch
 from torch import nn
 
 from edgeclip.compress.prune import PruneSettings, prune_model
-from edgeclip.compress.qat import QatConfig, quantization_aware_finetune
+from edgeclip.compress.qat import COMPRESS_JSON, QatConfig, quantization_aware_finetune
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir, write_json
 
-COMPRESS_JSON = "compress.json"
 DEFAULT_DATA = "digits"
 
 

@@ -1,0 +1,289 @@
+"""edgeclip's internal import graph, read from the source with `ast` (nothing is imported).
+
+Used by tests/test_layering.py. An edge is one module importing another, wherever the import sits:
+at module top, inside a function, or under `if TYPE_CHECKING:` (kept apart: it never runs). Relative
+imports are resolved; `from pkg import name` is an edge to `pkg.name` when that is a module, else to
+`pkg`. Importing `a.b.c` from outside package `a.b` first runs `a.b/__init__.py`: that implicit
+edge is in the graph too, so an acyclic graph means no import order can meet a half-initialised module.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Third-party packages worth a function-level import: optional extras (an export backend, video
+# decoding) or slow ones that the torch-free paths (`edgeclip --help`, runtimes, demo pages) must not load.
+HEAVY = frozenset({
+    "torch", "torchvision", "open_clip", "timm", "torch_pruning", "safetensors", "huggingface_hub", "webdataset",
+    "onnx", "onnxruntime", "onnxscript", "openvino", "nncf", "tensorrt", "cuda", "coremltools",
+    "av", "cv2", "sklearn", "scipy", "matplotlib",
+})
+LAZY_MARK = "# lazy:"
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # the importing module
+    target: str  # the imported module
+    line: int
+    in_function: bool
+    type_checking: bool
+    implicit: bool = False  # a package __init__ run because a submodule was imported
+
+
+@dataclass
+class ModuleInfo:
+    name: str
+    path: Path
+    is_package: bool
+    imports: list[Import] = field(default_factory=list)
+    third_party: set[str] = field(default_factory=set)  # top-level, runtime
+    lines: list[str] = field(default_factory=list)
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+class _Collector(ast.NodeVisitor):
+    def __init__(self, info: ModuleInfo, graph: ImportGraph) -> None:
+        self.info, self.graph = info, graph
+        self.function_depth = 0
+        self.type_checking = 0
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_Lambda = visit_FunctionDef
+
+    def visit_If(self, node: ast.If) -> None:
+        if not _is_type_checking(node.test):
+            self.generic_visit(node)
+            return
+        self.type_checking += 1
+        for child in node.body:
+            self.visit(child)
+        self.type_checking -= 1
+        for child in node.orelse:
+            self.visit(child)
+
+    def _record(self, node: ast.Import | ast.ImportFrom) -> None:
+        internal, external = self.graph.resolve(self.info, node)
+        runtime_top = not self.function_depth and not self.type_checking
+        if runtime_top:
+            self.info.third_party.update(external)
+        for target in internal:
+            if target != self.info.name:
+                self.info.imports.append(Import(self.info.name, target, node.lineno, self.function_depth > 0,
+                                                self.type_checking > 0))
+
+    visit_Import = _record
+    visit_ImportFrom = _record
+
+
+class ImportGraph:
+    """Every module of the packages under `root` named in `packages` (e.g. ("edgeclip",))."""
+
+    def __init__(self, root: Path, packages: tuple[str, ...]) -> None:
+        self.root = root
+        self.packages = packages
+        self.modules: dict[str, ModuleInfo] = {}
+        for package in packages:
+            for path in sorted((root / package).rglob("*.py")):
+                name = module_name(path, root)
+                self.modules[name] = ModuleInfo(name, path, path.name == "__init__.py")
+        for info in self.modules.values():
+            text = info.path.read_text(encoding="utf-8")
+            info.lines = text.splitlines()
+            _Collector(info, self).visit(ast.parse(text, str(info.path)))
+            info.imports.extend(self._implicit(info))
+
+    def _owner(self, name: str) -> str | None:
+        while name and name not in self.modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def resolve(self, info: ModuleInfo, node: ast.Import | ast.ImportFrom) -> tuple[list[str], set[str]]:
+        """(internal modules the statement imports, third-party top-level names)."""
+        internal: list[str] = []
+        external: set[str] = set()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top in self.packages:
+                    owner = self._owner(alias.name)
+                    if owner:
+                        internal.append(owner)
+                elif top not in sys.stdlib_module_names:
+                    external.add(top)
+            return internal, external
+        if node.level:
+            base = info.name if info.is_package else info.name.rpartition(".")[0]
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = f"{base}.{node.module}" if node.module else base
+        else:
+            target = node.module or ""
+        top = target.split(".")[0]
+        if top not in self.packages:
+            if top and top not in sys.stdlib_module_names and top != "__future__":
+                external.add(top)
+            return internal, external
+        for alias in node.names:
+            submodule = f"{target}.{alias.name}"
+            owner = submodule if submodule in self.modules else self._owner(target)
+            if owner:
+                internal.append(owner)
+        return internal, external
+
+    def _implicit(self, info: ModuleInfo) -> list[Import]:
+        """Packages whose __init__ runs before an imported submodule: the target's ancestors that are
+        not the importer's own (those are already being imported)."""
+        own = {info.name.rsplit(".", n)[0] for n in range(info.name.count(".") + 1)}
+        extra: list[Import] = []
+        for imp in info.imports:
+            parent = imp.target.rpartition(".")[0]
+            while parent:
+                if parent not in own and parent in self.modules:
+                    extra.append(Import(info.name, parent, imp.line, imp.in_function, imp.type_checking, True))
+                parent = parent.rpartition(".")[0]
+        return extra
+
+    def edges(self, *, runtime_only: bool = True) -> dict[str, set[str]]:
+        graph: dict[str, set[str]] = {name: set() for name in self.modules}
+        for info in self.modules.values():
+            for imp in info.imports:
+                if not (runtime_only and imp.type_checking):
+                    graph[info.name].add(imp.target)
+        return graph
+
+    def top_level_third_party(self, name: str) -> set[str]:
+        """Third-party packages importing `name` loads (its top-level imports, followed transitively)."""
+        seen, stack, found = {name}, [name], set()
+        while stack:
+            info = self.modules[stack.pop()]
+            found |= info.third_party
+            for imp in info.imports:
+                if not imp.in_function and not imp.type_checking and imp.target not in seen:
+                    seen.add(imp.target)
+                    stack.append(imp.target)
+        return found
+
+    def function_imports(self) -> list[Import]:
+        return [imp for info in self.modules.values() for imp in info.imports
+                if imp.in_function and not imp.type_checking and not imp.implicit]
+
+    def lazy_reason(self, imp: Import) -> str:
+        """The `# lazy: ...` comment on the import's line or the line above, '' if none."""
+        lines = self.modules[imp.source].lines
+        for number in (imp.line, imp.line - 1):
+            text = lines[number - 1] if 0 < number <= len(lines) else ""
+            if LAZY_MARK in text:
+                return text.split(LAZY_MARK, 1)[1].strip()
+        return ""
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path [a, b, ..., a], or None. Iterative DFS (no recursion limit)."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in sorted(graph):
+        if start in state:
+            continue
+        path = [start]
+        iters = [iter(sorted(graph[start]))]
+        state[start] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt not in state and nxt in graph:
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(sorted(graph[nxt])))
+    return None
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles' module sets (Tarjan's strongly connected components of size > 1)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        top = stack.pop()
+                        on_stack.discard(top)
+                        component.append(top)
+                        if top == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in graph:
+                continue
+            elif child not in index:
+                index[child] = low[child] = counter
+                counter += 1
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def layer_of(module: str, layers: list[tuple[str, tuple[str, ...]]]) -> int | None:
+    """Index of the layer whose longest listed prefix matches `module` (0 = top), None if unlisted."""
+    best: tuple[int, int] | None = None
+    for position, (_, members) in enumerate(layers):
+        for member in members:
+            if module == member or module.startswith(member + "."):
+                if best is None or len(member) > best[1]:
+                    best = (position, len(member))
+    return None if best is None else best[0]
+
+
+def climbs(graph: dict[str, set[str]], layers: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+    """Edges from a lower layer to a higher one, as 'a (layer) -> b (layer)'."""
+    found = []
+    for source in sorted(graph):
+        low = layer_of(source, layers)
+        for target in sorted(graph[source]):
+            high = layer_of(target, layers)
+            if low is not None and high is not None and high < low:
+                found.append(f"{source} ({layers[low][0]}) -> {target} ({layers[high][0]})")
+    return found
