@@ -171,7 +171,7 @@ def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: An
 
 def _eval_markdown(m: dict[str, Any]) -> str:
     from edgeclip.bench.qualify import confusion_markdown
-    from edgeclip.distill.results import fmt
+    from edgeclip.utils import fmt
 
     q = m["qualifiers"]
     base = q["baselines"]

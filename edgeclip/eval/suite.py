@@ -149,7 +149,7 @@ def size_table(teacher_model: Any, student_model: Any, *, teacher_pre: Any, stud
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    from edgeclip.distill.results import fmt
+    from edgeclip.utils import fmt
 
     suite = report["suite"]
     lines = [f"# Dual-encoder evaluation: {report['student']} vs {report['teacher']}", "",
