@@ -12,7 +12,7 @@ the fastest row that passed; compression plugs into exactly that:
   top-1 agreement with its fp32 PyTorch model fails the int8 rule (compress/int8_rule.py: below
   `INT8_AGREEMENT_BAR` beyond sampling noise), or when it is not clearly faster than the fp32 row
   of the same model in the same backend: int8 ships only when the median over the interleaved
-  timing rounds (bench/harness.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most
+  timing rounds (bench/latency.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most
   1 - `INT8_MIN_GAIN`. Within that margin fp32 — the more accurate artifact — ships, so the choice
   does not flip between runs with machine load, and on a CPU where int8 is slower (onnxruntime on
   x86 without VNNI) the build keeps fp32 and says why. Rows timed on the build host instead of the
@@ -103,7 +103,7 @@ def median_latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any
 
 def choice_rule() -> str:
     """The rule as the report states it."""
-    from edgeclip.bench.harness import TIMING_ROUNDS
+    from edgeclip.bench.latency import TIMING_ROUNDS
 
     return (f"int8 ships only when its p50 is at least {INT8_MIN_GAIN:.0%} below fp32's (same model, same backend) "
             f"in the median of {TIMING_ROUNDS} interleaved timing rounds; within that margin fp32, the more "

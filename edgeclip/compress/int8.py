@@ -93,7 +93,7 @@ def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], 
                 seconds: float, threads: int = 1) -> dict[str, Any]:
     """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
     (compress/build_variants.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
-    from edgeclip.bench.harness import benchmark_interleaved
+    from edgeclip.bench.latency import benchmark_interleaved
     from edgeclip.compress.build_variants import INT8_MIN_GAIN, median_latency_ratio
 
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)

@@ -2,7 +2,7 @@
 
 Latency: each tower is exported to every (backend, precision) asked for, into a temporary
 directory, and all variants (PyTorch included) are timed at batch 1 *interleaved in one run*
-(`bench.harness.benchmark_interleaved`), so a busy machine slows them alike and ratios hold.
+(`bench.latency.benchmark_interleaved`), so a busy machine slows them alike and ratios hold.
 """
 
 from __future__ import annotations
