@@ -163,11 +163,13 @@ class ImportGraph:
                 parent = parent.rpartition(".")[0]
         return extra
 
-    def edges(self, *, runtime_only: bool = True) -> dict[str, set[str]]:
+    def edges(self, *, runtime_only: bool = True, implicit: bool = True) -> dict[str, set[str]]:
+        """{module: modules it imports}. `runtime_only` leaves out TYPE_CHECKING imports; `implicit=False`
+        leaves out the package __init__s that run first (for layers: an __init__'s own imports are checked)."""
         graph: dict[str, set[str]] = {name: set() for name in self.modules}
         for info in self.modules.values():
             for imp in info.imports:
-                if not (runtime_only and imp.type_checking):
+                if not (runtime_only and imp.type_checking) and (implicit or not imp.implicit):
                     graph[info.name].add(imp.target)
         return graph
 
@@ -184,8 +186,10 @@ class ImportGraph:
         return found
 
     def function_imports(self) -> list[Import]:
-        return [imp for info in self.modules.values() for imp in info.imports
-                if imp.in_function and not imp.type_checking and not imp.implicit]
+        """Runtime imports of internal modules inside functions, one per (statement, module)."""
+        found = {(imp.source, imp.line, imp.target): imp for info in self.modules.values() for imp in info.imports
+                 if imp.in_function and not imp.type_checking and not imp.implicit}
+        return list(found.values())
 
     def lazy_reason(self, imp: Import) -> str:
         """The `# lazy: ...` comment on the import's line or the line above, '' if none."""

@@ -1,0 +1,121 @@
+"""edgeclip's layering holds: no import cycle, no lower layer importing a higher one, and every
+import inside a function says why it is there (docs/ARCHITECTURE.md "Layering").
+
+The graph is read from the source with `ast` (tests/support/import_graph.py): imports at module
+top, inside functions and under TYPE_CHECKING, relative ones resolved. Nothing is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.import_graph import (
+    HEAVY,
+    LAZY_MARK,
+    ImportGraph,
+    climbs,
+    find_cycle,
+    layer_of,
+    strongly_connected,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Top to bottom; a module may import its own layer (the cycle check keeps that acyclic) and any layer
+# below. The longest listed prefix decides a module's layer. docs/ARCHITECTURE.md shows this table.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("entry", ("edgeclip.__main__", "edgeclip.cli", "edgeclip.commands")),
+    ("build", ("edgeclip.build",)),
+    ("applications", ("edgeclip.video", "edgeclip.demo")),
+    ("training", ("edgeclip.distill",)),
+    ("evaluation", ("edgeclip.eval",)),
+    ("benchmark", ("edgeclip.bench",)),
+    ("deployment", ("edgeclip.exporters", "edgeclip.compress", "edgeclip.targets")),
+    ("measurement", ("edgeclip.bench.latency", "edgeclip.bench.memory", "edgeclip.bench.flops", "edgeclip.bench.metrics",
+                     "edgeclip.bench.environment", "edgeclip.compress.cpu", "edgeclip.exporters.tensorrt_support",
+                     "edgeclip.exporters.tensorrt_support_table")),
+    ("runtimes", ("edgeclip.runtimes",)),
+    ("models", ("edgeclip.teacher", "edgeclip.students", "edgeclip.clip_models", "edgeclip.convnet_tower",
+                "edgeclip.prompt_ensemble")),
+    ("data", ("edgeclip.data",)),
+    ("basics", ("edgeclip.backends", "edgeclip.manifest", "edgeclip.config", "edgeclip.registry", "edgeclip.errors",
+                "edgeclip.io_utils", "edgeclip.paths", "edgeclip.utils", "edgeclip")),
+]
+
+
+@pytest.fixture(scope="module")
+def graph() -> ImportGraph:
+    return ImportGraph(ROOT, ("edgeclip",))
+
+
+def test_every_module_has_a_layer(graph: ImportGraph) -> None:
+    unplaced = [name for name in graph.modules if layer_of(name, LAYERS) is None]
+    assert not unplaced, f"add these modules to LAYERS (and docs/ARCHITECTURE.md): {unplaced}"
+
+
+def test_no_import_cycles(graph: ImportGraph) -> None:
+    cycles = strongly_connected(graph.edges())
+    assert not cycles, (f"import cycle {' -> '.join(find_cycle(graph.edges()) or [])}; all cycles (module sets): "
+                        f"{cycles}. Move the shared code down a layer instead of hiding the import in a function.")
+
+
+def test_no_layer_imports_a_higher_one(graph: ImportGraph) -> None:
+    found = climbs(graph.edges(runtime_only=False, implicit=False), LAYERS)
+    assert not found, "imports that climb the layers:\n" + "\n".join(found)
+
+
+def test_function_level_imports_say_why(graph: ImportGraph) -> None:
+    """An import inside a function is only for a dependency the module must not load at import time
+    (an optional backend, torch on the torch-free paths, a slow package `edgeclip --help` skips): it
+    carries `# lazy: <reason>` on its line or the line above, and the reason must hold: the imported
+    module really does load a HEAVY package that the importing module does not load already."""
+    unmarked, needless = [], []
+    for imp in graph.function_imports():
+        where = f"{graph.modules[imp.source].path.relative_to(ROOT)}:{imp.line} imports {imp.target}"
+        if not graph.lazy_reason(imp):
+            unmarked.append(where)
+        elif not graph.top_level_third_party(imp.target) & HEAVY - graph.top_level_third_party(imp.source):
+            needless.append(where)
+    assert not unmarked, (f"imports inside functions without a `{LAZY_MARK} <reason>` comment (move them to the "
+                          f"module top, or say why they must wait):\n" + "\n".join(unmarked))
+    assert not needless, ("lazy imports that load nothing heavy the module does not already load (move them to "
+                          "the module top):\n" + "\n".join(needless))
+
+
+def _synthetic(tmp_path: Path, files: dict[str, str]) -> ImportGraph:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return ImportGraph(tmp_path, ("pkg",))
+
+
+def test_checks_find_a_cycle_a_climb_and_an_unexplained_lazy_import(tmp_path: Path) -> None:
+    """The checks above cannot pass vacuously: a small package with each fault is caught."""
+    graph = _synthetic(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/low/__init__.py": "from pkg.low import a\n",
+        "pkg/low/a.py": "from . import b\n",                        # relative import, resolved
+        "pkg/low/b.py": "def f():\n    from pkg.low.a import x\n",  # function-level: still an edge -> cycle a<->b
+        "pkg/low/c.py": "import pkg.high.d\n",                      # climbs to the higher layer
+        "pkg/high/__init__.py": "",
+        "pkg/high/d.py": "import torch\n",
+        "pkg/high/e.py": "def g():\n    # lazy: keeps torch out\n    import pkg.high.d\n\ndef h():\n    from pkg.low import c\n",
+        "pkg/high/f.py": "import pkg.high.d\n",
+        "pkg/high/g.py": "from pkg.low import b\n",                 # implicit edge: runs pkg/low/__init__.py
+    })
+    layers = [("high", ("pkg.high",)), ("low", ("pkg.low", "pkg"))]
+    edges = graph.edges()
+    assert strongly_connected(edges) == [["pkg.low.a", "pkg.low.b"]]
+    assert find_cycle(edges) in (["pkg.low.a", "pkg.low.b", "pkg.low.a"], ["pkg.low.b", "pkg.low.a", "pkg.low.b"])
+    assert climbs(graph.edges(implicit=False), layers) == ["pkg.low.c (low) -> pkg.high.d (high)"]
+    assert "pkg.high" in edges["pkg.low.c"]  # the implicit edge: pkg/high/__init__.py runs first
+    assert "pkg.low" in edges["pkg.high.g"]  # importing pkg.low.b from outside runs pkg/low/__init__.py
+    lazy = {(imp.source, imp.target): graph.lazy_reason(imp) for imp in graph.function_imports()}
+    assert lazy == {("pkg.low.b", "pkg.low.a"): "", ("pkg.high.e", "pkg.high.d"): "keeps torch out",
+                    ("pkg.high.e", "pkg.low.c"): ""}
+    assert graph.top_level_third_party("pkg.low.c") == {"torch"}  # through pkg.high.d
+    assert graph.top_level_third_party("pkg.high.e") == set()     # its imports are all inside functions
+    # An edge inside the same layer that closes no cycle is allowed.
+    assert not climbs({"pkg.high.f": {"pkg.high.d"}}, layers)
