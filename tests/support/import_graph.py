@@ -32,6 +32,7 @@ class Import:
     in_function: bool
     type_checking: bool
     implicit: bool = False  # a package __init__ run because a submodule was imported
+    group_line: int = 0  # first line of the run of import statements this one belongs to
 
 
 @dataclass
@@ -81,7 +82,23 @@ class _Collector(ast.NodeVisitor):
         for child in node.orelse:
             self.visit(child)
 
-    def _record(self, node: ast.Import | ast.ImportFrom) -> None:
+    def generic_visit(self, node: ast.AST) -> None:
+        # Runs of consecutive import statements share one `# lazy:` comment above the first.
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                group = 0
+                for child in value:
+                    if isinstance(child, (ast.Import, ast.ImportFrom)):
+                        group = group or child.lineno
+                        self._record(child, group)
+                    else:
+                        group = 0
+                        if isinstance(child, ast.AST):
+                            self.visit(child)
+            elif isinstance(value, ast.AST):
+                self.visit(value)
+
+    def _record(self, node: ast.Import | ast.ImportFrom, group: int = 0) -> None:
         internal, external = self.graph.resolve(self.info, node)
         runtime_top = not self.function_depth and not self.type_checking
         if runtime_top:
@@ -89,7 +106,7 @@ class _Collector(ast.NodeVisitor):
         for target in internal:
             if target != self.info.name:
                 self.info.imports.append(Import(self.info.name, target, node.lineno, self.function_depth > 0,
-                                                self.type_checking > 0))
+                                                self.type_checking > 0, group_line=group or node.lineno))
 
     visit_Import = _record
     visit_ImportFrom = _record
@@ -153,15 +170,8 @@ class ImportGraph:
     def _implicit(self, info: ModuleInfo) -> list[Import]:
         """Packages whose __init__ runs before an imported submodule: the target's ancestors that are
         not the importer's own (those are already being imported)."""
-        own = {info.name.rsplit(".", n)[0] for n in range(info.name.count(".") + 1)}
-        extra: list[Import] = []
-        for imp in info.imports:
-            parent = imp.target.rpartition(".")[0]
-            while parent:
-                if parent not in own and parent in self.modules:
-                    extra.append(Import(info.name, parent, imp.line, imp.in_function, imp.type_checking, True))
-                parent = parent.rpartition(".")[0]
-        return extra
+        return [Import(info.name, parent, imp.line, imp.in_function, imp.type_checking, True, imp.group_line)
+                for imp in info.imports for parent in self.packages_run_first(imp)]
 
     def edges(self, *, runtime_only: bool = True, implicit: bool = True) -> dict[str, set[str]]:
         """{module: modules it imports}. `runtime_only` leaves out TYPE_CHECKING imports; `implicit=False`
@@ -173,9 +183,10 @@ class ImportGraph:
                     graph[info.name].add(imp.target)
         return graph
 
-    def top_level_third_party(self, name: str) -> set[str]:
-        """Third-party packages importing `name` loads (its top-level imports, followed transitively)."""
-        seen, stack, found = {name}, [name], set()
+    def top_level_closure(self, *names: str) -> tuple[set[str], set[str]]:
+        """(internal modules, third-party packages) that importing `names` loads: their top-level imports,
+        followed transitively (function-level and TYPE_CHECKING imports do not run at import)."""
+        seen, stack, found = set(names), list(names), set()
         while stack:
             info = self.modules[stack.pop()]
             found |= info.third_party
@@ -183,7 +194,32 @@ class ImportGraph:
                 if not imp.in_function and not imp.type_checking and imp.target not in seen:
                     seen.add(imp.target)
                     stack.append(imp.target)
-        return found
+        return seen, found
+
+    def top_level_third_party(self, name: str) -> set[str]:
+        """Third-party packages importing `name` loads."""
+        return self.top_level_closure(name)[1]
+
+    def packages_run_first(self, imp: Import) -> list[str]:
+        """The package __init__s that importing `imp.target` from `imp.source` runs (its ancestors that
+        are not the source's own)."""
+        own = {imp.source.rsplit(".", n)[0] for n in range(imp.source.count(".") + 1)}
+        parents, parent = [], imp.target.rpartition(".")[0]
+        while parent:
+            if parent not in own and parent in self.modules:
+                parents.append(parent)
+            parent = parent.rpartition(".")[0]
+        return parents
+
+    def defers_something(self, imp: Import, startup_path: set[str]) -> bool:
+        """Whether the function-level `imp` keeps something out of its module's import: a HEAVY package,
+        or, for a module on `startup_path` (the modules `edgeclip --help` loads), any module or package
+        that start-up does not load anyway."""
+        target_modules, target_packages = self.top_level_closure(imp.target, *self.packages_run_first(imp))
+        if imp.source in startup_path:
+            startup_packages = self.top_level_closure(*startup_path)[1]
+            return bool(target_modules - startup_path or target_packages - startup_packages)
+        return bool((target_packages - self.top_level_third_party(imp.source)) & HEAVY)
 
     def function_imports(self) -> list[Import]:
         """Runtime imports of internal modules inside functions, one per (statement, module)."""
@@ -192,9 +228,10 @@ class ImportGraph:
         return list(found.values())
 
     def lazy_reason(self, imp: Import) -> str:
-        """The `# lazy: ...` comment on the import's line or the line above, '' if none."""
+        """The `# lazy: ...` comment on the import's line, the line above, or the line above the run of
+        import statements it belongs to; '' if none."""
         lines = self.modules[imp.source].lines
-        for number in (imp.line, imp.line - 1):
+        for number in (imp.line, imp.line - 1, imp.group_line - 1):
             text = lines[number - 1] if 0 < number <= len(lines) else ""
             if LAZY_MARK in text:
                 return text.split(LAZY_MARK, 1)[1].strip()
