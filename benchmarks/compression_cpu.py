@@ -41,6 +41,8 @@ from edgeclip.bench.harness import benchmark_interleaved
 from edgeclip.compress.int8 import Int8Options
 from edgeclip.compress.prune import PruneSettings, prune_model
 from edgeclip.compress.qat import QatConfig
+from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED, REJECTED_NOTE, agreement_problem
+from edgeclip.compress.ship_rule import int8_decision
 from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
 from edgeclip.data import open_image_dataset, preprocess_all
 from edgeclip.exporters import ImageTower, export_model, image_tower_spec
@@ -54,7 +56,6 @@ from edgeclip.io_utils import write_result_files
 BACKENDS = ("onnx", "openvino")
 STUDENTS = ("mobilenetv3_small", "mobilenetv3_large", "resnet18_w8", "resnet18_w4", "resnet18_w2")
 PRUNE_RATIOS = (0.3, 0.5, 0.7)
-AGREEMENT_BAR = 0.99
 RETENTION_BAR = 0.95
 REFERENCE = "ViT-B/32 image tower (OpenAI arch)"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -247,6 +248,8 @@ def measure(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         row["quantization"] = {k: manifest["quantization"].get(k) for k in ("method", "weights", "float_layers", "validation")
                                if k in manifest["quantization"]}
         row["parity"] = {k: manifest["parity"].get(k) for k in ("passed", "mean_cosine", "top1_agreement")}
+        if manifest.get("status") == REJECTED:  # the export's own int8 rule rejected it (compress/int8_rule.py)
+            row["rejected"] = REJECTED_NOTE + str(manifest.get("next_step") or "")
         key = str(row.get("checkpoint") or f"{row['model']}-{row['variant']}")
         if key not in models:
             model = row.get("tower") or row.get("reference_model") or load_checkpoint(row["checkpoint"])[0]
@@ -262,7 +265,8 @@ def measure(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
                                   max_seconds=args.seconds * len(runners))
     for index, row in enumerate(rows):
         result = stats[str(index)]
-        row["latency_ms"] = {k: result.get(k) for k in ("p50", "p90", "iterations")} if "p50" in result else None
+        # round_p50: the interleaved rounds the ship rule takes its int8/fp32 median over.
+        row["latency_ms"] = {k: result.get(k) for k in ("p50", "p90", "iterations", "round_p50")} if "p50" in result else None
         row["status"] = "ok" if "p50" in result else f"failed: {result.get('error')}"
 
 
@@ -292,6 +296,7 @@ def evaluate(rows: list[dict[str, Any]]) -> None:
 def _score(row: dict[str, Any], arrays: dict[str, np.ndarray], fp32_student: np.ndarray, own_float: np.ndarray) -> None:
     """Accuracy, retention and top-1 agreement of the artifact on the held-out test digits."""
     predicted = load_runtime(row["artifact"], threads=0).run(arrays["test"]).argmax(1)
+    row["test_images"] = int(len(predicted))
     row["accuracy"] = float((predicted == arrays["labels"]).mean())
     row["retention"] = row["accuracy"] / row["teacher_accuracy"]
     row["agreement_fp32_student"] = float((predicted == fp32_student.argmax(1)).mean())
@@ -301,18 +306,28 @@ def _score(row: dict[str, Any], arrays: dict[str, np.ndarray], fp32_student: np.
 def verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Which rows pass, the fastest passing variant per model and backend, and the 25× target rows.
 
-    A student artifact passes parity when its top-1 agreement with the float model it was exported
-    from is >= 99% on the test digits; a tower passes with its export parity (cosine). A student
-    counts for the target when it also keeps retention >= 0.95 vs the teacher.
+    A student's fp32 artifact passes when it ran; its int8 artifact passes when edgeclip's one ship
+    rule lets it ship instead of the fp32 artifact of the same checkpoint and backend
+    (compress/ship_rule.int8_decision, as `edgeclip build` decides: not rejected at export, top-1
+    agreement with the float model it was exported from on the test digits, clearly faster). A tower
+    (speed reference) passes with its export parity (cosine). A student counts for the target when it
+    also keeps retention >= 0.95 vs the teacher.
     """
+    fp32 = {(r["model"], r["variant"], r["backend"]): r for r in rows if r["format"] == "fp32" and r["status"] == "ok"}
     for row in rows:
         ok = row["status"] == "ok"
-        if "agreement_own_float" in row:
-            row["passes"] = ok and row["agreement_own_float"] >= AGREEMENT_BAR
-            row["int8_holds"] = (None if row["format"] == "fp32" or row["variant"] != "base"
-                                 else ok and row["agreement_fp32_student"] >= AGREEMENT_BAR)
-        else:
+        if "agreement_own_float" not in row:
             row["passes"] = ok and bool(row["parity"].get("passed"))
+        elif row["format"] == "fp32":
+            row["passes"] = ok
+        else:
+            twin = fp32.get((row["model"], row["variant"], row["backend"]))
+            decision = int8_decision(agreement=row["agreement_own_float"], images=row.get("test_images"),
+                                     latency=row["latency_ms"], fp32_latency=twin["latency_ms"] if twin else None,
+                                     backend=row["backend"], rejected=row.get("rejected"))
+            row["passes"], row["ship_rule"] = ok and decision.ships, decision.reason
+            row["int8_holds"] = (None if row["variant"] != "base" else
+                                 ok and agreement_problem(row["agreement_fp32_student"], row.get("test_images")) is None)
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         eligible = row["passes"] and (row.get("retention", 1.0) >= RETENTION_BAR if "retention" in row else row["variant"] == "base")
@@ -370,11 +385,11 @@ def main() -> int:
     result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),
               "environment": collect_environment(threads=args.threads), "threads": args.threads,
               "load_average_at_end": list(__import__("os").getloadavg()), "seconds": round(time.perf_counter() - started),
-              "bars": {"agreement": AGREEMENT_BAR, "retention": RETENTION_BAR},
+              "bars": {"agreement": INT8_AGREEMENT_BAR, "retention": RETENTION_BAR},
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items()
                        if k not in ("tower", "reference_model", "params_module", "preprocess")} for row in rows]}
     result.update(verdicts(result["rows"]))
-    result["int8_verdicts"] = int8_verdicts(result["rows"], AGREEMENT_BAR)
+    result["int8_verdicts"] = int8_verdicts(result["rows"])
     out = Path(args.out)
     write_result_files(out, result, to_markdown(result))
     print(to_markdown(result))

@@ -93,7 +93,7 @@ def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, cap
         assert reference["accuracy"] is None and reference["status"] == "ok"
         assert row["speedup"] == pytest.approx(reference["latency_ms"]["p50"] / row["latency_ms"]["p50"])
     # The verdict recommends the fastest student that passed every check, and says why the others lost.
-    # An int8 row that flips fp32 decisions or is not faster than fp32 loses for that (compress/build_variants.py).
+    # An int8 row that flips fp32 decisions or is not faster than fp32 loses for that (compress/ship_rule.py).
     verdict = report["verdict"]
     # int8 loses by the speed/agreement rule ("int8 ...") or because export already rejected it (compress/int8_rule.py).
     int8_lost = {o["row"] for o in verdict["others"] if o["why"].startswith(("int8 ", "rejected at export"))}

@@ -9,7 +9,7 @@ import pytest
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.verdict import compute_verdict
 from edgeclip.cli import main
-from edgeclip.compress.build_variants import int8_problems
+from edgeclip.compress.ship_rule import int8_problems
 
 from test_build import TARGET, tiny_build_inputs, tiny_tower  # noqa: F401 - fixtures shared with the build tests
 

@@ -20,7 +20,8 @@ from edgeclip.bench.report_schema import report_problems
 from edgeclip.bench.report_text import console_table, render_markdown
 from edgeclip.bench.verdict import compute_verdict, verdict_sentence
 from edgeclip.compress import cpu
-from edgeclip.compress.build_variants import INT8_MIN_GAIN, int8_options, int8_problems, median_latency_ratio
+from edgeclip.compress.build_variants import int8_options
+from edgeclip.compress.ship_rule import INT8_MIN_GAIN, int8_problems, median_latency_ratio
 from edgeclip.config import Int8Config
 from edgeclip.targets import Target, load_target
 

@@ -78,3 +78,21 @@ def test_compress_int8_below_the_bar_exits_1_and_leaves_no_ready_artifact(tmp_pa
     manifest = json.loads((tmp_path / "run" / "artifacts" / "onnx-int8-auto" / "manifest.json").read_text())
     assert code == 1 and manifest["status"] == "rejected"
     assert "int8 rejected" in out and "< 1.01" in out and "--precision fp32" in out
+
+
+def test_ship_rule_decides_from_rejection_agreement_and_the_median_of_rounds():
+    from edgeclip.compress.ship_rule import INT8_MIN_GAIN, int8_decision
+
+    fp32 = {"p50": 1.0, "round_p50": [1.0] * 5}
+    faster = {"p50": 0.8, "round_p50": [0.8] * 5}
+    close = {"p50": 1.0 - INT8_MIN_GAIN / 2, "round_p50": [1.0 - INT8_MIN_GAIN / 2] * 5}
+    ships = int8_decision(agreement=1.0, images=359, latency=faster, fp32_latency=fp32, backend="onnx")
+    assert ships.ships and ships.speed_compared and ships.latency_ratio == pytest.approx(0.8) and ships.rounds == 5
+    slow = int8_decision(agreement=1.0, images=359, latency=close, fp32_latency=fp32, backend="onnx")
+    assert not slow.ships and "not at least 5% faster than fp32 in onnx" in slow.reason
+    flips = int8_decision(agreement=0.95, images=359, latency=faster, fp32_latency=fp32)
+    assert not flips.ships and flips.reason.startswith("int8 changes decisions")
+    assert not int8_decision(agreement=1.0, images=359, latency=faster, fp32_latency=fp32, rejected="rejected at export: x").ships
+    # Timings that are not the target's decide nothing about speed: the device does.
+    off_target = int8_decision(agreement=1.0, images=359, latency=close, fp32_latency=fp32, timed_on_target=False)
+    assert off_target.ships and not off_target.speed_compared

@@ -6,7 +6,7 @@ budget of the target was measured on the target and held for it, its timings are
 (a row timed on the build host for a device this machine is not decides nothing: the latency,
 × teacher and int8-vs-fp32 question are left for --remote), and, for int8, it keeps the fp32
 decisions (≥ 99% top-1 agreement) and is clearly faster than fp32 in its backend (the margin and
-rounds rule of compress/build_variants.choice_rule); among those the fastest (p50 at batch 1) wins,
+rounds rule of compress/ship_rule.py); among those the fastest (p50 at batch 1) wins,
 and candidates within TIE_MARGIN of it (median over the interleaved rounds) tie: the more accurate,
 then the smaller wins, so machine load does not flip the choice between runs. Every other candidate
 gets the reason it lost, so the report explains the choice (a faster artifact that failed parity, a
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeclip.bench.report import Report, ReportRow
-from edgeclip.compress.build_variants import INT8_MIN_GAIN
+from edgeclip.compress.ship_rule import INT8_MIN_GAIN
 from edgeclip.targets import row_label
 
 TIE_MARGIN = INT8_MIN_GAIN  # the same noise floor as the int8-vs-fp32 rule
@@ -56,7 +56,7 @@ def _budget_problems(report: Report, label: str) -> list[str]:
 
 
 def _ratio_to(row: ReportRow, other: ReportRow) -> float:
-    from edgeclip.compress.build_variants import median_latency_ratio
+    from edgeclip.compress.ship_rule import median_latency_ratio
 
     measured = median_latency_ratio(row.latency_ms, other.latency_ms)
     return measured[0] if measured else float("inf")
@@ -85,7 +85,7 @@ def _why_not(row: ReportRow, best: ReportRow, tied: bool) -> str:
 def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     """The verdict block of report.json (see the module doc). `next_step` says how to finish
     unverified checks (e.g. the --remote command for a device this machine is not)."""
-    from edgeclip.compress.build_variants import choice_rule, int8_problems
+    from edgeclip.compress.ship_rule import choice_rule, int8_problems
     from edgeclip.targets import EMBEDDING_KINDS
 
     students = [r for r in report.rows if r.role == "student"]

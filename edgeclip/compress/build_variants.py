@@ -1,22 +1,12 @@
-"""Compression inside `edgeclip build`: extra deployables (pruned, QAT) and the int8 rules of the verdict.
+"""Compression inside `edgeclip build`: the int8 options of its exports.
 
 The build exports every deployable for every planned (backend, precision) and its verdict picks
 the fastest row that passed; compression plugs into exactly that:
-- `compressed_deployables`: with `prune.ratio > 0` the student is pruned and recovered with KD
-  (`<run>/student-pruned<R>`); with `int8.qat_epochs > 0` a QAT + KD copy is made
-  (`<run>/student-qat`, exported as int8 only). Each is one more candidate, named
-  `<student>+pruned50` / `<student>+qat` in the report.
 - `int8_options`: how int8 artifacts are made (recipe `int8:`), with validation images for the
   sensitivity search taken from the train split and disjoint from the calibration sample.
-- `int8_problems` (used by the verdict): an int8 row loses when it was rejected at export or its
-  top-1 agreement with its fp32 PyTorch model fails the int8 rule (compress/int8_rule.py: below
-  `INT8_AGREEMENT_BAR` beyond sampling noise), or when it is not clearly faster than the fp32 row
-  of the same model in the same backend: int8 ships only when the median over the interleaved
-  timing rounds (bench/latency.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most
-  1 - `INT8_MIN_GAIN`. Within that margin fp32 — the more accurate artifact — ships, so the choice
-  does not flip between runs with machine load, and on a CPU where int8 is slower (onnxruntime on
-  x86 without VNNI) the build keeps fp32 and says why. Rows timed on the build host instead of the
-  target decide nothing: the int8-vs-fp32 question is the device's (--remote).
+- the pruned and QAT candidates (`<student>+pruned50` / `<student>+qat`) are build/compression.py's.
+Whether an int8 row ships instead of fp32 is decided by compress/ship_rule.py (the one rule for the
+build's verdict, its report and the benchmarks).
 """
 
 from __future__ import annotations
@@ -25,12 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED_NOTE, agreement_problem  # noqa: F401 - re-exported
-
-# int8 must beat fp32 by at least this fraction of fp32's p50 (median over the interleaved rounds):
-# run-to-run noise of one p50 on a shared CPU is a few percent, so a smaller gain is not a finding.
-INT8_MIN_GAIN = 0.05
 
 
 def int8_options(recipe: Any, validation: np.ndarray | None, target: Any = None) -> Any:
@@ -84,61 +68,63 @@ def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | 
     return sample_images(Subset(train, [rest[int(i)] for i in keep]), preprocess, 0)
 
 
-def _base_name(name: str) -> str:
-    return name.split("+", 1)[0]
+def check_compression(recipe: Any) -> None:
+    """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
+    from edgeclip.compress.qat import QatConfig
+    from edgeclip.errors import UserError
+
+    int8_options(recipe, None)
+    if recipe.prune.ratio:
+        _prune_settings(recipe).check()
+        if recipe.prune.recover_epochs < 0:
+            raise UserError(f"prune.recover_epochs must be >= 0, got {recipe.prune.recover_epochs}")
+    if recipe.int8.qat_epochs < 0:
+        raise UserError(f"int8.qat_epochs must be >= 0, got {recipe.int8.qat_epochs}")
+    if recipe.int8.qat_epochs:
+        QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr, self_weight=recipe.int8.qat_self_weight).check()
 
 
-def median_latency_ratio(latency: dict[str, Any] | None, baseline: dict[str, Any] | None) -> tuple[float, int] | None:
-    """(median of latency/baseline p50 over the interleaved timing rounds both rows share, rounds); one
-    round (the overall p50s) when they lack rounds (rows from the device runner); None if unmeasured."""
-    import statistics
+def _prune_settings(recipe: Any) -> Any:
+    from edgeclip.compress.prune import PruneSettings
 
-    if not latency or not baseline or not latency.get("p50") or not baseline.get("p50"):
-        return None
-    mine, theirs = latency.get("round_p50") or [], baseline.get("round_p50") or []
-    if mine and len(mine) == len(theirs) and all(t > 0 for t in theirs):
-        return float(statistics.median(m / t for m, t in zip(mine, theirs))), len(mine)
-    return float(latency["p50"] / baseline["p50"]), 1
+    cfg = recipe.prune
+    return PruneSettings(ratio=cfg.ratio, head_ratio=cfg.head_ratio, importance=cfg.importance, round_to=cfg.round_to,
+                         ignore=list(cfg.ignore))
 
 
-def choice_rule() -> str:
-    """The rule as the report states it."""
-    from edgeclip.bench.latency import TIMING_ROUNDS
+def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
+    from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.students.spec import Deployable
 
-    return (f"int8 ships only when its p50 is at least {INT8_MIN_GAIN:.0%} below fp32's (same model, same backend) "
-            f"in the median of {TIMING_ROUNDS} interleaved timing rounds; within that margin fp32, the more "
-            f"accurate artifact, ships; candidates within {INT8_MIN_GAIN:.0%} of the fastest are a tie, won by the "
-            f"more accurate, then the smaller")
-
-
-def int8_problems(rows: list[Any]) -> dict[int, str]:
-    """{id(row): why it loses} for int8 student rows that break decisions or are not clearly faster than
-    fp32 (see the module doc). Speed is judged only on rows timed on the target."""
-    fp32 = {(r.name, r.backend): r for r in rows if r.role == "student" and r.precision == "fp32" and r.ok}
-    problems: dict[int, str] = {}
-    for row in rows:
-        if row.role != "student" or row.precision != "int8" or not row.ok:
-            continue
-        # The one int8 rule (compress/int8_rule.py): rejected at export, or below the bar on the test images.
-        rejected_at_export = next((part for part in row.notes.split("; ") if part.startswith(REJECTED_NOTE)), None)
-        count = (row.quality or {}).get("baselines", {}).get("images")
-        problem = rejected_at_export or agreement_problem(row.agreement_reference, count)
-        if problem:
-            problems[id(row)] = problem
-            continue
-        reference = fp32.get((row.name, row.backend)) or fp32.get((_base_name(row.name), row.backend))
-        if reference is None or getattr(row, "on_build_host", False) or getattr(reference, "on_build_host", False):
-            continue  # nothing to compare with, or timings that are not the target's: the device decides
-        measured = median_latency_ratio(row.latency_ms, reference.latency_ms)
-        if measured is None:
-            continue
-        ratio, rounds = measured
-        if ratio > 1.0 - INT8_MIN_GAIN:
-            problems[id(row)] = (f"int8 is not at least {INT8_MIN_GAIN:.0%} faster than fp32 in {row.backend} here: "
-                                 f"int8/fp32 p50 {ratio:.3f} (median of {rounds} interleaved round{'s' if rounds != 1 else ''}"
-                                 f"; {_p50(row):.3g} ms vs {_p50(reference):.3g} ms overall): fp32 kept, it is the more accurate")
-    return problems
+    model, spec, _ = load_checkpoint(directory)
+    spec.name = f"{spec.name}{name_suffix}"
+    return Deployable(model, spec, directory, suffix, precisions)
 
 
-def _p50(row: Any) -> float:
-    return float((row.latency_ms or {}).get("p50") or float("nan"))
+def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any = print) -> list[Any]:
+    """Pruned and QAT candidates of the distilled student, per the recipe (see module doc)."""
+    from edgeclip.compress.qat import QatConfig
+    from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+
+    recipe = plan.recipe
+    if distilled.spec.kind != "classifier" or not (recipe.prune.ratio or recipe.int8.qat_epochs):
+        return []
+    source = Path(distilled.checkpoint_dir)
+    found = []
+    if recipe.prune.ratio:
+        percent = round(recipe.prune.ratio * 100)
+        out = plan.run_dir / f"student-pruned{percent}"
+        log(f"pruning {distilled.spec.name} at {recipe.prune.ratio:g} + {recipe.prune.recover_epochs} epochs of KD recovery")
+        record = prune_checkpoint(source, out, _prune_settings(recipe), recover_epochs=recipe.prune.recover_epochs,
+                                  lr=recipe.prune.recover_lr, teacher=recipe.prune.teacher, data=recipe.data.train,
+                                  resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
+        log(f"  params {record['params_before']:,} -> {record['params_after']:,}; test {record['after']}")
+        found.append(_deployable(out, f"-pruned{percent}", f"+pruned{percent}"))
+    if recipe.int8.qat_epochs and any(precision == "int8" for _, precision in plan.exports):
+        out = plan.run_dir / "student-qat"
+        log(f"QAT + KD of {distilled.spec.name} for {recipe.int8.qat_epochs} epochs")
+        qat_checkpoint(source, out, QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr,
+                                              self_weight=recipe.int8.qat_self_weight),
+                       teacher="", data=recipe.data.train, progress=progress)
+        found.append(_deployable(out, "-qat", "+qat", precisions=("int8",)))
+    return found

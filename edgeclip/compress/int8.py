@@ -16,7 +16,7 @@ unchanged (`compress.quantize.choose_int8_method`). With `mode="auto"`:
   layer is an error that lists the names that exist);
 - `speed_check` times fp32 and int8 of the same backend interleaved on this CPU and records it
   (the build turns it off for a target this machine is not: its timing would be this CPU's); the
-  build's own int8-vs-fp32 decision is made from the benchmark rows (compress/build_variants.py).
+  build's own int8-vs-fp32 decision is made from the benchmark rows (compress/ship_rule.py).
 Everything chosen and measured goes into the manifest's `quantization` block.
 """
 
@@ -92,9 +92,9 @@ def _logits(kind: str) -> bool:
 def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], Any], example: np.ndarray,
                 seconds: float, threads: int = 1) -> dict[str, Any]:
     """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
-    (compress/build_variants.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
+    (compress/ship_rule.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
     from edgeclip.bench.latency import benchmark_interleaved
-    from edgeclip.compress.build_variants import INT8_MIN_GAIN, median_latency_ratio
+    from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
 
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
     if "error" in stats["fp32"] or "error" in stats["int8"]:

@@ -13,7 +13,7 @@ What happens when it fails:
 - `compress int8` and `export --precision int8` (the user asked for int8) exit 1 and name the fp32
   command to ship instead;
 - `build` measures the row and its verdict falls back to the fastest passing row (fp32), saying why
-  (`int8_problems` in compress/build_variants.py applies this same rule).
+  (compress/ship_rule.py applies this same rule, then asks that int8 be clearly faster).
 Embeddings (towers) have no top-1: their int8 is judged by parity's cosine bar alone.
 """
 
