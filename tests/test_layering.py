@@ -61,6 +61,11 @@ def test_every_module_has_a_layer(graph: ImportGraph) -> None:
     assert not unplaced, f"add these modules to LAYERS (and docs/ARCHITECTURE.md): {unplaced}"
 
 
+def test_every_internal_import_names_a_module(graph: ImportGraph) -> None:
+    missing = {name: info.missing for name, info in graph.modules.items() if info.missing}
+    assert not missing, f"imports of edgeclip modules that do not exist (moved or renamed?): {missing}"
+
+
 def test_no_import_cycles(graph: ImportGraph) -> None:
     cycles = strongly_connected(graph.edges())
     assert not cycles, (f"import cycle {' -> '.join(find_cycle(graph.edges()) or [])}; all cycles (module sets): "
@@ -113,8 +118,12 @@ def test_checks_find_a_cycle_a_climb_and_an_unexplained_lazy_import(tmp_path: Pa
         "pkg/high/e.py": "def g():\n    # lazy: keeps torch out\n    import pkg.high.d\n\ndef h():\n    from pkg.low import c\n",
         "pkg/high/f.py": "import pkg.high.d\n",
         "pkg/high/g.py": "from pkg.low import b\n",                 # implicit edge: runs pkg/low/__init__.py
+        "pkg/high/h.py": "def k():\n    from pkg.gone import x\n",   # a module that does not exist
+        "pkg/heavy/__init__.py": "import torch\n",
+        "pkg/heavy/light.py": "",
+        "pkg/high/i.py": "def m():\n    from pkg.heavy.light import y\n",  # its package __init__ loads torch
     })
-    layers = [("high", ("pkg.high",)), ("low", ("pkg.low", "pkg"))]
+    layers = [("high", ("pkg.high",)), ("low", ("pkg.low", "pkg.heavy", "pkg"))]
     edges = graph.edges()
     assert strongly_connected(edges) == [["pkg.low.a", "pkg.low.b"]]
     assert find_cycle(edges) in (["pkg.low.a", "pkg.low.b", "pkg.low.a"], ["pkg.low.b", "pkg.low.a", "pkg.low.b"])
@@ -123,7 +132,11 @@ def test_checks_find_a_cycle_a_climb_and_an_unexplained_lazy_import(tmp_path: Pa
     assert "pkg.low" in edges["pkg.high.g"]  # importing pkg.low.b from outside runs pkg/low/__init__.py
     lazy = {(imp.source, imp.target): graph.lazy_reason(imp) for imp in graph.function_imports()}
     assert lazy == {("pkg.low.b", "pkg.low.a"): "", ("pkg.high.e", "pkg.high.d"): "keeps torch out",
-                    ("pkg.high.e", "pkg.low.c"): ""}
+                    ("pkg.high.e", "pkg.low.c"): "", ("pkg.high.h", "pkg"): "", ("pkg.high.i", "pkg.heavy.light"): ""}
+    assert graph.modules["pkg.high.h"].missing == ["pkg.gone (line 2)"]
+    deferred = {(imp.source, imp.target): graph.defers_something(imp, set()) for imp in graph.function_imports()}
+    assert deferred[("pkg.high.e", "pkg.high.d")] and deferred[("pkg.high.i", "pkg.heavy.light")]
+    assert not deferred[("pkg.low.b", "pkg.low.a")]  # nothing heavy behind it: belongs at the top
     assert graph.top_level_third_party("pkg.low.c") == {"torch"}  # through pkg.high.d
     assert graph.top_level_third_party("pkg.high.e") == set()     # its imports are all inside functions
     # An edge inside the same layer that closes no cycle is allowed.

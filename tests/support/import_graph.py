@@ -42,6 +42,7 @@ class ModuleInfo:
     is_package: bool
     imports: list[Import] = field(default_factory=list)
     third_party: set[str] = field(default_factory=set)  # top-level, runtime
+    missing: list[str] = field(default_factory=list)  # internal modules imported that do not exist
     lines: list[str] = field(default_factory=list)
 
 
@@ -142,6 +143,8 @@ class ImportGraph:
             for alias in node.names:
                 top = alias.name.split(".")[0]
                 if top in self.packages:
+                    if alias.name not in self.modules:
+                        info.missing.append(f"{alias.name} (line {node.lineno})")
                     owner = self._owner(alias.name)
                     if owner:
                         internal.append(owner)
@@ -160,6 +163,8 @@ class ImportGraph:
             if top and top not in sys.stdlib_module_names and top != "__future__":
                 external.add(top)
             return internal, external
+        if target not in self.modules:
+            info.missing.append(f"{target} (line {node.lineno})")
         for alias in node.names:
             submodule = f"{target}.{alias.name}"
             owner = submodule if submodule in self.modules else self._owner(target)
