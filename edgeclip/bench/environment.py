@@ -12,6 +12,8 @@ import subprocess
 import sys
 from typing import Any
 
+from edgeclip.compress.cpu import cpu_features
+
 # Distribution names whose versions change benchmark numbers.
 LIBRARIES = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf",
              "coremltools", "tensorrt", "open_clip_torch", "timm")
@@ -91,7 +93,6 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "versions": library_versions(),
         "gpu": gpu_description(),
     }
-    from edgeclip.compress.cpu import cpu_features
 
     # int8 speed depends on these (onnxruntime U8S8 needs VNNI; NNCF/oneDNN use VNNI/AMX when present)
     env["cpu_int8_features"] = {k: cpu_features()[k] for k in ("avx2", "avx512", "vnni")}

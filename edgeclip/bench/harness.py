@@ -14,13 +14,33 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from edgeclip.backends import BACKENDS, get_backend
 from edgeclip.bench.latency import benchmark_interleaved, measure_throughput
+from edgeclip.bench.memory import measure_peak_memory
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
-from edgeclip.bench.qualify import retention_flags
+from edgeclip.bench.qualify import (
+    DEGENERATE_SHARE,
+    accuracy_flags,
+    baselines,
+    confusion,
+    per_class_accuracy,
+    prediction_spread,
+    retention_flags,
+)
 from edgeclip.compress.int8_rule import REJECTED, REJECTED_NOTE
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.config import BenchConfig
+from edgeclip.data import open_image_dataset
+from edgeclip.data.class_match import align_classes, class_hint, mismatch_table
+from edgeclip.data.preprocess import Preprocess
+from edgeclip.data.sampling import sample_images
 from edgeclip.errors import UserError
+from edgeclip.io_utils import load_npz
+from edgeclip.manifest import read_manifest
+from edgeclip.runtimes import load_runtime
+from edgeclip.students.spec import LOGIT_KINDS
+from edgeclip.targets import backend_available, list_targets
+from edgeclip.utils import count_params
 
 RunFn = Callable[[Any], Any]
 
@@ -76,8 +96,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
     """
     path = Path(spec)
     if path.suffix == ".npz":
-        from edgeclip.io_utils import load_npz
-
         if not path.is_file():
             raise UserError(f"evaluation data {path} does not exist; pass an .npz with images and labels or a dataset spec")
         npz = load_npz(path, "evaluation data")  # never unpickles: a pickle named .npz is refused in one line
@@ -95,7 +113,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
         data = EvalData(images.astype(np.float32), labels, npz.get("teacher_logits"), str(path))
     else:
         dataset = open_eval_dataset(spec, split, class_names, class_map)
-        from edgeclip.data.sampling import sample_images
 
         data = EvalData(sample_images(dataset, preprocess, 0), np.asarray(dataset.labels, np.int64),
                         source=f"{spec} ({split} split)")
@@ -108,9 +125,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
 def open_eval_dataset(spec: str | Path, split: str, class_names: Sequence[str] | None,
                       class_map: Mapping[str, str] | None = None) -> Any:
     """The dataset behind `--data`, its labels matched by name to `class_names` (when given)."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.class_match import align_classes
-
     dataset = open_image_dataset(str(spec), split)
     if class_names is None:
         return dataset
@@ -120,8 +134,6 @@ def open_eval_dataset(spec: str | Path, split: str, class_names: Sequence[str] |
 def check_eval_classes(spec: str | Path | None, split: str, manifests: Sequence[dict[str, Any]],
                        class_map: Mapping[str, str] | None = None) -> None:
     """Before any measurement: every classifier artifact's classes must cover the data's (by name)."""
-    from edgeclip.students.spec import LOGIT_KINDS
-
     if spec is None or Path(spec).suffix == ".npz":
         return
     for names in {tuple(m.get("class_names") or ()) for m in manifests if m.get("kind") in LOGIT_KINDS}:
@@ -131,8 +143,6 @@ def check_eval_classes(spec: str | Path | None, split: str, manifests: Sequence[
 
 def _labels_by_name(labels: np.ndarray, data_names: list[str], class_names: Sequence[str],
                     class_map: Mapping[str, str] | None, source: str) -> np.ndarray:
-    from edgeclip.data.class_match import class_hint, mismatch_table
-
     renamed = [(class_map or {}).get(n, n) for n in data_names]
     extra = [n for n in renamed if n not in list(class_names)]
     if extra:
@@ -153,9 +163,6 @@ class BenchItem:
 
 
 def _needs_target(backend: str) -> str:
-    from edgeclip.backends import get_backend
-    from edgeclip.targets import list_targets
-
     where = [t.name for t in list_targets() if backend in t.backends]
     why = get_backend(backend).why_not_here()
     return (f"needs_target: {backend} does not run here ({why}); it runs on {', '.join(where) or 'its own device'}: "
@@ -177,12 +184,13 @@ def _reference_item(source: str, models: Mapping[str, Any], threads: int = 0) ->
     """The unexported PyTorch model of `source` (in memory when the caller has it, else loaded),
     timed with the same thread count as the artifacts (`--threads`): with torch's default it would
     take every core while the others are timed."""
+    # lazy: defers torch
     from edgeclip.bench.flops import count_flops, count_tower_flops
-    from edgeclip.utils import count_params
 
     if source in models:
         model, spec = models[source]
     elif Path(source).exists():
+        # lazy: defers torch
         from edgeclip.students.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(source)
@@ -193,6 +201,7 @@ def _reference_item(source: str, models: Mapping[str, Any], threads: int = 0) ->
     if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
         row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
         return BenchItem(row, {})
+    # lazy: defers torch
     from edgeclip.runtimes.torch_runtime import TorchRuntime
 
     runtime = TorchRuntime(model, spec, threads=threads)
@@ -208,10 +217,6 @@ def torch_tensor(array: np.ndarray) -> Any:
 
 def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, BenchItem | None],
                    models: Mapping[str, Any]) -> BenchItem:
-    from edgeclip.manifest import read_manifest
-    from edgeclip.runtimes import load_runtime
-    from edgeclip.targets import backend_available
-
     manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
     item = BenchItem(ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
                                kind=manifest.get("kind"), backend=manifest["backend"], precision=manifest["precision"],
@@ -231,6 +236,7 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
         item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
     compatibility = manifest.get("tensorrt_compatibility")
     if compatibility:  # which TensorRT the kit was checked against, on every row
+        # lazy: defers onnx
         from edgeclip.exporters.tensorrt_support import describe
 
         item.row.notes = "; ".join(filter(None, [item.row.notes, describe(compatibility)]))
@@ -277,8 +283,6 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
     already holds it in memory. A measured `teacher_row` (e.g. from `edgeclip build`) stands in for
     the accuracy-only teacher row and sets the accuracy retention is computed from.
     """
-    from edgeclip.bench.memory import measure_peak_memory
-
     config = config or BenchConfig()
     references: dict[str, BenchItem | None] = {}
     artifacts = [_artifact_item(Path(d), config, references, models or {}) for d in artifact_dirs]
@@ -309,8 +313,6 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
 
 
 def _memory_measurable(manifest: dict[str, Any]) -> bool:
-    from edgeclip.backends import BACKENDS
-
     backend = manifest.get("backend")
     return backend in BACKENDS and BACKENDS.get(backend).memory_measurable
 
@@ -328,9 +330,6 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
                     class_map: Mapping[str, str] | None = None) -> ReportRow | None:
     """Accuracy / agreement for classifier rows (references come first in `items`, so artifacts can
     agree with them); returns the teacher row when a teacher accuracy is known."""
-    from edgeclip.data.preprocess import Preprocess
-    from edgeclip.students.spec import LOGIT_KINDS
-
     cache: dict[str, EvalData] = {}
     logits: dict[int, np.ndarray] = {}
     teacher_logits = None
@@ -379,10 +378,6 @@ def row_quality(labels: np.ndarray, logits: np.ndarray, class_names: Sequence[st
                 reference_logits: np.ndarray | None) -> dict[str, Any]:
     """A classifier row's qualifiers (bench/qualify.py): baselines, prediction spread, per-class
     accuracy, confusion matrix, and flags — including agreement made trivial by constant predictions."""
-    from edgeclip.bench.qualify import (
-        DEGENERATE_SHARE, accuracy_flags, baselines, confusion, per_class_accuracy, prediction_spread,
-    )
-
     names = list(class_names or [str(k) for k in range(np.asarray(logits).shape[1])])
     predicted = np.asarray(logits).argmax(axis=1)
     base = baselines(labels, names)

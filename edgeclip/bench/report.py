@@ -24,6 +24,7 @@ from edgeclip.bench.report_schema import (  # noqa: F401 - re-exported: the row 
     STATUS_PATTERN,
     validate_report,
 )
+from edgeclip.targets import check_budgets
 
 
 @dataclass
@@ -129,8 +130,6 @@ class Report:
         `measured_on_target` covers the deployable rows (students, speed references: --remote measures
         those on the device); teacher and reference rows always run here, so they are the target's only
         when this machine is one."""
-        from edgeclip.targets import check_budgets
-
         self.fill_retention()  # the retention budget needs it
         self.target = target.to_dict()
         self.budgets = dataclasses.asdict(target.budgets)

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.verdict import verdict_sentence
+from edgeclip.compress.int8_rule import REJECTED_NOTE
 
 
 def fmt(value: Any, spec: str = ".3g") -> str:
@@ -68,8 +69,6 @@ def build_host_caveat(report: Report) -> str | None:
 
 def _status_text(row: ReportRow) -> str:
     """The row's status; a measured artifact that export rejected (compress/int8_rule.py) says so."""
-    from edgeclip.compress.int8_rule import REJECTED_NOTE
-
     return f"{row.status} (rejected at export: never shipped)" if REJECTED_NOTE in row.notes else row.status
 
 
