@@ -13,20 +13,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeclip.bench.environment import collect_environment
+from edgeclip.bench.harness import bench_artifacts
+from edgeclip.bench.remote import finish_on_device
+from edgeclip.bench.report import Report
+from edgeclip.bench.report_files import write_report
+from edgeclip.bench.report_inputs import preview_for_artifact
+from edgeclip.bench.report_text import console_table
+from edgeclip.bench.verdict import compute_verdict
+from edgeclip.build.accident import build_accident
+from edgeclip.build.compression import compressed_deployables
 from edgeclip.build.plan import BuildPlan, export_plan, plan_build
 from edgeclip.build.result import BuildResult
+from edgeclip.build.steps import log, private_copies
 from edgeclip.config import Recipe
+from edgeclip.distill.methods import get_method
 from edgeclip.io_utils import write_json
+from edgeclip.manifest import read_manifest
 
 
 def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
           remote: str | None = None, remote_python: str = "python3") -> BuildResult:
     """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
-    from edgeclip.build.steps import log, private_copies
-    from edgeclip.distill.methods import get_method
-
     if recipe.video.clips:  # a dashcam accident recipe: encoder + temporal head (edgeclip/build/accident.py)
-        from edgeclip.build.accident import build_accident
 
         return build_accident(recipe, target_name, out_dir=out_dir, progress=progress, remote=remote,
                               remote_python=remote_python)
@@ -42,7 +51,6 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     teacher = steps.teacher_row(distilled, config)
     inputs = steps.real_inputs(plan, distilled)
     deployables = distilled.deployables()
-    from edgeclip.build.compression import compressed_deployables
 
     deployables += compressed_deployables(plan, distilled, progress, log=steps.log)  # recipe prune: / int8.qat_epochs
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
@@ -51,7 +59,6 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
         references = private_copies(references, plan.run_dir / "speed-reference")
 
     log(f"benchmarking {len(artifacts) + len(references)} artifacts")
-    from edgeclip.bench.harness import bench_artifacts
 
     models = {str(d.checkpoint / "model.pt"): (d.model, d.spec) for d in deployables}
     rows = bench_artifacts(artifacts + references, config, data=inputs.eval_path, teacher_row=teacher, models=models)
@@ -67,9 +74,6 @@ def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], 
                        remote: str, remote_python: str) -> tuple[list[Any], dict[str, Any]]:
     """Finish the artifacts on the device (TensorRT engines built and checked there) and measure them
     there; local artifact rows are replaced by the device's, teacher and reference rows stay."""
-    from edgeclip.bench.remote import finish_on_device
-    from edgeclip.build.steps import log
-
     log(f"finishing and measuring {len(artifacts)} artifacts on {remote}")
     teacher = next((r for r in rows if r.role == "teacher"), None)
     device_rows, environment = finish_on_device(artifacts, remote, data=inputs.eval_path, config=config, python=remote_python,
@@ -80,9 +84,6 @@ def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], 
 
 def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
     """The report's strip of evaluation inputs as the first classifier artifact sees them."""
-    from edgeclip.bench.report_inputs import preview_for_artifact
-    from edgeclip.manifest import read_manifest
-
     eval_path = run_dir / "eval_data.npz"
     if not eval_path.is_file():
         return None
@@ -96,12 +97,6 @@ def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
 
 def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[str, Any] | None, config: Any,
             remote: str | None, seconds: float, artifacts: list[Path]) -> BuildResult:
-    from edgeclip.bench.environment import collect_environment
-    from edgeclip.bench.report import Report
-    from edgeclip.bench.report_files import write_report
-    from edgeclip.bench.report_text import console_table
-    from edgeclip.bench.verdict import compute_verdict
-
     target, recipe = plan.target, plan.recipe
     on_target = bool(remote) or target.measurable_here
     metrics = distilled.metrics

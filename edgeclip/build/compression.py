@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.compress.build_variants import int8_options
+from edgeclip.errors import UserError
+from edgeclip.students.spec import Deployable
 
 
 def check_compression(recipe: Any) -> None:
     """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
+    # lazy: defers torch
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.errors import UserError
 
     int8_options(recipe, None)
     if recipe.prune.ratio:
@@ -27,6 +29,7 @@ def check_compression(recipe: Any) -> None:
 
 
 def _prune_settings(recipe: Any) -> Any:
+    # lazy: defers torch
     from edgeclip.compress.prune import PruneSettings
 
     cfg = recipe.prune
@@ -35,8 +38,8 @@ def _prune_settings(recipe: Any) -> Any:
 
 
 def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
+    # lazy: defers torch
     from edgeclip.students.checkpoint import load_checkpoint
-    from edgeclip.students.spec import Deployable
 
     model, spec, _ = load_checkpoint(directory)
     spec.name = f"{spec.name}{name_suffix}"
@@ -45,6 +48,7 @@ def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tupl
 
 def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any = print) -> list[Any]:
     """Pruned and QAT candidates of the distilled student, per the recipe (see module doc)."""
+    # lazy: defers torch
     from edgeclip.compress.qat import QatConfig
     from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
 

@@ -18,10 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.build.plan import BuildPlan
+from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
+from edgeclip.compress.build_variants import int8_options, options_for, validation_images
 from edgeclip.config import BenchConfig
+from edgeclip.data import Subset, open_image_dataset
+from edgeclip.data.sampling import sample_images, sample_indices
+from edgeclip.distill.methods import run_distillation
 from edgeclip.errors import UserError
+from edgeclip.exporters import export_model
 
 
 def log(message: str) -> None:
@@ -29,8 +36,6 @@ def log(message: str) -> None:
 
 
 def distill(plan: BuildPlan, progress: bool) -> Any:
-    from edgeclip.distill.methods import run_distillation
-
     recipe = plan.recipe
     log(f"distilling {recipe.teacher} into {recipe.student.checkpoint or recipe.student.name} ({recipe.distill.method})")
     distilled = run_distillation(recipe, out_dir=plan.run_dir, progress=progress, data=plan.data)
@@ -46,10 +51,10 @@ def teacher_row(distilled: Any, config: BenchConfig) -> ReportRow:
     Timed before exporters and runtimes load their thread pools into this process: measured after
     them, the same teacher read ~80x slower in one quickstart run.
     """
+    # lazy: defers torch
     import torch
 
     from edgeclip.bench.flops import count_flops
-    from edgeclip.bench.latency import measure_latency
 
     teacher, size = distilled.teacher, distilled.spec.preprocess.size
     example = torch.zeros(1, 3, size, size)
@@ -74,9 +79,6 @@ class RealInputs:
 def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     """Real images, preprocessed the student's way: calibration from the train split (or
     data.calibration), parity and evaluation from the held-out test split."""
-    from edgeclip.data import Subset, open_image_dataset
-    from edgeclip.data.sampling import sample_images, sample_indices
-
     recipe, data = plan.recipe, plan.data
     preprocess = distilled.spec.preprocess
     calibration_data = open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else data.train
@@ -87,16 +89,12 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0),
              labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep],
              class_names=np.asarray(data.test.class_names, dtype=str))  # labels are matched to each artifact by name
-    from edgeclip.compress.build_variants import validation_images
 
     return RealInputs(calibration, parity, eval_path, validation_images(recipe, data.train, preprocess))
 
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
-    from edgeclip.compress.build_variants import int8_options, options_for
-    from edgeclip.exporters import export_model
-
     int8 = int8_options(plan.recipe, inputs.validation, plan.target)
     artifacts, failed = [], []
     for deployable in deployables:
@@ -132,8 +130,6 @@ def finish_rows(rows: list[ReportRow], deployables: list[Any]) -> list[ReportRow
 
 
 def speed_reference(plan: BuildPlan) -> tuple[list[Path], list[ReportRow]]:
-    from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
-
     arch = speed_reference_arch(plan.recipe)
     if arch is None:
         return [], []
