@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from edgeclip.cli import HelpFormatter
+
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
     """A subcommand parser with a description and an examples block in its --help."""
-    from edgeclip.cli import HelpFormatter
-
     return subparsers.add_parser(
         name,
         help=help,
@@ -27,6 +27,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     """The recipe with every CLI flag a subcommand defines folded in as `--set` overrides, so flags
     and recipe values are validated the same way. Flags a subcommand does not define are ignored."""
+    # lazy: `edgeclip --help` does not load it
     from pathlib import Path
 
     from edgeclip.config import load_recipe

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.commands import add_parser
+from edgeclip.commands.export_inputs import DEFAULT_DATA, model_for_export, sample_data_images
 from edgeclip.errors import UserError
 
 EXAMPLES = """
@@ -145,6 +146,7 @@ def _require_model(path: str) -> Path:
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.compress.prune import PruneSettings
     from edgeclip.distill.compression import prune_checkpoint
 
@@ -163,6 +165,7 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_qat(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.compress.qat import QatConfig
     from edgeclip.distill.compression import qat_checkpoint
 
@@ -185,7 +188,7 @@ def _print_summary(what: str, out: Path, record: dict[str, Any]) -> None:
 
 
 def run_int8(args: argparse.Namespace) -> int:
-    from edgeclip.commands.export_inputs import DEFAULT_DATA, model_for_export, sample_data_images
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.compress.int8 import Int8Options
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend

@@ -80,6 +80,7 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
     args = argparse.Namespace(**vars(args))  # the caller's namespace stays as parsed
     if not getattr(args, "recipe", None):
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.distill.methods import get_method
 
         args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
@@ -87,6 +88,7 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     if getattr(args, "classes", None) is not None and getattr(args, "classes_file", None):
         raise UserError("give the class names once: --classes \"a,b,c\" or --classes-file FILE, not both")
     if getattr(args, "classes", None) is not None:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.distill.datafree.classes import parse_class_list
 
         # JSON is YAML: names with commas, quotes or colons survive the --set parser intact.
@@ -101,6 +103,7 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
 

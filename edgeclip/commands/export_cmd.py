@@ -71,12 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
     if args.tensorrt is not None:
+        # lazy: `edgeclip --help` does not load it (onnx)
         from edgeclip.exporters.tensorrt_support import normalize_version
 
         if args.backend != "tensorrt":
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     recorded = (info or {}).get("extra", {}) or {}
     data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
     if spec.kind == "dual_encoder":
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.commands.export_dual import run_dual_export
 
         return run_dual_export(args, model, spec, model_dir, data)
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
     print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
     if artifact.status == "failed":  # e.g. its TensorRT would refuse the kit: no engine can be built (exit 3)
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.remote import EXIT_NO_ENGINE
 
         return EXIT_NO_ENGINE

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.bench.remote import EXIT_NO_ENGINE
 from edgeclip.commands.export_inputs import sample_data_images
+from edgeclip.data import open_image_dataset
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_text_file
 
@@ -19,8 +21,6 @@ TOWER_CHOICES = {"image": ["image"], "text": ["text"], "fused": ["zeroshot"], "z
 def parse_classes(text: str | None, data: str) -> list[str]:
     """--classes 'a,b,c', @file (one per line), or the data's class names when not given."""
     if text is None:
-        from edgeclip.data import open_image_dataset
-
         return list(open_image_dataset(data, "train").class_names)
     if text.startswith("@"):
         path = Path(text[1:])
@@ -31,6 +31,7 @@ def parse_classes(text: str | None, data: str) -> list[str]:
 
 
 def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path, data: str) -> int:
+    # lazy: defers torch
     from edgeclip.exporters.dual import check_class_names, export_dual_encoder
     from edgeclip.teacher.templates import get_templates
 
@@ -53,7 +54,6 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
     if any(a.status == "failed" for a in artifacts.values()):  # a TensorRT kit its TensorRT would refuse
-        from edgeclip.bench.remote import EXIT_NO_ENGINE
 
         return EXIT_NO_ENGINE
     return 0 if ok else 1

@@ -14,6 +14,7 @@ DEFAULT_DATA = "digits"  # real labelled images that ship offline with scikit-le
 
 def sample_data_images(data: str, split: str, count: int, preprocess: Any) -> np.ndarray:
     """`count` preprocessed images from `data`/`split`, seeded; falls back to the train split if no test split."""
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.data import open_image_dataset
     from edgeclip.data.sampling import sample_images
 
@@ -29,6 +30,7 @@ def sample_data_images(data: str, split: str, count: int, preprocess: Any) -> np
 
 
 def text_needs_calibration(backend: str, precision: str) -> bool:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.backends import get_backend
     from edgeclip.compress.quantize import method_needs_calibration
 
@@ -40,6 +42,7 @@ def text_needs_calibration(backend: str, precision: str) -> bool:
 
 def text_inputs(data: str, context_length: int) -> np.ndarray:
     """Real prompts from the data's class names, tokenized with open_clip's bundled (offline) tokenizer."""
+    # lazy: `edgeclip --help` does not load it
     import open_clip
 
     from edgeclip.data import open_image_dataset
@@ -51,6 +54,7 @@ def text_inputs(data: str, context_length: int) -> np.ndarray:
 
 def model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]:
     """Dual encoders are exported one tower at a time; everything else as is."""
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.exporters import towers
 
     if spec.kind != "dual_encoder":
