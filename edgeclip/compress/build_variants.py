@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.compress.int8 import Int8Options
+from edgeclip.data import Subset
+from edgeclip.data.sampling import sample_images, sample_indices
+
 
 def int8_options(recipe: Any, validation: np.ndarray | None, target: Any = None) -> Any:
     """The recipe's int8 options for `target`: the int8 format is chosen for the target's CPU
     architecture, and the export-time int8-vs-fp32 speed check runs only where this machine is the
     target (an x86 timing says nothing about an arm64 board)."""
-    from edgeclip.compress.int8 import Int8Options
-
     cfg = recipe.int8
     here = target is None or target.measurable_here
     options = Int8Options(mode=cfg.mode, calibration_method=cfg.calibration_method, percentile=cfg.percentile,
@@ -43,6 +45,7 @@ def target_arch(target: Any) -> str | None:
 
 def options_for(options: Any, deployable: Any) -> Any:
     """The int8 options for one deployable: a QAT copy's record goes into its manifest."""
+    # lazy: defers torch
     import dataclasses
     import json
 
@@ -55,9 +58,6 @@ def options_for(options: Any, deployable: Any) -> Any:
 
 def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | None:
     """Train images for the int8 sensitivity search, disjoint from the calibration sample."""
-    from edgeclip.data import Subset
-    from edgeclip.data.sampling import sample_images, sample_indices
-
     if recipe.int8.mode == "classic" or not recipe.int8.mixed or recipe.int8.validation_count <= 0:
         return None
     used = set() if recipe.data.calibration else set(sample_indices(len(train), recipe.data.calibration_count, recipe.seed).tolist())
@@ -66,65 +66,3 @@ def validation_images(recipe: Any, train: Any, preprocess: Any) -> np.ndarray | 
         return None
     keep = sample_indices(len(rest), recipe.int8.validation_count, recipe.seed + 1)
     return sample_images(Subset(train, [rest[int(i)] for i in keep]), preprocess, 0)
-
-
-def check_compression(recipe: Any) -> None:
-    """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
-    from edgeclip.compress.qat import QatConfig
-    from edgeclip.errors import UserError
-
-    int8_options(recipe, None)
-    if recipe.prune.ratio:
-        _prune_settings(recipe).check()
-        if recipe.prune.recover_epochs < 0:
-            raise UserError(f"prune.recover_epochs must be >= 0, got {recipe.prune.recover_epochs}")
-    if recipe.int8.qat_epochs < 0:
-        raise UserError(f"int8.qat_epochs must be >= 0, got {recipe.int8.qat_epochs}")
-    if recipe.int8.qat_epochs:
-        QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr, self_weight=recipe.int8.qat_self_weight).check()
-
-
-def _prune_settings(recipe: Any) -> Any:
-    from edgeclip.compress.prune import PruneSettings
-
-    cfg = recipe.prune
-    return PruneSettings(ratio=cfg.ratio, head_ratio=cfg.head_ratio, importance=cfg.importance, round_to=cfg.round_to,
-                         ignore=list(cfg.ignore))
-
-
-def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
-    from edgeclip.students.checkpoint import load_checkpoint
-    from edgeclip.students.spec import Deployable
-
-    model, spec, _ = load_checkpoint(directory)
-    spec.name = f"{spec.name}{name_suffix}"
-    return Deployable(model, spec, directory, suffix, precisions)
-
-
-def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any = print) -> list[Any]:
-    """Pruned and QAT candidates of the distilled student, per the recipe (see module doc)."""
-    from edgeclip.compress.qat import QatConfig
-    from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
-
-    recipe = plan.recipe
-    if distilled.spec.kind != "classifier" or not (recipe.prune.ratio or recipe.int8.qat_epochs):
-        return []
-    source = Path(distilled.checkpoint_dir)
-    found = []
-    if recipe.prune.ratio:
-        percent = round(recipe.prune.ratio * 100)
-        out = plan.run_dir / f"student-pruned{percent}"
-        log(f"pruning {distilled.spec.name} at {recipe.prune.ratio:g} + {recipe.prune.recover_epochs} epochs of KD recovery")
-        record = prune_checkpoint(source, out, _prune_settings(recipe), recover_epochs=recipe.prune.recover_epochs,
-                                  lr=recipe.prune.recover_lr, teacher=recipe.prune.teacher, data=recipe.data.train,
-                                  resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
-        log(f"  params {record['params_before']:,} -> {record['params_after']:,}; test {record['after']}")
-        found.append(_deployable(out, f"-pruned{percent}", f"+pruned{percent}"))
-    if recipe.int8.qat_epochs and any(precision == "int8" for _, precision in plan.exports):
-        out = plan.run_dir / "student-qat"
-        log(f"QAT + KD of {distilled.spec.name} for {recipe.int8.qat_epochs} epochs")
-        qat_checkpoint(source, out, QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr,
-                                              self_weight=recipe.int8.qat_self_weight),
-                       teacher="", data=recipe.data.train, progress=progress)
-        found.append(_deployable(out, "-qat", "+qat", precisions=("int8",)))
-    return found

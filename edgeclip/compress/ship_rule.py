@@ -22,6 +22,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from edgeclip.bench.latency import TIMING_ROUNDS
 from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED_NOTE, agreement_problem
 
 # int8 must beat fp32 by at least this fraction of fp32's p50 (median over the interleaved rounds):
@@ -87,8 +88,6 @@ def int8_decision(*, agreement: float | None, images: int | None, latency: dict[
 
 def choice_rule() -> str:
     """The rule as the report states it."""
-    from edgeclip.bench.latency import TIMING_ROUNDS
-
     return (f"int8 ships only when its p50 is at least {INT8_MIN_GAIN:.0%} below fp32's (same model, same backend) "
             f"in the median of {TIMING_ROUNDS} interleaved timing rounds; within that margin fp32, the more "
             f"accurate artifact, ships; candidates within {INT8_MIN_GAIN:.0%} of the fastest are a tie, won by the "
