@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from edgeclip.data import open_image_dataset
 from edgeclip.data.captions import CAPTION_BANKS
+from edgeclip.data.pairs import PairDataset
+from edgeclip.data.shards import ShardPairDataset
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
@@ -33,8 +36,6 @@ class TemplateCaptionPairs:
     """`data`'s `train` images, each with `captions_per_image` captions from its proxy's caption bank."""
 
     def __init__(self, data: str = "digits", split: str = "train", *, captions_per_image: int = 1, seed: int = 0) -> None:
-        from edgeclip.data import open_image_dataset
-
         self.kind = f"{data}-pairs"
         if split not in DIGITS_PAIR_SPLITS:
             raise UserError(f"{data} pairs come from the 'train' split only, not '{split}' ('test' is held out from every "
@@ -111,9 +112,6 @@ def _csv_sample_ids(pairs: Any) -> list[str]:
 
 def open_pairs(spec: str, *, rank: int = 0, world_size: int = 1, skip_corrupt: bool = False, seed: int = 0) -> Any:
     """This rank's pair source for `spec` (see the module docstring)."""
-    from edgeclip.data.pairs import PairDataset
-    from edgeclip.data.shards import ShardPairDataset
-
     spec = str(spec).strip()
     if not spec:
         raise UserError("no pair data given; set data.pairs (digits, cifar10, a path,caption CSV, or webdataset shards)")
