@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from edgeclip.bench.environment import collect_environment
 from edgeclip.io_utils import atomic_path, write_json
 from edgeclip.utils import fmt
 
@@ -20,8 +21,6 @@ RESULT_MD = "result.md"
 
 def machine_info() -> dict[str, Any]:
     """Where numbers were measured (goes into every result): bench's environment block + torch threads."""
-    from edgeclip.bench.environment import collect_environment
-
     return {**collect_environment(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
