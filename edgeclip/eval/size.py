@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from edgeclip.bench.flops import count_flops
+from edgeclip.exporters import export_model
 from edgeclip.exporters.towers import ImageTower, TextTower, image_tower_spec, text_tower_spec
+from edgeclip.runtimes import load_runtime
 from edgeclip.utils import disable_mha_fastpath
 
 
@@ -59,9 +61,6 @@ def tower_latency(towers: dict[str, tuple[nn.Module, Any]], inputs: dict[str, np
     `calibration[key]`: real inputs for static int8 (image towers). A variant that fails to
     export is reported as {"error": ...}, the others are still timed.
     """
-    from edgeclip.exporters import export_model
-    from edgeclip.runtimes import load_runtime
-
     disable_mha_fastpath()
     calibration = calibration or {}
     runners: dict[str, Any] = {}

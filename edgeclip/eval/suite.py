@@ -15,7 +15,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgeclip.data import open_image_dataset
+from edgeclip.data.class_match import align_classes
 from edgeclip.errors import UserError
+from edgeclip.eval.linear_probe import linear_probe
+from edgeclip.eval.shift import SHIFT_DESCRIPTIONS, synthetic_shifts
+from edgeclip.utils import fmt
 
 SUITES = ("zero-shot", "linear-probe", "shift", "retrieval")
 
@@ -37,6 +42,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
               shift_folders: Sequence[str] = (), seed: int = 0, progress: Any = None,
               class_map: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Every asked-for metric for both encoders (see the module docstring); rows keyed by metric name."""
+    # lazy: defers torch
     from edgeclip.eval.zero_shot import zero_shot_predictions
 
     say = progress or (lambda _m: None)
@@ -57,8 +63,6 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
     if "zero-shot" in suites or "shift" in suites:
         rows["zero-shot top-1"] = _pair(in_distribution["teacher"], in_distribution["student"])
     if "linear-probe" in suites:
-        from edgeclip.eval.linear_probe import linear_probe
-
         say("linear probe (C sweep on a validation split of train)")
         probe = {}
         for role, enc in encoders.items():
@@ -67,8 +71,6 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
         rows["linear-probe top-1"] = _pair(probe["teacher"].accuracy, probe["student"].accuracy)
         details["linear_probe"] = {role: {"best_C": r.best_c, "validation": r.validation} for role, r in probe.items()}
     if "shift" in suites:
-        from edgeclip.eval.shift import SHIFT_DESCRIPTIONS, synthetic_shifts
-
         size = max(teacher.preprocess.size, student.preprocess.size)
         shifted: dict[str, Any] = {}
         for name, transform in synthetic_shifts(size, seed).items():
@@ -85,6 +87,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
             shifted.update(_folder_shift(folder, data, encoders, templates, in_distribution, rows))
         details["shift"] = shifted
     if "retrieval" in suites:
+        # lazy: defers torch
         from edgeclip.eval.retrieval import recall_at_k, relevance
 
         captions = _held_out_captions(test, seed)
@@ -99,6 +102,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
 
 def _held_out_captions(test: Any, seed: int) -> list[str]:
     """One caption per held-out test image from the caption bank (templates × word/numeral), seeded."""
+    # lazy: defers torch
     from edgeclip.teacher.proxy import caption_bank
 
     bank, bank_labels = caption_bank(list(test.class_names))
@@ -110,9 +114,6 @@ def _held_out_captions(test: Any, seed: int) -> list[str]:
 def open_shift_folder(folder: str, class_names: Sequence[str], class_map: Mapping[str, str] | None = None) -> Any:
     """A user shift folder, its labels matched by name to the test classes. Called before any
     encoding, so a bad folder fails at once (not after minutes of other rows)."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.class_match import align_classes
-
     if not Path(folder).is_dir():
         raise UserError(f"shift folder {folder} does not exist; give a folder of class folders named like the test classes")
     return align_classes(open_image_dataset(folder, "all"), class_names, class_map, what=f"shift folder {folder}",
@@ -121,6 +122,7 @@ def open_shift_folder(folder: str, class_names: Sequence[str], class_map: Mappin
 
 def _folder_shift(folder: str, data: Any, encoders: dict[str, Any], templates: Sequence[str],
                   in_distribution: dict[str, float], rows: dict[str, Any]) -> dict[str, Any]:
+    # lazy: defers torch
     from edgeclip.eval.zero_shot import zero_shot_top1
 
     name = f"folder:{Path(folder).name}"
@@ -133,6 +135,7 @@ def _folder_shift(folder: str, data: Any, encoders: dict[str, Any], templates: S
 def size_table(teacher_model: Any, student_model: Any, *, teacher_pre: Any, student_pre: Any, teacher_context: int,
                student_context: int, latency: dict[str, Any] | None = None) -> dict[str, Any]:
     """Params and FLOPs per tower for both, ratios student/teacher, and latency per tower per backend."""
+    # lazy: defers torch
     from edgeclip.eval.size import tower_flops, tower_params
 
     table: dict[str, Any] = {}
@@ -149,8 +152,6 @@ def size_table(teacher_model: Any, student_model: Any, *, teacher_pre: Any, stud
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    from edgeclip.utils import fmt
-
     suite = report["suite"]
     lines = [f"# Dual-encoder evaluation: {report['student']} vs {report['teacher']}", "",
              f"Data: `{report['data']}` — {suite['test_images']} held-out test images, {suite['train_images']} train "
