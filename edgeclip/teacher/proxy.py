@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeclip.data import CIFAR10_CLASSES, DIGIT_WORDS, check_disjoint, open_image_dataset
 from edgeclip.data.captions import DIGIT_NUMERALS, DIGITS_TEMPLATES, digits_caption_bank
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import write_json
@@ -83,8 +84,6 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
 
 
 def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, model_config: dict) -> tuple[ClipTeacher, dict]:
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     seed_everything(config.seed)
     # The proxy's own pool: students train on digits "train" and everyone is tested on "test".
     train = open_image_dataset("digits", split="pretrain")
@@ -199,8 +198,6 @@ PROXY_POOLS = {"proxy-digits": "digits", "proxy-digits-large": "digits", "proxy-
 
 def proxy_pool(name: str):
     """The images proxy teacher `name` was trained on (its data's `pretrain` split), for disjointness checks."""
-    from edgeclip.data import open_image_dataset
-
     if name not in PROXY_POOLS:
         raise KeyError(name)
     return open_image_dataset(PROXY_POOLS[name], split="pretrain")
@@ -210,8 +207,6 @@ def check_proxy_pool_held_out(teacher_spec: object, datasets: dict[str, object])
     """UserError when a proxy teacher's training pool shares images with a dataset of the same
     kind (`{"train split": ds, ...}`): a teacher that saw the test or train images would make
     every retention figure a lie."""
-    from edgeclip.data import check_disjoint
-
     if not isinstance(teacher_spec, str) or teacher_spec not in PROXY_POOLS:
         return
     kinds = {getattr(ds, "kind", None) for ds in datasets.values()}
@@ -237,7 +232,6 @@ def proxy_domain(name: str) -> dict | None:
     data = PROXY_POOLS[name]
     # The digits proxies' captions also named each class by numeral (caption_bank).
     aliases = list(DIGIT_NUMERALS) if data == "digits" else []
-    from edgeclip.data import CIFAR10_CLASSES, DIGIT_WORDS
 
     classes = DIGIT_WORDS if data == "digits" else CIFAR10_CLASSES  # without opening (or needing) the data
     return {"name": name, "knows": PROXY_KNOWS[data], "classes": list(classes),

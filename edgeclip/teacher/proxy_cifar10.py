@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from edgeclip.data import check_disjoint, open_image_dataset
 from edgeclip.data.captions import CIFAR_TEMPLATES, cifar10_caption_bank
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
@@ -112,8 +113,6 @@ def train_proxy_cifar10(config: Cifar10ProxyTrainConfig | None = None, *, work_d
     """Train `proxy-cifar10` (resumable: a checkpoint per epoch in `work_dir`); returns the teacher
     and what was measured. `pool`/`test` default to CIFAR-10's `pretrain`/`test` splits (tests pass
     small slices)."""
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     config = config or Cifar10ProxyTrainConfig()
     work_dir = Path(work_dir or proxy_cifar10_dir() / "training")
     pool = pool if pool is not None else open_image_dataset("cifar10", split="pretrain")
