@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
+from edgeclip.backends import BACKENDS
 from edgeclip.errors import UserError, close_matches
 from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
@@ -97,8 +98,6 @@ class BudgetResult:
 
 def backend_available(backend: str) -> bool:
     """Whether this machine can run `backend` artifacts (the backend table decides)."""
-    from edgeclip.backends import BACKENDS
-
     return backend in BACKENDS and BACKENDS.get(backend).can_run_here
 
 
@@ -124,7 +123,6 @@ def _parse_profile(path: Path) -> Target:
     for key, value in budgets.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise UserError(f"target profile '{path}': budgets.{key} must be a number, got {value!r}")
-    from edgeclip.backends import BACKENDS
 
     backends = tuple(str(b) for b in _as_list(data.get("backends", ["onnx"])))
     bad = [b for b in backends if b not in BACKENDS]
@@ -136,6 +134,7 @@ def _parse_profile(path: Path) -> Target:
 
     tensorrt = None
     if data.get("tensorrt") is not None:
+        # lazy: defers onnx
         from edgeclip.exporters.tensorrt_support import normalize_version
 
         try:
@@ -196,6 +195,7 @@ def with_overrides(target: Target, overrides: Any) -> Target:
     wanted = str(getattr(overrides, "tensorrt", "") or "").strip()
     if not wanted:
         return target
+    # lazy: defers onnx
     from edgeclip.exporters.tensorrt_support import normalize_version
 
     version = normalize_version(wanted)  # unknown version -> one-line UserError naming the known ones
