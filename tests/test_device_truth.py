@@ -238,7 +238,7 @@ def test_the_export_time_speed_check_uses_the_same_rule(monkeypatch):
         return {"fp32": {"p50": 1.0, "iterations": 50, "round_p50": [1.0] * 5},
                 "int8": {"p50": 0.9, "iterations": 50, "round_p50": [0.97, 0.96, 0.98, 0.97, 0.9]}}
 
-    monkeypatch.setattr("edgeclip.bench.latency.benchmark_interleaved", fake_interleaved)
+    monkeypatch.setattr(int8_module, "benchmark_interleaved", fake_interleaved)
     record = int8_module.speed_check(lambda b: None, lambda b: None, np.zeros((1, 3, 4, 4), np.float32), 1.0)
     assert record["int8_over_fp32"] == 0.97 and record["rounds"] == 5 and record["min_gain"] == INT8_MIN_GAIN
     assert record["int8_faster"] is False
