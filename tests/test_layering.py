@@ -61,6 +61,28 @@ def test_every_module_has_a_layer(graph: ImportGraph) -> None:
     assert not unplaced, f"add these modules to LAYERS (and docs/ARCHITECTURE.md): {unplaced}"
 
 
+def test_architecture_doc_lists_the_same_layers() -> None:
+    """docs/ARCHITECTURE.md's layer table is this one: same layers, same order, each member on its row."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("Layering (imports only go downwards", 1)[1].split("```", 2)[1]
+    rows: dict[str, str] = {}
+    current = ""
+    for line in block.splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0]
+            rows[current] = ""
+        if current:
+            rows[current] += line
+    assert list(rows) == [name for name, _ in LAYERS]
+    for name, members in LAYERS:
+        for member in members:
+            if member == "edgeclip":
+                continue
+            path = member.replace(".", "/").removeprefix("edgeclip/")
+            token = f"{path}/" if (ROOT / "edgeclip" / path).is_dir() else f"{path}.py"
+            assert token in rows[name], f"docs/ARCHITECTURE.md: {token} belongs on the '{name}' row"
+
+
 def test_every_internal_import_names_a_module(graph: ImportGraph) -> None:
     missing = {name: info.missing for name, info in graph.modules.items() if info.missing}
     assert not missing, f"imports of edgeclip modules that do not exist (moved or renamed?): {missing}"
