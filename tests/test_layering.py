@@ -88,6 +88,14 @@ def test_every_internal_import_names_a_module(graph: ImportGraph) -> None:
     assert not missing, f"imports of edgeclip modules that do not exist (moved or renamed?): {missing}"
 
 
+def test_every_imported_name_exists(graph: ImportGraph) -> None:
+    """After a move, `from edgeclip.x import name` must still find `name` — in the package, the
+    benchmarks and the tests (imports inside functions included)."""
+    others = sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "tests").rglob("*.py"))
+    unknown = graph.unknown_names() + graph.unknown_names_in(others)
+    assert not unknown, "imports of names that do not exist:\n" + "\n".join(unknown)
+
+
 def test_no_import_cycles(graph: ImportGraph) -> None:
     cycles = strongly_connected(graph.edges())
     assert not cycles, (f"import cycle {' -> '.join(find_cycle(graph.edges()) or [])}; all cycles (module sets): "
@@ -156,6 +164,8 @@ def test_checks_find_a_cycle_a_climb_and_an_unexplained_lazy_import(tmp_path: Pa
     assert lazy == {("pkg.low.b", "pkg.low.a"): "", ("pkg.high.e", "pkg.high.d"): "keeps torch out",
                     ("pkg.high.e", "pkg.low.c"): "", ("pkg.high.h", "pkg"): "", ("pkg.high.i", "pkg.heavy.light"): ""}
     assert graph.modules["pkg.high.h"].missing == ["pkg.gone (line 2)"]
+    assert sorted(graph.unknown_names()) == ["b.py:2 (pkg.low.b) imports x from pkg.low.a",  # a binds no x
+                                             "i.py:2 (pkg.high.i) imports y from pkg.heavy.light"]
     deferred = {(imp.source, imp.target): graph.defers_something(imp, set()) for imp in graph.function_imports()}
     assert deferred[("pkg.high.e", "pkg.high.d")] and deferred[("pkg.high.i", "pkg.heavy.light")]
     assert not deferred[("pkg.low.b", "pkg.low.a")]  # nothing heavy behind it: belongs at the top

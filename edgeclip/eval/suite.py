@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgeclip.data import open_image_dataset
+from edgeclip.data.captions import digits_caption_bank
 from edgeclip.data.class_match import align_classes
 from edgeclip.errors import UserError
 from edgeclip.eval.linear_probe import linear_probe
@@ -102,10 +103,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
 
 def _held_out_captions(test: Any, seed: int) -> list[str]:
     """One caption per held-out test image from the caption bank (templates × word/numeral), seeded."""
-    # lazy: defers torch
-    from edgeclip.teacher.proxy import caption_bank
-
-    bank, bank_labels = caption_bank(list(test.class_names))
+    bank, bank_labels = digits_caption_bank(list(test.class_names))
     by_class = [[c for c, lab in zip(bank, bank_labels) if lab == k] for k in range(len(test.class_names))]
     rng = np.random.default_rng(seed)
     return [by_class[label][int(rng.integers(len(by_class[label])))] for label in test.labels]

@@ -43,6 +43,9 @@ class ModuleInfo:
     imports: list[Import] = field(default_factory=list)
     third_party: set[str] = field(default_factory=set)  # top-level, runtime
     missing: list[str] = field(default_factory=list)  # internal modules imported that do not exist
+    names: set[str] = field(default_factory=set)  # what the module binds at top level
+    lazy_attributes: bool = False  # defines a module __getattr__: any name may resolve
+    from_names: list[tuple[str, str, int]] = field(default_factory=list)  # (module, name, line) it imports
     lines: list[str] = field(default_factory=list)
 
 
@@ -127,7 +130,10 @@ class ImportGraph:
         for info in self.modules.values():
             text = info.path.read_text(encoding="utf-8")
             info.lines = text.splitlines()
-            _Collector(info, self).visit(ast.parse(text, str(info.path)))
+            tree = ast.parse(text, str(info.path))
+            _Collector(info, self).visit(tree)
+            info.names = _top_level_names(tree)
+            info.lazy_attributes = "__getattr__" in info.names
             info.imports.extend(self._implicit(info))
 
     def _owner(self, name: str) -> str | None:
@@ -167,6 +173,8 @@ class ImportGraph:
             info.missing.append(f"{target} (line {node.lineno})")
         for alias in node.names:
             submodule = f"{target}.{alias.name}"
+            if alias.name != "*":
+                info.from_names.append((target, alias.name, node.lineno))
             owner = submodule if submodule in self.modules else self._owner(target)
             if owner:
                 internal.append(owner)
@@ -177,6 +185,38 @@ class ImportGraph:
         not the importer's own (those are already being imported)."""
         return [Import(info.name, parent, imp.line, imp.in_function, imp.type_checking, True, imp.group_line)
                 for imp in info.imports for parent in self.packages_run_first(imp)]
+
+    def unknown_names(self) -> list[str]:
+        """`from edgeclip.x import name` where x neither binds `name` nor has a submodule of that name."""
+        found = []
+        for info in self.modules.values():
+            for module, name, line in info.from_names:
+                target = self.modules.get(module)
+                if target is None or target.lazy_attributes or f"{module}.{name}" in self.modules:
+                    continue
+                if name not in target.names:
+                    found.append(f"{info.path.name}:{line} ({info.name}) imports {name} from {module}")
+        return found
+
+    def unknown_names_in(self, paths: list[Path]) -> list[str]:
+        """The same check for other files (benchmarks, tests) importing from the package."""
+        found = []
+        for path in paths:
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                    continue
+                if node.module.split(".")[0] not in self.packages:
+                    continue
+                target = self.modules.get(node.module)
+                if target is None:
+                    found.append(f"{path.name}:{node.lineno} imports from {node.module}, which does not exist")
+                    continue
+                for alias in node.names:
+                    known = (alias.name in target.names or target.lazy_attributes or alias.name == "*"
+                             or f"{node.module}.{alias.name}" in self.modules)
+                    if not known:
+                        found.append(f"{path.name}:{node.lineno} imports {alias.name} from {node.module}")
+        return found
 
     def edges(self, *, runtime_only: bool = True, implicit: bool = True) -> dict[str, set[str]]:
         """{module: modules it imports}. `runtime_only` leaves out TYPE_CHECKING imports; `implicit=False`
@@ -241,6 +281,35 @@ class ImportGraph:
             if LAZY_MARK in text:
                 return text.split(LAZY_MARK, 1)[1].strip()
         return ""
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """Names a module binds outside functions and classes: defs, classes, assignments and imports,
+    inside if/try/with/for/while blocks too."""
+    names: set[str] = set()
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+            continue
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+            targets = [node.target]
+        elif isinstance(node, ast.With):
+            targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+        for target in targets:
+            names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        for block in ("body", "orelse", "finalbody"):
+            stack.extend(getattr(node, block, []) if isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)) else [])
+        for handler in getattr(node, "handlers", []):
+            stack.extend(handler.body)
+    return names
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
