@@ -72,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if getattr(args, "out", None):  # an --out that cannot be written fails now, not after the work
-
             check_output_dir(args.out, "--out", replaced=getattr(args, "out_replaced", False))
         if getattr(args, "remote", None) is not None:  # a host starting with '-' would become an ssh option
             # lazy: `edgeclip --help` does not load it

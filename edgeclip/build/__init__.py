@@ -36,7 +36,6 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
           remote: str | None = None, remote_python: str = "python3") -> BuildResult:
     """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
     if recipe.video.clips:  # a dashcam accident recipe: encoder + temporal head (edgeclip/build/accident.py)
-
         return build_accident(recipe, target_name, out_dir=out_dir, progress=progress, remote=remote,
                               remote_python=remote_python)
     started = time.perf_counter()

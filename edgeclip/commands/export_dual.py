@@ -54,7 +54,6 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
     if any(a.status == "failed" for a in artifacts.values()):  # a TensorRT kit its TensorRT would refuse
-
         return EXIT_NO_ENGINE
     return 0 if ok else 1
 
