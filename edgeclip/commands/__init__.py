@@ -27,9 +27,9 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     """The recipe with every CLI flag a subcommand defines folded in as `--set` overrides, so flags
     and recipe values are validated the same way. Flags a subcommand does not define are ignored."""
-    # lazy: `edgeclip --help` does not load it
     from pathlib import Path
 
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.config import load_recipe
 
     overrides = list(getattr(args, "overrides", []))

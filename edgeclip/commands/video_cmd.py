@@ -88,9 +88,9 @@ def _head_params(items: list[str]) -> dict:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    # lazy: `edgeclip --help` does not load it (torch)
     import time
 
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.video.clips import LabelProtocol
     from edgeclip.video.export import parse_variants
     from edgeclip.video.pipeline import train_video

@@ -45,10 +45,10 @@ def target_arch(target: Any) -> str | None:
 
 def options_for(options: Any, deployable: Any) -> Any:
     """The int8 options for one deployable: a QAT copy's record goes into its manifest."""
-    # lazy: defers torch
     import dataclasses
     import json
 
+    # lazy: defers torch
     from edgeclip.compress.qat import COMPRESS_JSON
 
     record = Path(deployable.checkpoint) / COMPRESS_JSON

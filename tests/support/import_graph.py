@@ -273,10 +273,10 @@ class ImportGraph:
         return list(found.values())
 
     def lazy_reason(self, imp: Import) -> str:
-        """The `# lazy: ...` comment on the import's line, the line above, or the line above the run of
-        import statements it belongs to; '' if none."""
+        """The `# lazy: ...` comment on the import's line, or on a line above it within its run of import
+        statements (or just above the run); '' if none."""
         lines = self.modules[imp.source].lines
-        for number in (imp.line, imp.line - 1, imp.group_line - 1):
+        for number in range(imp.line, imp.group_line - 2, -1):
             text = lines[number - 1] if 0 < number <= len(lines) else ""
             if LAZY_MARK in text:
                 return text.split(LAZY_MARK, 1)[1].strip()
