@@ -110,9 +110,9 @@ def test_no_layer_imports_a_higher_one(graph: ImportGraph) -> None:
 def test_function_level_imports_say_why(graph: ImportGraph) -> None:
     """An import inside a function is only for a dependency the module must not load at import time
     (an optional backend, torch on the torch-free paths, anything `edgeclip --help` need not load): it
-    carries `# lazy: <reason>` on its line or above it in its run of imports, and the reason must hold: the imported
-    module loads a HEAVY package the importing module does not load already, or the importing module
-    is one `edgeclip --help` loads and the import defers anything at all."""
+    carries `# lazy: <reason>` on its line or above it in its run of imports, and the reason must
+    hold: the imported module loads a HEAVY package the importing module does not load already, or
+    the importing module is one `edgeclip --help` loads and the import defers what start-up skips."""
     startup = startup_path(graph)
     unmarked, needless = [], []
     for imp in graph.function_imports():
