@@ -10,7 +10,9 @@ Table 1: teacher = proxy digits CLIP (frozen) + MLP head fine-tuned on the same 
 filters at 32×32; each student trained with Hinton KD (α=β=0.5, τ=1) and from scratch (CE) under
 the same budget (epochs, batch, SGD schedule, augmentation, seed). Test split (359 images) unchanged.
 Table 2: capacity gap for the ResNet18-1/8 student on full data: the proxy teacher's run from
-table 1 plus runs with CE-trained timm ResNet18 and ResNet34 (half width) teachers.
+table 1 plus runs with CE-trained ResNet teachers of growing size (digits: ResNet18 and ResNet34 at
+half width with the ImageNet stem; CIFAR-10: ResNet18 at 1/8 — the student's own size — and 1/4 of
+the filters with the CIFAR stem, `cnn:cifar_resnet18@W`).
 Every run is an `edgeclip distill` run directory under --work; tasks run in --jobs processes with
 one torch thread each (2 cores).
 """
@@ -31,11 +33,12 @@ SHOTS = [0, 5, 10, 20]
 # recipe's own schedule) and how the test split is described.
 DATASET_SETTINGS = {
     "digits": {"recipe": "digits-kd", "teacher": "proxy-digits", "shots": SHOTS, "epochs": 12,
-               "test": "359 held-out digits", "title": "real digits"},
+               "test": "359 held-out digits", "title": "real digits",
+               "cnn_teachers": ["cnn:resnet18@0.5", "cnn:resnet34@0.5"]},
     "cifar10": {"recipe": "cifar10-kd", "teacher": "proxy-cifar10", "shots": [0, 10, 50, 100], "epochs": None,
-                "test": "CIFAR-10's own 10,000 test photos", "title": "real CIFAR-10 photos"},
+                "test": "CIFAR-10's own 10,000 test photos", "title": "real CIFAR-10 photos",
+                "cnn_teachers": ["cnn:cifar_resnet18@0.125", "cnn:cifar_resnet18@0.25"]},
 }
-CNN_TEACHERS = ["cnn:resnet18@0.5", "cnn:resnet34@0.5"]
 CAPACITY_STUDENT = "resnet18_w8"
 DIGIT_CLASSES = 10
 
@@ -93,7 +96,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
             name = f"proxy-{student}-k{shots}"
             tasks.append({"name": name, "teacher": setting["teacher"], "recipe": setting["recipe"], "out": str(work / name), "reuse": args.reuse,
                           "overrides": [f"student.name={student}", "distill.scratch_baseline=true", *overrides_for(shots, args)]})
-    for teacher in CNN_TEACHERS if args.capacity else []:
+    for teacher in setting["cnn_teachers"] if args.capacity else []:
         name = f"{teacher.split(':')[1].replace('@', '-w')}-{CAPACITY_STUDENT}-k0"
         tasks.append({"name": name, "teacher": teacher, "recipe": setting["recipe"], "out": str(work / name), "reuse": args.reuse,
                       "overrides": [f"student.name={CAPACITY_STUDENT}", f"distill.teacher_epochs={args.teacher_epochs}", *overrides_for(0, args)]})

@@ -112,3 +112,22 @@ def test_capacity_gap_with_proxy_clip_and_two_cnn_teachers(tmp_path, proxy_teach
         assert row.param_gap == pytest.approx(row.teacher_params / row.student_params)
         assert 0.0 <= row.overconfidence_p <= 1.0 or math.isnan(row.overconfidence_p)
     assert (tmp_path / CAPACITY_MD).is_file() and meta["data"]["shots"] == 20
+
+
+def test_cifar_resnet_teacher_keeps_the_resolution_the_imagenet_stem_throws_away() -> None:
+    """cnn:cifar_resnet18 is ResNet18 with the CIFAR stem (3×3/1, no pool): its first stage sees 32×32,
+    the ImageNet-stem teacher's sees 8×8; the names and the width check are shared."""
+    import torch
+
+    from edgeclip.errors import UserError
+    from edgeclip.teacher.cnn import build_cnn
+
+    cifar, imagenet = build_cnn("cifar_resnet18", 10, 0.25), build_cnn("resnet18", 10, 0.25)
+    seen: dict[str, tuple[int, ...]] = {}
+    for name, model in (("cifar", cifar), ("imagenet", imagenet)):
+        first_stage = [m for m in model.modules() if m.__class__.__name__ == "BasicBlock"][0]
+        first_stage.register_forward_pre_hook(lambda _m, inputs, name=name: seen.update({name: tuple(inputs[0].shape[-2:])}))
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    assert seen == {"cifar": (32, 32), "imagenet": (8, 8)}
+    with pytest.raises(UserError, match="did you mean 'cifar_resnet18'"):
+        build_cnn("cifar_resnet81", 10)

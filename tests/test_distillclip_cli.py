@@ -51,6 +51,17 @@ def test_eval_suite_table(run_dir, tmp_path, capsys) -> None:
     assert "synthetic shift" in json.dumps(report["suite"]["details"]["shift"])
 
 
+def test_eval_corruption_shift_through_the_cli(run_dir, tmp_path, capsys) -> None:
+    """--shift-set/--shift-images reach the suite: a seeded subset, the corruption grid and the mean per severity."""
+    assert main(["eval", "--model", str(run_dir / "student"), "--suite", "shift", "--shift-set", "corruptions",
+                 "--shift-images", "20", "--latency-backends", "none", "--out", str(tmp_path), "--quiet"]) == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    rows, details = report["suite"]["rows"], report["suite"]["details"]["shift"]
+    assert details["family"] == "corruptions" and details["images"] == 20 and "shift noise top-1" not in rows
+    assert {f"shift mean s{k} top-1" for k in range(1, 6)} <= set(rows) and "shift fog s5 top-1" in rows
+    assert "| fog |" in (tmp_path / "eval.md").read_text()
+
+
 def test_eval_bad_suite_exits_2(run_dir, capsys) -> None:
     assert main(["eval", "--model", str(run_dir / "student"), "--suite", "zero-shot,speed"]) == 2
     assert "unknown suite 'speed'" in capsys.readouterr().err

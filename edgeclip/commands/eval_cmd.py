@@ -20,6 +20,7 @@ EXAMPLES = """
   edgeclip eval --analysis capacity-gap --runs runs/a runs/b runs/c   # table from finished distill runs
   edgeclip eval --model runs/<id>/student --suite zero-shot,linear-probe,shift,retrieval   # DistillCLIP dual encoder
   edgeclip eval --model runs/<id>/student --suite shift --shift-data photos_of_digits/ --latency-backends none
+  edgeclip eval --model runs/<id>/student --data cifar10 --suite shift --shift-images 2000   # corruptions x severities
 """
 
 ANALYSES = ("capacity-gap",)
@@ -59,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dual encoders: comma-separated suites zero-shot,linear-probe,shift,retrieval (default: all)")
     parser.add_argument("--shift-data", action="append", default=[], metavar="FOLDER",
                         help="dual encoders: a folder of class folders (same classes) evaluated as a distribution shift; repeatable")
+    parser.add_argument("--shift-set", default="auto", choices=("auto", "corruptions", "synthetic"),
+                        help="dual encoders: shift suite's images: CIFAR-10-C-style corruptions x severities 1..5 (photos), "
+                             "synthetic shifts (digits); auto picks by the data")
+    parser.add_argument("--shift-images", type=int, default=None, metavar="N",
+                        help="dual encoders: evaluate the corruptions on a seeded class-stratified subset of N test images "
+                             "(a full pass is 50x the test set per model); default all")
     parser.add_argument("--latency-backends", default="torch,onnx,openvino",
                         help="dual encoders: backends for the per-tower latency table (fp32, batch 1, interleaved); 'none' skips")
     parser.add_argument("--templates", default=None, help="dual encoders: prompt template set; None = the one recorded with the model")

@@ -49,9 +49,10 @@ def _convolve(channel: np.ndarray, kernel: np.ndarray, mode: str) -> np.ndarray:
     kh, kw = kernel.shape
     padded = np.pad(channel, ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode=mode)
     out = np.zeros_like(channel)
-    for dy in range(kh):
-        for dx in range(kw):
-            out += kernel[dy, dx] * padded[dy:dy + channel.shape[0], dx:dx + channel.shape[1]]
+    # Zero taps are skipped: the defocus disk fills a few of its 17×17 taps, and a shift evaluation
+    # corrupts the test set 50 times (same sums, ~10× faster).
+    for dy, dx in zip(*np.nonzero(kernel)):
+        out += kernel[dy, dx] * padded[dy:dy + channel.shape[0], dx:dx + channel.shape[1]]
     return out
 
 

@@ -32,6 +32,21 @@ def find_teacher_spec(model_dir: Path, spec: Any, given: list[str]) -> str:
     raise UserError(f"no teacher recorded for {model_dir}; pass --teacher (e.g. proxy-digits-large or ViT-B-32:openai)")
 
 
+def check_shift_arguments(args: argparse.Namespace, suites: list[str], test: Any) -> None:
+    """--shift-set/--shift-images make sense only with the shift suite, and a subset only of corruptions."""
+    # lazy: defers torch
+    from edgeclip.eval.corruption_shift import shift_family
+
+    shift_set, images = getattr(args, "shift_set", "auto"), getattr(args, "shift_images", None)
+    if images is not None and images < 1:
+        raise UserError(f"--shift-images must be a positive number of test images, got {images}; leave it out to use all")
+    if images is not None and "shift" not in suites:
+        raise UserError(f"--shift-images sizes the shift suite, which --suite {args.suite} leaves out; add 'shift'")
+    if images is not None and shift_family(shift_set, test) != "corruptions":
+        raise UserError("--shift-images subsets the corruption shifts of photos; this data gets synthetic shifts "
+                        "(add --shift-set corruptions, or drop --shift-images)")
+
+
 def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path) -> int:
     # lazy: defers torch
     from edgeclip.eval.encoders import student_encoder, teacher_encoder
@@ -47,6 +62,7 @@ def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model
         raise UserError(f"--shift-data is evaluated by the shift suite, which --suite {args.suite} leaves out; add 'shift'")
     for folder in args.shift_data or []:  # every input check before the teacher loads or anything is encoded
         open_shift_folder(folder, test.class_names, class_map)
+    check_shift_arguments(args, suites, test)
     templates_name = args.templates or spec.extra.get("templates") or "digits"
     templates = get_templates(templates_name)
     teacher_spec = find_teacher_spec(model_dir, spec, args.teacher)
@@ -54,7 +70,8 @@ def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model
     say = (lambda m: None) if args.quiet else (lambda m: print(f"[edgeclip eval] {m}", file=sys.stderr, flush=True))
     t_enc, s_enc = teacher_encoder(teacher), student_encoder(model, spec, name=spec.name)
     suite = run_suite(t_enc, s_enc, test=test, train=train, templates=templates, suites=suites,
-                      shift_folders=args.shift_data or [], progress=say, class_map=class_map)
+                      shift_folders=args.shift_data or [], progress=say, class_map=class_map,
+                      shift_set=getattr(args, "shift_set", "auto"), shift_images=getattr(args, "shift_images", None))
     latency = None
     backends = [b.strip() for b in (args.latency_backends or "").split(",") if b.strip() and b.strip() != "none"]
     if backends:

@@ -4,7 +4,9 @@ ResNets (students/resnet.py: ResNet10/18/34 BasicBlock, ResNet50 Bottleneck, opt
 filters) trained here with plain cross-entropy on the same (possibly low-shot) training images as
 the student. At digit scale (32×32 input) the ImageNet stem (7×7/2 conv + 3×3/2 pool) brings the
 map to 8×8 — exactly the 8×8 digits' native resolution — so nothing is lost while the teacher
-stays cheap on a CPU.
+stays cheap on a CPU. On 32×32 photos (CIFAR-10) that stem throws away 15/16 of the pixels before
+the first block, so `cifar_resnet*` are the same nets with the CIFAR stem (3×3/1 conv, no pool) that
+the ResNet students use at this size — teachers that can be stronger than the student.
 
 Saved as a directory: `model.pt` (state dict) + `teacher.json` (arch, width, classes, preprocess).
 Loading checks that the weights really belong to the recorded (or requested) architecture.
@@ -27,22 +29,26 @@ from edgeclip.utils import count_params
 
 CNN_KIND = "cnn_ce"
 # name → (bottleneck blocks?, blocks per stage); widths scale (64, 128, 256, 512).
-CNN_ARCHS: dict[str, tuple[bool, tuple[int, int, int, int]]] = {
+IMAGENET_STEM_ARCHS: dict[str, tuple[bool, tuple[int, int, int, int]]] = {
     "resnet10": (False, (1, 1, 1, 1)),
     "resnet18": (False, (2, 2, 2, 2)),
     "resnet34": (False, (3, 4, 6, 3)),
     "resnet50": (True, (3, 4, 6, 3)),
 }
+CIFAR_STEM_PREFIX = "cifar_"
+CNN_ARCHS = {**IMAGENET_STEM_ARCHS, **{CIFAR_STEM_PREFIX + name: spec for name, spec in IMAGENET_STEM_ARCHS.items()}}
 
 
 def build_cnn(arch: str, num_classes: int, width: float = 1.0) -> ResNet:
-    """A randomly initialised ResNet `arch` with `width` × the standard filters and the ImageNet stem."""
+    """A randomly initialised ResNet `arch` with `width` × the standard filters; the ImageNet stem, or the
+    CIFAR stem for `cifar_*` archs."""
     if arch not in CNN_ARCHS:
         raise unknown_name_error("CNN teacher", arch, CNN_ARCHS, "use e.g. --teacher cnn:resnet18 or cnn:resnet34@0.5")
     if not 0 < width <= 4:
         raise UserError(f"CNN teacher width must be in (0, 4], got {width}; write e.g. cnn:resnet34@0.5")
     bottleneck, blocks = CNN_ARCHS[arch]
-    return ResNet(num_classes, width=width, blocks=blocks, bottleneck=bottleneck, small_input=False)
+    return ResNet(num_classes, width=width, blocks=blocks, bottleneck=bottleneck,
+                  small_input=arch.startswith(CIFAR_STEM_PREFIX))
 
 
 class CnnTeacher:
