@@ -61,7 +61,16 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     for step in task["steps"]:
         out = Path(step["out"])
         recipe = load_recipe(step["recipe"], step["overrides"])
-        if task["reuse"] and (out / RESULT_JSON).is_file():
+        kind = step.get("kind", "data-free")
+        if kind == "real-matched":
+            # The data-free recipe's loss/schedule on real train images (reuses its own finished run).
+            from edgeclip.distill.datafree.real_reference import distill_on_real
+
+            result = distill_on_real(recipe, step["per_class"], out, progress=bool(step.get("progress")))
+            print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: student {result['metrics']['student_accuracy']:.3f}", flush=True)
+            results[step["name"]] = result
+            continue
+        if (task["reuse"] or step.get("reuse_only")) and (out / RESULT_JSON).is_file():
             earlier = read_json(out / RESULT_JSON)
             # Reuse only a run of this recipe with these overrides (its prose and fields added since at
             # their defaults aside); --reevaluate also takes one that differs in evaluation-only fields.
@@ -71,6 +80,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                     earlier = _reevaluate(step, recipe, earlier, out)
                 results[step["name"]] = {**earlier, "reused": True}
                 continue
+            if step.get("reuse_only"):
+                raise SystemExit(f"error: {step['name']}: the finished run in {out} used another recipe ({', '.join(differs)}); "
+                                 "it is only read here, so point the option at a run of this recipe or drop it to train one")
             print(f"{step['name']}: the finished run in {out} used another recipe ({', '.join(differs)}); running again", flush=True)
         started = time.perf_counter()
         # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
@@ -80,18 +92,21 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             source = Path(step["copy_synthetic_from"]) / "synthetic"
             shutil.rmtree(out, ignore_errors=True)
             shutil.copytree(source, out / "synthetic")
-        if step["recipe"] == "digits-kd":
+        if step.get("reuse_only"):
+            raise SystemExit(f"error: {step['name']}: no finished run in {out}; point the option at a finished run or drop it to train one")
+        if kind == "real-kd":
             from edgeclip.distill.classifier_kd import distill_classifier
 
             result = distill_classifier(recipe, out_dir=out, progress=False).result
-            result["shifts"] = _shifted_accuracies(out / "student")
-            from edgeclip.io_utils import write_json
+            if step.get("shifts", True):
+                result["shifts"] = _shifted_accuracies(out / "student")
+                from edgeclip.io_utils import write_json
 
-            write_json(out / "shifts.json", result["shifts"])
+                write_json(out / "shifts.json", result["shifts"])
         else:
             from edgeclip.distill.datafree.trainer import distill_datafree
 
-            result = distill_datafree(recipe, out_dir=out, progress=False, resume=bool(step.get("copy_synthetic_from"))).result
+            result = distill_datafree(recipe, out_dir=out, progress=bool(step.get("progress")), resume=bool(step.get("copy_synthetic_from") or step.get("resume"))).result
         usage = resource.getrusage(resource.RUSAGE_SELF)
         result["cpu_seconds"] = usage.ru_utime + usage.ru_stime - cpu_started
         from edgeclip.io_utils import write_json
@@ -118,7 +133,7 @@ def _reevaluate(step: dict[str, Any], recipe: Any, earlier: dict[str, Any], out:
     from edgeclip.io_utils import write_json
 
     started = time.perf_counter()
-    if step["recipe"] == "digits-kd":
+    if step.get("kind") == "real-kd":
         clean, shifts = _shifted_accuracies(out / "student", with_clean=True)
         if clean != earlier["metrics"]["student_accuracy"]:
             raise SystemExit(f"error: {out}: re-measured clean top-1 {clean} differs from its result.json "
@@ -179,7 +194,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
         {"steps": [step("contrastive-fourier", "datafree.prompt=contrastive", "datafree.generator=fourier",
                         "datafree.generator_params={decay: 1.0, init_std: 0.05, init_mean: 0.95}")]},
         *({"steps": [step(p, f"datafree.prompt={p}")]} for p in ("plain", "mix", "random")),
-        {"steps": [{"name": "real-kd", "recipe": "digits-kd", "out": str(work / "real-kd"),
+        {"steps": [{"name": "real-kd", "kind": "real-kd", "recipe": "digits-kd", "out": str(work / "real-kd"),
                     "overrides": [f"student.name={STUDENT}"]}]},
     ]
     for task in tasks:

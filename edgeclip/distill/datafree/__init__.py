@@ -14,6 +14,7 @@ match the teacher's similarity vector on the synthetic set. Modules, one job eac
 - `synthetic_set` read a synthetic set back as an `ImageDataset` with its teacher outputs
 - `fewshot`       optional few-shot fine-tuning on k real images per class
 - `trainer`       `distill_datafree`: the method behind `edgeclip distill --method data-free`
+- `real_reference` the same loss/schedule on k real images per class (what a synthetic set is compared with)
 
 Nothing here imports torch at package import time.
 """
