@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from edgeclip.bench.environment import collect_environment
-from edgeclip.config import recipe_differences
+from edgeclip.config import load_recipe
+from edgeclip.distill.reuse import reusable_run
 from edgeclip.io_utils import write_json
 from edgeclip.video.clips import LabelProtocol
 from edgeclip.video.dataset import build_dataset
@@ -59,22 +60,15 @@ def adopt_run(source: Path, target: Path, recipe_name: str) -> dict:
     """Use an already-trained student: `source` (a run directory with result.json and student/) must
     have been made by `recipe_name` as it reads today; it is copied to `target` in --work (the
     benchmark's own copy) and described in the result file. Exits 2 when it was made otherwise."""
-    import dataclasses
     import hashlib
     import shutil
 
-    from edgeclip.config import Recipe, load_recipe
-
-    result_file, model = source / "result.json", source / "student" / "model.pt"
-    if not result_file.is_file() or not model.is_file():
-        raise SystemExit(f"error: {source} is no finished run (result.json and student/model.pt expected)")
-    earlier = json.loads(result_file.read_text())
-    # export/bench settings (parity samples, timing) do not change the trained student.
-    differs = [d for d in recipe_differences(earlier.get("recipe") or {}, load_recipe(recipe_name).to_dict(),
-                                             dataclasses.asdict(Recipe())) if d.split(".")[0] not in ("export", "bench")]
-    if differs:
-        raise SystemExit(f"error: {source} was not made by today's recipe {recipe_name} (differs in: {', '.join(differs)}); "
-                         "leave the option out to distill the student here")
+    model = source / "student" / "model.pt"
+    found = reusable_run(source, load_recipe(recipe_name))  # edgeclip's one reuse rule
+    if not found.reusable or not model.is_file():
+        raise SystemExit(f"error: {source} is not a finished run of today's recipe {recipe_name} "
+                         f"({found.reason or 'student/model.pt missing'}); leave the option out to distill the student here")
+    earlier = found.result
     digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
     if not (target / "student" / "model.pt").is_file() or \
             hashlib.sha256((target / "student" / "model.pt").read_bytes()).hexdigest()[:16] != digest:
@@ -95,8 +89,7 @@ def adopt_run(source: Path, target: Path, recipe_name: str) -> dict:
 def kd_student(work: Path) -> Path:
     """ResNet18-1/8 distilled from the proxy teacher (quickstart recipe); reused when present."""
     checkpoint = work / "kd-student" / "student"
-    if not (checkpoint / "model.pt").is_file():
-        from edgeclip.config import load_recipe
+    if not reusable_run(work / "kd-student", load_recipe("quickstart")).reusable:
         from edgeclip.distill.methods import run_distillation
 
         log("distilling the KD student (quickstart recipe)")
@@ -107,8 +100,7 @@ def kd_student(work: Path) -> Path:
 def distillclip_student(work: Path) -> Path:
     """The DistillCLIP dual encoder distilled from proxy-digits-large (recipe distillclip-digits); reused when present."""
     checkpoint = work / "distillclip" / "student"
-    if not (checkpoint / "model.pt").is_file():
-        from edgeclip.config import load_recipe
+    if not reusable_run(work / "distillclip", load_recipe("distillclip-digits")).reusable:
         from edgeclip.distill.methods import run_distillation
 
         log("distilling the DistillCLIP student (distillclip-digits recipe)")

@@ -3,20 +3,24 @@
 Students (MobileNetV3-S/L, ResNet18 widths) are distilled with KD from the proxy teacher
 `proxy-digits` on digits `train` (719 images) and evaluated on the 359 held-out digits `test`
 images at 32×32 — digits are 8×8, so 32×32 keeps every pixel. Variants per student:
-- int8 PTQ: static QDQ / NNCF with this CPU's weight type, each backend's default calibration ("auto":
-  onnxruntime min-max, NNCF's own estimators) on 128 train images;
-- int8 mixed: the per-layer sensitivity search (target: 99.5% top-1 agreement with fp32 on 256
-  `pretrain` images, which no student trains on) — identical to PTQ when PTQ already meets it there;
-- int8 QAT: 4-epoch QAT + KD fine-tune (teacher mixed with the fp32 student), then int8 mixed;
+- int8 mixed: exactly what `edgeclip build` makes from the training recipe (digits-kd): its `int8:`
+  settings (config.Int8Config), its calibration and validation images (compress/int8_inputs.py:
+  `data.calibration_count` seeded train images; the sensitivity search validates on
+  `int8.validation_count` other train images) and its parity sample — the product's own defaults;
+- int8 PTQ: the same with `int8.mixed: false` — a deliberate variation, to show what the sensitivity
+  search adds (the build never makes this row);
+- int8 QAT: 4-epoch QAT + KD fine-tune (teacher mixed with the fp32 student), then int8 as the build;
 - pruned 30/50/70%: torch-pruning (L2), 10 epochs of KD recovery from the teacher, fp32 and int8.
 Speed references at 224²: the OpenAI ViT-B/32 image tower and a DistillCLIP image tower
 (distillclip_vit_s32), both with random weights (no hub offline: speed, size and FLOPs only; the
 DistillCLIP tower's pruned rows are pruned random weights, no recovery). Every artifact of every
 model is timed round-robin in ONE interleaved run (batch 1, fixed threads).
 
-"Passes": a student variant passes when its top-1 agreement with the fp32 student is ≥ 99% on the
-test images; the ViT-B/32 tower passes with its export parity (cosine). The 25× target compares
-each model at its fastest passing variant, in the same backend.
+"Passes": an fp32 student artifact passes when it runs; an int8 one when edgeclip's one ship rule
+(compress/ship_rule.py, what `edgeclip build` applies) lets it ship instead of the fp32 artifact of
+the same checkpoint and backend; the ViT-B/32 tower passes with its export parity (cosine). The 25×
+target compares each model at its fastest passing variant, in the same backend. The result file's
+`settings` block records the int8 settings used and every deliberate variation.
 
 Usage:
     python benchmarks/compression_cpu.py --work runs/bench-compression --out benchmarks/results/compression_cpu
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -38,9 +43,10 @@ import torch
 from edgeclip.bench.environment import collect_environment
 from edgeclip.bench.flops import count_flops
 from edgeclip.bench.harness import benchmark_interleaved
-from edgeclip.compress.int8 import Int8Options
-from edgeclip.compress.prune import PruneSettings, prune_model
+from edgeclip.compress.prune import prune_model
+from edgeclip.config import PruneConfig
 from edgeclip.compress.qat import QatConfig
+from edgeclip.compress.int8_inputs import qat_record
 from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED, REJECTED_NOTE, agreement_problem
 from edgeclip.compress.ship_rule import int8_decision
 from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
@@ -67,14 +73,19 @@ def log(message: str) -> None:
 
 
 def distill(student: str, work: Path, epochs: int) -> Path:
+    """The KD student of recipe digits-kd (student and epochs overridden); a finished run of that
+    recipe in --work is reused (edgeclip.distill.reuse, the product's one rule)."""
+    from edgeclip.config import load_recipe
+    from edgeclip.distill.reuse import reusable_run
+
     run = work / f"kd-{student}"
-    if not (run / "result.json").is_file():
-        from edgeclip.config import load_recipe
+    recipe = load_recipe("digits-kd", [f"student.name={student}", f"distill.epochs={epochs}",
+                                       f"distill.milestones=[{int(epochs * 0.6)},{int(epochs * 0.9)}]"])
+    found = reusable_run(run, recipe)
+    if not found.reusable:
         from edgeclip.distill.classifier_kd import distill_classifier
 
-        log(f"distilling {student} ({epochs} epochs)")
-        recipe = load_recipe("digits-kd", [f"student.name={student}", f"distill.epochs={epochs}",
-                                           f"distill.milestones=[{int(epochs * 0.6)},{int(epochs * 0.9)}]"])
+        log(f"distilling {student} ({epochs} epochs): {found.reason}")
         distill_classifier(recipe, out_dir=run, progress=False)
     return run
 
@@ -96,13 +107,20 @@ def variants(run: Path, args: argparse.Namespace, compress: bool) -> dict[str, P
         pruned = run / f"student-pruned{round(ratio * 100)}"
         if not (pruned / "model.pt").is_file():
             log(f"pruning {run.name} at {ratio}")
-            prune_checkpoint(student, pruned, PruneSettings(ratio=ratio), recover_epochs=args.recover_epochs, progress=False,
+            prune_checkpoint(student, pruned, PruneConfig(ratio=ratio, recover_epochs=args.recover_epochs), progress=False,
                              resume=pruned.with_name(pruned.name + ".recovery").is_dir())
         found[f"pruned{round(ratio * 100)}"] = pruned
     return found
 
 
 _ARRAYS: dict[str, dict[str, np.ndarray]] = {}
+TRAINING_RECIPE = "digits-kd"  # the students' recipe: its int8/data/export settings are the build's
+
+
+def product_recipe() -> Any:
+    from edgeclip.config import load_recipe
+
+    return load_recipe(TRAINING_RECIPE)
 
 
 def digits_arrays(preprocess: Any) -> dict[str, np.ndarray]:
@@ -113,28 +131,51 @@ def digits_arrays(preprocess: Any) -> dict[str, np.ndarray]:
 
 
 def _digits_arrays(preprocess: Any) -> dict[str, np.ndarray]:
-    """Calibration: 128 `train` images. Validation for the mixed-precision search: 256 `pretrain`
-    images — never seen by the students (they train on `train`), so the search sees the small logit
-    margins of unseen images, as on `test`; on train images it met its target and then missed 99% on
-    test. The 359 `test` images are only evaluated."""
-    train = preprocess_all(open_image_dataset("digits", "train"), preprocess).numpy()
-    unseen = preprocess_all(open_image_dataset("digits", "pretrain"), preprocess).numpy()
+    """The build's int8 and parity inputs for the training recipe (compress/int8_inputs.py): calibration
+    and validation from digits `train`, parity a seeded sample of `test`. All 359 `test` images are
+    evaluated."""
+    from edgeclip.compress.int8_inputs import int8_images
+    from edgeclip.data.sampling import sample_images
+
+    recipe = product_recipe()
+    calibration, validation = int8_images(open_image_dataset("digits", "train"), preprocess, recipe.int8,
+                                          calibration_count=recipe.data.calibration_count, seed=recipe.seed)
     test_set = open_image_dataset("digits", "test")
-    return {"calibration": train[0::2][:128], "validation": unseen[:256],
+    return {"calibration": calibration, "validation": validation,
+            "parity": sample_images(test_set, preprocess, recipe.export.parity_samples, recipe.seed),
             "test": preprocess_all(test_set, preprocess).numpy(), "labels": np.asarray(test_set.labels)}
+
+
+def settings_record() -> dict[str, Any]:
+    """What the int8 artifacts were made with, and which rows deliberately vary it (into the result file)."""
+    import dataclasses
+
+    recipe = product_recipe()
+    return {"recipe": TRAINING_RECIPE, "int8": dataclasses.asdict(recipe.int8),
+            "calibration_count": recipe.data.calibration_count, "parity_samples": recipe.export.parity_samples,
+            "seed": recipe.seed, "ship_rule": "edgeclip.compress.ship_rule.int8_decision",
+            "variations": {"int8 PTQ": "int8.mixed=false: shows what the sensitivity search adds; the build makes only the mixed row",
+                           "towers": "ViT-B/32 / DistillCLIP towers (speed references, random weights): int8.mixed=false and "
+                                     "calibration on the 32 frames they are timed with (no labels to search against)"}}
 
 
 def export_variant(model: Any, spec: Any, backend: str, label: str, out: Path, arrays: dict[str, np.ndarray], *,
                    source: Path | None, mixed: bool, qat: dict | None = None) -> Path:
+    """One artifact made as `edgeclip build` makes it (compress/int8_inputs.int8_options on the training
+    recipe's int8 settings); `mixed=False` is the deliberate PTQ variation (see settings_record)."""
     if (out / "manifest.json").is_file():
         return out
+    import dataclasses
+
+    from edgeclip.compress.int8_inputs import int8_options
+
     log(f"exporting {out.parent.name}/{out.name}")
     precision = "fp32" if label == "fp32" else "int8"
     options = None
     if precision == "int8":
-        options = Int8Options(mixed=mixed, validation=arrays["validation"] if mixed else None, speed_check=False,
-                              max_float_fraction=0.5, qat=qat)
-    export_model(model, spec, backend, precision, out, calibration=arrays["calibration"], parity_inputs=arrays["test"][:64],
+        settings = dataclasses.replace(product_recipe().int8, mixed=mixed and product_recipe().int8.mixed)
+        options = int8_options(settings, arrays["validation"], None, qat)
+    export_model(model, spec, backend, precision, out, calibration=arrays["calibration"], parity_inputs=arrays["parity"],
                  source_checkpoint=str(source) if source else None, int8=options)
     return out
 
@@ -165,7 +206,7 @@ def student_artifacts(student: str, args: argparse.Namespace) -> list[dict[str, 
             for label, name, mixed in plan(variant):
                 out = args.work / "artifacts" / student / f"{variant}-{backend}-{label}"
                 export_variant(model, spec, backend, label, out, arrays, source=checkpoint, mixed=mixed,
-                               qat=(info.get("extra") or {}).get("qat"))
+                               qat=qat_record(checkpoint))
                 rows.append({"model": student, "variant": "base" if variant == "qat" else variant, "format": name,
                              "backend": backend, "artifact": out, "checkpoint": checkpoint,
                              "teacher_accuracy": teacher_accuracy, **epochs})
@@ -220,7 +261,7 @@ def tower_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
     clip, spec = create_student("distillclip_vit_s32")
     towers.append(("distillclip_vit_s32 image tower", "base", ImageTower(clip).eval(), image_tower_spec(clip, "distillclip_vit_s32_image")))
     for ratio in PRUNE_RATIOS:
-        pruned, _ = prune_model(clip, spec, PruneSettings(ratio=ratio))
+        pruned, _ = prune_model(clip, spec, PruneConfig(ratio=ratio))
         towers.append(("distillclip_vit_s32 image tower", f"pruned{round(ratio * 100)}", ImageTower(pruned).eval(),
                        image_tower_spec(pruned, "distillclip_vit_s32_image")))
     frames = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "dad-demo").glob("*/*.jpg"))[::25][:32]
@@ -229,7 +270,7 @@ def tower_artifacts(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         images = (np.stack([tower_spec.preprocess(load_image(p)) for p in frames]).astype(np.float32) if frames
                   else preprocess_all(open_image_dataset("digits", "train"), tower_spec.preprocess).numpy()[:32])
-        arrays = {"calibration": images, "validation": images, "test": images}
+        arrays = {"calibration": images, "validation": None, "parity": images, "test": images}
         for backend in BACKENDS:
             for precision in ("fp32", "int8"):
                 out = args.work / "artifacts" / "towers" / f"{tower_spec.name}-{variant}-{backend}-{precision}"
@@ -367,6 +408,7 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--seconds", type=float, default=4.0, help="timing budget per artifact (the run gets this × artifacts)")
     parser.add_argument("--skip-towers", action="store_true")
+    parser.add_argument("--subset-note", default="", help="why this run covers less than the full benchmark (into the result file)")
     parser.add_argument("--distillclip-run", type=Path, default=None,
                         help="a trained `edgeclip distill --recipe distillclip-digits` run: its fused zero-shot model gets "
                              "fp32 / int8 PTQ / int8 mixed rows judged on the test digits")
@@ -382,10 +424,10 @@ def main() -> int:
         rows += tower_artifacts(args)
     measure(rows, args)
     evaluate(rows)
-    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["python"] + sys.argv),
+    result = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": shlex.join(["python"] + sys.argv),
               "environment": collect_environment(threads=args.threads), "threads": args.threads,
               "load_average_at_end": list(__import__("os").getloadavg()), "seconds": round(time.perf_counter() - started),
-              "bars": {"agreement": INT8_AGREEMENT_BAR, "retention": RETENTION_BAR},
+              "bars": {"agreement": INT8_AGREEMENT_BAR, "retention": RETENTION_BAR}, "settings": settings_record(), "subset_note": args.subset_note,
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in row.items()
                        if k not in ("tower", "reference_model", "params_module", "preprocess")} for row in rows]}
     result.update(verdicts(result["rows"]))

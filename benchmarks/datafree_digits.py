@@ -51,8 +51,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from edgeclip.config import load_recipe, recipe_differences
-    from edgeclip.distill.results import RESULT_JSON
+    from edgeclip.config import load_recipe
+    from edgeclip.distill.reuse import reusable_run
     from edgeclip.io_utils import read_json
 
     import resource
@@ -70,20 +70,18 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             print(f"[{time.strftime('%H:%M:%S')}] {step['name']}: student {result['metrics']['student_accuracy']:.3f}", flush=True)
             results[step["name"]] = result
             continue
-        if (task["reuse"] or step.get("reuse_only")) and (out / RESULT_JSON).is_file():
-            earlier = read_json(out / RESULT_JSON)
-            # Reuse only a run of this recipe with these overrides (its prose and fields added since at
-            # their defaults aside); --reevaluate also takes one that differs in evaluation-only fields.
-            differs = recipe_differences(earlier.get("recipe") or {}, recipe.to_dict())
-            if not differs or (task["reevaluate"] and set(differs) <= EVALUATION_ONLY):
-                if task["reevaluate"]:
-                    earlier = _reevaluate(step, recipe, earlier, out)
+        if task["reuse"] or step.get("reuse_only"):
+            # edgeclip's one reuse rule; --reevaluate also takes a run that differs in evaluation-only
+            # fields (re-measured below).
+            found = reusable_run(out, recipe, ignore=EVALUATION_ONLY if task["reevaluate"] else ())
+            if found.reusable:
+                earlier = _reevaluate(step, recipe, found.result, out) if task["reevaluate"] else found.result
                 results[step["name"]] = {**earlier, "reused": True}
                 continue
             if step.get("reuse_only"):
-                raise SystemExit(f"error: {step['name']}: the finished run in {out} used another recipe ({', '.join(differs)}); "
-                                 "it is only read here, so point the option at a run of this recipe or drop it to train one")
-            print(f"{step['name']}: the finished run in {out} used another recipe ({', '.join(differs)}); running again", flush=True)
+                raise SystemExit(f"error: {step['name']}: {found.reason}; it is only read here, so point the option at a "
+                                 "run of this recipe or drop it to train one")
+            print(f"{step['name']}: {found.reason}; running again", flush=True)
         started = time.perf_counter()
         # CPU time of this process: what the run costs on an idle core, whatever else shares the machine.
         cpu_started = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime

@@ -64,17 +64,16 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     from edgeclip.config import load_recipe
     from edgeclip.distill.classifier_kd import distill_classifier
-    from edgeclip.distill.results import RESULT_JSON
-    from edgeclip.io_utils import read_json
+    from edgeclip.distill.reuse import reusable_run
 
     out = Path(task["out"])
     recipe = load_recipe(task["recipe"], task["overrides"])
-    if (out / RESULT_JSON).is_file() and task["reuse"]:
-        earlier = read_json(out / RESULT_JSON)
-        # Reuse only a run of exactly this recipe with exactly these overrides and this teacher.
-        if earlier.get("recipe") == recipe.to_dict() and earlier.get("teacher_spec") == task["teacher"]:
-            return {**earlier, "reused": True}
-        print(f"{task['name']}: the finished run in {out} used another recipe or teacher; training again", flush=True)
+    if task["reuse"]:
+        # edgeclip's one reuse rule: a finished run of this recipe (these overrides) and this teacher.
+        earlier = reusable_run(out, recipe, teacher=task["teacher"])
+        if earlier.reusable:
+            return {**earlier.result, "reused": True}
+        print(f"{task['name']}: {earlier.reason}; training again", flush=True)
     started = time.perf_counter()
     result = distill_classifier(recipe, teacher=task["teacher"], out_dir=out, progress=False).result
     result["teacher_spec"] = task["teacher"]

@@ -181,43 +181,92 @@ class ExportConfig:
     parity_samples: int = 64  # real test images compared against PyTorch: enough that one miss is not the verdict
 
 
+PRUNE_IMPORTANCE = ("l2", "l1", "random")
+
+
 @dataclass
 class PruneConfig:
-    """Structured pruning of the distilled student, then KD recovery (`ratio: 0` = off).
+    """Structured pruning + KD recovery: the recipe's `prune:` section (`ratio: 0` = off) and the
+    settings of `edgeclip compress prune` alike (its flag defaults are these; compress/prune.py).
 
     `ratio`: fraction of channels (CNN) / MLP hidden units (ViT) removed; `head_ratio`: fraction of
-    attention heads removed (null = same as ratio). `teacher`: "" = the run's teacher, "self" = the
-    unpruned student as the KD teacher. See `edgeclip compress prune --help`.
+    attention heads removed (null = same as ratio). `teacher`: "" = the run's teacher (the CLI: the
+    checkpoint's teacher if saved beside it, else self), "self" = the unpruned student as the KD teacher.
     """
 
     ratio: float = 0.0
     head_ratio: float | None = None
     recover_epochs: int = 10
-    recover_lr: float = 0.05
+    recover_lr: float = 0.05  # SGD for classifiers; towers recover with AdamW at lr/100
     importance: str = "l2"  # l2 | l1 | random
-    round_to: int = 1
-    ignore: list[str] = field(default_factory=list)
+    round_to: int = 1  # keep channel counts multiples of this (8 helps some int8 kernels)
+    ignore: list[str] = field(default_factory=list)  # module paths never pruned (their outputs keep their size)
     teacher: str = ""
+
+    def check(self) -> None:
+        """A pruning that can run (called before anything is loaded)."""
+        if not isinstance(self.ratio, (int, float)) or not 0.0 < float(self.ratio) < 1.0:
+            raise UserError(f"pruning ratio must be between 0 and 1 (exclusive), got {self.ratio}; e.g. --ratio 0.5 removes half the channels")
+        if self.head_ratio is not None and not 0.0 <= float(self.head_ratio) < 1.0:
+            raise UserError(f"head pruning ratio must be in [0, 1), got {self.head_ratio}")
+        if self.importance not in PRUNE_IMPORTANCE:
+            raise UserError(f"unknown pruning importance '{self.importance}'; use one of {', '.join(PRUNE_IMPORTANCE)}")
+        if self.round_to < 1:
+            raise UserError(f"round_to must be >= 1, got {self.round_to}")
+        if self.recover_epochs < 0:
+            raise UserError(f"prune recover_epochs must be >= 0, got {self.recover_epochs}")
+
+    def cut(self) -> dict[str, Any]:
+        """The settings that decide what is removed (recorded with the pruned checkpoint)."""
+        return {"ratio": self.ratio, "head_ratio": self.head_ratio, "importance": self.importance,
+                "round_to": self.round_to, "ignore": list(self.ignore)}
+
+
+INT8_MODES = ("classic", "auto")
+INT8_CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 
 
 @dataclass
 class Int8Config:
-    """How int8 artifacts are made (compress/int8.py). mode: auto (CPU-aware, calibration choice,
-    sensitivity-driven mixed precision, speed check) | classic (the original fixed methods)."""
+    """How int8 artifacts are made: the recipe's `int8:` section, and the one source of the int8
+    defaults of `edgeclip export`, `edgeclip compress int8` and `edgeclip build` (compress/int8.py's
+    Int8Options adds only what one export knows: target, validation images, QAT record).
+    mode: auto (CPU-aware, calibration choice, sensitivity-driven mixed precision, speed check) |
+    classic (the original fixed methods)."""
 
     mode: str = "auto"
-    calibration_method: str = "auto"  # auto (each backend's default) | minmax | entropy | percentile
+    # auto = each backend's own default estimator (onnxruntime: min-max; NNCF: its defaults) | minmax | entropy | percentile
+    calibration_method: str = "auto"
     percentile: float = 99.999
-    weights: str = "auto"  # onnxruntime static int8 weights: auto (by CPU VNNI) | int8 | uint8
-    ignored_scope: list[str] = field(default_factory=list)
-    mixed: bool = True
+    weights: str = "auto"  # onnxruntime static int8 weights: auto (by the CPU it runs on) | int8 | uint8
+    ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
+    mixed: bool = True  # run the sensitivity search (needs validation images)
+    # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
+    # not 0.99: the bar is 0.99 on held-out images, and validation and test differ by a few images.
     target_agreement: float = 0.995
-    max_float_fraction: float = 0.25
+    max_float_fraction: float = 0.25  # at most this share of the quantized layers may go back to float
     validation_count: int = 256  # train images (not calibration, not test) for the sensitivity search
-    smoothquant_alpha: float | None = None
+    smoothquant_alpha: float | None = None  # transformers: migrate activation outliers into weights first
     qat_epochs: int = 0  # > 0: also build a QAT + KD int8 candidate
     qat_lr: float = 0.01
     qat_self_weight: float = 0.5
+
+    def check(self) -> None:
+        """Settings that can run (called before anything is loaded)."""
+        if self.mode not in INT8_MODES:
+            raise UserError(f"unknown int8 mode '{self.mode}'; use one of {', '.join(INT8_MODES)}")
+        if self.calibration_method not in INT8_CALIBRATION_METHODS:
+            raise UserError(f"unknown calibration method '{self.calibration_method}'; use one of {', '.join(INT8_CALIBRATION_METHODS)}")
+        if self.weights not in ("auto", "int8", "uint8"):
+            raise UserError(f"int8 weights must be auto, int8 or uint8, got '{self.weights}'")
+        if not 0.0 < self.target_agreement <= 1.0:
+            raise UserError(f"target agreement must be in (0, 1], got {self.target_agreement}")
+        if not 0.0 <= self.max_float_fraction <= 1.0:
+            raise UserError(f"max_float_fraction must be in [0, 1], got {self.max_float_fraction}")
+        if not 50.0 < self.percentile < 100.0:
+            raise UserError(f"calibration percentile must be in (50, 100), got {self.percentile}")
+        if self.validation_count < 0:
+            raise UserError(f"int8 validation_count must be >= 0, got {self.validation_count}")
 
 
 @dataclass
@@ -235,17 +284,32 @@ class BenchConfig:
 
 
 @dataclass
-class VideoConfig:
+class VideoHeadConfig:
+    """How a temporal head is trained (edgeclip/video/train.py; the paper's schedule): the one source of
+    these defaults — the recipe's `video:` section (VideoConfig extends this class), the run settings of
+    video/train.HeadTrainConfig (this + the seed) and the flags of `edgeclip video train`."""
+
+    head: str = "evl"
+    head_params: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 60
+    batch_size: int = 8
+    accumulation: int = 16
+    lr: float = 4e-4
+    weight_decay: float = 5e-2
+    folds: int = 5
+    threshold: float = 0.5
+
+
+@dataclass
+class VideoConfig(VideoHeadConfig):
     """Dashcam accident recognition (DESIGN §4.6, edgeclip/video/). A recipe with `clips` builds
     encoder + temporal-head artifacts instead of distilling a classifier (edgeclip/build/accident.py).
-    Defaults: the paper's training recipe; windows of 8 frames 2 apart; the labelled-window protocol
-    of edgeclip/video/clips.py."""
+    Defaults: the paper's training recipe (VideoHeadConfig); windows of 8 frames 2 apart; the
+    labelled-window protocol of edgeclip/video/clips.py."""
 
     clips: list[str] = field(default_factory=list)  # clip lists / folders with labels.txt (relative: cwd, then repo)
     encoder: str = "proxy-digits"  # --encoder spec of `edgeclip video train`
     teacher_encoder: str = ""  # reference pipeline for retention (same head and folds); "" = none
-    head: str = "evl"
-    head_params: dict[str, Any] = field(default_factory=dict)
     frames: int = 8
     stride: int = 2
     span: int = 0
@@ -254,17 +318,26 @@ class VideoConfig:
     last_frames: int = 10
     hop: int = 2
     max_windows: int = 8
-    epochs: int = 60
-    batch_size: int = 8
-    accumulation: int = 16
-    lr: float = 4e-4
-    weight_decay: float = 5e-2
-    folds: int = 5
-    threshold: float = 0.5
     bench_video: str = ""  # video the demo is timed on; "" = the first video clip of the lists
     bench_frames: int = 200
     min_fps: float = 30.0  # budget: decoded frames/s end to end with the model's hop
     min_fps_every_frame: float = 10.0  # budget: frames/s with every frame encoded
+
+
+@dataclass
+class SearchConfig:
+    """Latency-aware student choice (`edgeclip build --latency-budget MS`; build/student_search.py).
+
+    With a budget > 0 the build times every candidate (student × image size × pruning ratio) on the
+    target's backend, distills the ones within the budget and ships the one with the best retention.
+    Empty lists mean the recipe's own student / image size; ratio 0 is the unpruned student."""
+
+    latency_budget_ms: float = 0.0  # p50 at batch 1 on the target; 0 = no search (the recipe's student)
+    students: list[str] = field(default_factory=list)
+    image_sizes: list[int] = field(default_factory=list)
+    prune_ratios: list[float] = field(default_factory=lambda: [0.0])
+    backend: str = ""  # "" = the target's first planned backend
+    precision: str = "fp32"
 
 
 @dataclass
@@ -291,6 +364,7 @@ class Recipe:
     int8: Int8Config = field(default_factory=Int8Config)
     video: VideoConfig = field(default_factory=VideoConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

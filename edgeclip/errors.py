@@ -17,10 +17,6 @@ class UserError(Exception):
     exit_code = 2
 
 
-class NotImplementedYet(UserError):
-    """A capability that a later release adds; the CLI says so and exits 2."""
-
-
 def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Names in `choices` that look like `word` (case-insensitive), best first."""
     choices = list(choices)

@@ -58,3 +58,48 @@ def bad_input_world(tmp_path_factory) -> dict[str, str]:
     from support.bad_inputs import make_bad_input_world
 
     return make_bad_input_world(tmp_path_factory.mktemp("bad-inputs"))
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """EDGECLIP_CACHE in this test's tmp_path (modules opt in: pytestmark usefixtures("private_cache"))."""
+    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    """A tiny trained CNN classifier and its spec (edgeclip.exporters.testing), once per module."""
+    from edgeclip.exporters.testing import tiny_cnn_spec, trained_tiny_cnn
+
+    return trained_tiny_cnn(), tiny_cnn_spec()
+
+
+@pytest.fixture
+def tiny_teacher(tiny_clip_config):
+    """A tiny CLIP teacher (random weights, seeded)."""
+    import torch
+
+    from edgeclip.data import Preprocess
+    from edgeclip.teacher.clip_teacher import ClipTeacher
+
+    torch.manual_seed(0)
+    return ClipTeacher.from_config("tiny-clip", tiny_clip_config, Preprocess(size=16))
+
+
+@pytest.fixture
+def tiny_teacher_file(tmp_path, tiny_teacher) -> str:
+    """`tiny_teacher` saved as a teacher file (a --teacher path)."""
+    path = tmp_path / "tiny-clip.pt"
+    tiny_teacher.save(path)
+    return str(path)
+
+
+@pytest.fixture
+def no_torch_env(tmp_path) -> dict[str, str]:
+    """PYTHONPATH shadowing torch and edgeclip with packages that refuse to import (children inherit
+    it): what the device runner and the device demo must run without."""
+    blocker = tmp_path / "blocker"
+    for name in ("torch", "edgeclip"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is not allowed on the device')\n")
+    return {**os.environ, "PYTHONPATH": str(blocker)}

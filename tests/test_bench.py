@@ -20,9 +20,7 @@ from edgeclip.bench.report_schema import report_problems
 from edgeclip.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 # ---- FLOPs ----

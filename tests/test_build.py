@@ -109,6 +109,28 @@ def test_build_writes_artifacts_report_and_checks_budgets(tiny_build_inputs, cap
     assert "Choice rule:" in printed
     markdown = (out / "report.md").read_text()
     assert markdown.index("## Verdict") < markdown.index("## Results") and "Ship " in markdown
+    _export_makes_int8_as_the_build_did(out, target, tmp_path / "exported")
+
+
+def _export_makes_int8_as_the_build_did(run, target, exported) -> None:
+    """`edgeclip export --precision int8` of the build's student writes the same `quantization` block
+    as the build did for the same recipe (the run's recorded one) and target: one source of int8
+    settings, calibration and validation images (compress/int8_inputs.py)."""
+    for backend in ("onnx", "openvino"):
+        main(["export", "--model", str(run / "student"), "--backend", backend, "--precision", "int8",
+              "--target", str(target), "--out", str(exported / backend)])  # exit 1 = rejected, still written
+        built = json.loads((run / "artifacts" / f"{backend}-int8" / "manifest.json").read_text())["quantization"]
+        made = json.loads((exported / backend / "manifest.json").read_text())["quantization"]
+        assert made["options"] == built["options"] and made["options"]["mode"] == "auto", backend
+        assert made["options"]["target"] == "tiny-cpu" and made["options"]["validation_count"], backend
+        # Same calibration/validation images, same search: the same result, not only the same settings
+        # (what took how long aside).
+        assert _untimed(made) == _untimed(built), backend
+
+
+def _untimed(quantization):
+    search = {k: v for k, v in (quantization.get("mixed_precision") or {}).items() if k != "seconds"}
+    return {**{k: v for k, v in quantization.items() if k != "speed_check"}, "mixed_precision": search}
 
 
 def test_build_exits_1_and_names_the_failing_budget(tiny_build_inputs, capsys) -> None:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.verdict import compute_verdict
 from edgeclip.cli import main
 from edgeclip.compress.ship_rule import int8_problems
 
-from test_build import TARGET, tiny_build_inputs, tiny_tower  # noqa: F401 - fixtures shared with the build tests
-
-
-@pytest.fixture(autouse=True)
-def _tiny_speed_reference(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("edgeclip.build.speed_reference.image_tower", tiny_tower)
+from test_build import TARGET, _tiny_speed_reference, tiny_build_inputs  # noqa: F401 - fixtures shared with the build tests
 
 
 def _row(name, backend, precision, p50, agreement=None):

@@ -4,7 +4,6 @@ report), the proxy digits teacher (slow), and every bad input as one line, exit 
 from __future__ import annotations
 
 import pytest
-import torch
 
 SHAPES = ["red circle", "green square", "blue triangle", "yellow cross", "magenta stripes"]
 
@@ -14,17 +13,6 @@ def _cli(argv: list[str], monkeypatch) -> int:
 
     monkeypatch.setattr(cli, "SUBCOMMANDS", ["distill"])
     return cli.main(argv)
-
-
-@pytest.fixture
-def tiny_teacher_file(tmp_path, tiny_clip_config):
-    from edgeclip.data import Preprocess
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
-    torch.manual_seed(0)
-    path = tmp_path / "tiny-clip.pt"
-    ClipTeacher.from_config("tiny-clip", tiny_clip_config, Preprocess(size=16)).save(path)
-    return str(path)
 
 
 def _tiny(teacher: str, *extra: str) -> list[str]:

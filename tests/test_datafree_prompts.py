@@ -147,15 +147,6 @@ def test_pseudo_token_is_mean_plus_e_eps_sigma() -> None:
     assert torch.allclose(sample_pseudo_tokens(mu, sigma, 0.0, [7])[0], mu)
 
 
-@pytest.fixture
-def tiny_teacher(tiny_clip_config):
-    from edgeclip.data import Preprocess
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
-    torch.manual_seed(0)
-    return ClipTeacher.from_config("tiny-clip", tiny_clip_config, Preprocess(size=16))
-
-
 def test_injected_text_forward_equals_encode_text_for_a_real_token(tiny_teacher) -> None:
     from edgeclip.distill.datafree.text_encoder import PLACEHOLDER, PseudoTokenEncoder, encode_text_injected
 

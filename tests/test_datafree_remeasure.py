@@ -30,17 +30,6 @@ def _overrides(teacher: str, shifts: str) -> list[str]:
 
 
 @pytest.fixture
-def tiny_teacher_file(tmp_path, tiny_clip_config):
-    from edgeclip.data import Preprocess
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
-    torch.manual_seed(0)
-    path = tmp_path / "tiny-clip.pt"
-    ClipTeacher.from_config("tiny-clip", tiny_clip_config, Preprocess(size=16)).save(path)
-    return str(path)
-
-
-@pytest.fixture
 def benchmark():
     spec = importlib.util.spec_from_file_location("datafree_digits_bench", ROOT / "benchmarks" / "datafree_digits.py")
     module = importlib.util.module_from_spec(spec)

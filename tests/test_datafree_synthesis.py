@@ -9,15 +9,6 @@ import torch
 from edgeclip.errors import UserError
 
 
-@pytest.fixture
-def tiny_teacher(tiny_clip_config):
-    from edgeclip.data import Preprocess
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
-    torch.manual_seed(0)
-    return ClipTeacher.from_config("tiny-clip", tiny_clip_config, Preprocess(size=16))
-
-
 # -- generators -------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,params", [
     ("pixel", {}), ("pixel", {"base_size": 4, "grayscale": True, "init_mean": 0.9}),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import platform
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -20,7 +19,7 @@ from edgeclip.bench.report_schema import report_problems
 from edgeclip.bench.report_text import console_table, render_markdown
 from edgeclip.bench.verdict import compute_verdict, verdict_sentence
 from edgeclip.compress import cpu
-from edgeclip.compress.build_variants import int8_options
+from edgeclip.compress.int8_inputs import int8_options
 from edgeclip.compress.ship_rule import INT8_MIN_GAIN, int8_problems, median_latency_ratio
 from edgeclip.config import Int8Config
 from edgeclip.targets import Target, load_target
@@ -161,13 +160,12 @@ def test_int8_format_is_chosen_for_the_targets_cpu():
     assert here[0] == "uint8" and here[1:] == cpu.ort_int8_weights()
 
     pi = load_target("raspberry-pi-5")
-    recipe = SimpleNamespace(int8=Int8Config())
-    options = int8_options(recipe, None, pi)
+    options = int8_options(Int8Config(), None, pi)
     if pi.measurable_here:  # this machine is an arm64 Linux box: it is a Pi for the build
         assert options.speed_check and options.arch is None
     else:
         assert options.arch == "aarch64" and not options.speed_check and options.target == "raspberry-pi-5"
-    local = int8_options(recipe, None, _target("cpu", here=True))
+    local = int8_options(Int8Config(), None, _target("cpu", here=True))
     assert local.speed_check and local.arch is None
 
 

@@ -16,13 +16,8 @@ from edgeclip.compress.qat import ActivationFakeQuant, QatConfig, WeightFakeQuan
 from edgeclip.compress.sensitivity import divergence, fidelity, search_float_layers
 from edgeclip.errors import UserError
 from edgeclip.exporters.export import export_model
-from edgeclip.exporters.testing import structured_images, tiny_cnn_spec, trained_tiny_cnn
+from edgeclip.exporters.testing import structured_images, tiny_cnn_spec
 from edgeclip.runtimes import load_runtime
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return trained_tiny_cnn(), tiny_cnn_spec()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from edgeclip.cli import main
-from edgeclip.compress.prune import PruneSettings, kept_channel_summary, prune_model
+from edgeclip.compress.prune import kept_channel_summary, prune_model
+from edgeclip.config import PruneConfig
 from edgeclip.errors import UserError
 from edgeclip.students import create_student
 from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
@@ -43,7 +44,7 @@ def test_split_qkv_attention_computes_what_multihead_attention_computes():
 @pytest.mark.parametrize("name", ["test_resnet", "test_mobilenetv3"])
 def test_cnn_pruning_narrows_channels_keeps_io_and_round_trips(name, tmp_path):
     model, spec = _student(name, class_names=DIGITS)
-    pruned, result = prune_model(model, spec, PruneSettings(ratio=0.5))
+    pruned, result = prune_model(model, spec, PruneConfig(ratio=0.5))
     before, after = kept_channel_summary(model), kept_channel_summary(pruned)
     assert count_params(pruned) < 0.6 * count_params(model)
     assert after[next(reversed(after))] == len(DIGITS)  # the classifier keeps one output per class
@@ -61,7 +62,7 @@ def test_cnn_pruning_narrows_channels_keeps_io_and_round_trips(name, tmp_path):
 
 def test_vit_tower_pruning_removes_heads_and_mlp_width_only(tmp_path):
     model, spec = _student("test_distillclip")
-    pruned, result = prune_model(model, spec, PruneSettings(ratio=0.5, head_ratio=0.5))
+    pruned, result = prune_model(model, spec, PruneConfig(ratio=0.5, head_ratio=0.5))
     blocks = pruned.visual.transformer.resblocks
     assert all(isinstance(b.attn, SplitQKVAttention) and b.attn.num_heads == 1 for b in blocks)  # 2 heads → 1
     assert all(b.mlp.c_fc.out_features == 128 for b in blocks)  # 256 hidden → 128
@@ -82,7 +83,7 @@ def test_pruned_student_exports_with_parity(tmp_path):
     from edgeclip.exporters.export import export_model
 
     model, spec = _student("test_resnet", class_names=DIGITS)
-    pruned, _ = prune_model(model, spec, PruneSettings(ratio=0.3))
+    pruned, _ = prune_model(model, spec, PruneConfig(ratio=0.3))
     images = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
     artifact = export_model(pruned, spec, "onnx", "fp32", tmp_path / "onnx", parity_inputs=images)
     assert artifact.parity["passed"] is True
@@ -92,22 +93,22 @@ def test_pruned_student_exports_with_parity(tmp_path):
 def test_ratio_outside_open_unit_interval_is_refused(ratio):
     model, spec = _student("test_resnet", class_names=DIGITS)
     with pytest.raises(UserError, match="between 0 and 1"):
-        prune_model(model, spec, PruneSettings(ratio=ratio))
+        prune_model(model, spec, PruneConfig(ratio=ratio))
 
 
 def test_ratio_that_empties_a_layer_names_it_and_the_largest_safe_ratio():
     model, spec = _student("test_resnet", class_names=DIGITS)  # narrowest layers have 4 channels
     with pytest.raises(UserError, match=r"removes all 4 channels of layer '.+'.*at most 0\.75"):
-        prune_model(model, spec, PruneSettings(ratio=0.8))
+        prune_model(model, spec, PruneConfig(ratio=0.8))
     model, spec = _student("test_distillclip")
     with pytest.raises(UserError, match="removes all 2 heads"):
-        prune_model(model, spec, PruneSettings(ratio=0.3, head_ratio=0.6))
+        prune_model(model, spec, PruneConfig(ratio=0.3, head_ratio=0.6))
 
 
 def test_unknown_ignore_layer_lists_layers():
     model, spec = _student("test_resnet", class_names=DIGITS)
     with pytest.raises(UserError, match="matches no layer; layers are: stem.0"):
-        prune_model(model, spec, PruneSettings(ratio=0.5, ignore=["stem.9"]))
+        prune_model(model, spec, PruneConfig(ratio=0.5, ignore=["stem.9"]))
 
 
 def test_structure_refuses_non_size_attributes():
@@ -168,7 +169,7 @@ def test_pruned_vit_tower_exports_with_parity(backend, tmp_path):
     from edgeclip.exporters.export import export_model
 
     model, spec = _student("test_distillclip")
-    pruned, _ = prune_model(model, spec, PruneSettings(ratio=0.5, head_ratio=0.5))
+    pruned, _ = prune_model(model, spec, PruneConfig(ratio=0.5, head_ratio=0.5))
     tower = towers.ImageTower(pruned).eval()
     images = np.random.default_rng(0).standard_normal((6, 3, 32, 32)).astype(np.float32)
     artifact = export_model(tower, towers.image_tower_spec(pruned, "pruned-tower"), backend, "fp32", tmp_path / backend,

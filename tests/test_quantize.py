@@ -11,18 +11,8 @@ from edgeclip.compress.quantize import choose_int8_method, method_needs_calibrat
 from edgeclip.errors import UserError
 from edgeclip.exporters import towers
 from edgeclip.exporters.export import export_model
-from edgeclip.exporters.testing import structured_images, tiny_clip, tiny_cnn_spec, tiny_tokens, trained_tiny_cnn
+from edgeclip.exporters.testing import structured_images, tiny_clip, tiny_tokens
 from edgeclip.runtimes import load_runtime
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: one thread is faster than two fighting on a busy box
-    try:
-        yield trained_tiny_cnn(), tiny_cnn_spec()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

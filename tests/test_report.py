@@ -17,9 +17,7 @@ from edgeclip.bench.report_html import render_html
 from edgeclip.targets import load_target
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def sample_report() -> Report:

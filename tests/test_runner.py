@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import subprocess
 import sys
@@ -23,19 +22,7 @@ from edgeclip.errors import UserError
 RUNTIME_ARGS = ["--warmup", "1", "--iterations", "5", "--max-seconds", "2", "--throughput-batch", "4"]
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def no_torch_env(tmp_path):
-    """PYTHONPATH shadowing torch and edgeclip with packages that refuse to import (children inherit it)."""
-    blocker = tmp_path / "blocker"
-    for name in ("torch", "edgeclip"):
-        (blocker / name).mkdir(parents=True)
-        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is not allowed in the device runner')\n")
-    return {**os.environ, "PYTHONPATH": str(blocker)}
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def make_artifact(directory: Path, *, batch: int | str = "batch", seed: int = 0, name: str = "tiny",

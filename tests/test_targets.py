@@ -12,9 +12,7 @@ from edgeclip.targets import Budgets, Target, check_budgets, list_targets, load_
 SHIPPED = {"cpu", "intel-cpu", "jetson-orin-nano", "jetson-agx-orin", "raspberry-pi-5", "apple"}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_all_shipped_profiles_load_with_budgets():

@@ -34,14 +34,7 @@ from edgeclip.paths import runner_path
 FAST = BenchConfig(warmup=1, iterations=3, max_seconds=1.0, throughput_batch=0, memory=False)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return trained_tiny_cnn(), tiny_cnn_spec()
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _export_trt(cnn, directory, precision="fp32"):

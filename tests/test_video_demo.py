@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -49,16 +48,6 @@ def model_dir(clips, tmp_path_factory) -> Path:
     assert main(["video", "train", "--clips", str(clips / "list.txt"), *TRAIN, "--out", str(out),
                  "--backend", "onnx,openvino"]) == 0
     return out
-
-
-@pytest.fixture
-def no_torch_env(tmp_path):
-    """PYTHONPATH shadowing torch and edgeclip with packages that refuse to import (as in test_runner.py)."""
-    blocker = tmp_path / "blocker"
-    for name in ("torch", "edgeclip"):
-        (blocker / name).mkdir(parents=True)
-        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is not allowed on the device')\n")
-    return {**os.environ, "PYTHONPATH": str(blocker)}
 
 
 def run_cli(args, capsys) -> tuple[int, str, str]:

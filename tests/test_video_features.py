@@ -12,9 +12,7 @@ from edgeclip.video.io import clip_info
 from edgeclip.video.synthetic import write_clip
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDGECLIP_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_student_checkpoints_give_image_towers_and_backbones(tmp_path):

@@ -72,7 +72,7 @@ def measure_throughput(run_fn: RunFn, batch_n: Any, *, warmup: int = 2, iteratio
 
 # The timed cycles are cut into this many consecutive rounds, each with its own p50 per runner: two
 # runners' p50s in the same round saw the same machine load, so their per-round ratio is steady where
-# one overall p50 each flips with a noisy neighbour (the int8-vs-fp32 rule in compress/build_variants.py).
+# one overall p50 each flips with a noisy neighbour (the int8-vs-fp32 rule in compress/ship_rule.py).
 TIMING_ROUNDS = 5
 
 

@@ -103,6 +103,8 @@ class Report:
     verdict: dict[str, Any] | None = None  # what to ship and every failed check (bench/verdict.py)
     notes: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # `edgeclip build --latency-budget`: every timed candidate, latency vs retention (bench/pareto.py)
+    student_search: dict[str, Any] | None = None
 
     def fill_retention(self) -> None:
         """retention = row accuracy / teacher-row accuracy, for rows that lack it."""
@@ -157,6 +159,7 @@ class Report:
             "environment": self.environment, "target": self.target, "budgets": self.budgets,
             "budget_results": self.budget_results, "verdict": self.verdict, "rows": [r.to_dict() for r in self.rows],
             "notes": self.notes,
+            **({"student_search": self.student_search} if self.student_search is not None else {}),
         }
 
     @classmethod
@@ -165,4 +168,4 @@ class Report:
         return cls(rows=[ReportRow.from_dict(r) for r in data["rows"]], environment=data["environment"],
                    run_id=data["run_id"], created=data["created"], target=data["target"], budgets=data["budgets"],
                    budget_results=data["budget_results"], verdict=data["verdict"], notes=data["notes"],
-                   schema_version=data["schema_version"])
+                   schema_version=data["schema_version"], student_search=data.get("student_search"))

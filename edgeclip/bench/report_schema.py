@@ -36,8 +36,10 @@ def _is_int(value: Any) -> bool:
 _TOP_FIELDS: dict[str, tuple[Any, bool]] = {  # name -> (check, nullable)
     "schema_version": (_is_int, False), "run_id": (str, False), "created": (str, False), "environment": (dict, False),
     "target": (dict, True), "budgets": (dict, True), "budget_results": (list, False), "verdict": (dict, True),
-    "rows": (list, False), "notes": (list, False),
+    "rows": (list, False), "notes": (list, False), "student_search": (dict, True),
 }
+# Top-level fields only some reports have (the build's latency search).
+_OPTIONAL_TOP_FIELDS = frozenset({"student_search"})
 _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "role": (str, False), "kind": (str, True), "backend": (str, False), "precision": (str, False),
     "params": (_is_int, True), "flops": (_is_int, True), "flops_per_tower": (dict, True), "size_mb": (_is_number, True),
@@ -110,7 +112,7 @@ def _check_row(row: Any, where: str, problems: list[str]) -> None:
 def report_problems(data: Any) -> list[str]:
     """Every way `data` (parsed report.json) breaks the schema; empty when valid."""
     problems: list[str] = []
-    if not _check_fields(data, _TOP_FIELDS, "report", problems):
+    if not _check_fields(data, _TOP_FIELDS, "report", problems, _OPTIONAL_TOP_FIELDS):
         return problems
     if _is_int(data.get("schema_version")) and data["schema_version"] != SCHEMA_VERSION:
         problems.append(f"report.schema_version: {data['schema_version']} (this edgeclip reads {SCHEMA_VERSION})")

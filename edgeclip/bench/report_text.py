@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from edgeclip.bench.pareto import pareto_markdown
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.verdict import verdict_sentence
@@ -99,6 +100,8 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
     if caveat:
         lines += ["", f"**{caveat}**"]
     lines += quality_markdown(report)
+    if report.student_search:
+        lines += [""] + pareto_markdown(report.student_search, figure=report.student_search.get("figure"))
     if inputs_image:
         lines += ["", "## Inputs as the model sees them", "", f"![a few evaluation images after the model's preprocessing]({inputs_image})"]
     if report.target is not None:

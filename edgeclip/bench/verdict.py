@@ -1,7 +1,7 @@
 """The report's verdict: which artifact to ship on the target, what it saves, and every failed check.
 
 Candidates are deployable student rows — the student and its compressed variants (pruned, QAT;
-compress/build_variants.py). One is recommended when its status is ok, its parity held, every
+build/compression.py). One is recommended when its status is ok, its parity held, every
 budget of the target was measured on the target and held for it, its timings are the target's
 (a row timed on the build host for a device this machine is not decides nothing: the latency,
 × teacher and int8-vs-fp32 question are left for --remote), and, for int8, it keeps the fp32

@@ -26,6 +26,7 @@ from edgeclip.build.compression import compressed_deployables
 from edgeclip.build.plan import BuildPlan, export_plan, plan_build
 from edgeclip.build.result import BuildResult
 from edgeclip.build.steps import log, private_copies
+from edgeclip.build.student_search import distill_candidates, time_build_candidates, write_search_figure
 from edgeclip.config import Recipe
 from edgeclip.distill.methods import get_method
 from edgeclip.io_utils import write_json
@@ -41,16 +42,22 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     started = time.perf_counter()
     plan = plan_build(recipe, target_name, out_dir)  # every cheap check, before any file or training
     steps = get_method(recipe.distill.method).load_build_steps()  # e.g. dual encoders: a row per tower
+    search = None
+    if recipe.search.latency_budget_ms:  # time every candidate first: none within the budget → exit 2, nothing written
+        search = time_build_candidates(plan, log=log)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": plan.target.to_dict()})
     log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
 
-    distilled = steps.distill(plan, progress)
+    if search is not None:
+        search = distill_candidates(plan, search, progress, log=log)
+        distilled, deployables = search.distilled, list(search.deployables)
+    else:
+        distilled = steps.distill(plan, progress)
+        deployables = distilled.deployables()
     config = steps.bench_config(plan)
     teacher = steps.teacher_row(distilled, config)
     inputs = steps.real_inputs(plan, distilled)
-    deployables = distilled.deployables()
-
     deployables += compressed_deployables(plan, distilled, progress, log=steps.log)  # recipe prune: / int8.qat_epochs
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
     references, failed_references = steps.speed_reference(plan)
@@ -66,7 +73,7 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     if remote:
         rows, environment = _measure_on_device(plan, rows, artifacts + references, inputs, config, remote, remote_python)
     return _report(plan, rows + failed_rows + failed_references, distilled, environment, config, remote,
-                   time.perf_counter() - started, artifacts)
+                   time.perf_counter() - started, artifacts, search=search)
 
 
 def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], inputs: Any, config: Any,
@@ -95,7 +102,7 @@ def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
 
 
 def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[str, Any] | None, config: Any,
-            remote: str | None, seconds: float, artifacts: list[Path]) -> BuildResult:
+            remote: str | None, seconds: float, artifacts: list[Path], search: Any = None) -> BuildResult:
     target, recipe = plan.target, plan.recipe
     on_target = bool(remote) or target.measurable_here
     metrics = distilled.metrics
@@ -120,6 +127,8 @@ def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[
     report.apply_target(target, measured_on_target=on_target)
     report.fill_speedups()
     report.verdict = compute_verdict(report, next_step)
+    if search is not None:  # build/student_search.py: the latency-vs-retention table and its plot
+        report.student_search = write_search_figure(search.record(), plan.run_dir)
     paths = write_report(report, plan.run_dir, inputs_png=_inputs_preview(plan.run_dir, artifacts))
     print(console_table(report))
     return BuildResult(run_dir=plan.run_dir, report=report, report_paths=paths, artifacts=artifacts)

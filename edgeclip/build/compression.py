@@ -1,13 +1,13 @@
 """Compression inside `edgeclip build`: the pruned and QAT copies of the distilled student, built as
 extra deployables (`<student>+pruned50` / `<student>+qat` in the report) by the KD-recovery workflow
-(distill/compression.py), and the cheap recipe checks that run before anything is written."""
+(distill/compression.py), and the cheap recipe checks that run before anything is written. How int8
+artifacts are made is compress/int8_inputs.py; whether int8 ships, compress/ship_rule.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from edgeclip.compress.build_variants import int8_options
 from edgeclip.errors import UserError
 from edgeclip.students.spec import Deployable
 
@@ -17,24 +17,13 @@ def check_compression(recipe: Any) -> None:
     # lazy: defers torch
     from edgeclip.compress.qat import QatConfig
 
-    int8_options(recipe, None)
+    recipe.int8.check()
     if recipe.prune.ratio:
-        _prune_settings(recipe).check()
-        if recipe.prune.recover_epochs < 0:
-            raise UserError(f"prune.recover_epochs must be >= 0, got {recipe.prune.recover_epochs}")
+        recipe.prune.check()
     if recipe.int8.qat_epochs < 0:
         raise UserError(f"int8.qat_epochs must be >= 0, got {recipe.int8.qat_epochs}")
     if recipe.int8.qat_epochs:
         QatConfig(epochs=recipe.int8.qat_epochs, lr=recipe.int8.qat_lr, self_weight=recipe.int8.qat_self_weight).check()
-
-
-def _prune_settings(recipe: Any) -> Any:
-    # lazy: defers torch
-    from edgeclip.compress.prune import PruneSettings
-
-    cfg = recipe.prune
-    return PruneSettings(ratio=cfg.ratio, head_ratio=cfg.head_ratio, importance=cfg.importance, round_to=cfg.round_to,
-                         ignore=list(cfg.ignore))
 
 
 def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
@@ -61,9 +50,7 @@ def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any =
         percent = round(recipe.prune.ratio * 100)
         out = plan.run_dir / f"student-pruned{percent}"
         log(f"pruning {distilled.spec.name} at {recipe.prune.ratio:g} + {recipe.prune.recover_epochs} epochs of KD recovery")
-        record = prune_checkpoint(source, out, _prune_settings(recipe), recover_epochs=recipe.prune.recover_epochs,
-                                  lr=recipe.prune.recover_lr, teacher=recipe.prune.teacher, data=recipe.data.train,
-                                  resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
+        record = prune_checkpoint(source, out, recipe.prune, data=recipe.data.train, resume=(out.parent / f"{out.name}.recovery").is_dir(), progress=progress)
         log(f"  params {record['params_before']:,} -> {record['params_after']:,}; test {record['after']}")
         found.append(_deployable(out, f"-pruned{percent}", f"+pruned{percent}"))
     if recipe.int8.qat_epochs and any(precision == "int8" for _, precision in plan.exports):

@@ -14,12 +14,14 @@ from typing import Any
 from edgeclip.backends import get_backend
 from edgeclip.build.compression import check_compression
 from edgeclip.build.speed_reference import speed_reference_arch
+from edgeclip.build.student_search import check_search
 from edgeclip.config import Recipe
 from edgeclip.distill.data_setup import open_distill_data
 from edgeclip.distill.methods import get_method
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 from edgeclip.paths import default_run_dir
+from edgeclip.students.registry import STUDENTS
 from edgeclip.targets import load_target, with_overrides
 
 
@@ -60,12 +62,13 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     speed_reference_arch(recipe)  # an unknown architecture fails now, not after training
 
     check_compression(recipe)  # prune: / int8: sections
+
+    check_search(recipe)  # search: (--latency-budget)
     if recipe.export.parity_samples < 1:
         raise UserError(f"export.parity_samples must be >= 1, got {recipe.export.parity_samples}; the default is 64")
     data = open_distill_data(recipe.data, recipe.seed)
     if not recipe.student.checkpoint:
         # lazy: defers torch
-        from edgeclip.students.registry import STUDENTS
 
         STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher
     run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.bench.flops import count_flops
 from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.build.plan import BuildPlan
 from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
-from edgeclip.compress.build_variants import int8_options, options_for, validation_images
+from edgeclip.compress.int8_inputs import int8_images, int8_options, qat_record
 from edgeclip.config import BenchConfig
 from edgeclip.data import Subset, open_image_dataset
 from edgeclip.data.sampling import sample_images, sample_indices
@@ -54,8 +55,6 @@ def teacher_row(distilled: Any, config: BenchConfig) -> ReportRow:
     # lazy: defers torch
     import torch
 
-    from edgeclip.bench.flops import count_flops
-
     teacher, size = distilled.teacher, distilled.spec.preprocess.size
     example = torch.zeros(1, 3, size, size)
     forward = torch.no_grad()(teacher.forward_images)
@@ -81,21 +80,20 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     data.calibration), parity and evaluation from the held-out test split."""
     recipe, data = plan.recipe, plan.data
     preprocess = distilled.spec.preprocess
-    calibration_data = open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else data.train
-    calibration = sample_images(calibration_data, preprocess, recipe.data.calibration_count, recipe.seed)
+    calibration, validation = int8_images(
+        data.train, preprocess, recipe.int8, calibration_count=recipe.data.calibration_count, seed=recipe.seed,
+        calibration_data=open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else None)
     parity = sample_images(data.test, preprocess, recipe.export.parity_samples, recipe.seed)
     keep = sample_indices(len(data.test), recipe.bench.accuracy_samples, recipe.seed)
     eval_path = plan.run_dir / "eval_data.npz"
     np.savez(eval_path, images=sample_images(Subset(data.test, keep), preprocess, 0),
              labels=np.asarray(data.test.labels)[keep], teacher_logits=distilled.teacher.logits(data.test).numpy()[keep],
              class_names=np.asarray(data.test.class_names, dtype=str))  # labels are matched to each artifact by name
-
-    return RealInputs(calibration, parity, eval_path, validation_images(recipe, data.train, preprocess))
+    return RealInputs(calibration, parity, eval_path, validation)
 
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
-    int8 = int8_options(plan.recipe, inputs.validation, plan.target)
     artifacts, failed = [], []
     for deployable in deployables:
         for backend, precision in plan.exports:
@@ -111,7 +109,8 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                                         parity_inputs=None if text else inputs.parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
                                         tensorrt=plan.target.tensorrt,
-                                        int8=None if text else options_for(int8, deployable))
+                                        int8=None if text else int8_options(plan.recipe.int8, inputs.validation, plan.target,
+                                                                                           qat_record(deployable.checkpoint)))
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

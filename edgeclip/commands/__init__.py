@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgeclip.cli import HelpFormatter
+from edgeclip.config import load_recipe
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
@@ -30,7 +31,6 @@ def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     from pathlib import Path
 
     # lazy: `edgeclip --help` does not load it
-    from edgeclip.config import load_recipe
 
     overrides = list(getattr(args, "overrides", []))
     value = lambda name: getattr(args, name, None)  # noqa: E731 - subcommands define different flags
@@ -54,6 +54,8 @@ def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
         overrides.append("distill.scratch_baseline=true")
     if value("pairs"):
         overrides.append(f"data.pairs={value('pairs')}")
+    if value("latency_budget") is not None:
+        overrides.append(f"search.latency_budget_ms={value('latency_budget')}")
     if value("text_init"):
         overrides.append(f"distill.text_init={value('text_init')}")
     return load_recipe(getattr(args, "recipe", ""), overrides)

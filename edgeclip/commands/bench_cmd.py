@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgeclip.commands import add_parser
+from edgeclip.config import BenchConfig
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
              "retention = accuracy / teacher accuracy on the same images; agreement = top-1 match rate"]
 
     # lazy: `edgeclip --help` does not load it
-    from edgeclip.config import BenchConfig
 
     config = BenchConfig(warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
                          throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory)

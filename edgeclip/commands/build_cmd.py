@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   edgeclip build --recipe quickstart --target jetson --remote nvidia@orin.local   # engines built, checked, measured there
   edgeclip build --recipe digits-kd --target cpu --student runs/x/student   # KD continues from a trained student
   edgeclip build --recipe quickstart --target cpu --set distill.epochs=3 --out runs/try
+  edgeclip build --recipe cifar10-kd --target cpu --latency-budget 0.2 \
+      --set search.students=[resnet18_w8,repvgg_a0_w8] --set search.prune_ratios=[0,0.5]   # fastest-enough, most accurate
 """,
     )
     add_recipe_arguments(parser)
@@ -32,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--teacher", help="override the recipe's teacher: ARCH:TAG, ARCH:PATH, PATH or proxy-digits")
     parser.add_argument("--student", help="a student name (edgeclip list students), or a trained student checkpoint dir "
                         "to start from (KD still runs for distill.epochs; there is no skip-training mode yet)")
+    parser.add_argument("--latency-budget", type=float, metavar="MS",
+                        help="pick the student (search.students x search.image_sizes x search.prune_ratios) that meets "
+                             "this p50 latency (ms, batch 1, on the target's backend) with the best retention; the "
+                             "report gets the latency-vs-retention table and pareto.png (recipe: search.latency_budget_ms)")
     parser.add_argument("--out", help="run directory (default runs/<recipe>-<target>-<time>)")
     parser.add_argument("--remote", metavar="USER@HOST",
                         help="finish and measure on this device over SSH (key login; python3 + numpy + the runtime there)")

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.commands import add_parser
-from edgeclip.commands.export_inputs import DEFAULT_DATA, model_for_export, sample_data_images
+from edgeclip.commands.export_inputs import (
+    DEFAULT_DATA,
+    checkpoint_recipe,
+    int8_inputs_for,
+    model_for_export,
+    resolve_counts,
+    sample_data_images,
+)
+from edgeclip.config import PRUNE_IMPORTANCE, DataConfig, ExportConfig, Int8Config, PruneConfig
 from edgeclip.errors import UserError
 
 EXAMPLES = """
@@ -40,6 +48,10 @@ INT8_EXAMPLES = """
   edgeclip compress int8 --model runs/abc/student --backend onnx --ignored-scope /conv_stem/Conv --ignored-scope /classifier/Gemm
   edgeclip compress int8 --model runs/abc/student --backend onnx --mode classic   # the fixed methods of `edgeclip export`
 """
+
+
+PRUNE = PruneConfig()  # the flag defaults are the recipe's `prune:` defaults
+INT8 = Int8Config()  # shown in --help; unset int8 flags take the recipe's values (see run_int8)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,11 +86,11 @@ def _register_prune(actions: argparse._SubParsersAction) -> None:
     _common(parser)
     parser.add_argument("--ratio", type=float, required=True, help="fraction of channels / MLP units removed, in (0, 1)")
     parser.add_argument("--head-ratio", type=float, default=None, help="ViT: fraction of attention heads removed (default: --ratio)")
-    parser.add_argument("--recover-epochs", type=int, default=10, help="KD recovery epochs after pruning (0 = none)")
-    parser.add_argument("--lr", type=float, default=0.05, help="recovery learning rate (SGD; towers use AdamW at lr/100)")
+    parser.add_argument("--recover-epochs", type=int, default=PRUNE.recover_epochs, help="KD recovery epochs after pruning (0 = none)")
+    parser.add_argument("--lr", type=float, default=PRUNE.recover_lr, help="recovery learning rate (SGD; towers use AdamW at lr/100)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--importance", default="l2", help="channel importance: l2 | l1 | random")
-    parser.add_argument("--round-to", type=int, default=1, help="keep channel counts multiples of this")
+    parser.add_argument("--importance", default=PRUNE.importance, help=f"channel importance: {' | '.join(PRUNE_IMPORTANCE)}")
+    parser.add_argument("--round-to", type=int, default=PRUNE.round_to, help="keep channel counts multiples of this")
     parser.add_argument("--ignore", action="append", default=[], metavar="LAYER", help="module path never pruned (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted recovery (<out>.recovery/last.pt)")
     parser.set_defaults(func=run_prune)
@@ -113,21 +125,29 @@ def _register_int8(actions: argparse._SubParsersAction) -> None:
                                      "ready, and the fp32 command to ship instead is printed), when parity fails, or when "
                                      "int8 is not faster here."),
                         examples=INT8_EXAMPLES)
+    # Unset flags take the recipe's values (--recipe, else the checkpoint's run's recipe, else the
+    # recipe defaults: config.Int8Config / DataConfig / ExportConfig), exactly as `export` and `build`.
     parser.add_argument("--model", required=True, help="student checkpoint directory")
     parser.add_argument("--backend", default="onnx", help="onnx | openvino | tensorrt")
-    parser.add_argument("--mode", default="auto", help="auto | classic (the fixed methods of `edgeclip export`)")
+    parser.add_argument("--recipe", default=None,
+                        help="recipe whose int8: settings, data.calibration_count, export.parity_samples and seed are the "
+                             "defaults here (default: the one recorded with the checkpoint's run, else the recipe defaults)")
+    parser.add_argument("--target", default=None, help="target profile the artifact is made for (default: this machine)")
+    parser.add_argument("--mode", default=None, help=f"auto | classic (the fixed methods); default {INT8.mode}")
     parser.add_argument("--data", default=None, help="calibration/validation/parity images (default: the checkpoint's data, else digits)")
-    parser.add_argument("--calibration-method", default="auto",
-                        help="auto (each backend's default: onnxruntime min-max, NNCF its own estimators) | minmax | entropy | percentile")
-    parser.add_argument("--percentile", type=float, default=99.999)
-    parser.add_argument("--calibration-count", type=int, default=128)
-    parser.add_argument("--validation-count", type=int, default=256)
-    parser.add_argument("--parity-count", type=int, default=128)
-    parser.add_argument("--weights", default="auto", help="onnxruntime static int8 weights: auto | int8 | uint8")
-    parser.add_argument("--ignored-scope", action="append", default=[], metavar="LAYER", help="layer kept in float (graph node name; repeatable)")
+    parser.add_argument("--calibration-method", default=None,
+                        help="auto (each backend's default: onnxruntime min-max, NNCF its own estimators) | minmax | entropy | "
+                             f"percentile; default {INT8.calibration_method}")
+    parser.add_argument("--percentile", type=float, default=None, help=f"default {INT8.percentile}")
+    parser.add_argument("--calibration-count", type=int, default=None, help=f"default: data.calibration_count ({DataConfig().calibration_count})")
+    parser.add_argument("--validation-count", type=int, default=None, help=f"default: int8.validation_count ({INT8.validation_count})")
+    parser.add_argument("--parity-count", type=int, default=None, help=f"default: export.parity_samples ({ExportConfig().parity_samples})")
+    parser.add_argument("--weights", default=None, help=f"onnxruntime static int8 weights: auto | int8 | uint8; default {INT8.weights}")
+    parser.add_argument("--ignored-scope", action="append", default=None, metavar="LAYER", help="layer kept in float (graph node name; repeatable)")
     parser.add_argument("--no-mixed", action="store_true", help="skip the sensitivity search")
-    parser.add_argument("--target-agreement", type=float, default=0.995, help="on the validation images (the bar on held-out images is 0.99)")
-    parser.add_argument("--max-float-fraction", type=float, default=0.25)
+    parser.add_argument("--target-agreement", type=float, default=None,
+                        help=f"on the validation images (the bar on held-out images is 0.99); default {INT8.target_agreement}")
+    parser.add_argument("--max-float-fraction", type=float, default=None, help=f"default {INT8.max_float_fraction}")
     parser.add_argument("--smoothquant-alpha", type=float, default=None, help="ViTs: SmoothQuant before quantizing")
     parser.add_argument("--tower", choices=["image", "text"], default="image")
     parser.add_argument("--out", default=None, help="artifact directory (default: <model>/../artifacts/<backend>-int8-<mode>)")
@@ -147,16 +167,15 @@ def _require_model(path: str) -> Path:
 
 def run_prune(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
-    from edgeclip.compress.prune import PruneSettings
     from edgeclip.distill.compression import prune_checkpoint
 
-    settings = PruneSettings(ratio=args.ratio, head_ratio=args.head_ratio, importance=args.importance,
-                             round_to=args.round_to, ignore=list(args.ignore))
+    settings = PruneConfig(ratio=args.ratio, head_ratio=args.head_ratio, importance=args.importance, round_to=args.round_to,
+                           ignore=list(args.ignore), recover_epochs=args.recover_epochs, recover_lr=args.lr,
+                           teacher=args.teacher)
     settings.check()  # before anything is loaded
     model_dir = _require_model(args.model)
     out = Path(args.out) if args.out else _default_out(model_dir, f"-pruned{round(args.ratio * 100)}")
-    record = prune_checkpoint(model_dir, out, settings, recover_epochs=args.recover_epochs, lr=args.lr,
-                              batch_size=args.batch_size, teacher=args.teacher, data=args.data, resume=args.resume,
+    record = prune_checkpoint(model_dir, out, settings, batch_size=args.batch_size, data=args.data, resume=args.resume,
                               progress=not args.quiet)
     _print_summary("pruned", out, record)
     print(f"params {record['params_before']:,} -> {record['params_after']:,} ({record['params_kept']:.2f} kept); "
@@ -189,32 +208,36 @@ def _print_summary(what: str, out: Path, record: dict[str, Any]) -> None:
 
 def run_int8(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
-    from edgeclip.compress.int8 import Int8Options
+    import dataclasses
+
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.targets import load_target
 
     get_backend(args.backend).check_precision("int8")
-    options = Int8Options(mode=args.mode, calibration_method=args.calibration_method, percentile=args.percentile,
-                          weights=args.weights, ignored_scope=list(args.ignored_scope), mixed=not args.no_mixed,
-                          target_agreement=args.target_agreement, max_float_fraction=args.max_float_fraction,
-                          smoothquant_alpha=args.smoothquant_alpha)
-    options.check()
     model_dir = _require_model(args.model)
+    recipe = checkpoint_recipe(model_dir, args.recipe)
+    resolve_counts(args, recipe)
+    flags = {"mode": args.mode, "calibration_method": args.calibration_method, "percentile": args.percentile,
+             "weights": args.weights, "ignored_scope": args.ignored_scope, "validation_count": args.validation_count,
+             "target_agreement": args.target_agreement, "max_float_fraction": args.max_float_fraction,
+             "smoothquant_alpha": args.smoothquant_alpha, "mixed": False if args.no_mixed else None}
+    settings = dataclasses.replace(recipe.int8, **{k: v for k, v in flags.items() if v is not None})
+    settings.check()  # before the model is loaded
+    target = load_target(args.target) if args.target else None
     model, spec, info = load_checkpoint(model_dir)
     model, spec, suffix = model_for_export(model, spec, args.tower)
     if spec.kind == "text_encoder":
         raise UserError("compress int8 is for image models; export text towers with `edgeclip export --tower text --precision int8`")
     recorded = (info or {}).get("extra", {}) or {}
     data = args.data or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
-    train = sample_data_images(data, "train", args.calibration_count + args.validation_count, spec.preprocess)
-    calibration, validation = train[0::2][:args.calibration_count], train[1::2][:args.validation_count]
-    if options.mixed and len(validation) == 0:
+    calibration, options = int8_inputs_for(data, spec.preprocess, recipe, settings, args.calibration_count, target, model_dir,
+                                           data_given=bool(args.data))
+    if settings.mode != "classic" and settings.mixed and options.validation is None:
         raise UserError(f"data '{data}' has too few train images for calibration and validation; pass --no-mixed or more images")
-    options.validation = validation if options.mixed else None
-    options.qat = recorded.get("qat")
-    parity = sample_data_images(data, "test", args.parity_count, spec.preprocess)
-    out = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-int8-{args.mode}{suffix}"
+    parity = sample_data_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
+    out = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-int8-{settings.mode}{suffix}"
     artifact = export_model(model, spec, args.backend, "int8", out, calibration=calibration, parity_inputs=parity,
                             source_checkpoint=str(model_dir), int8=options)
     quant = artifact.manifest["quantization"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
+from edgeclip.config import load_recipe
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, write_json
 
@@ -111,7 +112,6 @@ def _capacity_gap(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
-    from edgeclip.config import load_recipe
     from edgeclip.data import open_image_dataset
     from edgeclip.distill.augment import eval_view
     from edgeclip.distill.classifier_kd import evaluate_logits

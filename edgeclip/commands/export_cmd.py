@@ -9,17 +9,22 @@ from pathlib import Path
 from edgeclip.commands import add_parser
 from edgeclip.commands.export_inputs import (
     DEFAULT_DATA,
+    checkpoint_recipe,
+    int8_inputs_for,
     model_for_export,
+    resolve_counts,
     sample_data_images,
     text_inputs,
     text_needs_calibration,
 )
+from edgeclip.config import DataConfig, ExportConfig
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
 EXAMPLES = """
   edgeclip export --model runs/abc123/student --backend onnx --precision fp32
   edgeclip export --model runs/abc123/student --backend onnx --precision int8 --calibration digits --calibration-count 256
+  edgeclip export --model runs/abc123/student --backend onnx --precision int8 --target raspberry-pi-5   # int8 for its arm64 CPU
   edgeclip export --model runs/abc123/student --backend openvino --precision int8 --calibration data/my_images
   edgeclip export --model runs/abc123/student --backend tensorrt --precision fp16   # then build_engine.sh on the Jetson
   edgeclip export --model runs/abc123/student --backend tensorrt --precision int8 --tensorrt 8.5   # JetPack 5.1
@@ -38,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "PyTorch model on real images. Exit 0: parity passed (or cannot run on this OS); 1: parity failed or "
             "int8 rejected (top-1 agreement with fp32 below 0.99 beyond sampling noise: the one int8 rule of compress "
             "int8 and build; the artifact is written with status: rejected, never ready); 2: bad input; 3: a TensorRT "
-            "kit its TensorRT would refuse (the manifest's tensorrt_compatibility names each node)."
+            "kit its TensorRT would refuse (the manifest's tensorrt_compatibility names each node). int8 is made as "
+            "`edgeclip build` makes it, from the recipe the checkpoint was trained with (its run's result.json; "
+            "--recipe to choose another): its int8: settings, data.calibration_count calibration images, "
+            "int8.validation_count disjoint train images for the mixed-precision search, export.parity_samples "
+            "test images for parity (compress/int8_inputs.py)."
         ),
         examples=EXAMPLES,
     )
@@ -49,10 +58,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration", metavar="DATA", default=None,
                         help="image data for int8 calibration and parity: digits, synthetic[:N] or a folder "
                              "(default: the data recorded with the checkpoint, else digits)")
-    parser.add_argument("--calibration-count", type=int, default=128, metavar="N",
-                        help="calibration images (train split) for static int8")
-    parser.add_argument("--parity-count", type=int, default=64, metavar="N",
-                        help="real images (test split) compared against PyTorch")
+    parser.add_argument("--recipe", default=None,
+                        help="recipe whose int8:, data.calibration_count, export: and seed this export follows "
+                             "(default: the one recorded with the checkpoint's run, else the recipe defaults)")
+    parser.add_argument("--target", default=None,
+                        help="target profile an int8 artifact is made for: its CPU architecture picks the int8 "
+                             "format, and int8 is timed against fp32 only where this machine is that target "
+                             "(default: this machine; edgeclip list targets)")
+    parser.add_argument("--calibration-count", type=int, default=None, metavar="N",
+                        help="calibration images (train split) for static int8 (default: the recipe's "
+                             f"data.calibration_count, {DataConfig().calibration_count})")
+    parser.add_argument("--parity-count", type=int, default=None, metavar="N",
+                        help=f"real images (test split) compared against PyTorch (default: the recipe's "
+                             f"export.parity_samples, {ExportConfig().parity_samples})")
     parser.add_argument("--tower", choices=["image", "text", "fused", "all"], default="image",
                         help="dual encoders: image tower, text tower (ships its tokenizer), fused zero-shot classifier "
                              "(image tower + baked class embeddings -> logits), or all three (ignored for classifiers)")
@@ -60,8 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="fused classifier: class names 'a,b,c' or @file (one per line); default: the data's classes")
     parser.add_argument("--templates", default=None,
                         help="fused classifier / tokenizer: prompt template set (digits, cifar, openai_imagenet, plain or a .txt)")
-    parser.add_argument("--opset", type=int, default=18,
-                        help="ONNX opset (≥ 16); TensorRT kits use at most what --tensorrt parses (17 for 8.x)")
+    parser.add_argument("--opset", type=int, default=None,
+                        help=f"ONNX opset (≥ 16; default: the recipe's export.opset, {ExportConfig().opset}); TensorRT "
+                             "kits use at most what --tensorrt parses (17 for 8.x)")
     parser.add_argument("--tensorrt", default=None, metavar="VERSION",
                         help="--backend tensorrt: the device's TensorRT, 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0, default) "
                              "or 10.3 (JetPack 6.1/6.2); the kit is written for it and checked against its ONNX parser")
@@ -75,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from edgeclip.exporters.export import export_model
     from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.targets import load_target
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
     if args.tensorrt is not None:
@@ -87,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     model_dir = Path(args.model)
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
+    recipe = checkpoint_recipe(model_dir, args.recipe)
+    resolve_counts(args, recipe)
+    target = load_target(args.target) if args.target else None
     model, spec, info = load_checkpoint(model_dir)
     recorded = (info or {}).get("extra", {}) or {}
     data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
@@ -97,23 +120,25 @@ def run(args: argparse.Namespace) -> int:
         return run_dual_export(args, model, spec, model_dir, data)
     model, spec, suffix = model_for_export(model, spec, args.tower)
 
+    int8 = None  # text towers: the backend's own int8 method, as in the build
     if spec.kind == "text_encoder":
         tokens = text_inputs(data, int(spec.context_length or 77))
         # Text int8 is dynamic / weight-only where the backend's int8 recipe allows it; a static recipe
         # (TensorRT's explicit QDQ) needs calibration, and the prompts double as that.
         calibration, parity_inputs = (tokens if text_needs_calibration(args.backend, args.precision) else None), tokens
     else:
-        calibration = (
-            sample_data_images(data, "train", args.calibration_count, spec.preprocess) if args.precision == "int8" else None
-        )
-        parity_inputs = sample_data_images(data, "test", args.parity_count, spec.preprocess)
+        calibration = None
+        if args.precision == "int8":
+            calibration, int8 = int8_inputs_for(data, spec.preprocess, recipe, recipe.int8, args.calibration_count,
+                                                target, model_dir, data_given=bool(args.calibration))
+        parity_inputs = sample_data_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
     check_output_dir(out_dir, "artifact directory", replaced=True)  # before calibration, export and parity
     artifact = export_model(
         model, spec, args.backend, args.precision, out_dir,
         calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,
-        tensorrt=args.tensorrt,
+        tensorrt=args.tensorrt if args.tensorrt is not None else (target.tensorrt if target is not None else None), int8=int8,
     )
     quant = artifact.manifest.get("quantization", {}).get("method", "none")
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")

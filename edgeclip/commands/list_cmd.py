@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgeclip.commands import add_parser
+from edgeclip.config import list_recipes
 
 KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads", "generators"]
 
@@ -35,7 +36,6 @@ def format_table(headers: list[str], rows: list[list[object]]) -> str:
 def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
     if kind == "recipes":
         # lazy: `edgeclip --help` does not load it
-        from edgeclip.config import list_recipes
 
         return ["recipe", "description"], [list(r) for r in list_recipes()]
     if kind == "students":

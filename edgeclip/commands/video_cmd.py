@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeclip.cli import HelpFormatter
 from edgeclip.commands import add_parser
+from edgeclip.config import VideoConfig
 from edgeclip.errors import UserError
 
 EXAMPLES = """
@@ -39,25 +40,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--encoder", required=True, metavar="SPEC",
                        help="teacher spec (proxy-digits, ARCH:TAG, ARCH:/ckpt), student checkpoint dir, student name "
                             "(random weights), or exported artifact dir")
-    train.add_argument("--head", default="evl", help="temporal head (edgeclip list heads)")
+    v = VideoConfig()  # the flag defaults are the recipe `video:` defaults (one source)
+    train.add_argument("--head", default=v.head, help="temporal head (edgeclip list heads)")
     train.add_argument("--head-param", action="append", default=[], metavar="KEY=VALUE", help="head option, e.g. width=64")
     train.add_argument("--out", help="run directory (default runs/video-<head>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    train.add_argument("--frames", type=int, default=8, help="frames per window (T)")
-    train.add_argument("--stride", type=int, default=2, help="frames between window frames (paper: 14); 0 with --span")
-    train.add_argument("--span", type=int, default=0, help="with --stride 0: T frames evenly spaced over this many")
+    train.add_argument("--frames", type=int, default=v.frames, help="frames per window (T)")
+    train.add_argument("--stride", type=int, default=v.stride, help="frames between window frames (paper: 14); 0 with --span")
+    train.add_argument("--span", type=int, default=v.span, help="with --stride 0: T frames evenly spaced over this many")
     train.add_argument("--fps", type=float, help="frame rate of frame folders (default 20, DAD's)")
-    train.add_argument("--gap-s", type=float, default=1.0, help="normal windows end at least this long before the onset")
-    train.add_argument("--last-frames", type=int, default=10, help="clips without an onset: accident within the last N frames")
-    train.add_argument("--hop", type=int, default=2, help="a labelled window ends every N frames")
-    train.add_argument("--max-windows", type=int, default=8, help="at most N windows per clip and class")
-    train.add_argument("--epochs", type=int, default=60)
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--accumulation", type=int, default=16, help="gradient accumulation steps")
-    train.add_argument("--lr", type=float, default=4e-4)
-    train.add_argument("--weight-decay", type=float, default=5e-2)
-    train.add_argument("--folds", type=int, default=5, help="k-fold cross-validation by clip (0 = none)")
-    train.add_argument("--threshold", type=float, default=0.5, help="alert threshold on P(accident)")
+    train.add_argument("--gap-s", type=float, default=v.gap_s, help="normal windows end at least this long before the onset")
+    train.add_argument("--last-frames", type=int, default=v.last_frames, help="clips without an onset: accident within the last N frames")
+    train.add_argument("--hop", type=int, default=v.hop, help="a labelled window ends every N frames")
+    train.add_argument("--max-windows", type=int, default=v.max_windows, help="at most N windows per clip and class")
+    train.add_argument("--epochs", type=int, default=v.epochs)
+    train.add_argument("--batch-size", type=int, default=v.batch_size)
+    train.add_argument("--accumulation", type=int, default=v.accumulation, help="gradient accumulation steps")
+    train.add_argument("--lr", type=float, default=v.lr)
+    train.add_argument("--weight-decay", type=float, default=v.weight_decay)
+    train.add_argument("--folds", type=int, default=v.folds, help="k-fold cross-validation by clip (0 = none)")
+    train.add_argument("--threshold", type=float, default=v.threshold, help="alert threshold on P(accident)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backend", default="onnx", help="export backends, comma-separated (none = no export)")
     train.add_argument("--precision", default="fp32", help="encoder precisions, comma-separated")

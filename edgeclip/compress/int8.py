@@ -22,8 +22,10 @@ Everything chosen and measured goes into the manifest's `quantization` block.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,28 +36,18 @@ from edgeclip.compress import cpu, ort_int8, ov_int8
 from edgeclip.compress import quantize as q
 from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
 from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
+from edgeclip.config import Int8Config
 from edgeclip.errors import UserError
-
-MODES = ("classic", "auto")
-CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
 
 
 @dataclass
-class Int8Options:
-    mode: str = "auto"
-    calibration_method: str = "auto"  # each backend's own default estimator (onnxruntime: min-max; NNCF: its defaults)
-    percentile: float = 99.999
+class Int8Options(Int8Config):
+    """One int8 export: the settings (config.Int8Config, whose defaults are the only ones) plus what
+    only that export knows. Build it from settings with `from_config`."""
+
     per_channel: bool = True
-    weights: str = "auto"  # ORT static int8 weights: auto (by the CPU it runs on) | int8 | uint8
     arch: str | None = None  # CPU architecture the int8 model will run on (a target's); None = this machine
     target: str | None = None  # the target profile it is built for (manifest only)
-    ignored_scope: list[str] = field(default_factory=list)  # layers kept in float, named as in the graph
-    mixed: bool = True  # run the sensitivity search when validation images are given
-    # Top-1 agreement with fp32 (classifiers) / mean cosine (embeddings) on the validation images. 0.995,
-    # not 0.99: the bar is 0.99 on held-out images, and validation and test differ by a few images.
-    target_agreement: float = 0.995
-    max_float_fraction: float = 0.25  # at most this share of the quantized layers may go back to float
-    smoothquant_alpha: float | None = None  # transformers: migrate activation outliers into weights first
     speed_check: bool = True
     speed_seconds: float = 2.0
     speed_threads: int = 1  # one thread: steadier on a shared machine; recorded with the result
@@ -63,19 +55,10 @@ class Int8Options:
     qat: dict[str, Any] | None = None  # record of a QAT fine-tune the model went through (manifest only)
     smoothing: dict[str, Any] | None = None  # what SmoothQuant did (set by export_model when it ran)
 
-    def check(self) -> None:
-        if self.mode not in MODES:
-            raise UserError(f"unknown int8 mode '{self.mode}'; use one of {', '.join(MODES)}")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise UserError(f"unknown calibration method '{self.calibration_method}'; use one of {', '.join(CALIBRATION_METHODS)}")
-        if self.weights not in ("auto", "int8", "uint8"):
-            raise UserError(f"int8 weights must be auto, int8 or uint8, got '{self.weights}'")
-        if not 0.0 < self.target_agreement <= 1.0:
-            raise UserError(f"target agreement must be in (0, 1], got {self.target_agreement}")
-        if not 0.0 <= self.max_float_fraction <= 1.0:
-            raise UserError(f"max_float_fraction must be in [0, 1], got {self.max_float_fraction}")
-        if not 50.0 < self.percentile < 100.0:
-            raise UserError(f"calibration percentile must be in (50, 100), got {self.percentile}")
+    @classmethod
+    def from_config(cls, config: Int8Config, **export: Any) -> "Int8Options":
+        """These settings for one export (`export`: the fields above)."""
+        return cls(**{f.name: copy.deepcopy(getattr(config, f.name)) for f in dataclasses.fields(Int8Config)}, **export)
 
     def describe(self) -> dict[str, Any]:
         """The options as recorded in the manifest (without the image arrays)."""

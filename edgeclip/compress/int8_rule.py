@@ -2,7 +2,7 @@
 
 int8 is kept only when it keeps the fp32 model's decisions: top-1 agreement with the fp32 PyTorch
 model of at least `INT8_AGREEMENT_BAR` on held-out images. An agreement is measured on a sample
-(64–128 parity images at export, the test split in a build), so the rule rejects when the sample
+(`export.parity_samples`, 64, parity images at export; the test split in a build), so the rule rejects when the sample
 shows the agreement is below the bar beyond its sampling noise — the 95% Wilson upper bound of the
 agreement is under 0.99 (90.6% of 128 images: bound 0.946, rejected; 63 of 64: bound 0.997, kept;
 986 of 1000: bound 0.992, kept; 980 of 1000: bound 0.987, rejected).

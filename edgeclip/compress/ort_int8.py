@@ -25,16 +25,16 @@ measures both).
 from __future__ import annotations
 
 import copy
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgeclip.compress import quantize as q
+from edgeclip.config import INT8_CALIBRATION_METHODS
 from edgeclip.errors import UserError
 
-CALIBRATION_METHODS = ("auto", "minmax", "entropy", "percentile")
+CALIBRATION_METHODS = INT8_CALIBRATION_METHODS
 AUTO_METHOD = "minmax"  # what "auto" means for onnxruntime: its own default estimator
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -278,7 +278,3 @@ def check_node_names(model_path: str | Path, names: Sequence[str], what: str = "
         shown = ", ".join(weighted[:10]) + (f", ... ({len(weighted)} weighted layers)" if len(weighted) > 10 else "")
         raise UserError(f"{what} name(s) {', '.join(repr(m) for m in missing)} match no layer of the ONNX graph; "
                         f"layer names look like: {shown}")
-
-
-def temp_dir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="edgeclip-int8-")

@@ -21,39 +21,15 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from edgeclip.config import PruneConfig
 from edgeclip.errors import UserError
 from edgeclip.students.structure import SplitQKVAttention, describe_structure, split_attention
 from edgeclip.utils import count_params
-
-IMPORTANCE = ("l2", "l1", "random")
-
-
-@dataclass
-class PruneSettings:
-    """How much to cut. `ratio` is the fraction of channels (CNN) or MLP hidden units (ViT) removed."""
-
-    ratio: float
-    head_ratio: float | None = None  # ViT: fraction of heads removed (None = same as ratio)
-    importance: str = "l2"
-    round_to: int = 1  # keep channel counts multiples of this (8 helps some int8 kernels)
-    ignore: list[str] = field(default_factory=list)  # module paths never pruned (their outputs keep their size)
-
-    def check(self) -> None:
-        if not isinstance(self.ratio, (int, float)) or not 0.0 < float(self.ratio) < 1.0:
-            raise UserError(f"pruning ratio must be between 0 and 1 (exclusive), got {self.ratio}; e.g. --ratio 0.5 removes half the channels")
-        if self.head_ratio is not None and not 0.0 <= float(self.head_ratio) < 1.0:
-            raise UserError(f"head pruning ratio must be in [0, 1), got {self.head_ratio}")
-        if self.importance not in IMPORTANCE:
-            raise UserError(f"unknown pruning importance '{self.importance}'; use one of {', '.join(IMPORTANCE)}")
-        if self.round_to < 1:
-            raise UserError(f"round_to must be >= 1, got {self.round_to}")
-
 
 def _importance(name: str) -> Any:
     import torch_pruning as tp
@@ -123,7 +99,7 @@ def _example(spec: Any) -> torch.Tensor:
     return torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _ignored(part: nn.Module, spec: Any, settings: PruneSettings, transformer: bool) -> list[nn.Module]:
+def _ignored(part: nn.Module, spec: Any, settings: PruneConfig, transformer: bool) -> list[nn.Module]:
     modules = dict(part.named_modules())
     ignored = _output_layers(part, spec)
     if transformer:
@@ -168,7 +144,7 @@ def check_nothing_emptied(pruner: Any, ratio: float, head_ratio: float, names: d
             )
 
 
-def prune_model(model: nn.Module, spec: Any, settings: PruneSettings, *,
+def prune_model(model: nn.Module, spec: Any, settings: PruneConfig, *,
                 baseline: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """A pruned copy of `model`; returns (pruned model, {"record", "structure"}).
 
@@ -210,7 +186,7 @@ def prune_model(model: nn.Module, spec: Any, settings: PruneSettings, *,
     after = count_params(part)
     record = {
         "method": "torch-pruning structured (GroupMagnitudeImportance)" if settings.importance != "random" else "torch-pruning random",
-        "settings": asdict(settings),
+        "settings": settings.cut(),
         "pruned_part": part_path or "whole model",
         "architecture": "transformer" if transformer else "cnn",
         "heads": ({names[a.qkv].rsplit(".qkv", 1)[0]: a.num_heads for a in attentions} if attentions else None),

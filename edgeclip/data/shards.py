@@ -20,7 +20,7 @@ import glob
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from PIL import Image
 
@@ -162,8 +162,3 @@ def write_pair_shards(pairs: Any, out_dir: str | Path, *, shard_size: int = 1000
                         sample["json"] = json.dumps({"sample_id": ids[i]}).encode()
                     sink.write(sample)
     return [out_dir / f"{prefix}-{shard:06d}.tar" for shard in range(count)]
-
-
-def shard_pattern(paths: Iterable[Path]) -> str:
-    """`a.tar::b.tar` for a list of shards (a spec ShardPairDataset accepts)."""
-    return "::".join(str(p) for p in paths)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeclip.compress.prune import PruneSettings, prune_model
+from edgeclip.compress.prune import prune_model
+from edgeclip.config import DistillConfig, PruneConfig
 from edgeclip.compress.qat import COMPRESS_JSON, QatConfig, quantization_aware_finetune
-from edgeclip.config import DistillConfig
 from edgeclip.data import check_disjoint, open_image_dataset, preprocess_all
 from edgeclip.distill.augment import BatchAugment, TensorImages
 from edgeclip.distill.losses import hinton_criterion
@@ -156,15 +156,14 @@ def _check_out(model_dir: Path, out_dir: Path) -> None:
         raise UserError(f"{out_dir} already holds a student checkpoint; pass another --out or remove it")
 
 
-def prune_checkpoint(model_dir: str | Path, out_dir: str | Path, settings: PruneSettings, *, recover_epochs: int = 10,
-                     lr: float = 0.05, batch_size: int = 64, teacher: str = "", data: str | None = None,
-                     resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Prune a student checkpoint, recover it with KD, write a new checkpoint; returns the record."""
+def prune_checkpoint(model_dir: str | Path, out_dir: str | Path, settings: PruneConfig, *, batch_size: int = 64,
+                     data: str | None = None, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Prune a student checkpoint per `settings` (the cut, then `recover_epochs` of KD recovery at
+    `recover_lr` from `teacher`), write a new checkpoint; returns the record."""
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     settings.check()
-    if recover_epochs < 0:
-        raise UserError(f"--recover-epochs must be >= 0, got {recover_epochs}")
+    recover_epochs, lr, teacher = settings.recover_epochs, settings.recover_lr, settings.teacher
     _check_out(model_dir, out_dir)
     model, spec, info = load_checkpoint(model_dir)
     pruned, result = prune_model(model, spec, settings, baseline=_baseline(info))  # bad ratio → UserError here

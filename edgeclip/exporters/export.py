@@ -35,6 +35,7 @@ from edgeclip.compress.smoothquant import smooth_quant_if_transformer
 from edgeclip.utils import count_params, disable_mha_fastpath
 from edgeclip.io_utils import atomic_dir, write_json
 from edgeclip.runtimes import runtime_class
+from edgeclip.students.repvgg import fold_reparameterizable
 from edgeclip.students.spec import ModelSpec
 
 REFERENCE_DIR = "reference"  # inputs + PyTorch outputs shipped for checks on the device
@@ -182,17 +183,21 @@ def export_model(
     exporter = info.load_exporter()
     disable_mha_fastpath()
     model = model.eval()
+    # RepVGG-style students deploy with their training-time branches folded into single convs; parity
+    # below still compares against `model` as trained, so a wrong fold fails the artifact.
+    deployed = fold_reparameterizable(model)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as work_dir:
         extra_args: dict[str, Any] = {"int8": int8} if int8 is not None and precision == "int8" else {}
         if backend == "tensorrt" and tensorrt is not None:
             extra_args["tensorrt_version"] = tensorrt
-        exported = model
+        exported = deployed
         if int8 is not None and precision == "int8" and int8.smoothquant_alpha is not None and calibration is not None:
             # The smoothed copy is exported; parity still compares against the model as given.
-            exported, int8.smoothing = smooth_quant_if_transformer(model, calibration, int8.smoothquant_alpha)
+            exported, int8.smoothing = smooth_quant_if_transformer(deployed, calibration, int8.smoothquant_alpha)
         result: ExportResult = exporter(exported, spec, precision, work_dir, calibration=calibration, opset=opset, **extra_args)
-        manifest = _build_manifest(model, spec, backend, precision, result, work_dir, source_checkpoint, opset)
+        manifest = _build_manifest(deployed, spec, backend, precision, result, work_dir, source_checkpoint, opset)
+        manifest["reparameterized"] = deployed is not model
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
         manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
         rejected = judge_artifact(manifest)  # compress/int8_rule.py: a failed artifact is never `ready`

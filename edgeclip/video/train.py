@@ -14,10 +14,11 @@ fold checkpoints every epoch and a finished fold is not run again.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeclip.config import VideoHeadConfig
 from edgeclip.errors import UserError
 from edgeclip.distill.resume import save_training
 from edgeclip.io_utils import read_json, safe_torch_load, write_json
@@ -36,23 +38,16 @@ from edgeclip.video.metrics import alert_metrics, window_metrics
 
 
 @dataclass
-class HeadTrainConfig:
-    head: str = "evl"
-    head_params: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 60
-    batch_size: int = 8
-    accumulation: int = 16
-    lr: float = 4e-4
-    weight_decay: float = 5e-2
-    folds: int = 5
-    threshold: float = 0.5
+class HeadTrainConfig(VideoHeadConfig):
+    """One head training: the settings (config.VideoHeadConfig, whose defaults are the only ones) and the seed."""
+
     seed: int = 0
 
     @classmethod
-    def from_recipe(cls, video: Any, seed: int) -> "HeadTrainConfig":
-        """The head-training fields of a recipe's `video:` section (config.VideoConfig), by name."""
-        shared = {f.name: getattr(video, f.name) for f in dataclasses.fields(cls) if hasattr(video, f.name)}
-        return cls(**{**shared, "head_params": dict(shared.get("head_params", {})), "seed": seed})
+    def from_recipe(cls, video: VideoHeadConfig, seed: int) -> "HeadTrainConfig":
+        """The head-training fields of a recipe's `video:` section (config.VideoConfig) and its seed."""
+        shared = {f.name: copy.deepcopy(getattr(video, f.name)) for f in dataclasses.fields(VideoHeadConfig)}
+        return cls(**shared, seed=seed)
 
     def validate(self) -> None:
         TEMPORAL_HEADS.get(self.head)  # unknown head: UserError with close matches
