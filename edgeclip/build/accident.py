@@ -37,13 +37,9 @@ from edgeclip.paths import default_run_dir
 from edgeclip.targets import load_target, row_label
 from edgeclip.video import accident_demo
 from edgeclip.video.clips import LabelProtocol, read_clip_lists
-from edgeclip.video.dataset import build_dataset
-from edgeclip.video.features import load_encoder
 from edgeclip.video.io import user_errors
-from edgeclip.video.pipeline import train_video
 from edgeclip.video.remote import demo_remote
 from edgeclip.video.sampling import WindowSampling
-from edgeclip.video.train import HeadTrainConfig, cross_validate
 
 # Shipped accident recipes name the repository's clip lists (benchmarks/clips/) and ../shared/data
 # beside the checkout. `$EDGECLIP_ROOT` overrides this root (e.g. a wheel install, or a worktree
@@ -86,6 +82,7 @@ def resolve_clips(paths: list[str], recipe: Any = None, key: str = "video.clips"
 
 def video_settings(recipe: Any) -> tuple[Any, Any, Any]:
     # lazy: defers torch
+    from edgeclip.video.train import HeadTrainConfig
 
     v = recipe.video
     config = HeadTrainConfig.from_recipe(v, recipe.seed)
@@ -100,6 +97,9 @@ def pipeline_accuracy(clips: list[str], encoder_spec: str, config: Any, sampling
                       work: Path) -> dict[str, Any]:
     """Pooled out-of-fold metrics of the windows with this encoder's features (same folds and seed)."""
     # lazy: defers torch
+    from edgeclip.video.dataset import build_dataset
+    from edgeclip.video.features import load_encoder
+    from edgeclip.video.train import cross_validate
 
     encoder = load_encoder(encoder_spec)
     dataset = build_dataset(clips, encoder, sampling, protocol, fps=fps, progress=False)
@@ -178,6 +178,7 @@ def fps_budgets(rows: list[ReportRow], recipe: Any, every_frame_fps: dict[str, f
 def build_accident(recipe: Any, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
                    remote: str | None = None, remote_python: str = "python3") -> Any:
     # lazy: defers torch
+    from edgeclip.video.pipeline import train_video
 
     started = time.perf_counter()
     target = load_target(target_name)

@@ -21,7 +21,6 @@ from edgeclip.distill.methods import get_method
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 from edgeclip.paths import default_run_dir
-from edgeclip.students.registry import STUDENTS
 from edgeclip.targets import load_target, with_overrides
 
 
@@ -69,6 +68,9 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     data = open_distill_data(recipe.data, recipe.seed)
     if not recipe.student.checkpoint:
         # lazy: defers torch
+
+        # lazy: defers torch
+        from edgeclip.students.registry import STUDENTS
 
         STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher
     run_dir = Path(out_dir) if out_dir else default_run_dir(recipe.name, target.name)

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeclip.bench.flops import count_flops
 from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.build.plan import BuildPlan
@@ -54,6 +53,8 @@ def teacher_row(distilled: Any, config: BenchConfig) -> ReportRow:
     """
     # lazy: defers torch
     import torch
+
+    from edgeclip.bench.flops import count_flops
 
     teacher, size = distilled.teacher, distilled.spec.preprocess.size
     example = torch.zeros(1, 3, size, size)

@@ -31,15 +31,11 @@ from typing import Any, Callable, Sequence
 from edgeclip.backends import get_backend
 from edgeclip.bench.harness import bench_artifacts
 from edgeclip.bench.pareto import PLOT_NAME, pareto_front, pareto_png
-from edgeclip.compress.prune import prune_model
 from edgeclip.config import BenchConfig, PruneConfig
-from edgeclip.distill.compression import prune_checkpoint
 from edgeclip.distill.methods import run_distillation
 from edgeclip.errors import UserError
 from edgeclip.exporters import export_model
 from edgeclip.io_utils import atomic_path
-from edgeclip.students.checkpoint import load_checkpoint
-from edgeclip.students.registry import STUDENTS, create_student
 from edgeclip.students.spec import Deployable
 
 SEARCH_DIR = "search"  # <run>/search/<student>@<size>/: one distillation per student × size
@@ -127,6 +123,7 @@ def candidate_grid(recipe: Any) -> list[Candidate]:
 def check_search(recipe: Any) -> None:
     """Cheap checks of `search:` (plan time, before anything is written or trained)."""
     # lazy: defers torch
+    from edgeclip.students.registry import STUDENTS
 
     cfg = recipe.search
     if cfg.latency_budget_ms < 0:
@@ -160,6 +157,9 @@ def candidate_model(candidate: Candidate, class_names: Sequence[str]) -> tuple[A
     """(model, spec) to time: the trained checkpoint, else the registered student (random weights),
     pruned at the candidate's ratio; spec.name is the candidate's label."""
     # lazy: defers torch
+    from edgeclip.compress.prune import prune_model
+    from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.students.registry import create_student
 
     if candidate.checkpoint:
         model, spec, _ = load_checkpoint(candidate.checkpoint)
@@ -252,6 +252,9 @@ def time_build_candidates(plan: Any, log: Callable[[str], None] = print) -> Sear
 def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: Callable[[str], None] = print) -> SearchOutcome:
     """Step 2: train the candidates within the budget (one distillation per student × size, pruned
     ones pruned from it) and choose; fills `outcome.chosen`, `.distilled`, `.deployables`."""
+    # lazy: defers torch
+    from edgeclip.distill.compression import prune_checkpoint
+
     recipe = plan.recipe
     within = [t for t in outcome.timed if t.latency_ms <= outcome.budget_ms]
     distilled: dict[str, Any] = {}
@@ -279,6 +282,7 @@ def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: C
     log(f"chose {chosen.label}: retention {chosen.retention:.4f}, {outcome.chosen.latency_ms:.3f} ms")
     if chosen.prune_ratio:
         # lazy: defers torch
+        from edgeclip.students.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(chosen.checkpoint)
         spec.name = f"{spec.name}+pruned{round(chosen.prune_ratio * 100)}"
