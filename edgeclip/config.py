@@ -278,6 +278,7 @@ class BenchConfig:
     threads: int = 0  # 0 = let the runtime decide
     accuracy_samples: int = 0  # 0 = the whole test split
     memory: bool = True  # peak memory in a fresh subprocess per artifact (onnx/openvino)
+    roof: bool = True  # achieved GFLOP/s and % of this machine's GEMM roof per row (bench/roof.py; cached)
     # The teacher architecture timed beside the students (random weights, latency only): "auto" = the
     # recipe's open_clip teacher architecture, else ViT-B-32; "none"; or an open_clip architecture name.
     speed_reference: str = "auto"

@@ -10,6 +10,8 @@ import pytest
 # Before edgeclip is imported anywhere: tests must not read or write the user's cache. Set
 # EDGECLIP_TEST_CACHE to reuse one between runs (e.g. a trained proxy teacher) while developing.
 os.environ["EDGECLIP_CACHE"] = os.environ.get("EDGECLIP_TEST_CACHE") or tempfile.mkdtemp(prefix="edgeclip-test-cache-")
+# The GEMM roof (bench/roof.py) is the machine's: measured once per session even where a test has its own cache.
+os.environ.setdefault("EDGECLIP_ROOF_CACHE", os.path.join(os.environ["EDGECLIP_CACHE"], "roof"))
 os.environ.setdefault("TQDM_DISABLE", "1")
 # One torch thread: tests check behaviour, and on a shared 2-core machine more threads made
 # tiny-model steps 10-50x slower (measured on the distillation tests: 170 s vs 13 s).

@@ -175,3 +175,15 @@ def test_pruned_vit_tower_exports_with_parity(backend, tmp_path):
     artifact = export_model(tower, towers.image_tower_spec(pruned, "pruned-tower"), backend, "fp32", tmp_path / backend,
                             parity_inputs=images)
     assert artifact.parity["passed"] is True
+
+
+def test_cnn_image_tower_keeps_the_embedding_width_it_shares_with_the_text_tower():
+    # distillclip_cifar10: a timm ConvNet image tower whose head projection writes the joint embedding.
+    model, spec = _student("distillclip_cifar10")
+    pruned, result = prune_model(model, spec, PruneConfig(ratio=0.5))
+    assert result["record"]["pruned_part"] == "visual" and result["record"]["params_after"] < 0.5 * result["record"]["params_before"]
+    assert pruned.visual.head.proj.out_features == model.visual.head.proj.out_features
+    with torch.no_grad():
+        image = pruned.encode_image(torch.randn(2, 3, 32, 32))
+        text = pruned.encode_text(torch.zeros(2, spec.context_length, dtype=torch.long))
+    assert image.shape == text.shape == (2, spec.embed_dim)

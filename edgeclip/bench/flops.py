@@ -9,6 +9,7 @@ matmuls it counts. FLOPs here are FlopCounterMode's: 2 x multiply-accumulates.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -68,3 +69,30 @@ def count_tower_flops(model: torch.nn.Module, image_size: int | None = None, con
     finally:
         model.train(was_training)
     return flops
+
+
+def conv_flops_by_kind(model: torch.nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """FLOPs (2 x MACs) of one forward's convolutions by kind, named as bench/ort_profile.conv_kinds
+    names them ("depthwise conv", "1x1 conv", "3x3 conv", ...), so a profile's time per kind becomes
+    GFLOP/s per kind."""
+    totals: dict[str, int] = {}
+
+    def hook(module: torch.nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
+        kernel = tuple(module.kernel_size)
+        if module.groups > 1:
+            kind = "depthwise conv"
+        elif all(k == 1 for k in kernel):
+            kind = "1x1 conv"
+        else:
+            kind = f"{'x'.join(map(str, kernel))} conv"
+        macs = output.numel() * (module.in_channels // module.groups) * math.prod(kernel)
+        totals[kind] = totals.get(kind, 0) + 2 * macs
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return totals

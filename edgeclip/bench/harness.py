@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from edgeclip.backends import BACKENDS, get_backend
+from edgeclip.bench.equal_resolution import NATIVE_IS_TEACHER_SIZE, equal_resolution_record, equal_resolution_runs
 from edgeclip.bench.latency import benchmark_interleaved, measure_throughput
 from edgeclip.bench.memory import measure_peak_memory
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
@@ -29,6 +30,7 @@ from edgeclip.bench.qualify import (
 )
 from edgeclip.compress.int8_rule import REJECTED, REJECTED_NOTE
 from edgeclip.bench.report import ReportRow, one_line
+from edgeclip.bench.roof import apply_roof, machine_roof
 from edgeclip.config import BenchConfig
 from edgeclip.data import open_image_dataset
 from edgeclip.data.class_match import align_classes, class_hint, mismatch_table
@@ -287,12 +289,20 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
     references: dict[str, BenchItem | None] = {}
     artifacts = [_artifact_item(Path(d), config, references, models or {}) for d in artifact_dirs]
     items = [ref for ref in references.values() if ref is not None] + artifacts
-    runs = {i: item.runtime.run for i, item in enumerate(items) if item.runtime is not None}
-    inputs = {i: _example_batch(items[i].manifest, 1) for i in runs}
+    runs: dict[Any, RunFn] = {i: item.runtime.run for i, item in enumerate(items) if item.runtime is not None}
+    inputs: dict[Any, Any] = {i: _example_batch(items[i].manifest, 1) for i in runs}
+    equal_runs = equal_resolution_runs(items, config.threads)  # timed in the same interleaved cycles
+    runs.update({key: run for key, (run, _) in equal_runs.items()})
+    inputs.update({key: batch for key, (_, batch) in equal_runs.items()})
     stats = benchmark_interleaved(runs, inputs, warmup=config.warmup, iterations=config.iterations,
                                   max_seconds=config.max_seconds * max(1, len(runs)))
-    for i, result in stats.items():
-        item = items[i]
+    for key, result in stats.items():
+        if key in equal_runs:
+            items[key[1]].row.equal_resolution = equal_resolution_record(
+                equal_runs[key][1].shape[-1], None if "error" in result else result,
+                f"failed at this size: {one_line(result['error'])}" if "error" in result else None)
+            continue
+        item = items[key]
         if "error" in result:
             item.row.status = f"failed: {one_line(result['error'])}"
             item.runtime = None
@@ -304,6 +314,13 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
         if config.memory and item.directory is not None and _memory_measurable(item.manifest):
             item.row.peak_mem_mb = _guarded(item.row, lambda: measure_peak_memory(item.directory, threads=config.threads))
 
+    for item in artifacts:  # a student already at the teacher's size: its own timing is the equal-size one
+        equal = item.row.equal_resolution
+        if equal and equal.get("note") == NATIVE_IS_TEACHER_SIZE:
+            equal["latency_ms"] = item.row.latency_ms
+            equal["why_not"] = None if item.row.latency_ms else "the student itself was not timed"
+    if config.roof:
+        apply_roof([item.row for item in items], machine_roof(config.threads))
     teacher = None
     if data is not None:
         teacher = _evaluate_items(items, data, split, limit, teacher_accuracy, teacher_row, class_map)

@@ -89,8 +89,10 @@ def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str
     """Latency stats per runner, timed one call per runner per cycle.
 
     `input` is one batch for all runners, or a mapping name -> batch (backends that need another
-    dtype or layout). The starting runner rotates every cycle so no backend always follows the
-    same one (cache and allocator state carry over between calls). A runner that raises is
+    dtype or layout). Each cycle runs them in a new random order, so no backend always follows the
+    same one (cache and allocator state carry over between calls: with only the starting runner
+    rotating, each runner kept its predecessor, and one that evicts the caches slowed the next by
+    5-20% in every cycle — benchmarks/results/ort_overhead.md). A runner that raises is
     dropped from the rotation and reported as {"error": "<type>: <message>"}; the others go on.
     Stops after `iterations` cycles or `max_seconds`, so every runner gets the same count.
     Besides p50/p90/p99, `round_p50` holds the p50 of each of `rounds` consecutive slices of the
@@ -115,13 +117,13 @@ def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str
             if name not in errors:
                 call(name, timed=False)
     deadline = time.perf_counter() + max_seconds
-    for cycle in range(iterations):
+    order = np.random.default_rng(0)  # seeded: the same runs time in the same orders
+    for _ in range(iterations):
         live = [n for n in names if n not in errors]
         if not live:
             break
-        start = cycle % len(live)
-        for name in live[start:] + live[:start]:
-            call(name, timed=True)
+        for index in order.permutation(len(live)):
+            call(live[index], timed=True)
         if time.perf_counter() >= deadline:
             break
     results: dict[str, dict[str, Any]] = {}

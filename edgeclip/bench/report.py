@@ -61,6 +61,14 @@ class ReportRow:
     # Classifier rows evaluated on labelled data: baselines, prediction spread, per-class accuracy,
     # confusion matrix and flags (bench/qualify.py, harness.row_quality). Absent in older reports.
     quality: dict[str, Any] | None = None
+    # How close the row runs to this machine's GEMM roof (bench/roof.py): FLOPs / p50, and that as a
+    # percentage of the roof of its precision (fp32 or int8). Absent in older reports.
+    achieved_gflops: float | None = None
+    roof_gflops: float | None = None
+    roof_percent: float | None = None
+    # A student timed at the speed reference's (teacher's) input size, so × teacher is never only a
+    # resolution trick (bench/equal_resolution.py): {"input_size", "latency_ms", "speedup", "why_not"}.
+    equal_resolution: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -116,13 +124,17 @@ class Report:
                 row.retention = retention_of(row.accuracy, teacher.accuracy)
 
     def fill_speedups(self) -> None:
-        """speedup = p50 of the speed-reference row with the same backend and precision / the row's p50."""
+        """speedup = p50 of the speed-reference row with the same backend and precision / the row's p50;
+        the same at the reference's input size for the student's equal-resolution timing."""
         references = {(r.backend, r.precision): r.latency_ms["p50"] for r in self.rows
                       if r.role == "speed_reference" and r.ok and r.latency_ms}
         for row in self.rows:
             reference = references.get((row.backend, row.precision))
             if row.role == "student" and reference and row.latency_ms and row.latency_ms.get("p50"):
                 row.speedup = float(reference / row.latency_ms["p50"])
+            equal = row.equal_resolution
+            if row.role == "student" and reference and equal and (equal.get("latency_ms") or {}).get("p50"):
+                equal["speedup"] = float(reference / equal["latency_ms"]["p50"])
 
     def apply_target(self, target: Any, *, measured_on_target: bool = True) -> None:
         """Record the target profile and its budget results, and mark where each timed row was

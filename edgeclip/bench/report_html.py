@@ -9,7 +9,9 @@ import math
 from edgeclip.bench.figures import png_figure
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_html
-from edgeclip.bench.report_text import TABLE_HEADER, build_host_caveat, describe_environment, fmt, table_cells
+from edgeclip.bench.report_text import (
+    TABLE_HEADER, build_host_caveat, describe_environment, equal_resolution_notes, fmt, roof_sentence, table_cells,
+)
 from edgeclip.bench.verdict import verdict_sentence
 
 STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_target": "needs"}
@@ -17,12 +19,12 @@ STATUS_CLASSES = {"ok": "ok", "failed": "failed", "skipped": "skipped", "needs_t
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem;color:#222;max-width:1240px}
 table{border-collapse:collapse;margin:1rem 0;font-size:.74rem}
-th,td{border:1px solid #ccc;padding:.25rem .4rem;text-align:right;white-space:nowrap}
+th,td{border:1px solid #ccc;padding:.22rem .25rem;text-align:right;white-space:nowrap}
 th{background:#f3f3f3;white-space:normal}td:first-child,td:nth-child(2),td:nth-child(3),td:last-child{text-align:left}
 td:first-child{white-space:normal;max-width:11rem;overflow-wrap:anywhere}
 td:last-child{white-space:normal;max-width:15rem;overflow-wrap:anywhere}
 table:not(.budgets) td:nth-last-child(2){white-space:normal;max-width:5.5rem;text-align:left}
-table:not(.budgets) td:nth-child(10){white-space:normal;max-width:5rem}
+table:not(.budgets) td:nth-child(10){white-space:normal;max-width:6rem}
 .verdict{border-left:4px solid #11772d;background:#f2faf4;padding:.6rem .9rem;margin:1rem 0}
 .caveat{border-left:4px solid #b36b00;background:#fff8ec;padding:.5rem .9rem}
 .verdict.none{border-color:#b3261e;background:#fdf3f2}
@@ -107,6 +109,10 @@ def render_html(report: Report, inputs_png: bytes | None = None) -> str:
     caveat = build_host_caveat(report)
     if caveat:
         parts.append(f"<p class='caveat'><b>{esc(caveat)}</b></p>")
+    if roof_sentence(report):
+        parts.append(f"<p>{esc(roof_sentence(report))}</p>")
+    if equal_resolution_notes(report):
+        parts.append("<ul>" + "".join(f"<li>{esc(note)}</li>" for note in equal_resolution_notes(report)) + "</ul>")
 
     png, left_out = accuracy_latency_png(report.rows)
     parts.append("<h2>Accuracy vs latency</h2>")

@@ -48,9 +48,12 @@ _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "agreement_reference": (_is_number, True), "speedup": (_is_number, True), "status": (str, False), "notes": (str, False),
     "measured_on": (str, True),
     "quality": (dict, True),
+    "achieved_gflops": (_is_number, True), "roof_gflops": (_is_number, True), "roof_percent": (_is_number, True),
+    "equal_resolution": (dict, True),
 }
 # Fields added after schema version 2 was written: reports from before them still validate.
-_OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality"})
+_OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality", "achieved_gflops", "roof_gflops", "roof_percent",
+                                  "equal_resolution"})
 _BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
     "passed": (bool, True), "status": (str, False),
@@ -103,6 +106,12 @@ def _check_row(row: Any, where: str, problems: list[str]) -> None:
     towers = row.get("flops_per_tower")
     if isinstance(towers, dict) and not all(isinstance(k, str) and _is_int(v) for k, v in towers.items()):
         problems.append(f"{where}.flops_per_tower: expected tower name -> integer FLOPs")
+    equal = row.get("equal_resolution")
+    if isinstance(equal, dict):
+        if not _is_int(equal.get("input_size")):
+            problems.append(f"{where}.equal_resolution.input_size: missing or not an integer")
+        if equal.get("latency_ms") is None and not isinstance(equal.get("why_not"), str):
+            problems.append(f"{where}.equal_resolution: neither latency_ms nor why_not (say why it could not run)")
     for key in ("accuracy", "agreement_teacher", "agreement_reference"):
         value = row.get(key)
         if _is_number(value) and not 0.0 <= value <= 1.0:

@@ -8,6 +8,9 @@ from typing import Any, Iterable
 from edgeclip.bench.pareto import pareto_markdown
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_markdown
+from edgeclip.bench.roof import ROOF_SIZE
+
+ROOF_GEMM = f"{ROOF_SIZE}x{ROOF_SIZE}"
 from edgeclip.bench.verdict import verdict_sentence
 from edgeclip.compress.int8_rule import REJECTED_NOTE
 
@@ -36,8 +39,8 @@ def fmt_flops(row: ReportRow) -> str:
 
 # Mean and iteration counts stay in report.json; the HTML view wraps headers and statuses so the
 # table fits a 1280-px window.
-TABLE_HEADER = ["Model", "Role", "Format", "Params", "FLOPs", "Size MB", "p50 ms", "p90 ms", "p99 ms", "× teacher",
-                "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Timed on", "Status"]
+TABLE_HEADER = ["Model", "Role", "Format", "Params", "FLOPs", "Size MB", "p50 ms", "p90 ms", "p99 ms", "× teacher (at teacher size)",
+                "GFLOP/s (% roof)", "img/s", "Mem MB", "Accuracy", "Retention", "Agree teacher", "Agree ref", "Timed on", "Status"]
 
 
 def _speedup_cell(row: ReportRow) -> str:
@@ -47,14 +50,53 @@ def _speedup_cell(row: ReportRow) -> str:
     return f"{row.speedup:.1f}x" + (" (build host)" if row.on_build_host else "")
 
 
+def _speedup_cells(row: ReportRow) -> str:
+    """"130.9x (14.2x @224)": × teacher at the row's own input size, and with the student timed at the
+    teacher's input size beside it, so a speed-up that is only a smaller input shows as such."""
+    native = _speedup_cell(row)
+    equal = row.equal_resolution
+    if not equal:
+        return native
+    size = equal.get("input_size")
+    if equal.get("speedup"):
+        return f"{native} ({equal['speedup']:.1f}x @{size})"
+    return f"{native} (n/a @{size})"
+
+
+def equal_resolution_notes(report: Report) -> list[str]:
+    """Why a student could not be timed at the teacher's input size, one line per row."""
+    return [f"{row.label} was not timed at {row.equal_resolution.get('input_size')}x{row.equal_resolution.get('input_size')}: "
+            f"{row.equal_resolution['why_not']}" for row in report.rows
+            if row.equal_resolution and row.equal_resolution.get("why_not")]
+
+
+def _roof_cell(row: ReportRow) -> str:
+    """"47 (28%)": achieved GFLOP/s and the share of this machine's roof for the row's precision."""
+    if row.achieved_gflops is None:
+        return "-"
+    return fmt(row.achieved_gflops, ".3g") + (f" ({row.roof_percent:.0f}%)" if row.roof_percent is not None else "")
+
+
 def table_cells(row: ReportRow) -> list[str]:
     """One row of the results table, shared by the Markdown, HTML and console views."""
     latency = row.latency_ms or {}
     return [row.name, row.role.replace("_", " "), f"{row.backend}-{row.precision}", fmt_count(row.params), fmt_flops(row),
             fmt(row.size_mb, ".2f"), fmt(latency.get("p50"), ".2f"), fmt(latency.get("p90"), ".2f"),
-            fmt(latency.get("p99"), ".2f"), _speedup_cell(row), fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
+            fmt(latency.get("p99"), ".2f"), _speedup_cells(row), _roof_cell(row),
+            fmt(row.throughput, ".1f"), fmt(row.peak_mem_mb, ".1f"),
             fmt(row.accuracy, ".4f"), fmt(row.retention, ".3f"), fmt(row.agreement_teacher, ".3f"),
             fmt(row.agreement_reference, ".3f"), row.measured_on or "-", _status_text(row)]
+
+
+def roof_sentence(report: Report) -> str | None:
+    """What GFLOP/s and % roof mean, with the roofs used (bench/roof.py); None when no row has one."""
+    roofs = {row.precision: row.roof_gflops for row in report.rows if row.roof_gflops}
+    if not roofs:
+        return None
+    listed = ", ".join(f"{precision} {value:.0f}" for precision, value in sorted(roofs.items()))
+    return (f"GFLOP/s = the row's FLOPs / its p50; % roof = that / this machine's best {ROOF_GEMM} GEMM of the row's "
+            f"precision with the same threads ({listed} GFLOP/s; int8 in GOP/s). Far below the roof, per-op overhead, "
+            "not arithmetic, sets the latency.")
 
 
 def build_host_caveat(report: Report) -> str | None:
@@ -99,6 +141,9 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
     caveat = build_host_caveat(report)
     if caveat:
         lines += ["", f"**{caveat}**"]
+    if roof_sentence(report):
+        lines += ["", roof_sentence(report)]
+    lines += [f"- {note}" for note in equal_resolution_notes(report)]
     lines += quality_markdown(report)
     if report.student_search:
         lines += [""] + pareto_markdown(report.student_search, figure=report.student_search.get("figure"))
@@ -120,7 +165,7 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
 
 def console_table(report: Report) -> str:
     """A short fixed-width table for the terminal: the columns people read first."""
-    header = ["Model", "Format", "p50 ms", "p90 ms", "× teacher", "Mem MB", "Accuracy", "Retention", "Timed on", "Status"]
+    header = ["Model", "Format", "p50 ms", "p90 ms", "× teacher (at teacher size)", "GFLOP/s (% roof)", "Mem MB", "Accuracy", "Retention", "Timed on", "Status"]
     picks = [TABLE_HEADER.index(h) for h in header]
     body = [[table_cells(row)[i] for i in picks] for row in report.rows]
     widths = [max(len(str(r[i])) for r in [header] + body) for i in range(len(header))]

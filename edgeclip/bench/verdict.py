@@ -123,10 +123,28 @@ def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     if best is not None:
         verdict.update(backend=best.backend, precision=best.precision, latency_p50_ms=_p50(best), speedup=best.speedup,
                        size_mb=best.size_mb, accuracy=best.accuracy, retention=best.retention)
+        equal = best.equal_resolution or {}
+        if equal:  # the same ratio with the student at the teacher's input size (bench/equal_resolution.py)
+            verdict.update(equal_resolution_size=equal.get("input_size"), speedup_equal_resolution=equal.get("speedup"),
+                           equal_resolution_why_not=equal.get("why_not"),
+                           input_size_differs=equal.get("note") is None)  # a note: its own size is the teacher's
     # What the accuracy means: a fast artifact of a model that learned nothing must say so.
     judged = best or next((r for r in candidates if r.quality), None)
     verdict["quality_warnings"] = list((judged.quality or {}).get("flags", [])) if judged is not None else []
     return verdict
+
+
+def _speedup_phrase(verdict: dict[str, Any]) -> str:
+    """× teacher, led by the figure at the teacher's input size when the student was timed there, so a
+    speed-up that comes from a smaller input alone is never the headline."""
+    native = f"{verdict['speedup']:.1f}x faster than the teacher architecture in the same backend"
+    size = verdict.get("equal_resolution_size")
+    if not size or not verdict.get("input_size_differs"):
+        return native  # no equal-size timing, or the student already runs at the teacher's size
+    if verdict.get("speedup_equal_resolution"):
+        return (f"{verdict['speedup_equal_resolution']:.1f}x faster than the teacher architecture at the same "
+                f"{size}x{size} input in the same backend ({verdict['speedup']:.1f}x at its own input size)")
+    return f"{native} at its own input size (not timed at the teacher's {size}x{size}: {verdict.get('equal_resolution_why_not')})"
 
 
 def verdict_sentence(verdict: dict[str, Any] | None) -> str:
@@ -137,7 +155,7 @@ def verdict_sentence(verdict: dict[str, Any] | None) -> str:
     if verdict.get("recommended"):
         parts = [f"p50 {verdict['latency_p50_ms']:.3g} ms"]
         if verdict.get("speedup"):
-            parts.append(f"{verdict['speedup']:.1f}x faster than the teacher architecture in the same backend")
+            parts.append(_speedup_phrase(verdict))
         if verdict.get("size_mb"):
             parts.append(f"{verdict['size_mb']:.2f} MB")
         if verdict.get("retention") is not None:

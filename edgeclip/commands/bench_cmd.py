@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the target's, else runtime default)")
     parser.add_argument("--throughput-batch", type=int, default=16, help="batch for images/s (0 = skip)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-artifact peak-memory subprocess")
+    parser.add_argument("--no-roof", action="store_true",
+                        help="skip achieved GFLOP/s and %% of this machine's GEMM roof (measured once per machine, then cached)")
     parser.set_defaults(func=run)
 
 
@@ -106,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it
 
     config = BenchConfig(warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
-                         throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory)
+                         throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory,
+                         roof=not args.no_roof)
     if args.remote:
         rows, environment = _bench_remote(args, artifacts, manifests, config)
         environment = {"measured_on": args.remote, **environment}

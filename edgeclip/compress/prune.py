@@ -9,7 +9,9 @@ What is pruned (the rest keeps its size, so the model's inputs and outputs do no
   torch-pruning cannot split, so it is first swapped for the equivalent timm-style
   `SplitQKVAttention` (students/structure.py). The residual stream (patch embedding, attention
   and MLP output projections, the final projection) is never narrowed.
-- Dual encoders: the image tower only (the text tower runs once per class, offline).
+- Dual encoders: the image tower only (the text tower runs once per class, offline). Its embedding
+  width is shared with the text tower, so the layer that writes the embedding (a timm/CNN tower's
+  head projection, the last Linear/Conv of the tower) keeps its output width.
 
 Every cut is checked before it is applied: a ratio that would remove all channels of a layer (or
 all heads of an attention) is a UserError naming the layer and the largest ratio that keeps it.
@@ -53,15 +55,14 @@ def prunable_part(model: nn.Module, spec: Any) -> tuple[nn.Module, str]:
 
 def _output_layers(part: nn.Module, spec: Any) -> list[nn.Module]:
     """Layers whose output width is the model's output contract (never pruned)."""
-    keep: list[nn.Module] = []
     if spec.kind == "classifier":
         classifier = part.get_classifier() if hasattr(part, "get_classifier") else getattr(part, "fc", None)
         if isinstance(classifier, nn.Module):
-            keep.append(classifier)
-        else:  # any other classifier: the last Linear/Conv in registration order produces the logits
-            weighted = [m for m in part.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-            keep.extend(weighted[-1:])
-    return keep
+            return [classifier]
+    # Any other classifier, or a dual encoder's image tower (its embedding width is the text tower's too):
+    # the last Linear/Conv in registration order writes the output.
+    weighted = [m for m in part.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return weighted[-1:]
 
 
 def _residual_layers(part: nn.Module) -> list[nn.Module]:

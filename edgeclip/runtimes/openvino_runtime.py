@@ -49,18 +49,23 @@ class StaticShapeCompiler:
         return np.array(request.infer({0: batch})[output])  # copy: the request reuses its output buffer
 
 
+def compile_config(threads: int, manifest: dict[str, Any]) -> dict[str, object]:
+    """The CPU compile config of an artifact (the runtime, equal-resolution timing)."""
+    config: dict[str, object] = {}
+    if threads > 0:
+        config["INFERENCE_NUM_THREADS"] = threads
+    precision = manifest.get("runtime_hints", {}).get("openvino_inference_precision")
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
 class OpenVinoRuntime(Runtime):
     backend = "openvino"
     device = "CPU"
 
     def _load(self) -> None:
-        config: dict[str, object] = {}
-        if self.threads > 0:
-            config["INFERENCE_NUM_THREADS"] = self.threads
-        precision = self.manifest.get("runtime_hints", {}).get("openvino_inference_precision")
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self.compiler = StaticShapeCompiler(self.model_path, self.device, config)
+        self.compiler = StaticShapeCompiler(self.model_path, self.device, compile_config(self.threads, self.manifest))
         # Compile batch 1 now (what devices run), so a broken or unsupported IR fails at load.
         dims = (self.manifest.get("inputs") or [{}])[0].get("shape") or []
         if len(dims) > 1 and all(isinstance(d, int) for d in dims[1:]):
