@@ -116,7 +116,7 @@ def to_markdown(result: dict[str, Any]) -> str:
            " (this benchmark alone on the machine)")
         + "; every artifact was timed round-robin in one run, so ratios are fair. OpenVINO artifacts run compiled "
         "with static shapes, one per batch size (a dynamic-batch compile gave int8 MobileNetV3 other logits at "
-        "batch 1: see edgeclip/runtimes/openvino_runtime.py); int8 calibration is each backend's default (`auto`).", "",
+        "batch 1: see devices/runner/runtime_openvino.py); int8 calibration is each backend's default (`auto`).", "",
         "Students: KD from the proxy teacher `proxy-digits` (fine-tuned head) on digits `train` (719 images), 32×32 inputs "
         "(digits are 8×8, so 32×32 keeps every pixel); accuracy, retention (= accuracy / teacher accuracy) and agreement on "
         "the 359 held-out digits `test` images. " + _int8_settings(result) + " ViT-B/32 and DistillCLIP image towers: 224², random weights (no hub "

@@ -28,8 +28,10 @@ from edgeclip.compress.sensitivity import run_all
 from edgeclip.data import open_image_dataset, preprocess_all
 from edgeclip.exporters.onnx_export import torch_to_onnx
 from edgeclip.io_utils import write_result_files
-from edgeclip.runtimes.openvino_runtime import StaticShapeCompiler
+from edgeclip.runtimes.base import device_runtime
 from edgeclip.students.checkpoint import load_checkpoint
+
+StaticShapeCompiler = device_runtime("openvino").StaticShapeCompiler  # what edgeclip and the device run
 
 
 def agreement(outputs: np.ndarray, reference: np.ndarray) -> float:

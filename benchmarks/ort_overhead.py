@@ -42,7 +42,7 @@ SIZE = 224
 
 
 def ort_settings() -> dict[str, dict[str, Any]]:
-    """name -> what differs from edgeclip's session (runtimes/onnxruntime_runtime.py session_options)."""
+    """name -> what differs from edgeclip's session (devices/runner/runtime_onnxruntime.py session_options)."""
     return {
         "ort default (edgeclip)": {},
         "ort spinning on": {"spinning": "1"},
@@ -58,9 +58,9 @@ def ort_settings() -> dict[str, dict[str, Any]]:
 def ort_session(path: Path, change: dict[str, Any], threads: int) -> Any:
     import onnxruntime as ort
 
-    from edgeclip.runtimes.onnxruntime_runtime import session_options
+    from edgeclip.runtimes.base import device_runtime
 
-    options = session_options(threads, "all")
+    options = device_runtime("onnxruntime").session_options(threads, "all")
     if "spinning" in change:
         options.add_session_config_entry("session.intra_op.allow_spinning", change["spinning"])
     if "level" in change:

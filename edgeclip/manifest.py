@@ -11,15 +11,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from edgeclip.backends import backend_tools
 from edgeclip.errors import UserError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "backend", "precision", "kind", "model_file", "inputs", "outputs", "preprocessing")
 
-# Distribution names whose versions go into every manifest (missing ones are recorded as None).
-_TOOLS = ("edgeclip", "torch", "open_clip_torch", "numpy", "onnx", "onnxruntime", "openvino", "nncf",
-          "coremltools", "tensorrt")
+# Distribution names whose versions go into every manifest (missing ones are recorded as None);
+# the backends' come from the backend table.
+_TOOLS = ("edgeclip", "torch", "open_clip_torch", "numpy", *backend_tools())
 
 
 def tool_versions() -> dict[str, str | None]:

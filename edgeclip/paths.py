@@ -28,20 +28,31 @@ def devices_dir() -> Path:
     return Path(os.environ.get("EDGECLIP_DEVICES", data_dir() / "devices"))
 
 
+def runner_dir() -> Path:
+    """devices/runner/: the standalone files that ship to a device (runner, runtime layer, tokenizer)."""
+    return data_dir() / "devices" / "runner"
+
+
 def runner_path() -> Path:
     """The standalone on-device benchmark runner (devices/runner/edgeclip_runner.py)."""
-    return data_dir() / "devices" / "runner" / "edgeclip_runner.py"
+    return runner_dir() / "edgeclip_runner.py"
+
+
+def runner_files() -> list[Path]:
+    """What ships to a device with the runner: every Python file of devices/runner/ (it loads its siblings)."""
+    return sorted(runner_dir().glob("*.py"))
 
 
 def runner_module(file_name: str) -> "ModuleType":
-    """A standalone module of devices/runner/ (e.g. clip_tokenizer.py), loaded by path: edgeclip uses the
-    very file the device runs instead of a copy that could drift. Each file is executed once."""
+    """A standalone module of devices/runner/ (e.g. clip_tokenizer.py, artifact_runtime.py), loaded by path:
+    edgeclip uses the very file the device runs instead of a copy that could drift. Each file is executed
+    once, as `edgeclip_device_<stem>` (the name artifact_runtime.load_sibling uses too)."""
     import importlib.util
     import sys
 
     name = f"edgeclip_device_{Path(file_name).stem}"
     if name not in sys.modules:
-        path = data_dir() / "devices" / "runner" / file_name
+        path = runner_dir() / file_name
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -49,7 +60,7 @@ def runner_module(file_name: str) -> "ModuleType":
     return sys.modules[name]
 
 
-def kit_dir(backend: str = "tensorrt") -> Path:
+def kit_dir(backend: str) -> Path:
     """The on-target build kit of a backend (export/<backend>/)."""
     return data_dir() / "export" / backend
 

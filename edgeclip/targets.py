@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 
-from edgeclip.backends import BACKENDS
+from edgeclip.backends import BACKENDS, versioned_backends
 from edgeclip.errors import UserError, close_matches
 from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
@@ -24,7 +24,7 @@ EMBEDDING_KINDS = ("image_encoder", "text_encoder")  # rows without accuracy by 
 LATENCY_PERCENTILE = "p90"
 
 _PROFILE_KEYS = {"name", "aliases", "description", "arch", "os", "backends", "precisions", "threads",
-                 "build_on_device", "budgets", "tensorrt"}
+                 "build_on_device", "budgets", *(row.version_key for row in versioned_backends())}
 _BUDGET_KEYS = {"max_latency_ms", "max_memory_mb", "min_retention"}
 
 
@@ -132,15 +132,13 @@ def _parse_profile(path: Path) -> Target:
     def lower_list(key: str) -> tuple[str, ...]:
         return tuple(str(v).lower() for v in _as_list(data.get(key, [])))
 
-    tensorrt = None
-    if data.get("tensorrt") is not None:
-        # lazy: defers onnx
-        from edgeclip.exporters.tensorrt_support import normalize_version
-
-        try:
-            tensorrt = normalize_version(data["tensorrt"])
-        except UserError as exc:
-            raise UserError(f"target profile '{path}': {exc}") from None
+    pinned: dict[str, str] = {}  # e.g. `tensorrt: 8.5`: the runtime version the target's artifacts are written for
+    for row in versioned_backends():
+        if data.get(row.version_key) is not None:
+            try:
+                pinned[row.version_key] = row.parse_version(data[row.version_key])
+            except UserError as exc:
+                raise UserError(f"target profile '{path}': {exc}") from None
     try:
         return Target(
             name=str(data.get("name") or path.stem),
@@ -154,7 +152,7 @@ def _parse_profile(path: Path) -> Target:
             os=lower_list("os"),
             budgets=Budgets(**{k: (float(v) if v is not None else None) for k, v in budgets.items()}),
             path=str(path),
-            tensorrt=tensorrt,
+            **pinned,
         )
     except (TypeError, ValueError) as exc:
         raise UserError(f"target profile '{path}' has a bad value ({exc}); fix the file") from None
@@ -192,17 +190,18 @@ def with_overrides(target: Target, overrides: Any) -> Target:
     """The profile with a recipe's `target:` section applied (`--set target.tensorrt=8.5`)."""
     import dataclasses
 
-    wanted = str(getattr(overrides, "tensorrt", "") or "").strip()
-    if not wanted:
-        return target
-    # lazy: defers onnx
-    from edgeclip.exporters.tensorrt_support import normalize_version
-
-    version = normalize_version(wanted)  # unknown version -> one-line UserError naming the known ones
-    if "tensorrt" not in target.backends:
-        raise UserError(f"target {target.name} has no TensorRT backend, so target.tensorrt={wanted} has nothing to apply to; "
-                        "drop the --set or pick a Jetson target (e.g. --target jetson-orin-nano)")
-    return dataclasses.replace(target, tensorrt=version)
+    for row in versioned_backends():
+        wanted = str(getattr(overrides, row.version_key, "") or "").strip()
+        if not wanted:
+            continue
+        version = row.parse_version(wanted)  # unknown version -> one-line UserError naming the known ones
+        if row.name not in target.backends:
+            having = [t.name for t in list_targets() if row.name in t.backends]
+            raise UserError(f"target {target.name} has no {row.name} backend, so target.{row.version_key}={wanted} has "
+                            f"nothing to apply to; drop the --set or pick a target with it (e.g. --target {having[0]})"
+                            if having else f"target {target.name} has no {row.name} backend; drop the --set")
+        target = dataclasses.replace(target, **{row.version_key: version})
+    return target
 
 
 def _row_get(row: Any, key: str) -> Any:

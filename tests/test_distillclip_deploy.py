@@ -107,7 +107,9 @@ def test_device_runner_classifies_new_class_names(artifacts, student, tmp_path) 
 
 
 def test_runner_files_parse_as_python_38() -> None:
-    for name in ("edgeclip_runner.py", "zero_shot.py", "clip_tokenizer.py", "prompt_ensemble.py"):
+    names = sorted(path.name for path in RUNNER.glob("*.py"))  # everything that ships to the device
+    assert {"edgeclip_runner.py", "artifact_runtime.py", "zero_shot.py", "clip_tokenizer.py", "prompt_ensemble.py"} <= set(names)
+    for name in names:
         source = (RUNNER / name).read_text()
         ast.parse(source, filename=name, feature_version=(3, 8))
         tree = ast.parse(source)

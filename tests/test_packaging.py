@@ -41,16 +41,20 @@ def test_a_wheel_install_lists_targets_and_ships_the_runner(tmp_path):
     listed = _run([str(python), "-m", "edgeclip", "list", "targets"], cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert all(name in listed.stdout for name in ("cpu", "jetson-orin-nano", "raspberry-pi-5", "intel-cpu", "apple"))
-    kit = _run([str(python), "-c", "from edgeclip.paths import kit_dir; print(sorted(p.name for p in kit_dir().iterdir()))"],
+    kit = _run([str(python), "-c", "from edgeclip.paths import kit_dir; print(sorted(p.name for p in kit_dir('tensorrt').iterdir()))"],
                cwd=tmp_path, env=env)
     assert "build_engine.sh" in kit.stdout and "check_engine.py" in kit.stdout and "onnx_support.json" in kit.stdout
     demo = Path(site) / "edgeclip" / "demo"  # the demo pages and their example digits travel as package data
     assert {"zero_shot.html", "zero_shot.js", "accident.html", "accident.js", "demo.css"} <= {p.name for p in (demo / "static").iterdir()}
     assert len(list((demo / "examples").glob("digit-*.png"))) == 5
-    copy = tmp_path / "device" / "edgeclip_runner.py"
-    copy.parent.mkdir()
-    shutil.copy(runner, copy)
-    assert _run([sys.executable, str(copy), "--help"]).returncode == 0
+    device = tmp_path / "device"  # the runner ships with its sibling files (runtime layer, zero-shot helpers)
+    device.mkdir()
+    for sibling in Path(runner).parent.glob("*.py"):
+        shutil.copy(sibling, device / sibling.name)
+    assert _run([sys.executable, str(device / "edgeclip_runner.py"), "--help"]).returncode == 0
+    # the accident demo package carries the same runtime layer (a link in the repository, files in the wheel)
+    demo_runtime = Path(site) / "edgeclip" / "video" / "accident_demo" / "runtime"
+    assert (demo_runtime / "artifact_runtime.py").read_text() == (device / "artifact_runtime.py").read_text()
 
 
 def _python38() -> Path | None:

@@ -68,7 +68,7 @@ def test_runtime_interface_matches_torch(artifacts, cnn, backend):
 
 def test_onnxruntime_threads_are_applied(artifacts):
     runtime = load_runtime(artifacts["onnx"], threads=1)
-    assert runtime.session.get_session_options().intra_op_num_threads == 1
+    assert runtime.model.session.get_session_options().intra_op_num_threads == 1
 
 
 def test_torch_runtime_manifest(cnn):
@@ -165,12 +165,11 @@ def test_onnx_and_openvino_runtimes_need_no_torch(artifacts):
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
         from edgeclip.runtimes import load_runtime
-        from edgeclip.runtimes.onnxruntime_runtime import OnnxRuntime
-        from edgeclip.runtimes.openvino_runtime import OpenVinoRuntime
+        from edgeclip.runtimes.base import ArtifactRuntime
         x = np.zeros((2, 3, 32, 32), np.float32)
         a = load_runtime({str(artifacts["onnx"])!r}, threads=1)
         b = load_runtime({str(artifacts["openvino"])!r}, threads=1)
-        assert isinstance(a, OnnxRuntime) and isinstance(b, OpenVinoRuntime)
+        assert isinstance(a, ArtifactRuntime) and isinstance(b, ArtifactRuntime)
         assert np.abs(a.run(x) - b.run(x)).max() < 1e-4
         assert not any(name == "torch" or name.startswith("torch.") for name, mod in sys.modules.items() if mod)
         print("ok")
@@ -184,15 +183,17 @@ def test_onnx_and_openvino_runtimes_need_no_torch(artifacts):
 def test_openvino_int8_gives_the_same_outputs_one_image_at_a_time_as_batched(tmp_path):
     """Compiled with a dynamic batch, OpenVINO 2026.4 gave this NNCF int8 MobileNetV3-small ~15%
     different outputs at batch 1 than batched (a trained one: benchmarks/results/int8_pitfalls.md).
-    The runtime, the device runner and the accident demo compile one static shape per batch size."""
+    The runtime, the device runner and the accident demo compile one static shape per batch size,
+    all through the one device layer (devices/runner/runtime_openvino.py)."""
     import importlib.util
 
     import torch
 
     from edgeclip.bench.memory import RUNNER_PATH
     from edgeclip.compress.int8 import Int8Options
+    from edgeclip.runtimes.base import device_layer
     from edgeclip.students import create_student
-    from edgeclip.video.accident_demo.models import _openvino_static_runner
+    from edgeclip.video.accident_demo.models import Model
 
     torch.manual_seed(0)
     model, spec = create_student("mobilenetv3_small", class_names=[str(i) for i in range(10)], image_size=32)
@@ -210,11 +211,11 @@ def test_openvino_int8_gives_the_same_outputs_one_image_at_a_time_as_batched(tmp
     loader = importlib.util.spec_from_file_location("edgeclip_runner_under_test", RUNNER_PATH)
     runner = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(runner)
-    device_model = runner.OpenVinoModel(str(artifact.model_path), artifact.manifest,
-                                        argparse.Namespace(threads=1, openvino_device="CPU"))
+    assert runner.runtime_layer is device_layer()  # one layer: the runner's is the one edgeclip loads
+    device_model = runner.open_model(str(artifact.model_path), artifact.manifest,
+                                     argparse.Namespace(threads=1, openvino_device="CPU"))
+    assert type(device_model).__module__ == "edgeclip_device_runtime_openvino"
     np.testing.assert_allclose(one_at_a_time(device_model.run), batched, **tolerance)
-    import openvino as ov
-
-    hint = artifact.manifest["runtime_hints"]["openvino_inference_precision"]
-    demo_run = _openvino_static_runner(ov, str(artifact.model_path), {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": hint})
-    np.testing.assert_allclose(one_at_a_time(demo_run), batched, **tolerance)
+    demo = Model(str(artifact.path), threads=1)
+    assert type(demo.run.__self__) is type(device_model)  # the accident demo runs the same class
+    np.testing.assert_allclose(one_at_a_time(demo.run), batched, **tolerance)

@@ -343,7 +343,7 @@ def test_jetson_profiles_name_their_tensorrt_and_set_overrides_it(tmp_path, caps
         recipe = load_recipe("quickstart", [f"target.tensorrt={version}"])  # YAML reads 8.5 as a number: still "8.5"
         assert with_overrides(load_target("jetson"), recipe.target).tensorrt == version
     assert with_overrides(load_target("jetson"), load_recipe("quickstart").target).tensorrt == "8.6"
-    with pytest.raises(UserError, match="target cpu has no TensorRT backend"):
+    with pytest.raises(UserError, match="target cpu has no tensorrt backend"):
         with_overrides(load_target("cpu"), load_recipe("quickstart", ["target.tensorrt=8.5"]).target)
     code = main(["build", "--recipe", "quickstart", "--target", "jetson", "--set", "target.tensorrt=9.0",
                  "--out", str(tmp_path / "never")])

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-RUNNER_PATH = Path(__file__).resolve().parent.parent / "devices" / "runner" / "edgeclip_runner.py"
+# The device layer's TensorRT code: the device runner and the accident demo both run engines with it.
+RUNTIME_PATH = Path(__file__).resolve().parent.parent / "devices" / "runner" / "runtime_tensorrt.py"
 INPUT, OUTPUT = "image", "logits"
 MANIFEST = {"inputs": [{"name": INPUT, "shape": [-1, 3, 2, 2], "dtype": "float32"}], "outputs": [{"name": OUTPUT}]}
 
@@ -150,7 +151,7 @@ def _install(monkeypatch, cudart: FakeCudart) -> None:
 
 @pytest.fixture()
 def runner():
-    spec = importlib.util.spec_from_file_location("edgeclip_runner_streams", RUNNER_PATH)
+    spec = importlib.util.spec_from_file_location("edgeclip_runtime_tensorrt_streams", RUNTIME_PATH)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -194,22 +195,27 @@ def test_runner_refuses_a_stream_it_could_not_create(runner, monkeypatch, tmp_pa
         runner.TensorRTModel(_engine(tmp_path), MANIFEST, argparse.Namespace())
 
 
-def test_accident_demo_engine_runs_on_one_stream_checks_and_frees(monkeypatch, tmp_path):
-    from edgeclip.video.accident_demo.models import _tensorrt_runner
+def test_accident_demo_runs_engines_with_the_device_layer_on_one_stream(monkeypatch, tmp_path):
+    import json
 
+    from edgeclip.runtimes.base import device_runtime
+    from edgeclip.video.accident_demo.models import Model
+
+    artifact = tmp_path / "encoder-tensorrt-fp32"
+    artifact.mkdir()
+    _engine(artifact)
+    (artifact / "manifest.json").write_text(json.dumps({**MANIFEST, "backend": "tensorrt", "runtime_module": "tensorrt",
+                                                        "model_file": "model.onnx", "engine_file": "model.engine"}))
     cudart = FakeCudart()
     _install(monkeypatch, cudart)
-    run = _tensorrt_runner(_engine(tmp_path), INPUT, OUTPUT)
-    np.testing.assert_allclose(run(BATCH), expected(BATCH))
-    assert not cudart.memory  # both buffers freed
+    model = Model(str(artifact))
+    assert type(model.run.__self__) is device_runtime("tensorrt").TensorRTModel  # one cuda runner for runner and demo
+    np.testing.assert_allclose(model.run(BATCH), expected(BATCH))
     assert {e[-1] for e in cudart.log if e[0] == "cudaMemcpyAsync"} == {"stream-1"}
 
-    failing = FakeCudart(fail={"cudaMemcpyAsync": CudaError.cudaErrorInvalidValue})
-    _install(monkeypatch, failing)
-    run = _tensorrt_runner(_engine(tmp_path), INPUT, OUTPUT)
+    _install(monkeypatch, FakeCudart(fail={"cudaMemcpyAsync": CudaError.cudaErrorInvalidValue}))
     with pytest.raises(RuntimeError, match=r"cudaMemcpyAsync \(host to device\) failed with cudaErrorInvalidValue \(1\)"):
-        run(BATCH)
-    assert not failing.memory  # freed on the error path too
+        Model(str(artifact)).run(BATCH)
 
 
 # ---- edgeclip's own runtime (torch CUDA buffers) --------------------------------------------------

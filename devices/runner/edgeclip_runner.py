@@ -11,6 +11,8 @@ throughput, peak memory, file size and, given --data, accuracy/agreement.
 Which runtime opens an artifact is recorded in its manifest (`runtime_module`, from edgeclip's
 backend table), as are the runtime hints local runs honour (onnxruntime graph optimisation
 level, OpenVINO inference precision), so the device runs the artifact the way it was checked.
+Opening an artifact is artifact_runtime.py's job (with one `runtime_<module>.py` per runtime), the
+same code edgeclip's own runtimes use: copy this folder's .py files together.
 
 Peak memory: the process's peak RSS (VmHWM on Linux, ru_maxrss elsewhere) after loading and
 running the model at batch 1, minus the same right after importing numpy and the runtime (the
@@ -32,19 +34,33 @@ import argparse
 import json
 import os
 import platform
+import importlib.util
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
+
+def _load_runtime_layer():
+    """artifact_runtime.py beside this file, loaded by path (it loads the runtime_<module>.py files itself)."""
+    name = "edgeclip_device_artifact_runtime"  # the name edgeclip's paths.runner_module gives it
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                         "artifact_runtime.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+runtime_layer = _load_runtime_layer()
+read_manifest, model_file, open_model = runtime_layer.read_manifest, runtime_layer.model_file, runtime_layer.open_model
+
 SCHEMA_ROW_FIELDS = ("name", "role", "kind", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
                      "latency_ms", "throughput", "peak_mem_mb", "accuracy", "retention", "agreement_teacher",
                      "agreement_reference", "speedup", "status", "notes")
-_ORT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
 def maxrss_mb() -> float:
@@ -66,24 +82,6 @@ def maxrss_mb() -> float:
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
-def read_manifest(artifact_dir: str) -> dict:
-    path = os.path.join(artifact_dir, "manifest.json")
-    if not os.path.isfile(path):
-        raise RuntimeError(f"no manifest.json in {artifact_dir}; copy the whole artifact directory from `edgeclip export`")
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def model_file(artifact_dir: str, manifest: dict) -> str:
-    named = manifest.get("model_file")
-    if not named:
-        raise RuntimeError(f"the manifest in {artifact_dir} names no model_file; re-export it with `edgeclip export`")
-    path = os.path.join(artifact_dir, str(named))
-    if not os.path.exists(path):
-        raise RuntimeError(f"manifest names model file {named} but it is missing from {artifact_dir}")
-    return path
-
-
 def artifact_size_mb(artifact_dir: str) -> float:
     """Bytes on disk of everything the model needs (weights, external data), manifest and reference data excluded."""
     total = 0
@@ -94,231 +92,6 @@ def artifact_size_mb(artifact_dir: str) -> float:
             if name != "manifest.json":
                 total += os.path.getsize(os.path.join(root, name))
     return total / 1e6
-
-
-class OnnxModel:
-    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        # Spinning worker threads steal cores between calls; edgeclip's own runtime turns it off too.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if args.threads > 0:
-            options.intra_op_num_threads = args.threads
-            options.inter_op_num_threads = 1
-        level = (manifest.get("runtime_hints") or {}).get("ort_graph_optimization", "all")
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_LEVELS[level])
-        providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-        available = ort.get_available_providers()
-        chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(path, options, providers=chosen)
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.input_shape = list(first.shape)
-        self.dtype = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(first.type, np.float32)
-        self.library = f"onnxruntime {ort.__version__} ({chosen[0]}, graph optimisation {level})"
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch.astype(self.dtype, copy=False)})[0]
-
-
-class OpenVinoModel:
-    """Compiled once per input shape with that shape made static: with a dynamic batch, OpenVINO
-    2026.4 on an x86 CPU gave an int8 MobileNetV3 different logits at batch 1 than at batch 64
-    (edgeclip's runtimes/openvino_runtime.py has the numbers)."""
-
-    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
-        import openvino as ov
-
-        self.core = ov.Core()
-        self.path = path
-        model = self.core.read_model(path)
-        self.config = {"INFERENCE_NUM_THREADS": args.threads} if args.threads > 0 else {}
-        precision = (manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
-        if precision:
-            self.config["INFERENCE_PRECISION_HINT"] = precision
-        self.device = args.openvino_device
-        partial = model.input(0).get_partial_shape()
-        self.input_shape = [d.get_length() if d.is_static else None for d in partial]
-        self.compiled = {}
-        if len(self.input_shape) > 1 and all(d is not None for d in self.input_shape[1:]):
-            self._compiled_for(tuple([1] + self.input_shape[1:]))  # a model the device cannot compile fails here
-        self.library = "openvino {} ({}, precision {}, static shapes)".format(ov.__version__, self.device, precision or "default")
-
-    def _compiled_for(self, shape: tuple) -> tuple:
-        if shape not in self.compiled:
-            model = self.core.read_model(self.path)
-            if model.input(0).get_partial_shape().is_dynamic:
-                model.reshape({model.input(0): list(shape)})
-            compiled = self.core.compile_model(model, self.device, self.config)
-            self.compiled[shape] = (compiled, compiled.output(0))
-        return self.compiled[shape]
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        if batch.dtype.kind == "f":
-            batch = batch.astype(np.float32, copy=False)
-        compiled, output = self._compiled_for(tuple(int(d) for d in batch.shape))
-        return np.asarray(compiled(batch)[output])
-
-
-def cuda_checked(cudart, call: str, result):
-    """The values of a cuda-python call, or a RuntimeError naming the call and its CUDA error.
-
-    cuda-python returns `(cudaError_t, *values)` and raises nothing itself: an unchecked failed
-    cudaMalloc hands back a null pointer that the engine then writes through."""
-    error = result[0] if isinstance(result, tuple) else result
-    code = int(getattr(error, "value", error))  # cudaError_t is an IntEnum in some releases, a plain Enum in others
-    if code != 0:
-        name = getattr(error, "name", "") or f"error {code}"
-        try:
-            described = cudart.cudaGetErrorString(error)[1]
-            detail = ": " + (described.decode() if isinstance(described, bytes) else str(described))
-        except Exception:  # noqa: BLE001 - the name and code are enough
-            detail = ""
-        raise RuntimeError(f"CUDA call {call} failed with {name} ({code}){detail}")
-    values = result[1:] if isinstance(result, tuple) else ()
-    return values[0] if len(values) == 1 else (values or None)
-
-
-class TensorRTModel:
-    """A serialized engine through the TensorRT Python API; device buffers via cuda-python.
-
-    The input copy, the engine and the output copy are queued on one CUDA stream and the stream
-    is synchronised before the output is read; every CUDA call's status is checked."""
-
-    def __init__(self, path: str, manifest: dict, args: argparse.Namespace) -> None:
-        import tensorrt as trt
-
-        try:  # cuda-python: NVIDIA's CUDA runtime bindings (pip install cuda-python); module moved in 12.6
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-
-        self.trt, self.cudart = trt, cudart
-        with open(path, "rb") as handle:
-            self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(handle.read())
-        if self.engine is None:
-            raise RuntimeError("deserialize_cuda_engine returned None: the engine was built for another GPU or TensorRT")
-        self.context = self.engine.create_execution_context()
-        self.input_name = manifest["inputs"][0]["name"]
-        self.output_name = manifest["outputs"][0]["name"]
-        self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
-        self.dtype = engine_input_dtype(manifest)
-        self.stream = self._cuda("cudaStreamCreate", cudart.cudaStreamCreate())
-        self.buffers: dict = {}
-        self.library = f"TensorRT {trt.__version__} (Python API)"
-
-    def _cuda(self, call: str, result):
-        return cuda_checked(self.cudart, call, result)
-
-    def _buffer(self, name: str, nbytes: int) -> int:
-        size, pointer = self.buffers.get(name, (0, None))
-        if size < nbytes:
-            if pointer is not None:
-                self.buffers.pop(name)
-                self._cuda("cudaFree", self.cudart.cudaFree(pointer))
-            pointer = self._cuda("cudaMalloc", self.cudart.cudaMalloc(nbytes))
-            self.buffers[name] = (nbytes, pointer)
-        return self.buffers[name][1]
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        cudart = self.cudart
-        batch = np.ascontiguousarray(batch, dtype=self.dtype)
-        if not self.context.set_input_shape(self.input_name, tuple(batch.shape)):
-            raise RuntimeError(f"the engine refuses input shape {tuple(batch.shape)} for {self.input_name} (outside its profile)")
-        source = self._buffer(self.input_name, batch.nbytes)
-        out = np.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=np.float32)
-        target = self._buffer(self.output_name, out.nbytes)
-        self._cuda("cudaMemcpyAsync (host to device)", cudart.cudaMemcpyAsync(
-            source, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
-        self.context.set_tensor_address(self.input_name, source)
-        self.context.set_tensor_address(self.output_name, target)
-        if not self.context.execute_async_v3(self.stream):
-            raise RuntimeError("TensorRT execution failed (execute_async_v3 returned False)")
-        self._cuda("cudaMemcpyAsync (device to host)", cudart.cudaMemcpyAsync(
-            out.ctypes.data, target, out.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
-        self._cuda("cudaStreamSynchronize", cudart.cudaStreamSynchronize(self.stream))  # before `out` is read
-        return out
-
-
-def engine_input_dtype(manifest: dict) -> type:
-    """The engine's input element type: TensorRT text towers take int32 token ids (manifest inputs[0].dtype)."""
-    return {"int32": np.int32, "int64": np.int64}.get(str(manifest["inputs"][0].get("dtype", "float32")), np.float32)
-
-
-class TrtexecModel:
-    """A serialized engine through JetPack's trtexec: timing from its per-inference times, outputs
-    from --loadInputs/--exportOutput (what a device without the Python bindings has)."""
-
-    def __init__(self, path: str, manifest: dict, args: argparse.Namespace, trtexec: str) -> None:
-        self.path, self.trtexec = path, trtexec
-        self.input_name = manifest["inputs"][0]["name"]
-        self.max_batch = int(manifest.get("max_batch") or 8)
-        self.input_shape = [None] + [int(d) for d in manifest["inputs"][0]["shape"][1:]]
-        self.dtype = engine_input_dtype(manifest)
-        self.peak_rss_mb = 0.0
-        self.library = f"trtexec ({trtexec})"
-
-    def _call(self, flags: list) -> None:
-        result = subprocess.run([self.trtexec, f"--loadEngine={self.path}", *flags], capture_output=True, text=True)
-        # ru_maxrss of waited-for children: the largest trtexec run so far (KiB on Linux, bytes on macOS).
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        self.peak_rss_mb = peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-        if result.returncode != 0:
-            tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-            raise RuntimeError(f"trtexec exited {result.returncode}: {tail[0]}")
-
-    def _shape(self, batch_size: int) -> str:
-        return f"--shapes={self.input_name}:" + "x".join(str(d) for d in [batch_size] + self.input_shape[1:])
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        with tempfile.TemporaryDirectory() as work:
-            inputs, outputs = os.path.join(work, "inputs.bin"), os.path.join(work, "outputs.json")
-            np.ascontiguousarray(batch, dtype=self.dtype).tofile(inputs)  # raw bytes: the engine's input type
-            self._call([self._shape(len(batch)), f"--loadInputs={self.input_name}:{inputs}", f"--exportOutput={outputs}",
-                        "--iterations=1", "--warmUp=0", "--duration=0"])
-            with open(outputs) as handle:
-                first = json.load(handle)[0]
-        dims = [int(d) for d in str(first["dimensions"]).split("x")]
-        return np.asarray(first["values"], dtype=np.float32).reshape(dims)
-
-    def latencies(self, batch_size: int, warmup: int, iterations: int) -> list:
-        """Per-inference latency (ms, host-to-host) of `iterations` runs after `warmup` runs' worth of warm-up."""
-        with tempfile.TemporaryDirectory() as work:
-            times = os.path.join(work, "times.json")
-            # trtexec's warm-up is in milliseconds: ~10 ms per requested warm-up run.
-            self._call([self._shape(batch_size), f"--iterations={max(1, iterations)}", f"--warmUp={max(0, warmup) * 10}",
-                        "--duration=0", f"--exportTimes={times}"])
-            with open(times) as handle:
-                entries = json.load(handle)
-        return [float(e["latencyMs"]) for e in entries][:max(1, iterations)]
-
-
-def find_trtexec(given: str | None) -> str | None:
-    for candidate in (given, os.environ.get("TRTEXEC"), shutil.which("trtexec"), "/usr/src/tensorrt/bin/trtexec"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def open_model(path: str, manifest: dict, args: argparse.Namespace):
-    """The artifact's runtime, chosen by the manifest's `runtime_module` (edgeclip's backend table)."""
-    module = manifest.get("runtime_module")
-    if module == "onnxruntime":
-        return OnnxModel(path, manifest, args)
-    if module == "openvino":
-        return OpenVinoModel(path, manifest, args)
-    if module == "tensorrt":
-        try:
-            return TensorRTModel(path, manifest, args)
-        except ImportError:
-            trtexec = find_trtexec(args.trtexec)
-            if trtexec is None:
-                raise RuntimeError("neither the TensorRT Python API (tensorrt + cuda-python) nor trtexec is available "
-                                   "on this device; install JetPack's TensorRT") from None
-            return TrtexecModel(path, manifest, args, trtexec)
-    raise RuntimeError(f"this runner cannot open runtime '{module}' (manifest runtime_module); "
-                       "re-export with this edgeclip or run the artifact where its runtime is")
 
 
 def static_dim(value) -> int | None:
@@ -407,16 +180,17 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
         return row
     try:
         row["size_mb"] = manifest["size_bytes"] / 1e6 if manifest.get("size_bytes") else artifact_size_mb(artifact_dir)
-        model = open_model(model_file(artifact_dir, manifest), manifest, args)
+        model = runtime_layer.open_artifact(artifact_dir, args, manifest)
         fixed_batch, make_batch = input_maker(model, manifest)
         one = make_batch(fixed_batch or 1)
-        if isinstance(model, TrtexecModel):
+        times_itself = hasattr(model, "latencies")  # trtexec: timing and peak memory are the tool's own
+        if times_itself:
             samples = model.latencies(len(one), args.warmup, args.iterations)
         else:
             samples = timed_loop(model.run, one, args.warmup, args.iterations, args.max_seconds)
         row["latency_ms"] = percentiles(samples)
         notes = [f"{model.library}, threads={args.threads or 'auto'}"]
-        if isinstance(model, TrtexecModel):
+        if times_itself:
             row["peak_mem_mb"] = model.peak_rss_mb
             notes.append(f"peak memory = trtexec's peak RSS {model.peak_rss_mb:.1f} MiB (CUDA context included)")
         else:  # memory right after the batch-1 runs: what a deployed single-image pipeline needs
@@ -426,7 +200,7 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
         if args.throughput_batch > 0:
             n = fixed_batch or min(args.throughput_batch, int(manifest.get("max_batch") or args.throughput_batch))
             batch = make_batch(n)
-            if isinstance(model, TrtexecModel):
+            if times_itself:
                 row["throughput"] = n * 1000.0 / float(np.median(model.latencies(n, 1, args.throughput_iterations)))
             else:
                 model.run(batch)  # warm-up at the new shape
@@ -474,15 +248,7 @@ def evaluate(row: dict, model, args: argparse.Namespace, fixed_batch: int | None
 
 
 def environment(args: argparse.Namespace) -> dict:
-    versions = {"numpy": np.__version__}
-    for module in ("onnxruntime", "openvino", "tensorrt"):
-        try:
-            versions[module] = __import__(module).__version__
-        except Exception:
-            pass
-    trtexec = find_trtexec(args.trtexec)
-    if trtexec:
-        versions["trtexec"] = trtexec
+    versions = {"numpy": np.__version__, **runtime_layer.library_versions(args)}
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
@@ -546,14 +312,9 @@ def import_runtime(artifact_dir: str) -> None:
     """Import the artifact's runtime library before the memory baseline, so the baseline counts
     the interpreter and libraries and the measurement counts only the model."""
     try:
-        module = read_manifest(artifact_dir).get("runtime_module")
+        runtime_layer.import_library(str(read_manifest(artifact_dir).get("runtime_module")))
     except (RuntimeError, ValueError):
         return
-    if module in ("onnxruntime", "openvino", "tensorrt"):
-        try:
-            __import__(module)
-        except ImportError:
-            pass  # benchmark_artifact reports the missing library as the row's failure
 
 
 def main(argv: list | None = None) -> int:

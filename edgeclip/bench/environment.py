@@ -12,11 +12,11 @@ import subprocess
 import sys
 from typing import Any
 
+from edgeclip.backends import report_tools
 from edgeclip.compress.cpu import cpu_features
 
-# Distribution names whose versions change benchmark numbers.
-LIBRARIES = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf",
-             "coremltools", "tensorrt", "open_clip_torch", "timm")
+# Distribution names whose versions change benchmark numbers (the backends' from the backend table).
+LIBRARIES = ("torch", "torchvision", "numpy", *report_tools(), "open_clip_torch", "timm")
 
 
 def cpu_model() -> str:

@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeclip.backends import BACKENDS
 from edgeclip.bench.report import one_line
-from edgeclip.runtimes.onnxruntime_runtime import session_options
-from edgeclip.runtimes.openvino_runtime import compile_config
+from edgeclip.runtimes.base import device_runtime
 
 RunFn = Callable[[np.ndarray], Any]
 
@@ -31,40 +31,6 @@ def image_size(manifest: dict[str, Any]) -> int | None:
     return height if isinstance(height, int) and height == width else None
 
 
-def _onnxruntime_runner(model_path: Path, size: int, threads: int, manifest: dict[str, Any]) -> RunFn:
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(model_path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value, dims[3].dim_value = size, size
-    del model.graph.value_info[:]  # intermediate shapes were inferred for the native size
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
-    level = manifest.get("runtime_hints", {}).get("ort_graph_optimization", "all")
-    session = ort.InferenceSession(model.SerializeToString(), session_options(threads, level),
-                                   providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda batch: session.run(None, {name: batch})[0]
-
-
-def _openvino_runner(model_path: Path, size: int, threads: int, manifest: dict[str, Any]) -> RunFn:
-    import openvino as ov
-
-    core = ov.Core()
-    model = core.read_model(str(model_path))
-    model.reshape({model.input(0): [1, 3, size, size]})
-    compiled = core.compile_model(model, "CPU", compile_config(threads, manifest))
-    request, output = compiled.create_infer_request(), compiled.outputs[0]
-    return lambda batch: request.infer({0: batch})[output]
-
-
-# Backends whose artifact can be opened at another input size on this machine.
-RESIZERS: dict[str, Callable[[Path, int, int, dict[str, Any]], RunFn]] = {
-    "onnx": _onnxruntime_runner, "openvino": _openvino_runner,
-}
-
-
 def example_input(size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((1, 3, size, size)).astype(np.float32)
 
@@ -75,7 +41,9 @@ def resized_runner(manifest: dict[str, Any], directory: Path, size: int, threads
     if native is None:
         return None, "not a square image input (text encoder or fixed non-square shape)"
     backend = manifest.get("backend", "")
-    resizer = RESIZERS.get(backend)
+    # The device layer's runtime for the backend opens it at another size when it can (`open_resized`).
+    code = device_runtime(BACKENDS.get(backend).runtime_module) if backend in BACKENDS and BACKENDS.get(backend).has_device_runtime else None
+    resizer = getattr(code, "open_resized", None)
     if resizer is None:
         return None, f"the {backend} artifact is built for {native}x{native} only; export the student at {size}x{size} to time it there"
     try:

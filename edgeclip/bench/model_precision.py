@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edgeclip.backends import BACKENDS
 from edgeclip.errors import UserError
 
 ONNX_INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
@@ -57,13 +58,9 @@ def model_precision_problem(artifact_dir: Path, manifest: dict[str, Any]) -> str
     model_path = Path(artifact_dir) / str(manifest.get("model_file", ""))
     if not model_path.is_file():
         return None  # a missing model is reported when it is loaded
-    backend = manifest.get("backend")
-    if backend == "onnx":
-        evidence = onnx_evidence(model_path)
-    elif backend == "openvino":
-        evidence = openvino_evidence(model_path)
-    else:
-        return None
+    backend = str(manifest.get("backend"))
+    # The backend row names the reader for its model files (None: no reader, nothing to contradict).
+    evidence = BACKENDS.get(backend).precision_evidence_of(model_path) if backend in BACKENDS else None
     if evidence is None:
         return None
     if evidence["int8"] and claimed != "int8":

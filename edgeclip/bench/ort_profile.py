@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeclip.runtimes.onnxruntime_runtime import session_options
+from edgeclip.runtimes.base import device_runtime
 
 COMPUTE_OPS = frozenset({"Conv", "FusedConv", "NchwcConv", "QLinearConv", "ConvInteger", "Gemm", "FusedGemm", "MatMul",
                          "FusedMatMul", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"})
@@ -28,7 +28,7 @@ def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1,
     """Mean µs per run: model_run, compute nodes, other nodes, outside nodes; and per op type."""
     import onnxruntime as ort  # noqa: F401 - imported here: profiling is optional and torch-free
 
-    options = session_options(threads, "all")
+    options = device_runtime("onnxruntime").session_options(threads, "all")
     options.enable_profiling = True
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as work:
         options.profile_file_prefix = str(Path(work) / "profile")

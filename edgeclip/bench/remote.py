@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from edgeclip.bench.memory import RUNNER_PATH
 from edgeclip.bench.report import ReportRow
 from edgeclip.errors import UserError
+from edgeclip.paths import runner_files
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for connection/authentication failures
 KIT_SCRIPT = "build_engine.sh"
@@ -141,7 +141,8 @@ class DeviceSession:
         # A fresh staging dir: stale artifacts from an earlier run must not be measured by mistake.
         _check(_run([*self.transport.ssh, f"rm -rf {quoted} && mkdir -p {quoted}"], self.transport, "create the work dir", 60),
                self.transport, "create the work dir")
-        _check(_run([*self.transport.copy, str(RUNNER_PATH), *([str(data)] if data else []),
+        # The runner with its sibling files (the runtime layer it opens artifacts with, the zero-shot helpers).
+        _check(_run([*self.transport.copy, *map(str, runner_files()), *([str(data)] if data else []),
                      self.transport.dest_prefix + self.remote_dir + "/"], self.transport, "copy the runner", self.timeout),
                self.transport, "copy the runner")
         staged = [f"a{i}-{a.name}" for i, a in enumerate(artifacts)]

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeclip.backends import get_backend
 from edgeclip.bench.report import ReportRow
 from edgeclip.config import Recipe
 from edgeclip.errors import UserError, unknown_name_error
@@ -61,7 +62,7 @@ def image_tower(arch: str) -> tuple[Any, Any]:
 
 def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = None) -> str:
     # A TensorRT kit is written for one TensorRT version (opset, LayerNorm form): one cache entry each.
-    version = f"-trt{tensorrt or 'default'}" if backend == "tensorrt" else ""
+    version = f"-trt{tensorrt or 'default'}" if get_backend(backend).version_key else ""
     return f"{arch}-{backend}-{precision}{version}-{stable_hash(tool_versions(), length=10)}"
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeclip.backends import get_backend, int8_backends
 from edgeclip.commands import add_parser
 from edgeclip.commands.export_inputs import (
     DEFAULT_DATA,
@@ -128,7 +129,7 @@ def _register_int8(actions: argparse._SubParsersAction) -> None:
     # Unset flags take the recipe's values (--recipe, else the checkpoint's run's recipe, else the
     # recipe defaults: config.Int8Config / DataConfig / ExportConfig), exactly as `export` and `build`.
     parser.add_argument("--model", required=True, help="student checkpoint directory")
-    parser.add_argument("--backend", default="onnx", help="onnx | openvino | tensorrt")
+    parser.add_argument("--backend", default="onnx", help=" | ".join(int8_backends()))
     parser.add_argument("--recipe", default=None,
                         help="recipe whose int8: settings, data.calibration_count, export.parity_samples and seed are the "
                              "defaults here (default: the one recorded with the checkpoint's run, else the recipe defaults)")
@@ -211,7 +212,6 @@ def run_int8(args: argparse.Namespace) -> int:
     import dataclasses
 
     from edgeclip.exporters.export import export_model
-    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.targets import load_target
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeclip.backends import cpu_backends, device_backends
 from edgeclip.commands import add_parser
 from edgeclip.errors import UserError
 
@@ -43,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=ZERO_SHOT_EXAMPLES)
     zero.add_argument("--model", required=True, metavar="RUN_DIR",
                       help="run directory (artifacts/<backend>-<precision>-{image,text,zeroshot}) or a folder of artifacts")
-    zero.add_argument("--backend", choices=["onnx", "openvino"], help="runtime (default: onnx if exported, else openvino)")
+    zero.add_argument("--backend", choices=cpu_backends(),
+                      help=f"runtime (default: the first exported of {', '.join(cpu_backends())})")
     zero.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="artifact precision (default: fp32 if exported)")
     zero.add_argument("--teacher", default="auto", metavar="auto|none|DIR",
                       help="auto: the run's CLIP teacher (exported once for the page); none: student only; DIR: exported teacher towers")
@@ -71,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--video", help="dashcam video file (mp4, ...)")
     source.add_argument("--frames", help="folder of frame images in file-name order")
     accident.add_argument("--model", metavar="RUN_DIR", help="run directory of `edgeclip video train`")
-    accident.add_argument("--backend", default="onnx", choices=["onnx", "openvino", "tensorrt"])
+    accident.add_argument("--backend", default="onnx", choices=device_backends())
     accident.add_argument("--precision", help="encoder precision (default: fp32 if exported, else the one there is)")
     accident.add_argument("--out", default="accident-demo", help="output folder")
     accident.add_argument("--threshold", type=float, help="alert threshold on P(accident) (default: the model's)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
+from edgeclip.paths import default_run_dir
 
 EXAMPLES = """
   edgeclip distill --recipe digits-kd                                   # proxy CLIP + MLP head -> MobileNetV3-small
@@ -106,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
-
-    from edgeclip.paths import default_run_dir
 
     recipe = distill_recipe(args)
     get_method(recipe.distill.method)  # an unknown method fails before anything else

@@ -10,6 +10,7 @@ from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 from edgeclip.config import load_recipe
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, write_json
+from edgeclip.paths import default_run_dir
 
 EXAMPLES = """
   edgeclip eval --model runs/<id>/student                      # teacher = runs/<id>/teacher, data = digits
@@ -99,7 +100,6 @@ def _capacity_gap(args: argparse.Namespace) -> int:
         if args.gamma is not None:
             args.overrides = list(args.overrides) + [f"distill.overconfidence_gamma={args.gamma}"]
         # lazy: `edgeclip --help` does not load it
-        from edgeclip.paths import default_run_dir
 
         recipe = recipe_from_args(argparse.Namespace(**{**vars(args), "teacher": None}))  # teachers run one by one
         out = Path(args.out) if args.out else default_run_dir("capacity-gap", recipe.student.name)

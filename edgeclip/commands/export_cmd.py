@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 
+from edgeclip.backends import BACKENDS, get_backend, versioned_backends
 from edgeclip.commands import add_parser
 from edgeclip.commands.export_inputs import (
     DEFAULT_DATA,
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="student checkpoint directory (model.pt + spec.json)")
     # onnx by default: it runs on every OS offline, and the README's `--tower all` line omits it.
-    parser.add_argument("--backend", default="onnx", help="onnx | openvino | coreml | tensorrt (edgeclip list backends)")
+    parser.add_argument("--backend", default="onnx", help=f"{' | '.join(BACKENDS.names())} (edgeclip list backends)")
     parser.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 (what the backend supports)")
     parser.add_argument("--calibration", metavar="DATA", default=None,
                         help="image data for int8 calibration and parity: digits, synthetic[:N] or a folder "
@@ -92,18 +93,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.exporters.export import export_model
-    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.targets import load_target
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
     if args.tensorrt is not None:
-        # lazy: `edgeclip --help` does not load it (onnx)
-        from edgeclip.exporters.tensorrt_support import normalize_version
-
-        if args.backend != "tensorrt":
-            raise UserError(f"--tensorrt applies to --backend tensorrt, not {args.backend}; drop it or export with --backend tensorrt")
-        args.tensorrt = normalize_version(args.tensorrt)
+        row = get_backend(args.backend)
+        if row.version_key is None:  # only a backend whose artifacts are written for one runtime version takes it
+            pinned = " or ".join(r.name for r in versioned_backends())
+            raise UserError(f"--tensorrt applies to --backend {pinned}, not {args.backend}; drop it or export with --backend {pinned}")
+        args.tensorrt = row.parse_version(args.tensorrt)
     model_dir = Path(args.model)
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.backends import get_backend
 from edgeclip.config import Recipe, build_dataclass, load_recipe
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json
@@ -79,7 +80,6 @@ def int8_inputs_for(data: str, preprocess: Any, recipe: Any, settings: Any, cali
 
 def text_needs_calibration(backend: str, precision: str) -> bool:
     # lazy: `edgeclip --help` does not load it
-    from edgeclip.backends import get_backend
     from edgeclip.compress.quantize import method_needs_calibration
 
     if precision != "int8":

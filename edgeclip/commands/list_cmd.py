@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgeclip.backends import list_backends
 from edgeclip.commands import add_parser
 from edgeclip.config import list_recipes
 
@@ -58,7 +59,6 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
         ]
     if kind == "backends":
         # lazy: `edgeclip --help` does not load it
-        from edgeclip.backends import list_backends
 
         return ["backend", "precisions", "file", "runs here", "notes"], [
             [b["name"], ", ".join(b["precisions"]), b["suffix"], "yes" if b["runs_here"] else "no", b.get("notes", "")]

@@ -31,10 +31,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeclip.bench.latency import benchmark_interleaved
 from edgeclip.compress import cpu, ort_int8, ov_int8
 from edgeclip.compress import quantize as q
 from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
+from edgeclip.backends import get_backend
+from edgeclip.bench.latency import benchmark_interleaved
 from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
 from edgeclip.config import Int8Config
 from edgeclip.errors import UserError
@@ -109,9 +110,11 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
     reference = run_all(fp32_run, options.validation) if options.validation is not None else None
     record: dict[str, Any] = {"options": options.describe(), "cpu": {k: cpu.cpu_features()[k] for k in ("model", "vnni", "avx512")}}
     ort_int8.check_node_names(fp32_path, options.ignored_scope)  # typos fail before any work
-    if transformer or spec.kind == "text_encoder" or backend == "tensorrt":
-        # Transformers and TensorRT: the measured methods (dynamic MatMul int8 / symmetric QDQ),
-        # with the user's float layers honoured where the method is static.
+    built_on_target = get_backend(backend).built_on_target
+    if transformer or spec.kind == "text_encoder" or built_on_target:
+        # Transformers and engines built on the target (TensorRT): the measured methods (dynamic MatMul
+        # int8 / symmetric QDQ) — the auto search would tune for this machine's onnxruntime, not the
+        # target's engine — with the user's float layers honoured where the method is static.
         method = q.choose_int8_method(backend=backend, kind=spec.kind, transformer=transformer,
                                       has_calibration=calibration is not None)
         details = _classic_onnx(method, fp32_path, dst, spec, calibration, transformer, options.ignored_scope)
@@ -147,7 +150,7 @@ def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.nd
     if not options.speed_check:
         if options.target:  # turned off by the build for a target this machine is not
             record["speed_check"] = _not_timed_here(options)
-    elif backend != "tensorrt":  # TensorRT's speed is the engine's, on the device
+    elif not built_on_target:  # an engine built on the target (TensorRT) is timed there, not here
         record["speed_check"] = speed_check(ort_int8.session_runner(fp32_path, threads=options.speed_threads),
                                             ort_int8.session_runner(dst, threads=options.speed_threads),
                                             _example(spec, calibration), options.speed_seconds, options.speed_threads)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeclip.errors import UserError
-from edgeclip.runtimes.openvino_runtime import StaticShapeCompiler
+from edgeclip.runtimes.base import device_runtime
 
 WEIGHTED_OV_OPS = ("Convolution", "GroupConvolution", "MatMul")
 # edgeclip's calibration names → NNCF range estimators (NNCF has no entropy calibration; its
@@ -96,11 +96,11 @@ def nncf_quantize(ov_model: Any, calibration: np.ndarray, *, method: str = "minm
 
 def compiled_runner(ov_model: Any, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
     """fp32-precision CPU inference of an in-memory model, compiled per input shape (static shapes:
-    see runtimes/openvino_runtime.py for the dynamic-batch int8 discrepancy measured here)."""
+    see devices/runner/runtime_openvino.py for the dynamic-batch int8 discrepancy measured here)."""
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads
-    return StaticShapeCompiler(ov_model, "CPU", config)
+    return device_runtime("openvino").StaticShapeCompiler(ov_model, "CPU", config)
 
 
 def _activation_fake_quants(op: Any) -> list[tuple[int, Any]]:

@@ -28,13 +28,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgeclip.backends import cpu_backends
 from edgeclip.demo.server import PageError
 from edgeclip.errors import UserError
 from edgeclip.paths import runner_module
 from edgeclip.prompt_ensemble import class_embeddings_numpy
 from edgeclip.runtimes import load_runtime
 
-BACKEND_ORDER = ("onnx", "openvino")  # runnable here without a device; preference when --backend is not given
+BACKEND_ORDER = tuple(cpu_backends())  # runnable here without a device; preference when --backend is not given
 PRECISION_ORDER = ("fp32", "fp16", "int8")
 # Checked from the header, before decoding. A 39.7-megapixel PNG of 170 KB cost ~300 MB to decode; 24 MP
 # (a 6000x4000 camera photo) costs at most ~100 MB, and the page decodes only DECODE_SLOTS at once.

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeclip.backends import cpu_backends
 from edgeclip.bench.flops import count_flops
 from edgeclip.exporters import export_model
 from edgeclip.exporters.towers import ImageTower, TextTower, image_tower_spec, text_tower_spec
@@ -52,16 +53,18 @@ def tower_modules(name: str, model: nn.Module, preprocess: Any, context_length: 
 
 
 def tower_latency(towers: dict[str, tuple[nn.Module, Any]], inputs: dict[str, np.ndarray], *,
-                  backends: Sequence[str] = ("torch", "onnx", "openvino"), precisions: Sequence[str] = ("fp32",),
+                  backends: Sequence[str] | None = None, precisions: Sequence[str] = ("fp32",),
                   calibration: dict[str, np.ndarray] | None = None, warmup: int = 10, iterations: int = 100,
                   max_seconds: float = 20.0, threads: int = 0, work_dir: str | Path | None = None) -> dict[str, Any]:
     """p50/p90/p99 per "<tower key>/<backend>-<precision>", all timed interleaved in one run.
 
     `towers`: key → (module, spec), e.g. "teacher/image". `inputs[key]`: one batch-1 input.
     `calibration[key]`: real inputs for static int8 (image towers). A variant that fails to
-    export is reported as {"error": ...}, the others are still timed.
+    export is reported as {"error": ...}, the others are still timed. `backends`: default torch and
+    every backend that runs on a plain CPU here (the backend table's `cpu_backends`).
     """
     disable_mha_fastpath()
+    backends = ("torch", *cpu_backends()) if backends is None else backends
     calibration = calibration or {}
     runners: dict[str, Any] = {}
     batches: dict[str, Any] = {}

@@ -189,7 +189,7 @@ def export_model(
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as work_dir:
         extra_args: dict[str, Any] = {"int8": int8} if int8 is not None and precision == "int8" else {}
-        if backend == "tensorrt" and tensorrt is not None:
+        if tensorrt is not None and info.version_key:  # the runtime version its artifacts are written for
             extra_args["tensorrt_version"] = tensorrt
         exported = deployed
         if int8 is not None and precision == "int8" and int8.smoothquant_alpha is not None and calibration is not None:

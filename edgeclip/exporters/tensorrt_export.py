@@ -31,12 +31,13 @@ from edgeclip.exporters.common import ExportResult
 from edgeclip.exporters import tensorrt_support as trt_support
 from edgeclip.exporters.onnx_export import quantize_int8, torch_to_onnx
 from edgeclip.exporters.tensorrt_rewrites import decompose_layer_norm, int32_token_input
-from edgeclip.paths import kit_dir
+from edgeclip.paths import kit_dir, runner_dir
 from edgeclip.students.spec import ModelSpec
 
 ONNX_FILE = "model.onnx"
 ENGINE_FILE = "model.engine"
 KIT_FILES = ("build_engine.sh", "check_engine.py", "README.md")
+DEVICE_RUNTIME_FILE = "runtime_tensorrt.py"  # from devices/runner/: check_engine.py imports it
 FP16_SAFE_LIMIT = 1e4
 DEFAULT_MAX_BATCH = 8
 
@@ -184,9 +185,11 @@ def export(
     rewrites = prepare_graph(graph, spec, tensorrt_version)
     if any(rewrites.values()):
         onnx.save(graph, str(onnx_path))
-    kit = kit_dir()
+    kit = kit_dir("tensorrt")
     for kit_file in KIT_FILES:
         shutil.copy2(kit / kit_file, out_dir / kit_file)
+    # check_engine.py finds and runs trtexec with the device runner's code (one lookup, one trtexec runner)
+    shutil.copy2(runner_dir() / DEVICE_RUNTIME_FILE, out_dir / DEVICE_RUNTIME_FILE)
     command = trtexec_command(spec, precision)
     compatibility = trt_support.check_model(onnx_path, tensorrt_version)
     extra = {"onnx_file": ONNX_FILE, "trtexec": command, "engine_file": ENGINE_FILE, "max_batch": DEFAULT_MAX_BATCH,

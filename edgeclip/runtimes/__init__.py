@@ -1,10 +1,11 @@
 """edgeclip.runtimes: load and run an exported artifact (bench and demo use these).
 
 `load_runtime(artifact_dir, threads=0) -> Runtime` reads the artifact's manifest and takes the
-backend's runtime class from the backend table (edgeclip/backends.py). Imports stay lazy and
-torch-free so the ONNX/OpenVINO paths run on a device that has only numpy, PIL and the backend
-runtime. `TorchRuntime` (edgeclip.runtimes.torch_runtime) is the unexported PyTorch reference with
-the same interface.
+backend's runtime class from the backend table (edgeclip/backends.py): by default `ArtifactRuntime`,
+which opens the artifact with the device layer (devices/runner/artifact_runtime.py — the code the
+device runner and the accident demo run). Imports stay lazy and torch-free so these paths run on a
+device that has only numpy, PIL and the backend runtime. `TorchRuntime`
+(edgeclip.runtimes.torch_runtime) is the unexported PyTorch reference with the same interface.
 """
 
 from __future__ import annotations

@@ -1,15 +1,23 @@
-"""The `Runtime` interface shared by every backend (torch-free: numpy + the backend's runtime only)."""
+"""The `Runtime` interface shared by every backend (torch-free: numpy + the backend's runtime only).
+
+`ArtifactRuntime` runs an artifact with the device layer (devices/runner/artifact_runtime.py and its
+`runtime_<module>.py` files): the code the device runner and the accident demo run, loaded by path,
+so the workstation, the parity check at export and the device open a model the same way.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 from edgeclip.data.preprocess import Preprocess  # numpy + PIL only: runs where torch is absent
+from edgeclip.backends import get_backend
 from edgeclip.errors import UserError
+from edgeclip.paths import runner_module
 
 
 class Runtime:
@@ -80,3 +88,32 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.artifact_dir}, threads={self.threads})"
+
+
+def device_layer() -> ModuleType:
+    """devices/runner/artifact_runtime.py, the torch-free runtime layer the device runs."""
+    return runner_module("artifact_runtime.py")
+
+
+def device_runtime(runtime_module: str) -> ModuleType:
+    """The device layer's code for one runtime (devices/runner/runtime_<runtime_module>.py)."""
+    return device_layer().runtime(runtime_module)
+
+
+class ArtifactRuntime(Runtime):
+    """An artifact run by the device layer's runtime for its manifest's `runtime_module`, on this CPU."""
+
+    def __init__(self, artifact_dir: str | Path, manifest: dict[str, Any], threads: int = 0,
+                 model_file: str | None = None) -> None:
+        self.backend = str(manifest.get("backend"))
+        super().__init__(artifact_dir, manifest, threads, model_file)
+
+    def _load(self) -> None:
+        layer = device_layer()
+        # The runtime comes from the backend row (a manifest written before it recorded runtime_module opens too).
+        code = layer.runtime(get_backend(self.backend).runtime_module)
+        self.model = code.open_model(str(self.model_path), self.manifest, layer.RuntimeOptions(threads=self.threads))
+        self.input_name = self.model.input_name
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.run(batch)

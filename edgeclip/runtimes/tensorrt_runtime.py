@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeclip.errors import UserError
-from edgeclip.runtimes.base import Runtime
+from edgeclip.runtimes.base import Runtime, device_runtime
 
 
 def _require_tensorrt():
@@ -32,8 +32,8 @@ class TensorRTRuntime(Runtime):
 
     def __init__(self, artifact_dir, manifest, threads: int = 0, model_file: str | None = None) -> None:
         _require_tensorrt()
-        engine = model_file or manifest.get("engine_file", "model.engine")
-        # Before the on-target build the manifest points at the ONNX; the engine is what runs.
+        # Before the on-target build the manifest points at the ONNX; the engine is what runs (the device layer's rule).
+        engine = model_file or device_runtime("tensorrt").runnable_file(manifest)
         if not (Path(artifact_dir) / engine).is_file():
             raise UserError(
                 f"TensorRT engine {Path(artifact_dir) / engine} is not built yet; run "

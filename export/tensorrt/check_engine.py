@@ -4,8 +4,8 @@
 Runs on the target with Python 3.8+ and numpy only (no torch, no edgeclip): `edgeclip export` put
 `reference/inputs.npy` (real images), `reference/outputs.npy` (the unexported PyTorch model's
 outputs for them) and `reference/edgeclip_parity.py` (edgeclip's parity rules) in the artifact.
-The engine runs on the inputs through trtexec (JetPack ships it), in chunks of the engine's
-maximum batch; the outputs are compared with the thresholds recorded in the manifest, and the
+The engine runs on the inputs through trtexec (JetPack ships it; found and run by the device runner's
+runtime_tensorrt.py, shipped in the artifact too), in chunks of the engine's maximum batch; the outputs are compared with the thresholds recorded in the manifest, and the
 result becomes the manifest's `parity` (the ONNX check done at export moves to `export_parity`).
 
     python3 check_engine.py ARTIFACT_DIR [--trtexec PATH]
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 
@@ -31,34 +30,16 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def find_trtexec(given: str | None) -> str:
-    for candidate in (given, os.environ.get("TRTEXEC"), "/usr/src/tensorrt/bin/trtexec"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        path = os.path.join(folder, "trtexec")
-        if os.access(path, os.X_OK):
-            return path
-    fail("trtexec not found; this device has no TensorRT (JetPack ships it in /usr/src/tensorrt/bin) or pass --trtexec")
-    return ""
+def device_runtime():
+    """runtime_tensorrt.py, which `edgeclip export` ships beside this script: the trtexec lookup and
+    the trtexec runner the device runner uses (one copy of each)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.isfile(os.path.join(here, "runtime_tensorrt.py")):
+        fail(f"runtime_tensorrt.py is missing from {here}; re-export the artifact with `edgeclip export --backend tensorrt`")
+    sys.path.insert(0, here)
+    import runtime_tensorrt  # noqa: E402 - shipped next to this script
 
-
-def run_engine(trtexec: str, engine: str, input_name: str, batch: np.ndarray, work: str) -> np.ndarray:
-    """One trtexec inference of `batch` (raw binary input, JSON output); returns the first output."""
-    inputs, outputs = os.path.join(work, "inputs.bin"), os.path.join(work, "outputs.json")
-    np.ascontiguousarray(batch).tofile(inputs)
-    shape = "x".join(str(d) for d in batch.shape)
-    command = [trtexec, f"--loadEngine={engine}", f"--shapes={input_name}:{shape}", f"--loadInputs={input_name}:{inputs}",
-               f"--exportOutput={outputs}", "--iterations=1", "--warmUp=0", "--duration=0"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 or not os.path.isfile(outputs):
-        tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-        fail(f"trtexec could not run the engine (exit {result.returncode}: {tail[0]})", 1)
-    with open(outputs) as handle:
-        exported = json.load(handle)
-    first = exported[0]
-    dims = [int(d) for d in str(first["dimensions"]).split("x")]
-    return np.asarray(first["values"], dtype=np.float32).reshape(dims)
+    return runtime_tensorrt
 
 
 def main(argv: list | None = None) -> int:
@@ -82,16 +63,17 @@ def main(argv: list | None = None) -> int:
     import edgeclip_parity  # noqa: E402 - shipped next to the reference data
 
     inputs = np.load(os.path.join(reference, "inputs.npy"))
-    declared = str(manifest["inputs"][0].get("dtype", "float32"))
-    if declared in ("int32", "int64"):  # raw bytes go to trtexec: they must be the engine's input type
-        inputs = inputs.astype(declared)
     expected = np.load(os.path.join(reference, "outputs.npy"))
-    input_name = manifest["inputs"][0]["name"]
     step = int(manifest.get("max_batch") or 8)
-    trtexec = find_trtexec(args.trtexec)
-    with tempfile.TemporaryDirectory() as work:
-        outputs = np.concatenate([run_engine(trtexec, engine, input_name, inputs[i:i + step], work)
-                                  for i in range(0, len(inputs), step)])
+    runtime = device_runtime()
+    trtexec = runtime.find_trtexec(args.trtexec)
+    if not trtexec:
+        fail("trtexec not found; this device has no TensorRT (JetPack ships it in /usr/src/tensorrt/bin) or pass --trtexec")
+    model = runtime.TrtexecModel(engine, manifest, args, trtexec)  # feeds the engine's input type (int32 text tokens)
+    try:
+        outputs = np.concatenate([model.run(inputs[i:i + step]) for i in range(0, len(inputs), step)])
+    except (RuntimeError, OSError, ValueError) as exc:
+        fail(f"trtexec could not run the engine ({exc})", 1)
     export_parity = manifest.get("export_parity") or manifest.get("parity") or {}
     thresholds = export_parity.get("thresholds") or edgeclip_parity.thresholds_for(manifest["precision"], 1e-3, 1e-3)
     record = edgeclip_parity.compare_outputs(expected, outputs, kind=manifest["kind"], precision=manifest["precision"],

@@ -8,8 +8,9 @@ openvino, or tensorrt + cuda-python). Copy this folder and a model directory (wr
     ssh pi@raspberrypi.local 'cd demo && python3 -m accident_demo --model accident-proxy --video drive.mp4'
 
 `edgeclip demo accident` runs exactly this code, here or (`--remote user@host`) on the device.
-Modules: frames (decode + letterbox), models (runtimes + the model directory), output (annotated
-MP4), runner (sliding window, alerts, latency; the command line).
+Modules: frames (decode + letterbox), models (the model directory; artifacts run with the device
+runtime layer in `runtime/`, a link to edgeclip's devices/runner/ that copies carry as files), output
+(annotated MP4), runner (sliding window, alerts, latency; the command line).
 """
 
 from .frames import FOLDER_FPS, IMAGE_SUFFIXES, FolderSource, InputError, VideoSource, letterbox, open_source, preprocess_frame

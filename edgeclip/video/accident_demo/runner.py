@@ -192,7 +192,8 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("--model", required=True, help="model directory (accident_model.json + artifacts/)")
     parser.add_argument("--video", help="video file (mp4, ...)")
     parser.add_argument("--frames", help="folder of frame images, in file-name order")
-    parser.add_argument("--backend", default="onnx", choices=["onnx", "openvino", "tensorrt"])
+    # No fixed choices: the model directory says which backends it was exported for (find_artifact lists them).
+    parser.add_argument("--backend", default="onnx", help="backend of the exported artifacts to run (artifacts/encoder-<backend>-*)")
     parser.add_argument("--precision", help="encoder precision (default: fp32 if exported, else the one there is)")
     parser.add_argument("--out", default="accident-demo", help="output folder for alerts.json and annotated.mp4")
     parser.add_argument("--threshold", type=float, help="alert threshold on P(accident) (default: the model's)")
