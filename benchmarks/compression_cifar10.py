@@ -94,7 +94,7 @@ def product_int8_options(validation: np.ndarray | None = None, qat: dict | None 
 def classifier_variants(run: Path, work: Path, args: argparse.Namespace) -> dict[str, Path]:
     """base (the run's student, read only), pruned30/50/70 and qat checkpoints (made when missing)."""
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+    from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
     from edgeclip.config import PruneConfig
 
     found = {"base": run / "student"}
@@ -129,7 +129,7 @@ def recover_epochs(student: str, args: argparse.Namespace) -> int:
 
 def zero_shot_variants(run: Path, work: Path, args: argparse.Namespace) -> dict[str, Path]:
     """base (the DistillCLIP student) and its image tower pruned at `--zero-shot-prune` ratios."""
-    from edgeclip.compress.workflow import prune_checkpoint
+    from edgeclip.distill.compression import prune_checkpoint
     from edgeclip.config import PruneConfig
 
     found = {"base": run / "student"}

@@ -49,7 +49,7 @@ from edgeclip.compress.qat import QatConfig
 from edgeclip.compress.int8_inputs import qat_record
 from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED, REJECTED_NOTE, agreement_problem
 from edgeclip.compress.ship_rule import int8_decision
-from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
 from edgeclip.data import open_image_dataset, preprocess_all
 from edgeclip.exporters import ImageTower, export_model, image_tower_spec
 from edgeclip.manifest import read_manifest

@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from edgeclip import __version__
 from edgeclip.errors import UserError
+from edgeclip.io_utils import check_output_dir
 
 # Order is the order of `edgeclip --help`.
 SUBCOMMANDS = ["build", "distill", "eval", "export", "compress", "bench", "list", "video", "demo"]
@@ -71,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if getattr(args, "out", None):  # an --out that cannot be written fails now, not after the work
-            from edgeclip.io_utils import check_output_dir
-
             check_output_dir(args.out, "--out", replaced=getattr(args, "out_replaced", False))
         if getattr(args, "remote", None) is not None:  # a host starting with '-' would become an ssh option
+            # lazy: `edgeclip --help` does not load it
             from edgeclip.bench.remote import check_remote_host
 
             check_remote_host(args.remote)

@@ -12,14 +12,13 @@ from typing import Any
 from torch import nn
 
 from edgeclip.data.preprocess import Preprocess
+import edgeclip.convnet_tower  # noqa: F401 - registers the edgeclip_convnet_* timm towers configs may name
 
 
 def build_clip_from_config(model_cfg: dict[str, Any]) -> nn.Module:
     """An open_clip CLIP from a config dict; CustomTextCLIP when the config says `custom_text`
     (open_clip's JSON key) or the text tower is a Hugging Face model."""
     import open_clip
-
-    import edgeclip.convnet_tower  # noqa: F401 - registers the edgeclip_convnet_* timm towers configs may name
 
     cfg = dict(model_cfg)
     custom = bool(cfg.pop("custom_text", False)) or "hf_model_name" in cfg.get("text_cfg", {})

@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from edgeclip.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -124,8 +126,6 @@ def read_json(path: str | Path) -> Any:
 def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
     """A JSON file that must hold an object; missing, unreadable, corrupt or another shape is a
     one-line UserError naming `what`, the file and `fix`."""
-    from edgeclip.errors import UserError
-
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -139,8 +139,6 @@ def read_json_object(path: str | Path, what: str, fix: str) -> dict[str, Any]:
 
 def read_text_file(path: str | Path, what: str) -> str:
     """A UTF-8 text file's content; unreadable, a folder or not UTF-8 is a one-line UserError naming `what`."""
-    from edgeclip.errors import UserError
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} '{path}' does not exist or is not a file; fix the path")
@@ -156,8 +154,6 @@ def read_yaml_mapping(path: str | Path, what: str, keys_hint: str, loader: Any =
     """A YAML file that must hold a mapping; bad YAML or another shape is a one-line UserError.
     `loader`: a yaml Loader class (default SafeLoader); only safe loaders belong here."""
     import yaml
-
-    from edgeclip.errors import UserError
 
     try:
         data = yaml.load(read_text_file(path, what), Loader=loader or yaml.SafeLoader) or {}
@@ -176,8 +172,6 @@ def check_output_dir(path: str | Path, flag: str = "--out", *, replaced: bool = 
     so the parent must be writable too. Probing creates and removes one temp file: permission bits
     say nothing for root, read-only mounts or /proc.
     """
-    from edgeclip.errors import UserError
-
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is an existing file, not a directory; pass a directory path (new or existing)")
@@ -201,8 +195,6 @@ def check_output_dir(path: str | Path, flag: str = "--out", *, replaced: bool = 
 def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     """Arrays of an .npz file without unpickling anything (allow_pickle=False): an object array or a
     file that is not an .npz is a one-line UserError naming `what`."""
-    from edgeclip.errors import UserError
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} '{path}' does not exist or is not a file; fix the path")
@@ -228,8 +220,6 @@ def safe_torch_load(path: str | Path, what: str, fix: str) -> Any:
     import collections
 
     import torch
-
-    from edgeclip.errors import UserError
 
     try:
         with torch.serialization.safe_globals([collections.Counter]):

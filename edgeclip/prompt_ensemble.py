@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from edgeclip import paths
+
 if TYPE_CHECKING:
     import torch
 
 
 def runner_module() -> ModuleType:
     """devices/runner/prompt_ensemble.py, the definition the device runner uses."""
-    from edgeclip.paths import runner_module as load
-
-    return load("prompt_ensemble.py")
+    return paths.runner_module("prompt_ensemble.py")
 
 
 def prompt_name(name: str) -> str:

@@ -58,3 +58,12 @@ def disable_mha_fastpath() -> None:
     import torch
 
     torch.backends.mha.set_fastpath_enabled(False)
+
+
+def fmt(value: Any, percent: bool = False) -> str:
+    """Table cell: percentages with one decimal, ratios with three digits, '-' for missing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+    return str(value)

@@ -12,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from edgeclip.bench.harness import TIMING_ROUNDS, benchmark_interleaved, round_p50s
+from edgeclip.bench.latency import TIMING_ROUNDS, benchmark_interleaved, round_p50s
 from edgeclip.bench.report import BUILD_HOST, ON_TARGET, Report, ReportRow
 from edgeclip.bench.report_html import render_html
 from edgeclip.bench.report_schema import report_problems
@@ -236,7 +236,7 @@ def test_the_export_time_speed_check_uses_the_same_rule(monkeypatch):
         return {"fp32": {"p50": 1.0, "iterations": 50, "round_p50": [1.0] * 5},
                 "int8": {"p50": 0.9, "iterations": 50, "round_p50": [0.97, 0.96, 0.98, 0.97, 0.9]}}
 
-    monkeypatch.setattr("edgeclip.bench.harness.benchmark_interleaved", fake_interleaved)
+    monkeypatch.setattr(int8_module, "benchmark_interleaved", fake_interleaved)
     record = int8_module.speed_check(lambda b: None, lambda b: None, np.zeros((1, 3, 4, 4), np.float32), 1.0)
     assert record["int8_over_fp32"] == 0.97 and record["rounds"] == 5 and record["min_gain"] == INT8_MIN_GAIN
     assert record["int8_faster"] is False

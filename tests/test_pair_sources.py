@@ -12,13 +12,13 @@ from edgeclip.data import check_disjoint, open_image_dataset
 from edgeclip.data.pair_sources import DigitsCaptionPairs, open_pairs
 from edgeclip.data.shards import ShardPairDataset, expand_shards, write_pair_shards
 from edgeclip.errors import UserError
-from edgeclip.teacher.proxy import caption_bank
+from edgeclip.data.captions import digits_caption_bank
 
 
 def test_digits_pairs_use_train_split_and_caption_bank() -> None:
     pairs = open_pairs("digits:2")
     assert len(pairs) == 2 * 719
-    bank, labels = caption_bank(pairs.class_names)
+    bank, labels = digits_caption_bank(pairs.class_names)
     by_caption = dict(zip(bank, labels))
     assert all(by_caption[c] == label for c, label in zip(pairs.captions, pairs.labels))
     for split in ("test", "pretrain"):

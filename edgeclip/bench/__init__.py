@@ -2,7 +2,7 @@
 
 - `flops.count_flops` / `count_tower_flops`: FLOPs with attention counted (MATH SDPA, no MHA fast path).
 - `latency.measure_latency` / `measure_throughput`: ms at batch 1 (p50/p90/p99), images/s.
-- `harness.benchmark_interleaved`: backends timed round-robin so drift hits all alike;
+- `latency.benchmark_interleaved`: backends timed round-robin so drift hits all alike;
   `harness.evaluate_runtime`: accuracy and top-1 agreement; `harness.bench_artifacts`: artifacts → report rows.
 - `memory.measure_peak_memory`: peak RSS per artifact in a fresh process (devices/runner).
 - `environment.collect_environment`: the machine behind the numbers.

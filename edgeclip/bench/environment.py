@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from edgeclip.backends import report_tools
+from edgeclip.compress.cpu import cpu_features
 
 # Distribution names whose versions change benchmark numbers (the backends' from the backend table).
 LIBRARIES = ("torch", "torchvision", "numpy", *report_tools(), "open_clip_torch", "timm")
@@ -92,7 +93,6 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "versions": library_versions(),
         "gpu": gpu_description(),
     }
-    from edgeclip.compress.cpu import cpu_features
 
     # int8 speed depends on these (onnxruntime U8S8 needs VNNI; NNCF/oneDNN use VNNI/AMX when present)
     env["cpu_int8_features"] = {k: cpu_features()[k] for k in ("avx2", "avx512", "vnni")}

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeclip.backends import BACKENDS
+from edgeclip.bench.report import one_line
 from edgeclip.runtimes.base import device_runtime
 
 RunFn = Callable[[np.ndarray], Any]
@@ -36,8 +37,6 @@ def example_input(size: int, seed: int = 0) -> np.ndarray:
 
 def resized_runner(manifest: dict[str, Any], directory: Path, size: int, threads: int) -> tuple[RunFn | None, str | None]:
     """(run at size×size, None), or (None, why it cannot run there). The runner has run once."""
-    from edgeclip.bench.report import one_line
-
     native = image_size(manifest)
     if native is None:
         return None, "not a square image input (text encoder or fixed non-square shape)"

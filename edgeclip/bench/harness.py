@@ -8,88 +8,43 @@ alike instead of penalising whichever happened to run last.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from edgeclip.backends import BACKENDS, get_backend
 from edgeclip.bench.equal_resolution import NATIVE_IS_TEACHER_SIZE, equal_resolution_record, equal_resolution_runs
-from edgeclip.bench.latency import latency_stats, measure_throughput, time_call
+from edgeclip.bench.latency import benchmark_interleaved, measure_throughput
+from edgeclip.bench.memory import measure_peak_memory
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
-from edgeclip.bench.qualify import retention_flags
+from edgeclip.bench.qualify import (
+    DEGENERATE_SHARE,
+    accuracy_flags,
+    baselines,
+    confusion,
+    per_class_accuracy,
+    prediction_spread,
+    retention_flags,
+)
 from edgeclip.compress.int8_rule import REJECTED, REJECTED_NOTE
 from edgeclip.bench.report import ReportRow, one_line
+from edgeclip.bench.roof import apply_roof, machine_roof
 from edgeclip.config import BenchConfig
+from edgeclip.data import open_image_dataset
+from edgeclip.data.class_match import align_classes, class_hint, mismatch_table
+from edgeclip.data.preprocess import Preprocess
+from edgeclip.data.sampling import sample_images
 from edgeclip.errors import UserError
+from edgeclip.io_utils import load_npz
+from edgeclip.manifest import read_manifest
+from edgeclip.runtimes import load_runtime
+from edgeclip.students.spec import LOGIT_KINDS
+from edgeclip.targets import backend_available, list_targets
+from edgeclip.utils import count_params
 
 RunFn = Callable[[Any], Any]
-
-
-# The timed cycles are cut into this many consecutive rounds, each with its own p50 per runner: two
-# runners' p50s in the same round saw the same machine load, so their per-round ratio is steady where
-# one overall p50 each flips with a noisy neighbour (the int8-vs-fp32 rule in compress/ship_rule.py).
-TIMING_ROUNDS = 5
-
-
-def round_p50s(samples_ms: Sequence[float], rounds: int = TIMING_ROUNDS) -> list[float]:
-    """p50 of each of `rounds` consecutive, equal slices of the samples (fewer when there are fewer samples)."""
-    values = np.asarray(samples_ms, dtype=np.float64)
-    count = max(1, min(rounds, values.size))
-    return [float(np.median(chunk)) for chunk in np.array_split(values, count) if chunk.size]
-
-
-def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str, Any], *, warmup: int = 10,
-                          iterations: int = 100, max_seconds: float = 30.0,
-                          rounds: int = TIMING_ROUNDS) -> dict[str, dict[str, Any]]:
-    """Latency stats per runner, timed one call per runner per cycle.
-
-    `input` is one batch for all runners, or a mapping name -> batch (backends that need another
-    dtype or layout). Each cycle runs them in a new random order, so no backend always follows the
-    same one (cache and allocator state carry over between calls: with only the starting runner
-    rotating, each runner kept its predecessor, and one that evicts the caches slowed the next by
-    5-20% in every cycle — benchmarks/results/ort_overhead.md). A runner that raises is
-    dropped from the rotation and reported as {"error": "<type>: <message>"}; the others go on.
-    Stops after `iterations` cycles or `max_seconds`, so every runner gets the same count.
-    Besides p50/p90/p99, `round_p50` holds the p50 of each of `rounds` consecutive slices of the
-    cycles (the same cycles for every runner: see TIMING_ROUNDS).
-    """
-    names = list(runners)
-    batches = {n: (input[n] if isinstance(input, Mapping) else input) for n in names}
-    errors: dict[str, str] = {}
-    samples: dict[str, list[float]] = {n: [] for n in names}
-
-    def call(name: str, timed: bool) -> None:
-        try:
-            if timed:
-                samples[name].append(time_call(runners[name], batches[name]))
-            else:
-                runners[name](batches[name])
-        except Exception as exc:  # a failing backend becomes a failed row, never a crash
-            errors[name] = f"{type(exc).__name__}: {exc}"
-
-    for _ in range(max(0, warmup)):
-        for name in names:
-            if name not in errors:
-                call(name, timed=False)
-    deadline = time.perf_counter() + max_seconds
-    order = np.random.default_rng(0)  # seeded: the same runs time in the same orders
-    for _ in range(iterations):
-        live = [n for n in names if n not in errors]
-        if not live:
-            break
-        for index in order.permutation(len(live)):
-            call(live[index], timed=True)
-        if time.perf_counter() >= deadline:
-            break
-    results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name in errors:
-            results[name] = {"error": errors[name]}
-        else:
-            results[name] = {**latency_stats(samples[name]), "round_p50": round_p50s(samples[name], rounds)}
-    return results
 
 
 def run_batched(run_fn: RunFn, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -143,8 +98,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
     """
     path = Path(spec)
     if path.suffix == ".npz":
-        from edgeclip.io_utils import load_npz
-
         if not path.is_file():
             raise UserError(f"evaluation data {path} does not exist; pass an .npz with images and labels or a dataset spec")
         npz = load_npz(path, "evaluation data")  # never unpickles: a pickle named .npz is refused in one line
@@ -162,7 +115,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
         data = EvalData(images.astype(np.float32), labels, npz.get("teacher_logits"), str(path))
     else:
         dataset = open_eval_dataset(spec, split, class_names, class_map)
-        from edgeclip.data.sampling import sample_images
 
         data = EvalData(sample_images(dataset, preprocess, 0), np.asarray(dataset.labels, np.int64),
                         source=f"{spec} ({split} split)")
@@ -175,9 +127,6 @@ def load_eval_data(spec: str | Path, preprocess: Any, *, split: str = "test", li
 def open_eval_dataset(spec: str | Path, split: str, class_names: Sequence[str] | None,
                       class_map: Mapping[str, str] | None = None) -> Any:
     """The dataset behind `--data`, its labels matched by name to `class_names` (when given)."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.class_match import align_classes
-
     dataset = open_image_dataset(str(spec), split)
     if class_names is None:
         return dataset
@@ -187,8 +136,6 @@ def open_eval_dataset(spec: str | Path, split: str, class_names: Sequence[str] |
 def check_eval_classes(spec: str | Path | None, split: str, manifests: Sequence[dict[str, Any]],
                        class_map: Mapping[str, str] | None = None) -> None:
     """Before any measurement: every classifier artifact's classes must cover the data's (by name)."""
-    from edgeclip.students.spec import LOGIT_KINDS
-
     if spec is None or Path(spec).suffix == ".npz":
         return
     for names in {tuple(m.get("class_names") or ()) for m in manifests if m.get("kind") in LOGIT_KINDS}:
@@ -198,8 +145,6 @@ def check_eval_classes(spec: str | Path | None, split: str, manifests: Sequence[
 
 def _labels_by_name(labels: np.ndarray, data_names: list[str], class_names: Sequence[str],
                     class_map: Mapping[str, str] | None, source: str) -> np.ndarray:
-    from edgeclip.data.class_match import class_hint, mismatch_table
-
     renamed = [(class_map or {}).get(n, n) for n in data_names]
     extra = [n for n in renamed if n not in list(class_names)]
     if extra:
@@ -220,9 +165,6 @@ class BenchItem:
 
 
 def _needs_target(backend: str) -> str:
-    from edgeclip.backends import get_backend
-    from edgeclip.targets import list_targets
-
     where = [t.name for t in list_targets() if backend in t.backends]
     why = get_backend(backend).why_not_here()
     return (f"needs_target: {backend} does not run here ({why}); it runs on {', '.join(where) or 'its own device'}: "
@@ -244,12 +186,13 @@ def _reference_item(source: str, models: Mapping[str, Any], threads: int = 0) ->
     """The unexported PyTorch model of `source` (in memory when the caller has it, else loaded),
     timed with the same thread count as the artifacts (`--threads`): with torch's default it would
     take every core while the others are timed."""
+    # lazy: defers torch
     from edgeclip.bench.flops import count_flops, count_tower_flops
-    from edgeclip.utils import count_params
 
     if source in models:
         model, spec = models[source]
     elif Path(source).exists():
+        # lazy: defers torch
         from edgeclip.students.checkpoint import load_checkpoint
 
         model, spec, _ = load_checkpoint(source)
@@ -260,6 +203,7 @@ def _reference_item(source: str, models: Mapping[str, Any], threads: int = 0) ->
     if spec.kind == "dual_encoder":  # exported per tower; the reference row carries the per-tower FLOPs
         row.flops_per_tower = count_tower_flops(model, spec.preprocess.size, spec.context_length)
         return BenchItem(row, {})
+    # lazy: defers torch
     from edgeclip.runtimes.torch_runtime import TorchRuntime
 
     runtime = TorchRuntime(model, spec, threads=threads)
@@ -275,10 +219,6 @@ def torch_tensor(array: np.ndarray) -> Any:
 
 def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, BenchItem | None],
                    models: Mapping[str, Any]) -> BenchItem:
-    from edgeclip.manifest import read_manifest
-    from edgeclip.runtimes import load_runtime
-    from edgeclip.targets import backend_available
-
     manifest = read_manifest(directory)  # missing / corrupt -> UserError, exit 2
     item = BenchItem(ReportRow(name=str(manifest.get("name") or directory.name), role=manifest.get("role", "student"),
                                kind=manifest.get("kind"), backend=manifest["backend"], precision=manifest["precision"],
@@ -298,6 +238,7 @@ def _artifact_item(directory: Path, config: BenchConfig, references: dict[str, B
         item.row.params, item.row.flops = manifest.get("params"), manifest.get("flops")
     compatibility = manifest.get("tensorrt_compatibility")
     if compatibility:  # which TensorRT the kit was checked against, on every row
+        # lazy: defers onnx
         from edgeclip.exporters.tensorrt_support import describe
 
         item.row.notes = "; ".join(filter(None, [item.row.notes, describe(compatibility)]))
@@ -344,8 +285,6 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
     already holds it in memory. A measured `teacher_row` (e.g. from `edgeclip build`) stands in for
     the accuracy-only teacher row and sets the accuracy retention is computed from.
     """
-    from edgeclip.bench.memory import measure_peak_memory
-
     config = config or BenchConfig()
     references: dict[str, BenchItem | None] = {}
     artifacts = [_artifact_item(Path(d), config, references, models or {}) for d in artifact_dirs]
@@ -381,8 +320,6 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
             equal["latency_ms"] = item.row.latency_ms
             equal["why_not"] = None if item.row.latency_ms else "the student itself was not timed"
     if config.roof:
-        from edgeclip.bench.roof import apply_roof, machine_roof
-
         apply_roof([item.row for item in items], machine_roof(config.threads))
     teacher = None
     if data is not None:
@@ -393,8 +330,6 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
 
 
 def _memory_measurable(manifest: dict[str, Any]) -> bool:
-    from edgeclip.backends import BACKENDS
-
     backend = manifest.get("backend")
     return backend in BACKENDS and BACKENDS.get(backend).memory_measurable
 
@@ -412,9 +347,6 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
                     class_map: Mapping[str, str] | None = None) -> ReportRow | None:
     """Accuracy / agreement for classifier rows (references come first in `items`, so artifacts can
     agree with them); returns the teacher row when a teacher accuracy is known."""
-    from edgeclip.data.preprocess import Preprocess
-    from edgeclip.students.spec import LOGIT_KINDS
-
     cache: dict[str, EvalData] = {}
     logits: dict[int, np.ndarray] = {}
     teacher_logits = None
@@ -463,10 +395,6 @@ def row_quality(labels: np.ndarray, logits: np.ndarray, class_names: Sequence[st
                 reference_logits: np.ndarray | None) -> dict[str, Any]:
     """A classifier row's qualifiers (bench/qualify.py): baselines, prediction spread, per-class
     accuracy, confusion matrix, and flags — including agreement made trivial by constant predictions."""
-    from edgeclip.bench.qualify import (
-        DEGENERATE_SHARE, accuracy_flags, baselines, confusion, per_class_accuracy, prediction_spread,
-    )
-
     names = list(class_names or [str(k) for k in range(np.asarray(logits).shape[1])])
     predicted = np.asarray(logits).argmax(axis=1)
     base = baselines(labels, names)

@@ -7,7 +7,7 @@ optimisation, allocator growth, lazy kernel selection) do not land in the percen
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -68,3 +68,68 @@ def measure_throughput(run_fn: RunFn, batch_n: Any, *, warmup: int = 2, iteratio
         if time.perf_counter() >= deadline:
             break
     return float(done * size / (time.perf_counter() - start))
+
+
+# The timed cycles are cut into this many consecutive rounds, each with its own p50 per runner: two
+# runners' p50s in the same round saw the same machine load, so their per-round ratio is steady where
+# one overall p50 each flips with a noisy neighbour (the int8-vs-fp32 rule in compress/ship_rule.py).
+TIMING_ROUNDS = 5
+
+
+def round_p50s(samples_ms: Sequence[float], rounds: int = TIMING_ROUNDS) -> list[float]:
+    """p50 of each of `rounds` consecutive, equal slices of the samples (fewer when there are fewer samples)."""
+    values = np.asarray(samples_ms, dtype=np.float64)
+    count = max(1, min(rounds, values.size))
+    return [float(np.median(chunk)) for chunk in np.array_split(values, count) if chunk.size]
+
+
+def benchmark_interleaved(runners: Mapping[str, RunFn], input: Any | Mapping[str, Any], *, warmup: int = 10,
+                          iterations: int = 100, max_seconds: float = 30.0,
+                          rounds: int = TIMING_ROUNDS) -> dict[str, dict[str, Any]]:
+    """Latency stats per runner, timed one call per runner per cycle.
+
+    `input` is one batch for all runners, or a mapping name -> batch (backends that need another
+    dtype or layout). Each cycle runs them in a new random order, so no backend always follows the
+    same one (cache and allocator state carry over between calls: with only the starting runner
+    rotating, each runner kept its predecessor, and one that evicts the caches slowed the next by
+    5-20% in every cycle — benchmarks/results/ort_overhead.md). A runner that raises is
+    dropped from the rotation and reported as {"error": "<type>: <message>"}; the others go on.
+    Stops after `iterations` cycles or `max_seconds`, so every runner gets the same count.
+    Besides p50/p90/p99, `round_p50` holds the p50 of each of `rounds` consecutive slices of the
+    cycles (the same cycles for every runner: see TIMING_ROUNDS).
+    """
+    names = list(runners)
+    batches = {n: (input[n] if isinstance(input, Mapping) else input) for n in names}
+    errors: dict[str, str] = {}
+    samples: dict[str, list[float]] = {n: [] for n in names}
+
+    def call(name: str, timed: bool) -> None:
+        try:
+            if timed:
+                samples[name].append(time_call(runners[name], batches[name]))
+            else:
+                runners[name](batches[name])
+        except Exception as exc:  # a failing backend becomes a failed row, never a crash
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    for _ in range(max(0, warmup)):
+        for name in names:
+            if name not in errors:
+                call(name, timed=False)
+    deadline = time.perf_counter() + max_seconds
+    order = np.random.default_rng(0)  # seeded: the same runs time in the same orders
+    for _ in range(iterations):
+        live = [n for n in names if n not in errors]
+        if not live:
+            break
+        for index in order.permutation(len(live)):
+            call(live[index], timed=True)
+        if time.perf_counter() >= deadline:
+            break
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in errors:
+            results[name] = {"error": errors[name]}
+        else:
+            results[name] = {**latency_stats(samples[name]), "round_p50": round_p50s(samples[name], rounds)}
+    return results

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.runtimes.base import device_runtime
+
 COMPUTE_OPS = frozenset({"Conv", "FusedConv", "NchwcConv", "QLinearConv", "ConvInteger", "Gemm", "FusedGemm", "MatMul",
                          "FusedMatMul", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"})
 SKIPPED_CALLS = 3  # the first calls allocate and pick kernels: not what a device pays per frame
@@ -25,8 +27,6 @@ SKIPPED_CALLS = 3  # the first calls allocate and pick kernels: not what a devic
 def profile_onnx(model_path: str | Path, batch: np.ndarray, *, threads: int = 1, runs: int = 30) -> dict[str, Any]:
     """Mean µs per run: model_run, compute nodes, other nodes, outside nodes; and per op type."""
     import onnxruntime as ort  # noqa: F401 - imported here: profiling is optional and torch-free
-
-    from edgeclip.runtimes.base import device_runtime
 
     options = device_runtime("onnxruntime").session_options(threads, "all")
     options.enable_profiling = True

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from edgeclip.bench.figures import png_figure
+
 PLOT_NAME = "pareto.png"
 
 
@@ -74,8 +76,6 @@ def pareto_markdown(record: dict[str, Any], *, figure: str | None = None, headin
 def pareto_png(record: dict[str, Any], *, latency_key: str = "latency_ms", xlabel: str | None = None) -> bytes:
     """Scatter of latency (log x) vs retention, the front as a step line, the budget as a vertical
     line and the chosen candidate circled."""
-    from edgeclip.bench.figures import png_figure
-
     rows = [r for r in record["candidates"] if r.get("retention") is not None and r.get(latency_key) is not None]
     with png_figure(figsize=(7, 4.5)) as (fig, ax, buffer):
         for row in rows:

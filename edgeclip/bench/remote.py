@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgeclip.bench.report import ReportRow
 from edgeclip.errors import UserError
 from edgeclip.paths import runner_files
 
@@ -117,6 +118,7 @@ def _compatibility_note(artifact: Path) -> str:
     compatibility = json.loads((artifact / "manifest.json").read_text()).get("tensorrt_compatibility")
     if not compatibility:
         return ""
+    # lazy: defers onnx
     from edgeclip.exporters.tensorrt_support import describe
 
     return describe(compatibility)
@@ -302,8 +304,6 @@ def finish_on_device(artifact_dirs: Sequence[Path], host: str, *, data: Path | N
                      teacher_accuracy: float | None = None, transport: SshTransport | None = None
                      ) -> tuple[list[Any], dict[str, Any]]:
     """`edgeclip build --remote`: bench_remote with the build's settings; rows as ReportRows."""
-    from edgeclip.bench.report import ReportRow
-
     rows, environment = bench_remote(artifact_dirs, host, data=data, python=python, transport=transport,
                                      runner_args=runner_args(config, teacher_accuracy))
     return [ReportRow.from_dict(row) for row in rows], environment

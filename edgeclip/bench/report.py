@@ -10,25 +10,21 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from edgeclip.bench.metrics import retention as retention_of
-
-SCHEMA_VERSION = 2
-# teacher: the accuracy teacher (PyTorch); student: a deployable artifact; reference: the unexported
-# PyTorch student; speed_reference: the teacher's architecture exported like the students, random
-# weights, timed with them (latency only, no accuracy).
-ROLES = ("teacher", "student", "reference", "speed_reference")
-STATUS_PATTERN = re.compile(r"^(ok|(failed|skipped|needs_target): \S.*)$", re.S)
-LATENCY_KEYS = ("p50", "p90", "p99")
-# Where a row's latency (and so its throughput, memory and × teacher) was measured, once a target is
-# given: on the target itself (this machine is one, or --remote), or on the build host — then the
-# figures are this machine's, never the device's (an x86 CPU emulating fp16 says nothing of a Jetson).
-ON_TARGET = "target"
-BUILD_HOST = "build host, not the target"
+from edgeclip.bench.report_schema import (  # noqa: F401 - re-exported: the row vocabulary
+    BUILD_HOST,
+    LATENCY_KEYS,
+    ON_TARGET,
+    ROLES,
+    SCHEMA_VERSION,
+    STATUS_PATTERN,
+    validate_report,
+)
+from edgeclip.targets import check_budgets
 
 
 @dataclass
@@ -148,8 +144,6 @@ class Report:
         `measured_on_target` covers the deployable rows (students, speed references: --remote measures
         those on the device); teacher and reference rows always run here, so they are the target's only
         when this machine is one."""
-        from edgeclip.targets import check_budgets
-
         self.fill_retention()  # the retention budget needs it
         self.target = target.to_dict()
         self.budgets = dataclasses.asdict(target.budgets)
@@ -182,8 +176,6 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Report":
-        from edgeclip.bench.report_schema import validate_report
-
         validate_report(data)
         return cls(rows=[ReportRow.from_dict(r) for r in data["rows"]], environment=data["environment"],
                    run_id=data["run_id"], created=data["created"], target=data["target"], budgets=data["budgets"],

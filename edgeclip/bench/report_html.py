@@ -6,6 +6,7 @@ import base64
 import html
 import math
 
+from edgeclip.bench.figures import png_figure
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_html
 from edgeclip.bench.report_text import (
@@ -49,7 +50,6 @@ def accuracy_latency_png(rows: list[ReportRow], dpi: int = 110) -> tuple[bytes |
     left_out = [r.label for r in rows if r not in plotted]
     if not plotted:
         return None, left_out
-    from edgeclip.bench.figures import png_figure
 
     # Neighbours along x get labels above/below in turn, so close points do not print over each other.
     offsets = [(7, 6), (7, -20), (7, 18), (7, -32)]

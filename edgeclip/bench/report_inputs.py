@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgeclip.bench.figures import png_figure
+from edgeclip.bench.harness import load_eval_data, open_eval_dataset
+from edgeclip.data.preprocess import Preprocess
 
 PREVIEW_NAME = "inputs.png"
 PREVIEW_COUNT = 8
@@ -59,9 +61,6 @@ def preview_for_artifact(data: str | Path, manifest: dict[str, Any], *, split: s
                          class_map: Any = None) -> bytes | None:
     """The preview of `data` preprocessed for the artifact of `manifest`; None when it has no
     image preprocessing or class names (text towers, dual encoders without classes)."""
-    from edgeclip.bench.harness import load_eval_data, open_eval_dataset
-    from edgeclip.data.preprocess import Preprocess
-
     preprocess, classes = manifest.get("preprocessing"), manifest.get("class_names")
     if not isinstance(preprocess, dict) or not classes:
         return None

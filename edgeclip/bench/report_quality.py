@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from edgeclip.bench.figures import png_figure
 from edgeclip.bench.qualify import confusion_markdown
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.targets import row_label
@@ -48,8 +49,6 @@ def quality_markdown(report: Report) -> list[str]:
 def confusion_png(matrix: list[list[int]], class_names: list[str], dpi: int = 100) -> bytes:
     """The confusion matrix as a heatmap (rows normalised per true class, counts printed)."""
     import numpy as np
-
-    from edgeclip.bench.figures import png_figure
 
     counts = np.asarray(matrix, dtype=float)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)

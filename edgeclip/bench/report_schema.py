@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-from edgeclip.bench.report import BUILD_HOST, LATENCY_KEYS, ON_TARGET, ROLES, SCHEMA_VERSION, STATUS_PATTERN
+SCHEMA_VERSION = 2
+# teacher: the accuracy teacher (PyTorch); student: a deployable artifact; reference: the unexported
+# PyTorch student; speed_reference: the teacher's architecture exported like the students, random
+# weights, timed with them (latency only, no accuracy).
+ROLES = ("teacher", "student", "reference", "speed_reference")
+STATUS_PATTERN = re.compile(r"^(ok|(failed|skipped|needs_target): \S.*)$", re.S)
+LATENCY_KEYS = ("p50", "p90", "p99")
+# Where a row's latency (and so its throughput, memory and × teacher) was measured, once a target is
+# given: on the target itself (this machine is one, or --remote), or on the build host — then the
+# figures are this machine's, never the device's (an x86 CPU emulating fp16 says nothing of a Jetson).
+ON_TARGET = "target"
+BUILD_HOST = "build host, not the target"
 
 
 class ReportSchemaError(ValueError):

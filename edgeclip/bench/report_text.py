@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable
 
+from edgeclip.bench.pareto import pareto_markdown
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.roof import ROOF_SIZE
 
 ROOF_GEMM = f"{ROOF_SIZE}x{ROOF_SIZE}"
 from edgeclip.bench.verdict import verdict_sentence
+from edgeclip.compress.int8_rule import REJECTED_NOTE
 
 
 def fmt(value: Any, spec: str = ".3g") -> str:
@@ -110,8 +112,6 @@ def build_host_caveat(report: Report) -> str | None:
 
 def _status_text(row: ReportRow) -> str:
     """The row's status; a measured artifact that export rejected (compress/int8_rule.py) says so."""
-    from edgeclip.compress.int8_rule import REJECTED_NOTE
-
     return f"{row.status} (rejected at export: never shipped)" if REJECTED_NOTE in row.notes else row.status
 
 
@@ -146,8 +146,6 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
     lines += [f"- {note}" for note in equal_resolution_notes(report)]
     lines += quality_markdown(report)
     if report.student_search:
-        from edgeclip.bench.pareto import pareto_markdown
-
         lines += [""] + pareto_markdown(report.student_search, figure=report.student_search.get("figure"))
     if inputs_image:
         lines += ["", "## Inputs as the model sees them", "", f"![a few evaluation images after the model's preprocessing]({inputs_image})"]

@@ -18,6 +18,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from edgeclip.bench.environment import cpu_model, library_versions
+from edgeclip.io_utils import read_json, write_json
+from edgeclip.paths import cache_dir
+from edgeclip.utils import stable_hash
+
 ROOF_SIZE = 1024  # square GEMM: large enough to run at peak, small enough to time in ~10 ms a call
 ROOF_METHOD = 3  # bumped when how the roof is measured changes: older cached roofs are measured again
 ROOF_REPEATS = 5  # best of: the roof is a peak, the fastest call is the one least disturbed by neighbours
@@ -39,9 +44,6 @@ def cpu_flags() -> list[str]:
 
 def roof_cache_key(threads: int) -> str:
     """What the roof depends on: CPU model and flags, thread count, library versions."""
-    from edgeclip.bench.environment import cpu_model, library_versions
-    from edgeclip.utils import stable_hash
-
     return f"t{int(threads)}-" + stable_hash(cpu_model(), cpu_flags(), int(threads), library_versions(), ROOF_SIZE,
                                               ROOF_METHOD)
 
@@ -170,9 +172,6 @@ def machine_roof(threads: int, *, measure: Callable[[int], dict[str, Any]] = mea
                  cache: Path | None = None) -> dict[str, Any]:
     """The roof for `threads` on this machine: read from the cache, else measured and cached.
     The result says whether it came from the cache (`cached`) and under which key."""
-    from edgeclip.io_utils import read_json, write_json
-    from edgeclip.paths import cache_dir
-
     key = roof_cache_key(threads)
     # EDGECLIP_ROOF_CACHE: the roof is the machine's, so a test session with a cache per test shares one.
     path = (cache or Path(os.environ.get("EDGECLIP_ROOF_CACHE") or cache_dir() / "roof")) / f"{key}.json"

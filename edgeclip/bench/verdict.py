@@ -1,7 +1,7 @@
 """The report's verdict: which artifact to ship on the target, what it saves, and every failed check.
 
 Candidates are deployable student rows — the student and its compressed variants (pruned, QAT;
-compress/build_variants.py). One is recommended when its status is ok, its parity held, every
+build/compression.py). One is recommended when its status is ok, its parity held, every
 budget of the target was measured on the target and held for it, its timings are the target's
 (a row timed on the build host for a device this machine is not decides nothing: the latency,
 × teacher and int8-vs-fp32 question are left for --remote), and, for int8, it keeps the fp32
@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from edgeclip.bench.report import Report, ReportRow
-from edgeclip.compress.ship_rule import INT8_MIN_GAIN
-from edgeclip.targets import row_label
+from edgeclip.compress.ship_rule import INT8_MIN_GAIN, choice_rule, int8_problems, median_latency_ratio
+from edgeclip.targets import EMBEDDING_KINDS, row_label
 
 TIE_MARGIN = INT8_MIN_GAIN  # the same noise floor as the int8-vs-fp32 rule
 
@@ -56,8 +56,6 @@ def _budget_problems(report: Report, label: str) -> list[str]:
 
 
 def _ratio_to(row: ReportRow, other: ReportRow) -> float:
-    from edgeclip.compress.ship_rule import median_latency_ratio
-
     measured = median_latency_ratio(row.latency_ms, other.latency_ms)
     return measured[0] if measured else float("inf")
 
@@ -85,9 +83,6 @@ def _why_not(row: ReportRow, best: ReportRow, tied: bool) -> str:
 def compute_verdict(report: Report, next_step: str = "") -> dict[str, Any]:
     """The verdict block of report.json (see the module doc). `next_step` says how to finish
     unverified checks (e.g. the --remote command for a device this machine is not)."""
-    from edgeclip.compress.ship_rule import choice_rule, int8_problems
-    from edgeclip.targets import EMBEDDING_KINDS
-
     students = [r for r in report.rows if r.role == "student"]
     # What one ships is a model that answers: towers are parts of a fused classifier's pipeline.
     candidates = [r for r in students if r.kind not in EMBEDDING_KINDS] or students

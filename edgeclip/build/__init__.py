@@ -10,48 +10,33 @@ the job.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeclip.bench.environment import collect_environment
+from edgeclip.bench.harness import bench_artifacts
+from edgeclip.bench.remote import finish_on_device
+from edgeclip.bench.report import Report
+from edgeclip.bench.report_files import write_report
+from edgeclip.bench.report_inputs import preview_for_artifact
+from edgeclip.bench.report_text import console_table
+from edgeclip.bench.verdict import compute_verdict
+from edgeclip.build.accident import build_accident
+from edgeclip.build.compression import compressed_deployables
 from edgeclip.build.plan import BuildPlan, export_plan, plan_build
+from edgeclip.build.result import BuildResult
+from edgeclip.build.steps import log, private_copies
+from edgeclip.build.student_search import distill_candidates, time_build_candidates, write_search_figure
 from edgeclip.config import Recipe
+from edgeclip.distill.methods import get_method
 from edgeclip.io_utils import write_json
-
-
-@dataclass
-class BuildResult:
-    run_dir: Path
-    report: Any
-    report_paths: dict[str, Path]
-    artifacts: list[Path] = field(default_factory=list)
-
-    @property
-    def failed_budgets(self) -> list[dict[str, Any]]:
-        return self.report.failed_budgets
-
-    @property
-    def unmeasured_budgets(self) -> list[dict[str, Any]]:
-        return [b for b in self.report.budget_results if b.get("passed") is None]
-
-    @property
-    def failed_rows(self) -> list[Any]:
-        return [row for row in self.report.rows if row.status.startswith("failed")]
-
-    @property
-    def unverified_rows(self) -> list[Any]:
-        return [row for row in self.report.rows if row.status.startswith(("needs_target", "skipped"))]
+from edgeclip.manifest import read_manifest
 
 
 def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
           remote: str | None = None, remote_python: str = "python3") -> BuildResult:
     """Run the whole pipeline for `recipe` on `target_name`; write `<run>/report.{json,md,html}`."""
-    from edgeclip.build.steps import log, private_copies
-    from edgeclip.distill.methods import get_method
-
     if recipe.video.clips:  # a dashcam accident recipe: encoder + temporal head (edgeclip/build/accident.py)
-        from edgeclip.build.accident import build_accident
-
         return build_accident(recipe, target_name, out_dir=out_dir, progress=progress, remote=remote,
                               remote_python=remote_python)
     started = time.perf_counter()
@@ -59,16 +44,12 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     steps = get_method(recipe.distill.method).load_build_steps()  # e.g. dual encoders: a row per tower
     search = None
     if recipe.search.latency_budget_ms:  # time every candidate first: none within the budget → exit 2, nothing written
-        from edgeclip.build.student_search import time_build_candidates
-
         search = time_build_candidates(plan, log=log)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.run_dir / "recipe.json", {"recipe": recipe.to_dict(), "target": plan.target.to_dict()})
     log(f"run directory {plan.run_dir}; target {plan.target.name}; plan {', '.join(plan.export_names)}")
 
     if search is not None:
-        from edgeclip.build.student_search import distill_candidates
-
         search = distill_candidates(plan, search, progress, log=log)
         distilled, deployables = search.distilled, list(search.deployables)
     else:
@@ -77,8 +58,6 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
     config = steps.bench_config(plan)
     teacher = steps.teacher_row(distilled, config)
     inputs = steps.real_inputs(plan, distilled)
-    from edgeclip.compress.build_variants import compressed_deployables
-
     deployables += compressed_deployables(plan, distilled, progress, log=steps.log)  # recipe prune: / int8.qat_epochs
     artifacts, failed_rows = steps.export_all(plan, deployables, inputs)
     references, failed_references = steps.speed_reference(plan)
@@ -86,7 +65,6 @@ def build(recipe: Recipe, target_name: str, *, out_dir: str | Path | None = None
         references = private_copies(references, plan.run_dir / "speed-reference")
 
     log(f"benchmarking {len(artifacts) + len(references)} artifacts")
-    from edgeclip.bench.harness import bench_artifacts
 
     models = {str(d.checkpoint / "model.pt"): (d.model, d.spec) for d in deployables}
     rows = bench_artifacts(artifacts + references, config, data=inputs.eval_path, teacher_row=teacher, models=models)
@@ -102,9 +80,6 @@ def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], 
                        remote: str, remote_python: str) -> tuple[list[Any], dict[str, Any]]:
     """Finish the artifacts on the device (TensorRT engines built and checked there) and measure them
     there; local artifact rows are replaced by the device's, teacher and reference rows stay."""
-    from edgeclip.bench.remote import finish_on_device
-    from edgeclip.build.steps import log
-
     log(f"finishing and measuring {len(artifacts)} artifacts on {remote}")
     teacher = next((r for r in rows if r.role == "teacher"), None)
     device_rows, environment = finish_on_device(artifacts, remote, data=inputs.eval_path, config=config, python=remote_python,
@@ -115,9 +90,6 @@ def _measure_on_device(plan: BuildPlan, rows: list[Any], artifacts: list[Path], 
 
 def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
     """The report's strip of evaluation inputs as the first classifier artifact sees them."""
-    from edgeclip.bench.report_inputs import preview_for_artifact
-    from edgeclip.manifest import read_manifest
-
     eval_path = run_dir / "eval_data.npz"
     if not eval_path.is_file():
         return None
@@ -131,12 +103,6 @@ def _inputs_preview(run_dir: Path, artifacts: list[Path]) -> bytes | None:
 
 def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[str, Any] | None, config: Any,
             remote: str | None, seconds: float, artifacts: list[Path], search: Any = None) -> BuildResult:
-    from edgeclip.bench.environment import collect_environment
-    from edgeclip.bench.report import Report
-    from edgeclip.bench.report_files import write_report
-    from edgeclip.bench.report_text import console_table
-    from edgeclip.bench.verdict import compute_verdict
-
     target, recipe = plan.target, plan.recipe
     on_target = bool(remote) or target.measurable_here
     metrics = distilled.metrics
@@ -162,8 +128,6 @@ def _report(plan: BuildPlan, rows: list[Any], distilled: Any, environment: dict[
     report.fill_speedups()
     report.verdict = compute_verdict(report, next_step)
     if search is not None:  # build/student_search.py: the latency-vs-retention table and its plot
-        from edgeclip.build.student_search import write_search_figure
-
         report.student_search = write_search_figure(search.record(), plan.run_dir)
     paths = write_report(report, plan.run_dir, inputs_png=_inputs_preview(plan.run_dir, artifacts))
     print(console_table(report))

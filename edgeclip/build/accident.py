@@ -21,10 +21,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeclip.bench.report import ReportRow
+from edgeclip.backends import get_backend
+from edgeclip.bench.environment import collect_environment
+from edgeclip.bench.report import Report, ReportRow
+from edgeclip.bench.report_files import write_report
+from edgeclip.bench.report_text import console_table
+from edgeclip.bench.verdict import compute_verdict
+from edgeclip.build.plan import export_plan
+from edgeclip.build.result import BuildResult
 from edgeclip.build.steps import log
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
+from edgeclip.manifest import read_manifest
+from edgeclip.paths import default_run_dir
+from edgeclip.targets import load_target, row_label
+from edgeclip.video import accident_demo
+from edgeclip.video.clips import LabelProtocol, read_clip_lists
+from edgeclip.video.io import user_errors
+from edgeclip.video.remote import demo_remote
+from edgeclip.video.sampling import WindowSampling
 
 # Shipped accident recipes name the repository's clip lists (benchmarks/clips/) and ../shared/data
 # beside the checkout. `$EDGECLIP_ROOT` overrides this root (e.g. a wheel install, or a worktree
@@ -66,8 +81,7 @@ def resolve_clips(paths: list[str], recipe: Any = None, key: str = "video.clips"
 
 
 def video_settings(recipe: Any) -> tuple[Any, Any, Any]:
-    from edgeclip.video.clips import LabelProtocol
-    from edgeclip.video.sampling import WindowSampling
+    # lazy: defers torch
     from edgeclip.video.train import HeadTrainConfig
 
     v = recipe.video
@@ -82,6 +96,7 @@ def video_settings(recipe: Any) -> tuple[Any, Any, Any]:
 def pipeline_accuracy(clips: list[str], encoder_spec: str, config: Any, sampling: Any, protocol: Any, fps: float | None,
                       work: Path) -> dict[str, Any]:
     """Pooled out-of-fold metrics of the windows with this encoder's features (same folds and seed)."""
+    # lazy: defers torch
     from edgeclip.video.dataset import build_dataset
     from edgeclip.video.features import load_encoder
     from edgeclip.video.train import cross_validate
@@ -92,8 +107,6 @@ def pipeline_accuracy(clips: list[str], encoder_spec: str, config: Any, sampling
 
 
 def bench_video(recipe: Any, clips: list[str]) -> Path:
-    from edgeclip.video.clips import read_clip_lists
-
     if recipe.video.bench_video:
         return Path(resolve_clips([recipe.video.bench_video], recipe, "video.bench_video")[0])
     entries = read_clip_lists(clips)
@@ -104,10 +117,6 @@ def bench_video(recipe: Any, clips: list[str]) -> Path:
 def time_variant(run_dir: Path, encoder_dir: Path, video: Path, recipe: Any, remote: str | None,
                  remote_python: str) -> list[dict[str, Any]]:
     """Two demo runs: the model's hop, then every frame encoded (no annotated video)."""
-    from edgeclip.video import accident_demo as device
-    from edgeclip.video.io import user_errors
-    from edgeclip.video.remote import demo_remote
-
     backend, precision = encoder_dir.name.split("-")[1:]
     source = {"frames" if video.is_dir() else "video": str(video)}
     summaries = []
@@ -118,7 +127,7 @@ def time_variant(run_dir: Path, encoder_dir: Path, video: Path, recipe: Any, rem
                                          out_dir=run_dir / "demo" / encoder_dir.name, runner_args=args, **source))
         else:
             with user_errors():
-                summaries.append(device.run_demo(str(run_dir), backend=backend, precision=precision, hop=hop,
+                summaries.append(accident_demo.run_demo(str(run_dir), backend=backend, precision=precision, hop=hop,
                                                  out_dir=str(run_dir / "demo" / encoder_dir.name), write_video=False,
                                                  max_frames=recipe.video.bench_frames, log=lambda m: None, **source))
     return summaries
@@ -126,8 +135,6 @@ def time_variant(run_dir: Path, encoder_dir: Path, video: Path, recipe: Any, rem
 
 def variant_row(run_dir: Path, encoder_dir: Path, accuracy: dict[str, Any] | None, summaries: list[dict[str, Any]] | None,
                 status: str, frames: int) -> ReportRow:
-    from edgeclip.manifest import read_manifest
-
     manifest = read_manifest(encoder_dir)
     head_dirs = sorted((run_dir / "artifacts").glob(f"head-{manifest['backend']}-*"))
     head = read_manifest(head_dirs[0]) if head_dirs else {}
@@ -155,8 +162,6 @@ def variant_row(run_dir: Path, encoder_dir: Path, accuracy: dict[str, Any] | Non
 
 def fps_budgets(rows: list[ReportRow], recipe: Any, every_frame_fps: dict[str, float], measured: bool) -> list[dict[str, Any]]:
     """The recipe's FPS budgets per deployable row (not measured off the target: never a pass)."""
-    from edgeclip.targets import row_label
-
     out = []
     for row in rows:
         if row.role != "student" or not row.ok:
@@ -172,11 +177,7 @@ def fps_budgets(rows: list[ReportRow], recipe: Any, every_frame_fps: dict[str, f
 
 def build_accident(recipe: Any, target_name: str, *, out_dir: str | Path | None = None, progress: bool = True,
                    remote: str | None = None, remote_python: str = "python3") -> Any:
-    from edgeclip.backends import get_backend
-    from edgeclip.build.plan import export_plan
-    from edgeclip.paths import default_run_dir
-    from edgeclip.targets import load_target, row_label
-    from edgeclip.video.clips import read_clip_lists
+    # lazy: defers torch
     from edgeclip.video.pipeline import train_video
 
     started = time.perf_counter()
@@ -237,13 +238,6 @@ def build_accident(recipe: Any, target_name: str, *, out_dir: str | Path | None 
 
 def _report(recipe: Any, target: Any, run_dir: Path, rows: list[ReportRow], every_frame_fps: dict[str, float],
             on_target: bool, seconds: float, run: Any) -> Any:
-    from edgeclip.bench.environment import collect_environment
-    from edgeclip.bench.report import Report
-    from edgeclip.bench.report_files import write_report
-    from edgeclip.bench.report_text import console_table
-    from edgeclip.bench.verdict import compute_verdict
-    from edgeclip.build import BuildResult
-
     data = run.metrics["data"]
     notes = [f"recipe {recipe.name}: video accident recognition, encoder {recipe.video.encoder} "
              f"(knows: {run.metrics['encoder']['knows']}), head {recipe.video.head}",

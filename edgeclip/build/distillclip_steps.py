@@ -20,22 +20,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeclip.bench.flops import count_flops
+from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.build.plan import BuildPlan
 from edgeclip.build.steps import RealInputs, bench_config, log, speed_reference  # noqa: F401 - the step interface
 from edgeclip.config import BenchConfig
+from edgeclip.data import open_image_dataset
+from edgeclip.data.sampling import sample_images
+from edgeclip.distill.distillclip.trainer import distill_clip
 from edgeclip.errors import UserError
+from edgeclip.eval.encoders import teacher_encoder
+from edgeclip.eval.size import tower_params
+from edgeclip.exporters.dual import export_dual_encoder
+from edgeclip.exporters.towers import FusedZeroShotClassifier
 from edgeclip.students.spec import Deployable
+from edgeclip.teacher.templates import get_templates
+from edgeclip.utils import count_params
 
 
 class ZeroShotTeacher:
     """The CLIP teacher seen as a classifier over the test classes (prompt-ensemble head)."""
 
     def __init__(self, teacher: Any, class_names: list[str], templates: list[str]) -> None:
-        from edgeclip.eval.encoders import teacher_encoder
-        from edgeclip.exporters.towers import FusedZeroShotClassifier
-        from edgeclip.utils import count_params
-
         self.clip, self.encoder = teacher, teacher_encoder(teacher)
         self.name = f"{teacher.name}-zeroshot"
         self.class_embeddings = self.encoder.class_embeddings(class_names, templates)
@@ -75,9 +82,6 @@ class DistilledDualEncoder:
 
 
 def distill(plan: BuildPlan, progress: bool) -> DistilledDualEncoder:
-    from edgeclip.distill.distillclip.trainer import distill_clip
-    from edgeclip.teacher.templates import get_templates
-
     recipe = plan.recipe
     log(f"distilling {recipe.teacher} into {recipe.student.name} (distillclip) on pairs {recipe.data.pairs}")
     result = distill_clip(recipe, out_dir=plan.run_dir, progress=progress)
@@ -91,9 +95,6 @@ def distill(plan: BuildPlan, progress: bool) -> DistilledDualEncoder:
 
 def teacher_row(distilled: DistilledDualEncoder, config: BenchConfig) -> ReportRow:
     """The teacher's fused zero-shot classifier in PyTorch: the accuracy every retention divides by."""
-    from edgeclip.bench.flops import count_flops
-    from edgeclip.bench.latency import measure_latency
-
     size = distilled.teacher.clip.preprocess.size
     example = torch.zeros(1, 3, size, size)
     forward = torch.no_grad()(distilled.teacher.forward_images)
@@ -115,9 +116,6 @@ class DualRealInputs(RealInputs):
 def real_inputs(plan: BuildPlan, distilled: DistilledDualEncoder) -> DualRealInputs:
     import open_clip
 
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.sampling import sample_images
-
     recipe, test = plan.recipe, plan.data.test
     preprocess = distilled.spec.preprocess
     calibration_data = open_image_dataset(recipe.data.calibration, "train") if recipe.data.calibration else plan.data.train
@@ -133,9 +131,6 @@ def real_inputs(plan: BuildPlan, distilled: DistilledDualEncoder) -> DualRealInp
 
 def export_all(plan: BuildPlan, deployables: list[Deployable], inputs: DualRealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Image tower, text tower (+ tokenizer) and fused zero-shot classifier per planned (backend, precision)."""
-    from edgeclip.exporters.dual import export_dual_encoder
-    from edgeclip.teacher.templates import get_templates
-
     (student,) = deployables
     class_names, templates = list(plan.data.test.class_names), get_templates(plan.recipe.data.templates)
     artifacts: list[Path] = []
@@ -163,8 +158,6 @@ def export_all(plan: BuildPlan, deployables: list[Deployable], inputs: DualRealI
 
 def finish_rows(rows: list[ReportRow], deployables: list[Deployable]) -> list[ReportRow]:
     """Params and FLOPs of each tower row are the tower's own, not the whole dual encoder's."""
-    from edgeclip.eval.size import tower_params
-
     (student,) = deployables
     own = tower_params(student.model)
     flops = next((r.flops_per_tower for r in rows if r.role == "reference" and r.flops_per_tower), None) or {}

@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeclip.backends import get_backend
+from edgeclip.build.compression import check_compression
+from edgeclip.build.speed_reference import speed_reference_arch
+from edgeclip.build.student_search import check_search
 from edgeclip.config import Recipe
+from edgeclip.distill.data_setup import open_distill_data
+from edgeclip.distill.methods import get_method
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
+from edgeclip.paths import default_run_dir
+from edgeclip.targets import load_target, with_overrides
 
 
 @dataclass
@@ -31,8 +39,6 @@ class BuildPlan:
 
 def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
     """(backend, precision) pairs: the target's backends × its precisions, as each backend allows."""
-    from edgeclip.backends import get_backend
-
     backends = [b for b in target.backends if not recipe.export.backends or b in recipe.export.backends]
     precisions = [p for p in target.precisions if not recipe.export.precisions or p in recipe.export.precisions]
     if not backends or not precisions:
@@ -49,26 +55,21 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
 def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = None) -> BuildPlan:
     """Validate everything cheap — target, plan, data, student, method, speed reference — and pick
     the run directory. Nothing is written."""
-    from edgeclip.build.speed_reference import speed_reference_arch
-    from edgeclip.distill.data_setup import open_distill_data
-    from edgeclip.distill.methods import get_method
-    from edgeclip.paths import default_run_dir
-    from edgeclip.targets import load_target, with_overrides
-
     target = with_overrides(load_target(target_name), recipe.target)  # --set target.tensorrt=8.5
     exports = export_plan(target, recipe)
     get_method(recipe.distill.method)
     speed_reference_arch(recipe)  # an unknown architecture fails now, not after training
-    from edgeclip.compress.build_variants import check_compression
 
     check_compression(recipe)  # prune: / int8: sections
-    from edgeclip.build.student_search import check_search
 
     check_search(recipe)  # search: (--latency-budget)
     if recipe.export.parity_samples < 1:
         raise UserError(f"export.parity_samples must be >= 1, got {recipe.export.parity_samples}; the default is 64")
     data = open_distill_data(recipe.data, recipe.seed)
     if not recipe.student.checkpoint:
+        # lazy: defers torch
+
+        # lazy: defers torch
         from edgeclip.students.registry import STUDENTS
 
         STUDENTS.get(recipe.student.name)  # unknown student → close-match error now, not after the teacher

@@ -16,8 +16,13 @@ from typing import Any, Callable
 import numpy as np
 
 from edgeclip.backends import get_backend
+from edgeclip.bench.report import ReportRow
 from edgeclip.config import Recipe
-from edgeclip.errors import UserError
+from edgeclip.errors import UserError, unknown_name_error
+from edgeclip.exporters import export_model
+from edgeclip.manifest import MANIFEST_NAME, tool_versions
+from edgeclip.paths import cache_dir
+from edgeclip.utils import stable_hash
 
 DEFAULT_ARCH = "ViT-B-32"
 ROLE = "speed_reference"
@@ -35,8 +40,6 @@ def speed_reference_arch(recipe: Recipe) -> str | None:
         arch = recipe.teacher.split(":", 1)[0]
         return arch if arch in open_clip.list_models() else DEFAULT_ARCH
     if choice not in open_clip.list_models():
-        from edgeclip.errors import unknown_name_error
-
         raise unknown_name_error("speed-reference architecture", choice, open_clip.list_models(),
                                  "set bench.speed_reference to an open_clip architecture, auto or none")
     return choice
@@ -44,6 +47,7 @@ def speed_reference_arch(recipe: Recipe) -> str | None:
 
 def image_tower(arch: str) -> tuple[Any, Any]:
     """(ImageTower module, spec) of `arch` with random weights; the seed makes the export reproducible."""
+    # lazy: defers torch
     import open_clip
     import torch
 
@@ -57,9 +61,6 @@ def image_tower(arch: str) -> tuple[Any, Any]:
 
 
 def cache_key(arch: str, backend: str, precision: str, tensorrt: str | None = None) -> str:
-    from edgeclip.manifest import tool_versions
-    from edgeclip.utils import stable_hash
-
     # A TensorRT kit is written for one TensorRT version (opset, LayerNorm form): one cache entry each.
     version = f"-trt{tensorrt or 'default'}" if get_backend(backend).version_key else ""
     return f"{arch}-{backend}-{precision}{version}-{stable_hash(tool_versions(), length=10)}"
@@ -73,11 +74,6 @@ def speed_reference_artifacts(arch: str, exports: list[tuple[str, str]], *, log:
     Returns (artifact dirs, failed ReportRows for exports that broke). Random inputs serve as
     calibration and parity inputs: the weights are random too, only speed is measured.
     """
-    from edgeclip.bench.report import ReportRow
-    from edgeclip.exporters import export_model
-    from edgeclip.manifest import MANIFEST_NAME
-    from edgeclip.paths import cache_dir
-
     directories: list[Path] = []
     failed: list[Any] = []
     tower = None

@@ -18,10 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
 from edgeclip.build.plan import BuildPlan
+from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
+from edgeclip.compress.int8_inputs import int8_images, int8_options, qat_record
 from edgeclip.config import BenchConfig
+from edgeclip.data import Subset, open_image_dataset
+from edgeclip.data.sampling import sample_images, sample_indices
+from edgeclip.distill.methods import run_distillation
 from edgeclip.errors import UserError
+from edgeclip.exporters import export_model
 
 
 def log(message: str) -> None:
@@ -29,8 +36,6 @@ def log(message: str) -> None:
 
 
 def distill(plan: BuildPlan, progress: bool) -> Any:
-    from edgeclip.distill.methods import run_distillation
-
     recipe = plan.recipe
     log(f"distilling {recipe.teacher} into {recipe.student.checkpoint or recipe.student.name} ({recipe.distill.method})")
     distilled = run_distillation(recipe, out_dir=plan.run_dir, progress=progress, data=plan.data)
@@ -46,10 +51,10 @@ def teacher_row(distilled: Any, config: BenchConfig) -> ReportRow:
     Timed before exporters and runtimes load their thread pools into this process: measured after
     them, the same teacher read ~80x slower in one quickstart run.
     """
+    # lazy: defers torch
     import torch
 
     from edgeclip.bench.flops import count_flops
-    from edgeclip.bench.latency import measure_latency
 
     teacher, size = distilled.teacher, distilled.spec.preprocess.size
     example = torch.zeros(1, 3, size, size)
@@ -74,10 +79,6 @@ class RealInputs:
 def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
     """Real images, preprocessed the student's way: calibration from the train split (or
     data.calibration), parity and evaluation from the held-out test split."""
-    from edgeclip.compress.int8_inputs import int8_images
-    from edgeclip.data import Subset, open_image_dataset
-    from edgeclip.data.sampling import sample_images, sample_indices
-
     recipe, data = plan.recipe, plan.data
     preprocess = distilled.spec.preprocess
     calibration, validation = int8_images(
@@ -94,9 +95,6 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
 
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
-    from edgeclip.compress.int8_inputs import int8_options, qat_record
-    from edgeclip.exporters import export_model
-
     artifacts, failed = [], []
     for deployable in deployables:
         for backend, precision in plan.exports:
@@ -132,8 +130,6 @@ def finish_rows(rows: list[ReportRow], deployables: list[Any]) -> list[ReportRow
 
 
 def speed_reference(plan: BuildPlan) -> tuple[list[Path], list[ReportRow]]:
-    from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
-
     arch = speed_reference_arch(plan.recipe)
     if arch is None:
         return [], []

@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from edgeclip.backends import get_backend
+from edgeclip.bench.harness import bench_artifacts
+from edgeclip.bench.pareto import PLOT_NAME, pareto_front, pareto_png
+from edgeclip.config import BenchConfig, PruneConfig
+from edgeclip.distill.methods import run_distillation
 from edgeclip.errors import UserError
+from edgeclip.exporters import export_model
+from edgeclip.io_utils import atomic_path
+from edgeclip.students.spec import Deployable
 
 SEARCH_DIR = "search"  # <run>/search/<student>@<size>/: one distillation per student × size
 SEARCH_PRECISIONS = ("fp32", "fp16")  # int8 timing needs calibration images, which exist only after training
@@ -78,8 +86,6 @@ class SearchOutcome:
     deployables: list[Any] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
-        from edgeclip.bench.pareto import pareto_front
-
         front = pareto_front([(t.latency_ms, t.candidate.retention) for t in self.timed])
         rows = []
         for t, on_front in zip(self.timed, front):
@@ -116,6 +122,7 @@ def candidate_grid(recipe: Any) -> list[Candidate]:
 
 def check_search(recipe: Any) -> None:
     """Cheap checks of `search:` (plan time, before anything is written or trained)."""
+    # lazy: defers torch
     from edgeclip.students.registry import STUDENTS
 
     cfg = recipe.search
@@ -149,8 +156,8 @@ def check_search(recipe: Any) -> None:
 def candidate_model(candidate: Candidate, class_names: Sequence[str]) -> tuple[Any, Any]:
     """(model, spec) to time: the trained checkpoint, else the registered student (random weights),
     pruned at the candidate's ratio; spec.name is the candidate's label."""
+    # lazy: defers torch
     from edgeclip.compress.prune import prune_model
-    from edgeclip.config import PruneConfig
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.students.registry import create_student
 
@@ -171,10 +178,6 @@ def candidate_model(candidate: Candidate, class_names: Sequence[str]) -> tuple[A
 def time_candidates(candidates: Sequence[Candidate], class_names: Sequence[str], *, backend: str, precision: str,
                     threads: int, bench: Any, log: Callable[[str], None] = print) -> list[Timed]:
     """Export every candidate (temporary artifacts) and time them together with the benchmark harness."""
-    from edgeclip.bench.harness import bench_artifacts
-    from edgeclip.config import BenchConfig
-    from edgeclip.exporters import export_model
-
     config = BenchConfig(warmup=bench.warmup, iterations=bench.iterations, max_seconds=bench.max_seconds,
                          throughput_batch=0, threads=threads, memory=False, speed_reference="none")
     with tempfile.TemporaryDirectory(prefix="edgeclip-search-") as work:
@@ -232,8 +235,6 @@ def search_where(plan: Any) -> tuple[str, str, int]:
 def time_build_candidates(plan: Any, log: Callable[[str], None] = print) -> SearchOutcome:
     """Step 1 of the build's search (nothing written to the run directory): time every candidate,
     refuse the build when none meets the budget."""
-    from edgeclip.backends import get_backend
-
     recipe = plan.recipe
     backend, precision, threads = search_where(plan)
     if not get_backend(backend).can_run_here:
@@ -251,9 +252,8 @@ def time_build_candidates(plan: Any, log: Callable[[str], None] = print) -> Sear
 def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: Callable[[str], None] = print) -> SearchOutcome:
     """Step 2: train the candidates within the budget (one distillation per student × size, pruned
     ones pruned from it) and choose; fills `outcome.chosen`, `.distilled`, `.deployables`."""
-    from edgeclip.config import PruneConfig
-    from edgeclip.compress.workflow import prune_checkpoint
-    from edgeclip.distill.methods import run_distillation
+    # lazy: defers torch
+    from edgeclip.distill.compression import prune_checkpoint
 
     recipe = plan.recipe
     within = [t for t in outcome.timed if t.latency_ms <= outcome.budget_ms]
@@ -270,9 +270,9 @@ def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: C
             continue
         out = plan.run_dir / SEARCH_DIR / c.label
         log(f"pruning candidate {c.label} + {recipe.prune.recover_epochs} epochs of KD recovery")
-        record = prune_checkpoint(result.checkpoint_dir, out, PruneConfig(ratio=c.prune_ratio, importance=recipe.prune.importance),
-                                  recover_epochs=recipe.prune.recover_epochs, lr=recipe.prune.recover_lr, data=recipe.data.train,
-                                  progress=progress)
+        settings = PruneConfig(ratio=c.prune_ratio, importance=recipe.prune.importance,
+                               recover_epochs=recipe.prune.recover_epochs, recover_lr=recipe.prune.recover_lr)
+        record = prune_checkpoint(result.checkpoint_dir, out, settings, data=recipe.data.train, progress=progress)
         # retention against the run's teacher accuracy (the pruning record's own teacher may differ)
         c.checkpoint = str(out)
         c.retention = float(record["after"]["accuracy"]) / float(result.metrics["teacher_accuracy"])
@@ -281,8 +281,8 @@ def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: C
     outcome.distilled = distilled[chosen.group]
     log(f"chose {chosen.label}: retention {chosen.retention:.4f}, {outcome.chosen.latency_ms:.3f} ms")
     if chosen.prune_ratio:
+        # lazy: defers torch
         from edgeclip.students.checkpoint import load_checkpoint
-        from edgeclip.students.spec import Deployable
 
         model, spec, _ = load_checkpoint(chosen.checkpoint)
         spec.name = f"{spec.name}+pruned{round(chosen.prune_ratio * 100)}"
@@ -294,9 +294,6 @@ def distill_candidates(plan: Any, outcome: SearchOutcome, progress: bool, log: C
 
 def write_search_figure(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """pareto.png beside the report; returns the record with `figure` set."""
-    from edgeclip.bench.pareto import PLOT_NAME, pareto_png
-    from edgeclip.io_utils import atomic_path
-
     with atomic_path(Path(run_dir) / PLOT_NAME) as tmp:
         tmp.write_bytes(pareto_png(record))
     return {**record, "figure": PLOT_NAME}

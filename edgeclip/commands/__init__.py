@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from edgeclip.cli import HelpFormatter
+from edgeclip.config import load_recipe
+
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
     """A subcommand parser with a description and an examples block in its --help."""
-    from edgeclip.cli import HelpFormatter
-
     return subparsers.add_parser(
         name,
         help=help,
@@ -29,7 +30,7 @@ def recipe_from_args(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     and recipe values are validated the same way. Flags a subcommand does not define are ignored."""
     from pathlib import Path
 
-    from edgeclip.config import load_recipe
+    # lazy: `edgeclip --help` does not load it
 
     overrides = list(getattr(args, "overrides", []))
     value = lambda name: getattr(args, name, None)  # noqa: E731 - subcommands define different flags

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgeclip.commands import add_parser
+from edgeclip.config import BenchConfig
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -73,6 +74,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.environment import collect_environment
     from edgeclip.bench.memory import MEMORY_METHOD
     from edgeclip.bench.report import Report
@@ -85,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
     target = load_target(args.target) if args.target else None  # unknown target -> UserError before any work
     artifacts = [Path(a) for a in args.artifact]
     manifests = [read_manifest(a) for a in artifacts]  # missing / corrupt -> UserError
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.model_precision import check_model_precision
 
     for artifact, manifest in zip(artifacts, manifests):  # the row's label must be what the model is
         check_model_precision(artifact, manifest)
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.harness import check_eval_classes
     from edgeclip.data.class_match import parse_class_map
 
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
              "models); p50/p90/p99 in ms", MEMORY_METHOD,
              "retention = accuracy / teacher accuracy on the same images; agreement = top-1 match rate"]
 
-    from edgeclip.config import BenchConfig
+    # lazy: `edgeclip --help` does not load it
 
     config = BenchConfig(warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
                          throughput_batch=args.throughput_batch, threads=threads, memory=not args.no_memory,
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         rows, environment = _bench_remote(args, artifacts, manifests, config)
         environment = {"measured_on": args.remote, **environment}
     else:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.harness import bench_artifacts
 
         rows = bench_artifacts(artifacts, config, data=args.data, split=args.split, limit=args.limit,
@@ -126,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             if row.role == "student" and row.backend not in target.backends:
                 row.notes = "; ".join(filter(None, [row.notes, f"{row.backend} is not a backend of target {target.name}"]))
         report.apply_target(target, measured_on_target=on_target)
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.verdict import compute_verdict, verdict_sentence
 
     report.fill_retention()
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     report.verdict = compute_verdict(report)
     inputs_png = None
     if args.data and not args.remote:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.report_inputs import preview_for_artifact
 
         inputs_png = next((png for png in (preview_for_artifact(args.data, m, split=args.split, class_map=class_map)
@@ -149,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         what = [f"{len(failed_rows)} failed row(s)"] if failed_rows else []
         what += [f"{len(report.failed_budgets)} failed budget(s)"] if report.failed_budgets else []
         print("edgeclip bench: " + ", ".join(what))
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.remote import EXIT_NO_ENGINE, no_engine
 
         return EXIT_NO_ENGINE if any(no_engine(r.status) for r in failed_rows) else 1
@@ -158,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 def _bench_remote(args: argparse.Namespace, artifacts: list[Path], manifests: list[dict], config: Any
                   ) -> tuple[list, dict]:
     """Finish (TensorRT engines) and measure on the device; a dataset spec is preprocessed here into an .npz first."""
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.remote import finish_on_device
 
     with tempfile.TemporaryDirectory(prefix="edgeclip-bench-") as tmp:
@@ -167,6 +176,7 @@ def _bench_remote(args: argparse.Namespace, artifacts: list[Path], manifests: li
 
 
 def _data_npz(args: argparse.Namespace, manifests: list[dict], tmp: Path) -> Path:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.harness import load_eval_data
     from edgeclip.data.preprocess import Preprocess
 
@@ -175,6 +185,7 @@ def _data_npz(args: argparse.Namespace, manifests: list[dict], tmp: Path) -> Pat
     preprocessings = {str(sorted(m["preprocessing"].items())) for m in manifests}
     if len(preprocessings) != 1:
         raise UserError("the artifacts preprocess differently; bench them remotely one preprocessing at a time, or pass an .npz")
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.data.class_match import parse_class_map
 
     data = load_eval_data(args.data, Preprocess.from_dict(manifests[0]["preprocessing"]), split=args.split, limit=args.limit,

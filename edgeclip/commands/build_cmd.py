@@ -47,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.build import build
 
     from edgeclip.bench.verdict import verdict_sentence
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print("build did not meet its target:\n  " + "\n  ".join(problems))
     if unverified:
         print("not verified here (see the verdict's next step):\n  " + "\n  ".join(unverified))
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.remote import EXIT_NO_ENGINE, no_engine
 
     if any(no_engine(row.status) for row in result.failed_rows):

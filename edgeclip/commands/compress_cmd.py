@@ -7,8 +7,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeclip.backends import int8_backends
+from edgeclip.backends import get_backend, int8_backends
 from edgeclip.commands import add_parser
+from edgeclip.commands.export_inputs import (
+    DEFAULT_DATA,
+    checkpoint_recipe,
+    int8_inputs_for,
+    model_for_export,
+    resolve_counts,
+    sample_data_images,
+)
 from edgeclip.config import PRUNE_IMPORTANCE, DataConfig, ExportConfig, Int8Config, PruneConfig
 from edgeclip.errors import UserError
 
@@ -159,7 +167,8 @@ def _require_model(path: str) -> Path:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from edgeclip.compress.workflow import prune_checkpoint
+    # lazy: `edgeclip --help` does not load it (torch)
+    from edgeclip.distill.compression import prune_checkpoint
 
     settings = PruneConfig(ratio=args.ratio, head_ratio=args.head_ratio, importance=args.importance, round_to=args.round_to,
                            ignore=list(args.ignore), recover_epochs=args.recover_epochs, recover_lr=args.lr,
@@ -176,8 +185,9 @@ def run_prune(args: argparse.Namespace) -> int:
 
 
 def run_qat(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.compress.workflow import qat_checkpoint
+    from edgeclip.distill.compression import qat_checkpoint
 
     config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, self_weight=args.self_weight,
                        kd_weight=args.kd_weight, hard_labels=args.hard_labels, symmetric_weights=not args.uint8_weights)
@@ -198,12 +208,10 @@ def _print_summary(what: str, out: Path, record: dict[str, Any]) -> None:
 
 
 def run_int8(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     import dataclasses
 
-    from edgeclip.commands.export_cmd import (DEFAULT_DATA, _model_for_export, _sample_images, checkpoint_recipe,
-                                              int8_inputs_for, resolve_counts)
     from edgeclip.exporters.export import export_model
-    from edgeclip.backends import get_backend
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.targets import load_target
 
@@ -219,7 +227,7 @@ def run_int8(args: argparse.Namespace) -> int:
     settings.check()  # before the model is loaded
     target = load_target(args.target) if args.target else None
     model, spec, info = load_checkpoint(model_dir)
-    model, spec, suffix = _model_for_export(model, spec, args.tower)
+    model, spec, suffix = model_for_export(model, spec, args.tower)
     if spec.kind == "text_encoder":
         raise UserError("compress int8 is for image models; export text towers with `edgeclip export --tower text --precision int8`")
     recorded = (info or {}).get("extra", {}) or {}
@@ -228,7 +236,7 @@ def run_int8(args: argparse.Namespace) -> int:
                                            data_given=bool(args.data))
     if settings.mode != "classic" and settings.mixed and options.validation is None:
         raise UserError(f"data '{data}' has too few train images for calibration and validation; pass --no-mixed or more images")
-    parity = _sample_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
+    parity = sample_data_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
     out = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-int8-{settings.mode}{suffix}"
     artifact = export_model(model, spec, args.backend, "int8", out, calibration=calibration, parity_inputs=parity,
                             source_checkpoint=str(model_dir), int8=options)

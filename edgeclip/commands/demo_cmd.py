@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgeclip.backends import cpu_backends, device_backends
 from edgeclip.commands import add_parser
+from edgeclip.errors import UserError
 
 ZERO_SHOT_EXAMPLES = """
   edgeclip demo zero-shot --model runs/distillclip-quickstart-cpu        # then open http://127.0.0.1:7860/
@@ -96,9 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_zero_shot(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.demo.server import bind, serve_bound
     from edgeclip.demo.zero_shot_page import build_app, make_demo
-    from edgeclip.errors import UserError
 
     if args.max_upload_mb <= 0:
         raise UserError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
@@ -127,8 +128,6 @@ def _runner_args(args: argparse.Namespace) -> list[str]:
 
 
 def run_accident(args: argparse.Namespace) -> int:
-    from edgeclip.errors import UserError
-
     if args.video is None and args.frames is None:
         if not args.serve:
             raise UserError("pass --video FILE or --frames DIR (and --model RUN_DIR); or --serve to show an earlier --out")
@@ -137,6 +136,7 @@ def run_accident(args: argparse.Namespace) -> int:
         raise UserError("--model RUN_DIR is required with --video/--frames (the run directory of `edgeclip video train`)")
     if not args.serve:
         return run(args)
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.demo.server import bind
 
     server = bind(args.host, args.port, args.verbose)  # a busy port is reported before the video is processed
@@ -149,6 +149,7 @@ def run_accident(args: argparse.Namespace) -> int:
 
 def serve_accident(args: argparse.Namespace, server=None) -> int:
     """Serve <out> (alerts.json + annotated.mp4) as a page until Ctrl-C."""
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.demo.accident_page import build_app, load_accident_output
     from edgeclip.demo.server import bind, serve_bound
 
@@ -162,8 +163,6 @@ def serve_accident(args: argparse.Namespace, server=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeclip.errors import UserError
-
     for name in ("hop", "max_frames", "threads"):
         value = getattr(args, name)
         if value is not None and value < (1 if name == "hop" else 0):
@@ -171,12 +170,14 @@ def run(args: argparse.Namespace) -> int:
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps must be > 0, got {args.fps}; pass the stream's frames per second or leave it out")
     if args.remote:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.video.remote import demo_remote
 
         summary = demo_remote(args.remote, args.model, video=args.video, frames=args.frames, backend=args.backend,
                               precision=args.precision, out_dir=args.out, runner_args=_runner_args(args),
                               python=args.remote_python)
     else:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.video import accident_demo as device
         from edgeclip.video.io import user_errors
 

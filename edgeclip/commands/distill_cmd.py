@@ -10,6 +10,7 @@ from pathlib import Path
 from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
+from edgeclip.paths import default_run_dir
 
 EXAMPLES = """
   edgeclip distill --recipe digits-kd                                   # proxy CLIP + MLP head -> MobileNetV3-small
@@ -80,6 +81,7 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
     args = argparse.Namespace(**vars(args))  # the caller's namespace stays as parsed
     if not getattr(args, "recipe", None):
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.distill.methods import get_method
 
         args.recipe = (get_method(args.method).default_recipe if getattr(args, "method", None) else "") or "quickstart"
@@ -87,6 +89,7 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
     if getattr(args, "classes", None) is not None and getattr(args, "classes_file", None):
         raise UserError("give the class names once: --classes \"a,b,c\" or --classes-file FILE, not both")
     if getattr(args, "classes", None) is not None:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.distill.datafree.classes import parse_class_list
 
         # JSON is YAML: names with commas, quotes or colons survive the --set parser intact.
@@ -101,10 +104,9 @@ def distill_recipe(args: argparse.Namespace):  # -> edgeclip.config.Recipe
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.distill.methods import get_method, run_distillation
     from edgeclip.distill.results import RESULT_MD
-
-    from edgeclip.paths import default_run_dir
 
     recipe = distill_recipe(args)
     get_method(recipe.distill.method)  # an unknown method fails before anything else

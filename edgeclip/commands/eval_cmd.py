@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from edgeclip.commands import add_parser, add_recipe_arguments
+from edgeclip.commands import add_parser, add_recipe_arguments, recipe_from_args
+from edgeclip.config import load_recipe
 from edgeclip.errors import UserError
+from edgeclip.io_utils import atomic_path, write_json
+from edgeclip.paths import default_run_dir
 
 EXAMPLES = """
   edgeclip eval --model runs/<id>/student                      # teacher = runs/<id>/teacher, data = digits
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _capacity_gap(args: argparse.Namespace) -> int:
-    from edgeclip.commands import recipe_from_args
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.distill.capacity_gap import CAPACITY_JSON, render_markdown, rows_from_runs, run_capacity_gap, write_capacity_gap
 
     if args.runs:
@@ -96,7 +99,7 @@ def _capacity_gap(args: argparse.Namespace) -> int:
         args.scratch = False
         if args.gamma is not None:
             args.overrides = list(args.overrides) + [f"distill.overconfidence_gamma={args.gamma}"]
-        from edgeclip.paths import default_run_dir
+        # lazy: `edgeclip --help` does not load it
 
         recipe = recipe_from_args(argparse.Namespace(**{**vars(args), "teacher": None}))  # teachers run one by one
         out = Path(args.out) if args.out else default_run_dir("capacity-gap", recipe.student.name)
@@ -108,20 +111,20 @@ def _capacity_gap(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from edgeclip.config import load_recipe
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.data import open_image_dataset
     from edgeclip.distill.augment import eval_view
     from edgeclip.distill.classifier_kd import evaluate_logits
     from edgeclip.bench.qualify import qualify_predictions
     from edgeclip.data.class_match import align_classes, parse_class_map, teacher_columns
     from edgeclip.distill.trainer import predict_logits
-    from edgeclip.io_utils import atomic_path, write_json
     from edgeclip.students.checkpoint import load_checkpoint
 
     recipe = load_recipe(args.recipe, args.overrides)
     model_dir = Path(args.model)
     model, spec, info = load_checkpoint(model_dir)
     if spec.kind == "dual_encoder":
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.eval.command import evaluate_dual_encoder
 
         return evaluate_dual_encoder(args, model, spec, model_dir)
@@ -150,6 +153,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         metrics["teacher"] = teacher.name
         teacher_predicted = teacher_logits.argmax(1).numpy()
     else:
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.metrics import top1_accuracy
 
         metrics = {"student_accuracy": top1_accuracy(student_logits, labels), "teacher": None}
@@ -167,6 +171,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: Any) -> Any:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.distill.teachers import open_teacher
 
     source = open_teacher(spec, "zero_shot")  # a CLIP spec is evaluated with its zero-shot head
@@ -177,8 +182,9 @@ def _open_eval_teacher(spec: str, test: Any, recipe: Any, student_preprocess: An
 
 
 def _eval_markdown(m: dict[str, Any]) -> str:
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.bench.qualify import confusion_markdown
-    from edgeclip.distill.results import fmt
+    from edgeclip.utils import fmt
 
     q = m["qualifiers"]
     base = q["baselines"]

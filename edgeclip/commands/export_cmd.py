@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 
 from edgeclip.backends import BACKENDS, get_backend, versioned_backends
 from edgeclip.commands import add_parser
+from edgeclip.commands.export_inputs import (
+    DEFAULT_DATA,
+    checkpoint_recipe,
+    int8_inputs_for,
+    model_for_export,
+    resolve_counts,
+    sample_data_images,
+    text_inputs,
+    text_needs_calibration,
+)
 from edgeclip.config import DataConfig, ExportConfig
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
@@ -26,9 +34,6 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
   edgeclip list backends
 """
-
-DEFAULT_DATA = "digits"  # real labelled images that ship offline with scikit-learn (DESIGN §6)
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_parser(
@@ -85,99 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, out_replaced=True)  # the artifact is swapped in from a temp sibling
 
 
-def _sample_images(data: str, split: str, count: int, preprocess: Any, seed: int = 0) -> np.ndarray:
-    """`count` preprocessed images from `data`/`split`, seeded; falls back to the train split if no test split."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.sampling import sample_images
-
-    if count <= 0:
-        raise UserError(f"image count must be positive, got {count}; pass e.g. --calibration-count 64")
-    try:
-        dataset = open_image_dataset(data, split)
-    except UserError:
-        if split == "train":
-            raise
-        dataset = open_image_dataset(data, "train")
-    return sample_images(dataset, preprocess, count, seed)
-
-
-def checkpoint_recipe(model_dir: Path, name: str | None) -> Any:  # -> edgeclip.config.Recipe
-    """The recipe an export of this checkpoint follows: `name` (--recipe) if given, else the one its
-    run recorded (`<run>/result.json`, beside `<run>/student`), else the recipe defaults — so an export
-    of a build's student makes int8 as that build did."""
-    from edgeclip.config import Recipe, build_dataclass, load_recipe
-    from edgeclip.io_utils import read_json
-
-    if name:
-        return load_recipe(name)
-    result = model_dir.parent / "result.json"
-    recorded = (read_json(result) if result.is_file() else {}).get("recipe")
-    if not isinstance(recorded, dict):
-        return Recipe()
-    try:
-        return build_dataclass(Recipe, recorded, "")
-    except UserError as exc:
-        raise UserError(f"the recipe recorded in {result} does not load today ({exc}); pass --recipe NAME") from None
-
-
-def resolve_counts(args: argparse.Namespace, recipe: Any) -> None:
-    """Flags left unset take the recipe's values (the recipe dataclasses hold every default)."""
-    if args.calibration_count is None:
-        args.calibration_count = recipe.data.calibration_count
-    if getattr(args, "parity_count", None) is None:
-        args.parity_count = recipe.export.parity_samples
-    if getattr(args, "opset", 0) is None:
-        args.opset = recipe.export.opset
-
-
-def int8_inputs_for(data: str, preprocess: Any, recipe: Any, settings: Any, calibration_count: int,
-                    target: Any, model_dir: Path, data_given: bool = False) -> tuple[np.ndarray, Any]:
-    """(calibration images, Int8Options) of one int8 export, by the build's rule (compress/int8_inputs.py).
-    The recipe's `data.calibration` calibrates, as in the build, unless the user named the data."""
-    from edgeclip.compress.int8_inputs import int8_images, int8_options, qat_record
-    from edgeclip.data import open_image_dataset
-
-    if calibration_count <= 0:
-        raise UserError(f"image count must be positive, got {calibration_count}; pass e.g. --calibration-count 64")
-    other = recipe.data.calibration if recipe.data.calibration and not data_given else ""
-    calibration, validation = int8_images(open_image_dataset(data, "train"), preprocess, settings,
-                                          calibration_count=calibration_count, seed=recipe.seed,
-                                          calibration_data=open_image_dataset(other, "train") if other else None)
-    return calibration, int8_options(settings, validation, target, qat_record(model_dir))
-
-
-def _text_needs_calibration(backend: str, precision: str) -> bool:
-    from edgeclip.compress.quantize import method_needs_calibration
-
-    if precision != "int8":
-        return False
-    return method_needs_calibration(get_backend(backend).choose_int8_method(kind="text_encoder", transformer=True,
-                                                                             has_calibration=False))
-
-
-def _text_inputs(data: str, context_length: int) -> np.ndarray:
-    """Real prompts from the data's class names, tokenized with open_clip's bundled (offline) tokenizer."""
-    import open_clip
-
-    from edgeclip.data import open_image_dataset
-
-    class_names = open_image_dataset(data, "train").class_names
-    prompts = [f"a photo of a {name}." for name in class_names] + [f"a blurry photo of the {name}, seen from far away." for name in class_names]
-    return open_clip.tokenize(prompts, context_length=context_length).numpy().astype(np.int64)
-
-
-def _model_for_export(model: Any, spec: Any, tower: str) -> tuple[Any, Any, str]:
-    """Dual encoders are exported one tower at a time; everything else as is."""
-    from edgeclip.exporters import towers
-
-    if spec.kind != "dual_encoder":
-        return model, spec, ""
-    if tower == "text":
-        return towers.TextTower(model), towers.text_tower_spec(model, f"{spec.name}-text", spec.preprocess), "-text"
-    return towers.ImageTower(model), towers.image_tower_spec(model, f"{spec.name}-image", spec.preprocess), ""
-
-
 def run(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.exporters.export import export_model
     from edgeclip.students.checkpoint import load_checkpoint
     from edgeclip.targets import load_target
@@ -199,23 +113,24 @@ def run(args: argparse.Namespace) -> int:
     recorded = (info or {}).get("extra", {}) or {}
     data = args.calibration or recorded.get("data") or spec.extra.get("data") or DEFAULT_DATA
     if spec.kind == "dual_encoder":
-        from edgeclip.exporters.dual_command import run_dual_export
+        # lazy: `edgeclip --help` does not load it
+        from edgeclip.commands.export_dual import run_dual_export
 
         return run_dual_export(args, model, spec, model_dir, data)
-    model, spec, suffix = _model_for_export(model, spec, args.tower)
+    model, spec, suffix = model_for_export(model, spec, args.tower)
 
     int8 = None  # text towers: the backend's own int8 method, as in the build
     if spec.kind == "text_encoder":
-        tokens = _text_inputs(data, int(spec.context_length or 77))
+        tokens = text_inputs(data, int(spec.context_length or 77))
         # Text int8 is dynamic / weight-only where the backend's int8 recipe allows it; a static recipe
         # (TensorRT's explicit QDQ) needs calibration, and the prompts double as that.
-        calibration, parity_inputs = (tokens if _text_needs_calibration(args.backend, args.precision) else None), tokens
+        calibration, parity_inputs = (tokens if text_needs_calibration(args.backend, args.precision) else None), tokens
     else:
         calibration = None
         if args.precision == "int8":
             calibration, int8 = int8_inputs_for(data, spec.preprocess, recipe, recipe.int8, args.calibration_count,
                                                 target, model_dir, data_given=bool(args.calibration))
-        parity_inputs = _sample_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
+        parity_inputs = sample_data_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
     check_output_dir(out_dir, "artifact directory", replaced=True)  # before calibration, export and parity
@@ -228,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
     print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
     if artifact.status == "failed":  # e.g. its TensorRT would refuse the kit: no engine can be built (exit 3)
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.remote import EXIT_NO_ENGINE
 
         return EXIT_NO_ENGINE

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from edgeclip.backends import list_backends
 from edgeclip.commands import add_parser
+from edgeclip.config import list_recipes
 
 KINDS = ["recipes", "targets", "students", "backends", "teachers", "datasets", "losses", "methods", "heads", "generators"]
 
@@ -34,10 +36,11 @@ def format_table(headers: list[str], rows: list[list[object]]) -> str:
 
 def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
     if kind == "recipes":
-        from edgeclip.config import list_recipes
+        # lazy: `edgeclip --help` does not load it
 
         return ["recipe", "description"], [list(r) for r in list_recipes()]
     if kind == "students":
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.students import list_students
 
         return ["student", "kind", "params", "description"], [
@@ -45,6 +48,7 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             for s in list_students()
         ]
     if kind == "targets":
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.targets import list_targets
 
         return ["target", "aliases", "backends", "precision", "measurable here", "budgets"], [
@@ -54,13 +58,14 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             for t in list_targets()
         ]
     if kind == "backends":
-        from edgeclip.backends import list_backends
+        # lazy: `edgeclip --help` does not load it
 
         return ["backend", "precisions", "file", "runs here", "notes"], [
             [b["name"], ", ".join(b["precisions"]), b["suffix"], "yes" if b["runs_here"] else "no", b.get("notes", "")]
             for b in list_backends()
         ]
     if kind == "losses":
+        # lazy: `edgeclip --help` does not load it (torch)
         from edgeclip.distill.losses import list_losses
 
         return ["loss term", "needs teacher", "reads", "params", "description"], [
@@ -68,10 +73,12 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             for r in list_losses()
         ]
     if kind == "methods":
+        # lazy: `edgeclip --help` does not load it
         from edgeclip.distill.methods import DISTILL_METHODS
 
         return ["method", "paper", "description"], [[m.name, m.paper, m.description] for _, m in DISTILL_METHODS.items()]
     if kind == "heads":  # temporal heads of the video accident pipeline (edgeclip video train --head)
+        # lazy: `edgeclip --help` does not load it (torch)
         from edgeclip.video.heads import list_heads
 
         return ["head", "trained", "needs text tower", "description"], [
@@ -79,10 +86,12 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
             for h in list_heads()
         ]
     if kind == "generators":
+        # lazy: `edgeclip --help` does not load it (torch)
         from edgeclip.distill.datafree.generators import list_generators
 
         return ["image generator", "description"], [[name, description] for name, description in list_generators()]
     if kind == "teachers":
+        # lazy: `edgeclip --help` does not load it (torch)
         from edgeclip.teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS
 
         rows = [[name, PROXY_DESCRIPTIONS.get(name, "proxy teacher")] for name in PROXY_TEACHERS.names()]
@@ -91,6 +100,7 @@ def _rows(kind: str) -> tuple[list[str], list[list[object]]]:
         rows.append(["ARCH:random", "random weights (latency/size only)"])
         rows.append(["PATH", "an edgeclip teacher checkpoint (.pt written by edgeclip)"])
         return ["teacher", "description"], rows
+    # lazy: `edgeclip --help` does not load it
     from edgeclip.data import list_datasets
 
     rows = [[name, description] for name, description in list_datasets()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeclip.cli import HelpFormatter
 from edgeclip.commands import add_parser
 from edgeclip.config import VideoConfig
 from edgeclip.errors import UserError
@@ -30,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "encoder, a temporal head on windows of T frames. `train` cross-validates by clip, trains the "
                      "deployed head on every window and exports encoder + head for `edgeclip demo accident`."),
         examples=EXAMPLES)
-    from edgeclip.cli import HelpFormatter
 
     actions = parser.add_subparsers(dest="action", metavar="<action>")
     train = actions.add_parser("train", help="cross-validate and train a temporal head, export it",
@@ -92,6 +92,7 @@ def _head_params(items: list[str]) -> dict:
 def run_train(args: argparse.Namespace) -> int:
     import time
 
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.video.clips import LabelProtocol
     from edgeclip.video.export import parse_variants
     from edgeclip.video.pipeline import train_video
@@ -121,6 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.video.pipeline import export_run
 
     artifacts = export_run(Path(args.model), _split(args.backend), _split(args.precision) or ["fp32"])

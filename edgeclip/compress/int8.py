@@ -31,10 +31,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeclip.compress import cpu
+from edgeclip.compress import cpu, ort_int8, ov_int8
 from edgeclip.compress import quantize as q
 from edgeclip.compress.sensitivity import fidelity, run_all, search_float_layers
 from edgeclip.backends import get_backend
+from edgeclip.bench.latency import benchmark_interleaved
+from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
 from edgeclip.config import Int8Config
 from edgeclip.errors import UserError
 
@@ -77,9 +79,6 @@ def speed_check(fp32: Callable[[np.ndarray], Any], int8: Callable[[np.ndarray], 
                 seconds: float, threads: int = 1) -> dict[str, Any]:
     """fp32 vs int8 p50 latency (batch 1), interleaved, on this CPU. `int8_faster` is the build's rule
     (compress/ship_rule.py): int8/fp32 in the median of the interleaved rounds ≤ 1 - INT8_MIN_GAIN."""
-    from edgeclip.bench.harness import benchmark_interleaved
-    from edgeclip.compress.ship_rule import INT8_MIN_GAIN, median_latency_ratio
-
     stats = benchmark_interleaved({"fp32": fp32, "int8": int8}, example, warmup=5, iterations=400, max_seconds=seconds)
     if "error" in stats["fp32"] or "error" in stats["int8"]:
         return {"measured": False, "reason": stats["fp32"].get("error") or stats["int8"].get("error")}
@@ -104,8 +103,6 @@ def _validation_record(run: Callable[[np.ndarray], Any], reference: np.ndarray |
 def quantize_onnx_auto(fp32_path: Path, dst: Path, spec: Any, calibration: np.ndarray | None, options: Int8Options,
                        *, transformer: bool, backend: str = "onnx") -> dict[str, Any]:
     """ONNX int8 for onnxruntime (mode auto); returns the manifest's quantization record."""
-    from edgeclip.compress import ort_int8
-
     options.check()
     logits = _logits(spec.kind)
     input_name = spec.input_names[0]
@@ -195,8 +192,6 @@ def _classic_onnx(method: str, fp32_path: Path, dst: Path, spec: Any, calibratio
 def quantize_openvino_auto(ov_model: Any, spec: Any, calibration: np.ndarray | None, options: Int8Options, *,
                            transformer: bool) -> tuple[Any, dict[str, Any]]:
     """NNCF int8 for OpenVINO (mode auto): ignored scope, calibration choice, mixed precision, speed check."""
-    from edgeclip.compress import ov_int8
-
     options.check()
     logits = _logits(spec.kind)
     if calibration is None or len(calibration) == 0:

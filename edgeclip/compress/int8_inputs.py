@@ -21,14 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.compress.int8 import Int8Options
 from edgeclip.config import Int8Config
+from edgeclip.data.base import Subset
+from edgeclip.data.sampling import sample_images, sample_indices
 
 
 def int8_options(settings: Int8Config, validation: np.ndarray | None, target: Any = None, qat: dict[str, Any] | None = None) -> Any:
     """compress.int8.Int8Options for one export of `settings` (see the module doc); `target` is a
     targets.Target or None (this machine)."""
-    from edgeclip.compress.int8 import Int8Options
-
     here = target is None or target.measurable_here
     options = Int8Options.from_config(settings, validation=validation if settings.mixed else None, speed_check=here,
                                       arch=None if here else target_arch(target),
@@ -47,8 +48,6 @@ def int8_images(train: Any, preprocess: Any, settings: Int8Config, *, calibratio
                 calibration_data: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(calibration, validation or None) preprocessed images, by the one rule of the module doc.
     `train`/`calibration_data` are image datasets (data.open_image_dataset)."""
-    from edgeclip.data.sampling import sample_images
-
     calibration = sample_images(calibration_data if calibration_data is not None else train, preprocess,
                                 calibration_count, seed)
     return calibration, validation_images(train, preprocess, settings, calibration_count=calibration_count, seed=seed,
@@ -60,9 +59,6 @@ def validation_images(train: Any, preprocess: Any, settings: Int8Config, *, cali
     """Train images for the int8 sensitivity search, disjoint from the calibration sample; None when
     the settings run no search (classic mode, `mixed: false`, `validation_count: 0`) or no train image
     is left."""
-    from edgeclip.data.base import Subset
-    from edgeclip.data.sampling import sample_images, sample_indices
-
     if settings.mode == "classic" or not settings.mixed or settings.validation_count <= 0:
         return None
     used = set(sample_indices(len(train), calibration_count, seed).tolist()) if calibration_from_train else set()
@@ -75,7 +71,8 @@ def validation_images(train: Any, preprocess: Any, settings: Int8Config, *, cali
 
 def qat_record(checkpoint: str | Path) -> dict[str, Any] | None:
     """The QAT fine-tune record of a checkpoint made by `compress qat` / the build (its compress.json)."""
-    from edgeclip.compress.workflow import COMPRESS_JSON
+    # lazy: defers torch
+    from edgeclip.compress.qat import COMPRESS_JSON
 
     record = Path(checkpoint) / COMPRESS_JSON
     return json.loads(record.read_text()).get("qat") if record.is_file() else None

@@ -38,6 +38,9 @@ from tqdm.auto import tqdm
 
 from edgeclip.errors import UserError
 
+# What prune or QAT did, written beside a compressed checkpoint (distill/compression.py); the build
+# reads its `qat` record into the int8 manifest (compress/int8_inputs.qat_record).
+COMPRESS_JSON = "compress.json"
 WEIGHTED_TYPES = (nn.Conv2d, nn.Conv1d, nn.Linear)
 NORM_TYPES = (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)
 ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.GELU, nn.SiLU, nn.Sigmoid)

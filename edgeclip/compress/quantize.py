@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from edgeclip.backends import get_backend
 from edgeclip.errors import UserError
 
 MATMUL_OPS = ("MatMul", "Gemm")
@@ -58,8 +59,6 @@ def tensorrt_int8_method(*, kind: str, transformer: bool, has_calibration: bool)
 
 def choose_int8_method(*, backend: str, kind: str, transformer: bool, has_calibration: bool) -> str:
     """The int8 recipe the backend table's row picks for this model kind and architecture."""
-    from edgeclip.backends import get_backend
-
     return get_backend(backend).choose_int8_method(kind=kind, transformer=transformer, has_calibration=has_calibration)
 
 

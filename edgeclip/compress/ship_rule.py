@@ -5,7 +5,7 @@ An int8 artifact ships instead of the fp32 artifact of the same model in the sam
 2. its top-1 agreement with its fp32 model holds on held-out images (compress/int8_rule.py
    `agreement_problem`: at least `INT8_AGREEMENT_BAR`, unless below it only within sampling noise);
 3. it is clearly faster, timed on the target: the median over the interleaved timing rounds
-   (bench/harness.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most 1 - `INT8_MIN_GAIN`. Within that
+   (bench/latency.py TIMING_ROUNDS) of int8 p50 / fp32 p50 is at most 1 - `INT8_MIN_GAIN`. Within that
    margin fp32 — the more accurate artifact — ships, so the choice does not flip between runs with
    machine load, and on a CPU where int8 is slower (onnxruntime on x86 without VNNI) fp32 ships and
    the reason says so. Timings that are not the target's (rows timed on the build host for another
@@ -22,6 +22,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from edgeclip.bench.latency import TIMING_ROUNDS
 from edgeclip.compress.int8_rule import INT8_AGREEMENT_BAR, REJECTED_NOTE, agreement_problem
 
 # int8 must beat fp32 by at least this fraction of fp32's p50 (median over the interleaved rounds):
@@ -87,8 +88,6 @@ def int8_decision(*, agreement: float | None, images: int | None, latency: dict[
 
 def choice_rule() -> str:
     """The rule as the report states it."""
-    from edgeclip.bench.harness import TIMING_ROUNDS
-
     return (f"int8 ships only when its p50 is at least {INT8_MIN_GAIN:.0%} below fp32's (same model, same backend) "
             f"in the median of {TIMING_ROUNDS} interleaved timing rounds; within that margin fp32, the more "
             f"accurate artifact, ships; candidates within {INT8_MIN_GAIN:.0%} of the fastest are a tie, won by the "

@@ -116,6 +116,7 @@ _TORCH_VIEWS = ("Preprocessed", "PreprocessedPairs", "preprocess_all")
 
 def __getattr__(name: str):
     if name in _TORCH_VIEWS:
+        # lazy: defers torch
         from edgeclip.data import torch_views
 
         return getattr(torch_views, name)

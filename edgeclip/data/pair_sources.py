@@ -3,7 +3,7 @@
 Specs (`data.pairs` in a recipe, `--pairs` on the command line):
 - `digits` / `cifar10` — the offline pairs: every image of the digits `train` split (never `test`, never
   `pretrain`, the proxy teachers' pool) with captions from the proxy's own caption source
-  (`teacher.proxy.caption_bank`: the digits templates × the class word and numeral). Each image
+  (`data.captions.CAPTION_BANKS`: the digits templates × the class word and numeral). Each image
   gets `digits:K` captions (default 1), picked by a fixed seed, so the pair list never changes.
 - a `.csv` file of `path,caption` lines (`data/pairs.py`);
 - webdataset shards: a `.tar`, a brace pattern, or a folder of `.tar` files (`data/shards.py`).
@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from edgeclip.data import open_image_dataset
+from edgeclip.data.captions import CAPTION_BANKS
+from edgeclip.data.pairs import PairDataset
+from edgeclip.data.shards import ShardPairDataset
 from edgeclip.errors import UserError
 from edgeclip.utils import stable_hash
 
@@ -28,21 +32,10 @@ from edgeclip.utils import stable_hash
 DIGITS_PAIR_SPLITS = ("train",)
 
 
-def _caption_bank(data: str):  # noqa: ANN202 - (class_names) -> (captions, labels)
-    # The proxy teacher's own caption source, so the student learns the captions its teacher was trained on.
-    if data == "cifar10":
-        from edgeclip.teacher.proxy_cifar10 import caption_bank
-    else:
-        from edgeclip.teacher.proxy import caption_bank
-    return caption_bank
-
-
 class TemplateCaptionPairs:
     """`data`'s `train` images, each with `captions_per_image` captions from its proxy's caption bank."""
 
     def __init__(self, data: str = "digits", split: str = "train", *, captions_per_image: int = 1, seed: int = 0) -> None:
-        from edgeclip.data import open_image_dataset
-
         self.kind = f"{data}-pairs"
         if split not in DIGITS_PAIR_SPLITS:
             raise UserError(f"{data} pairs come from the 'train' split only, not '{split}' ('test' is held out from every "
@@ -52,7 +45,7 @@ class TemplateCaptionPairs:
         self.images = open_image_dataset(data, split)
         self.mirror_invariant = self.images.mirror_invariant
         self.class_names = list(self.images.class_names)
-        bank, bank_labels = _caption_bank(data)(self.class_names)
+        bank, bank_labels = CAPTION_BANKS[data](self.class_names)
         by_class = [[c for c, lab in zip(bank, bank_labels) if lab == label] for label in range(len(self.class_names))]
         rng = np.random.default_rng(seed)
         self.image_index: list[int] = []
@@ -119,14 +112,11 @@ def _csv_sample_ids(pairs: Any) -> list[str]:
 
 def open_pairs(spec: str, *, rank: int = 0, world_size: int = 1, skip_corrupt: bool = False, seed: int = 0) -> Any:
     """This rank's pair source for `spec` (see the module docstring)."""
-    from edgeclip.data.pairs import PairDataset
-    from edgeclip.data.shards import ShardPairDataset
-
     spec = str(spec).strip()
     if not spec:
         raise UserError("no pair data given; set data.pairs (digits, cifar10, a path,caption CSV, or webdataset shards)")
     name, _, arg = spec.partition(":")
-    if name in ("digits", "cifar10") and not Path(spec).exists():
+    if name in CAPTION_BANKS and not Path(spec).exists():
         try:
             per_image = int(arg) if arg else 1
         except ValueError:

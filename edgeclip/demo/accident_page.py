@@ -22,6 +22,7 @@ from typing import Any
 
 from edgeclip.demo.server import DemoApp, Request, Response
 from edgeclip.errors import UserError
+from edgeclip.video.clips import read_clip_list
 
 LABEL_LISTS = ("labels.txt",)  # clip lists beside a clip or one folder up (dashcam-clips/labels.txt → ccd/x.mp4)
 
@@ -82,8 +83,6 @@ def _training_clips(model_dir: Path | None) -> dict[Path, dict[str, Any]]:
 
 def _listed_onset(clip: Path) -> tuple[int | None, str | None]:
     """(1-based onset frame, the list it came from) from a labels.txt beside the clip or one folder up."""
-    from edgeclip.video.clips import read_clip_list
-
     for folder in (clip.parent, clip.parent.parent):
         for name in LABEL_LISTS:
             listing = folder / name

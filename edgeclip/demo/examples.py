@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from edgeclip.data import open_image_dataset
+
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 # (label, index into the digits test split): the first test image of each of these classes.
 DIGIT_CLASSES = ("zero", "three", "five", "seven", "nine")
@@ -74,8 +76,6 @@ def load_examples(shared_data: Path | None) -> dict[str, Example]:
 
 def digit_test_images() -> dict[str, tuple[int, Image.Image]]:
     """label → (test index, image) for DIGIT_CLASSES: the first test digit of each class (needs edgeclip.data)."""
-    from edgeclip.data import open_image_dataset
-
     test = open_image_dataset("digits", "test")
     found: dict[str, tuple[int, Image.Image]] = {}
     for index, label in enumerate(test.labels):

@@ -20,11 +20,10 @@ from typing import Any, Sequence
 from PIL import Image
 
 from edgeclip.demo.examples import Example
+from edgeclip.prompt_ensemble import prompt_name
 
 
 def _prompt_name(name: str) -> str:
-    from edgeclip.prompt_ensemble import prompt_name
-
     return prompt_name(name)
 
 

@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeclip.data import open_image_dataset
+from edgeclip.data.sampling import sample_images
 from edgeclip.errors import UserError
+from edgeclip.prompt_ensemble import class_prompts
+from edgeclip.students.spec import ModelSpec
+from edgeclip.utils import disable_mha_fastpath
 
 PARITY_IMAGES = 16
 
@@ -46,6 +51,7 @@ def _student_templates_and_data(run_dir: Path) -> tuple[list[str] | None, str]:
         extra = json.loads(spec_path.read_text()).get("extra", {}) or {}
         data = str(extra.get("data") or data)
         if templates is None and extra.get("templates"):
+            # lazy: defers torch
             from edgeclip.teacher.templates import get_templates
 
             templates = list(get_templates(str(extra["templates"])))
@@ -54,15 +60,11 @@ def _student_templates_and_data(run_dir: Path) -> tuple[list[str] | None, str]:
 
 def export_teacher_towers(run_dir: str | Path, backend: str = "onnx") -> dict[str, Any]:
     """Write the teacher's image and text towers (fp32) under `<run>/demo/teacher/`; returns tower → Artifact."""
+    # lazy: defers torch
     import numpy as np
 
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.sampling import sample_images
     from edgeclip.exporters.dual import export_dual_encoder
-    from edgeclip.prompt_ensemble import class_prompts
-    from edgeclip.students.spec import ModelSpec
     from edgeclip.teacher import ClipTeacher
-    from edgeclip.utils import disable_mha_fastpath
 
     run_dir = Path(run_dir)
     record_path = teacher_record_path(run_dir)

@@ -31,6 +31,9 @@ from PIL import Image, UnidentifiedImageError
 from edgeclip.backends import cpu_backends
 from edgeclip.demo.server import PageError
 from edgeclip.errors import UserError
+from edgeclip.paths import runner_module
+from edgeclip.prompt_ensemble import class_embeddings_numpy
+from edgeclip.runtimes import load_runtime
 
 BACKEND_ORDER = tuple(cpu_backends())  # runnable here without a device; preference when --backend is not given
 PRECISION_ORDER = ("fp32", "fp16", "int8")
@@ -43,8 +46,6 @@ TOP_K = 5
 
 def device_tokenizer_module() -> ModuleType:
     """devices/runner/clip_tokenizer.py: the standard-library CLIP tokenizer the device runner uses."""
-    from edgeclip.paths import runner_module
-
     return runner_module("clip_tokenizer.py")
 
 
@@ -142,7 +143,6 @@ class ZeroShotModel:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key], None
-        from edgeclip.prompt_ensemble import class_embeddings_numpy
 
         start = time.perf_counter()
         rows = class_embeddings_numpy(lambda prompts: self.text.run(np.asarray(self.tokenizer(prompts), dtype=np.int64)),
@@ -179,8 +179,6 @@ class ZeroShotModel:
 
 
 def _open(info: ArtifactInfo, threads: int) -> Any:
-    from edgeclip.runtimes import load_runtime
-
     return load_runtime(info.path, threads)
 
 

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeclip.demo.examples import Example, load_examples
+from edgeclip.demo.examples import Example, default_shared_data, load_examples
 from edgeclip.demo.knowledge import examples_note, known_domain, measure_examples, outside_domain
 from edgeclip.demo.server import DemoApp, PageError, Request, Response
-from edgeclip.demo.zero_shot import ZeroShotModel, decode_image, parse_class_names
+from edgeclip.demo.teacher_towers import has_teacher_towers, teacher_record_path, teacher_towers_dir
+from edgeclip.demo.zero_shot import ZeroShotModel, decode_image, find_zero_shot_model, list_artifacts, parse_class_names
+from edgeclip.errors import UserError
 
 DEFAULT_MAX_CLASSES = 100
 DECODE_SLOTS = 2  # uploads decoded + classified at once (each may hold ~100 MB of pixels while it runs)
@@ -119,10 +121,6 @@ def teacher_for(run_dir: Path, backend: str, *, threads: int, prepare: bool) -> 
     import importlib.util
     import subprocess
 
-    from edgeclip.demo.teacher_towers import has_teacher_towers, teacher_record_path, teacher_towers_dir
-    from edgeclip.demo.zero_shot import find_zero_shot_model
-    from edgeclip.errors import UserError
-
     if not teacher_record_path(run_dir).is_file():
         return None, f"no teacher recorded in {run_dir} (teacher/clip_teacher.json); the student is shown alone"
     if not has_teacher_towers(run_dir, backend) and prepare:
@@ -149,10 +147,6 @@ def teacher_for(run_dir: Path, backend: str, *, threads: int, prepare: bool) -> 
 def make_demo(model_dir: str | Path, *, backend: str | None = None, precision: str | None = None, teacher: str = "auto",
               threads: int = 0, max_classes: int = DEFAULT_MAX_CLASSES, examples_data: Path | None = None) -> ZeroShotDemo:
     """Open the student (and teacher) artifacts of `model_dir`; every bad input is a one-line UserError."""
-    from edgeclip.demo.examples import default_shared_data
-    from edgeclip.demo.zero_shot import find_zero_shot_model
-    from edgeclip.errors import UserError
-
     if max_classes < 2:
         raise UserError(f"--max-classes {max_classes} is too small; zero-shot needs at least 2 classes")
     run_dir = Path(model_dir)
@@ -172,8 +166,6 @@ def make_demo(model_dir: str | Path, *, backend: str | None = None, precision: s
 
 def _default_classes(run_dir: Path) -> list[str]:
     """The classes the run was evaluated on (a fused artifact's names), else the digits."""
-    from edgeclip.demo.zero_shot import list_artifacts
-
     for artifact in list_artifacts(run_dir):
         names = artifact.manifest.get("class_names") if artifact.kind == "zero_shot_classifier" else None
         if isinstance(names, list) and names:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from edgeclip.data import ImageDataset, Preprocess, preprocess_all
+from edgeclip.data import ImageDataset, Preprocess, Preprocessed, default_augment, preprocess_all
 
 # Preload when the preprocessed tensor stays below this size.
 PRELOAD_MAX_BYTES = 1 << 30
@@ -80,7 +80,6 @@ def training_view(dataset: ImageDataset, preprocess: Preprocess, augment: bool) 
     hflip = dataset.mirror_invariant
     if fits_in_memory(dataset, preprocess):
         return TensorImages.from_dataset(dataset, preprocess), (BatchAugment(hflip=hflip) if augment else None)
-    from edgeclip.data import Preprocessed, default_augment
 
     return Preprocessed(dataset, preprocess, default_augment(preprocess.size, hflip=hflip) if augment else None), None
 
@@ -88,6 +87,5 @@ def training_view(dataset: ImageDataset, preprocess: Preprocess, augment: bool) 
 def eval_view(dataset: ImageDataset, preprocess: Preprocess) -> Dataset:
     if fits_in_memory(dataset, preprocess):
         return TensorImages.from_dataset(dataset, preprocess)
-    from edgeclip.data import Preprocessed
 
     return Preprocessed(dataset, preprocess)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from edgeclip.distill.augment import TensorImages
+
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
@@ -27,8 +29,6 @@ def has_batchnorm(model: nn.Module) -> bool:
 def _shuffled_batches(dataset: Dataset, batch_size: int, seed: int = 0) -> Any:
     """(images, labels) batches in a fixed shuffled order: training batches are shuffled, and
     batches sorted by class (a folder's order) would give class-specific batch statistics."""
-    from edgeclip.distill.augment import TensorImages
-
     generator = torch.Generator().manual_seed(seed)
     if isinstance(dataset, TensorImages):
         order = torch.randperm(len(dataset), generator=generator)

@@ -17,7 +17,10 @@ from typing import Any, Sequence
 
 from edgeclip.bench.metrics import overconfidence_probability
 from edgeclip.config import Recipe
+from edgeclip.distill.classifier_kd import distill_classifier
+from edgeclip.distill.data_setup import open_distill_data
 from edgeclip.distill.results import RESULT_JSON, fmt, machine_info
+from edgeclip.distill.teachers import open_teacher
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, read_json, write_json
 
@@ -101,10 +104,6 @@ def run_capacity_gap(recipe: Recipe, teachers: Sequence[str], *, out_dir: str | 
 
     The from-scratch baseline is trained once, in the first teacher's run.
     """
-    from edgeclip.distill.classifier_kd import distill_classifier
-    from edgeclip.distill.data_setup import open_distill_data
-    from edgeclip.distill.teachers import open_teacher
-
     if len(teachers) < 1:
         raise UserError("capacity-gap analysis needs at least one --teacher (ideally a CLIP and CE-trained CNNs of different sizes)")
     out = Path(out_dir)

@@ -28,10 +28,11 @@ from edgeclip.distill.augment import eval_view, training_view
 from edgeclip.distill.data_setup import DistillData, open_distill_data
 from edgeclip.distill.losses import criterion_from_config, cross_entropy_criterion
 from edgeclip.distill.results import RESULT_JSON, clear_result, write_run_result
-from edgeclip.distill.teachers import ClassifierTeacher, open_teacher, prepare_teacher
+from edgeclip.distill.teachers import ClassifierTeacher, ZeroShotClipTeacher, open_teacher, prepare_teacher
 from edgeclip.distill.trainer import check_schedule, history_summary, predict_logits, train_classifier
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir
+from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
 from edgeclip.students.registry import create_student
 from edgeclip.students.spec import Deployable, ModelSpec
 from edgeclip.teacher.proxy import check_proxy_pool_held_out
@@ -58,8 +59,6 @@ class DistillResult:
 def build_student(recipe: Recipe, class_names: list[str]) -> tuple[nn.Module, ModelSpec, str, dict[str, Any]]:
     """A fresh registered student, or `student.checkpoint` — which must predict the data's classes."""
     if recipe.student.checkpoint:
-        from edgeclip.students.checkpoint import load_checkpoint
-
         model, spec, info = load_checkpoint(recipe.student.checkpoint)
         if spec.kind != "classifier":
             raise UserError(f"student checkpoint {recipe.student.checkpoint} is a {spec.kind}, not a classifier; pass a classifier checkpoint")
@@ -105,8 +104,6 @@ def save_student(student_dir: Path, model: nn.Module, spec: ModelSpec, recipe: R
                  build_kwargs: dict[str, Any], *, teacher_name: str, metrics: dict[str, Any], shots: Any) -> Path:
     """The student checkpoint directory, written atomically; `edgeclip export` calibrates and checks
     parity on the data recorded in its spec."""
-    from edgeclip.students.checkpoint import save_checkpoint
-
     spec.extra["data"] = recipe.data.train
     with atomic_dir(student_dir) as tmp:
         save_checkpoint(tmp, model, spec, student_name=student_name, build_kwargs=build_kwargs,
@@ -168,8 +165,6 @@ def distill_classifier(
     metrics["teacher_train_accuracy"] = top1_accuracy(teacher_train_logits, data.train.labels)
     zero_shot = getattr(prepared, "clip", None)
     if zero_shot is not None and prepared.kind != "clip_zero_shot":
-        from edgeclip.distill.teachers import ZeroShotClipTeacher
-
         metrics["teacher_zero_shot_accuracy"] = top1_accuracy(
             ZeroShotClipTeacher(zero_shot, data.class_names, recipe.data.templates, "").logits(data.test), labels)
 

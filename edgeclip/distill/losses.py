@@ -48,7 +48,9 @@ class LossTermInfo:
     description: str
 
 
-LOSSES: Registry[LossTermInfo] = Registry("loss term", "edgeclip list losses")
+# Dual-encoder terms (DistillCLIP, paper 001) live with their trainer and register on first lookup.
+LOSSES: Registry[LossTermInfo] = Registry("loss term", "edgeclip list losses",
+                                          builtins=("edgeclip.distill.distillclip.losses",))
 
 
 def register_loss(name: str, *, needs_teacher: bool) -> Callable[[LossFunction], LossFunction]:
@@ -180,6 +182,3 @@ def list_losses() -> list[dict[str, Any]]:
     return [{"name": name, "needs_teacher": info.needs_teacher, "inputs": list(info.inputs), "params": list(info.params),
              "description": info.description} for name, info in LOSSES.items()]
 
-
-# Dual-encoder terms (DistillCLIP, paper 001) live with their trainer; importing registers them.
-from edgeclip.distill.distillclip import losses as _distillclip_losses  # noqa: E402,F401

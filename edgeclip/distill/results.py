@@ -11,7 +11,9 @@ from typing import Any
 
 import torch
 
+from edgeclip.bench.environment import collect_environment
 from edgeclip.io_utils import atomic_path, write_json
+from edgeclip.utils import fmt
 
 RESULT_JSON = "result.json"
 RESULT_MD = "result.md"
@@ -19,23 +21,12 @@ RESULT_MD = "result.md"
 
 def machine_info() -> dict[str, Any]:
     """Where numbers were measured (goes into every result): bench's environment block + torch threads."""
-    from edgeclip.bench.environment import collect_environment
-
     return {**collect_environment(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
 def clear_result(run_dir: Path) -> None:
     for name in (RESULT_JSON, RESULT_MD):
         (run_dir / name).unlink(missing_ok=True)
-
-
-def fmt(value: Any, percent: bool = False) -> str:
-    """Table cell: percentages with one decimal, ratios with three digits, '-' for missing."""
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{100 * value:.1f}" if percent else f"{value:.3f}"
-    return str(value)
 
 
 def render_result_markdown(result: dict[str, Any]) -> str:

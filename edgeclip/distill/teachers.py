@@ -24,12 +24,19 @@ import torch
 from edgeclip.config import Recipe
 from edgeclip.data.base import ImageDataset
 from edgeclip.data.preprocess import Preprocess
+from edgeclip.distill.augment import eval_view, training_view
+from edgeclip.distill.batchnorm import accuracy_in_both_modes, recalibrate_batchnorm
+from edgeclip.distill.losses import cross_entropy_criterion
+from edgeclip.distill.trainer import train_classifier
 from edgeclip.errors import UserError
-from edgeclip.io_utils import read_json, read_json_object
+from edgeclip.io_utils import atomic_dir, read_json, read_json_object, write_json
 from edgeclip.registry import Registry
+from edgeclip.teacher.clip_teacher import ClipTeacher
 from edgeclip.teacher.cnn import CNN_KIND, CnnTeacher, build_cnn, parse_cnn_spec
 from edgeclip.teacher.finetuned import FINETUNED_KIND, META_NAME, FinetunedClipTeacher, clip_features
-from edgeclip.utils import count_params
+from edgeclip.teacher.templates import get_templates
+from edgeclip.utils import count_params, seed_everything
+import edgeclip.teacher.proxy  # noqa: F401 - registers the proxy teachers
 
 ZERO_SHOT_KIND = "clip_zero_shot"
 
@@ -59,8 +66,6 @@ class ZeroShotClipTeacher:
     kind = ZERO_SHOT_KIND
 
     def __init__(self, clip: Any, class_names: Sequence[str], templates: str, clip_spec: str) -> None:
-        from edgeclip.teacher.templates import get_templates
-
         self.clip = clip
         self.class_names = list(class_names)
         self.clip_spec = clip_spec
@@ -86,7 +91,6 @@ class ZeroShotClipTeacher:
 
     def save(self, directory: str | Path) -> Path:
         # Nothing was trained: the spec alone rebuilds it, so record that instead of weights.
-        from edgeclip.io_utils import atomic_dir, write_json
 
         directory = Path(directory)
         with atomic_dir(directory) as tmp:
@@ -104,9 +108,6 @@ class ZeroShotClipTeacher:
 
 def load_clip(spec: str) -> Any:
     """A ClipTeacher from a CLIP spec (proxy names, ARCH:TAG, ARCH:/path, checkpoint file)."""
-    import edgeclip.teacher.proxy  # noqa: F401  (registers the proxy teachers)
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
     return ClipTeacher.load(spec)
 
 
@@ -273,12 +274,6 @@ def check_teacher_classes(teacher: ClassifierTeacher, class_names: Sequence[str]
 def train_cnn_teacher(arch: str, width: float, recipe: Recipe, train: ImageDataset, preprocess: Preprocess, *,
                       checkpoint_dir: Path | None = None, resume: bool = False, progress: bool = True) -> CnnTeacher:
     """Cross-entropy training of a CNN teacher on `train` with the recipe's schedule."""
-    from edgeclip.distill.augment import eval_view, training_view
-    from edgeclip.distill.batchnorm import accuracy_in_both_modes, recalibrate_batchnorm
-    from edgeclip.distill.losses import cross_entropy_criterion
-    from edgeclip.distill.trainer import train_classifier
-    from edgeclip.utils import seed_everything
-
     cfg = recipe.distill
     seed_everything(recipe.seed)
     model = build_cnn(arch, len(train.class_names), width)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from edgeclip.config import DistillConfig
+from edgeclip.distill.augment import TensorImages
 from edgeclip.distill.losses import WeightedLoss
 from edgeclip.errors import UserError
 from edgeclip.distill.resume import CHECKPOINT_NAME, restore_training, save_training
@@ -169,8 +170,6 @@ def train_classifier(
 
 def _batches(train_set: Dataset, config: DistillConfig, generator: torch.Generator, drop_last: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Shuffled (images, labels, indices) batches; in-memory tensors are sliced, not collated."""
-    from edgeclip.distill.augment import TensorImages
-
     if isinstance(train_set, TensorImages):
         n = len(train_set)
         order = torch.randperm(n, generator=generator)
@@ -231,8 +230,6 @@ def _run_epoch(
 @torch.no_grad()
 def predict_logits(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> torch.Tensor:
     """Eval-mode logits (N, C) over an (image, label) dataset, in dataset order."""
-    from edgeclip.distill.augment import TensorImages
-
     model.eval()
     if isinstance(dataset, TensorImages):
         outputs = [model(dataset.images[i:i + batch_size]) for i in range(0, len(dataset), batch_size)]

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.data import open_image_dataset
+from edgeclip.data.class_match import parse_class_map
 from edgeclip.errors import UserError
+from edgeclip.eval.suite import open_shift_folder, parse_suites, render_markdown, run_suite, size_table
+from edgeclip.io_utils import atomic_path, write_json
 
 DEFAULT_SUITES = "zero-shot,linear-probe,shift,retrieval"
 
@@ -30,6 +34,7 @@ def find_teacher_spec(model_dir: Path, spec: Any, given: list[str]) -> str:
 
 def check_shift_arguments(args: argparse.Namespace, suites: list[str], test: Any) -> None:
     """--shift-set/--shift-images make sense only with the shift suite, and a subset only of corruptions."""
+    # lazy: defers torch
     from edgeclip.eval.corruption_shift import shift_family
 
     shift_set, images = getattr(args, "shift_set", "auto"), getattr(args, "shift_images", None)
@@ -43,11 +48,8 @@ def check_shift_arguments(args: argparse.Namespace, suites: list[str], test: Any
 
 
 def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path) -> int:
-    from edgeclip.data import open_image_dataset
+    # lazy: defers torch
     from edgeclip.eval.encoders import student_encoder, teacher_encoder
-    from edgeclip.data.class_match import parse_class_map
-    from edgeclip.eval.suite import open_shift_folder, parse_suites, render_markdown, run_suite, size_table
-    from edgeclip.io_utils import atomic_path, write_json
     from edgeclip.teacher import ClipTeacher
     from edgeclip.teacher.templates import get_templates
 
@@ -89,6 +91,7 @@ def evaluate_dual_encoder(args: argparse.Namespace, model: Any, spec: Any, model
 
 
 def _latency(teacher: Any, model: Any, spec: Any, test: Any, backends: list[str], say: Any) -> dict[str, Any]:
+    # lazy: defers torch
     from edgeclip.eval.size import tower_latency, tower_modules
 
     towers, inputs = {}, {}

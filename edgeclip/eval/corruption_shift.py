@@ -23,6 +23,7 @@ import torch
 
 from edgeclip.data.base import ImageDataset, Subset
 from edgeclip.data.corruptions import CORRUPTIONS, CORRUPTIONS_VERSION, SEVERITIES, CorruptedDataset
+from edgeclip.data.sampling import stratified_split
 from edgeclip.errors import UserError
 
 SHIFT_FAMILIES = ("auto", "corruptions", "synthetic")
@@ -41,7 +42,6 @@ def shift_subset(test: ImageDataset, images: int | None, seed: int) -> tuple[Ima
     """(`test` or a seeded class-stratified subset of about `images` of it, its indices or None)."""
     if images is None or images <= 0 or images >= len(test):
         return test, None
-    from edgeclip.data.sampling import stratified_split
 
     _, chosen = stratified_split(list(test.labels), images / len(test), seed)
     return Subset(test, chosen), chosen

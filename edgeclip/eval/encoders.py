@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from edgeclip.data.preprocess import Preprocess
+from edgeclip.prompt_ensemble import class_embeddings_torch
 
 
 @dataclass
@@ -42,8 +43,6 @@ class DualEncoder:
     @torch.no_grad()
     def class_embeddings(self, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
         """(C, D) prompt-ensemble class embeddings (DESIGN §4.1)."""
-        from edgeclip.prompt_ensemble import class_embeddings_torch
-
         return class_embeddings_torch(self.encode_texts, class_names, templates)
 
     @torch.no_grad()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeclip.data.sampling import stratified_split
+
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-3, 3, 13))
 
 
@@ -27,8 +29,6 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
                  cs: tuple[float, ...] = DEFAULT_CS, val_fraction: float = 0.2, seed: int = 0) -> ProbeResult:
     """Test top-1 of a logistic-regression probe whose C was picked on a validation split of train."""
     from sklearn.linear_model import LogisticRegression
-
-    from edgeclip.data.sampling import stratified_split
 
     train_y = np.asarray(train_y)
     fit_idx, val_idx = stratified_split(train_y.tolist(), val_fraction, seed)

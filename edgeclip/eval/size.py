@@ -2,7 +2,7 @@
 
 Latency: each tower is exported to every (backend, precision) asked for, into a temporary
 directory, and all variants (PyTorch included) are timed at batch 1 *interleaved in one run*
-(`bench.harness.benchmark_interleaved`), so a busy machine slows them alike and ratios hold.
+(`bench.latency.benchmark_interleaved`), so a busy machine slows them alike and ratios hold.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from torch import nn
 
 from edgeclip.backends import cpu_backends
 from edgeclip.bench.flops import count_flops
+from edgeclip.exporters import export_model
 from edgeclip.exporters.towers import ImageTower, TextTower, image_tower_spec, text_tower_spec
+from edgeclip.runtimes import load_runtime
 from edgeclip.utils import disable_mha_fastpath
 
 
@@ -61,9 +63,6 @@ def tower_latency(towers: dict[str, tuple[nn.Module, Any]], inputs: dict[str, np
     export is reported as {"error": ...}, the others are still timed. `backends`: default torch and
     every backend that runs on a plain CPU here (the backend table's `cpu_backends`).
     """
-    from edgeclip.exporters import export_model
-    from edgeclip.runtimes import load_runtime
-
     disable_mha_fastpath()
     backends = ("torch", *cpu_backends()) if backends is None else backends
     calibration = calibration or {}

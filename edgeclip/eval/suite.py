@@ -16,7 +16,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgeclip.data import open_image_dataset
+from edgeclip.data.captions import digits_caption_bank
+from edgeclip.data.class_match import align_classes
 from edgeclip.errors import UserError
+from edgeclip.eval.linear_probe import linear_probe
+from edgeclip.eval.shift import SHIFT_DESCRIPTIONS, synthetic_shifts
+from edgeclip.utils import fmt
 
 SUITES = ("zero-shot", "linear-probe", "shift", "retrieval")
 
@@ -42,6 +48,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
 
     `shift_set`: auto (corruptions for photos, synthetic shifts otherwise), corruptions or synthetic;
     `shift_images`: evaluate corruptions on a seeded class-stratified subset of that many test images."""
+    # lazy: defers torch
     from edgeclip.eval.corruption_shift import shift_family
     from edgeclip.eval.zero_shot import zero_shot_predictions
 
@@ -66,8 +73,6 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
     if "zero-shot" in suites or "shift" in suites:
         rows["zero-shot top-1"] = _pair(in_distribution["teacher"], in_distribution["student"])
     if "linear-probe" in suites:
-        from edgeclip.eval.linear_probe import linear_probe
-
         say("linear probe (C sweep on a validation split of train)")
         probe = {}
         for role, enc in encoders.items():
@@ -76,6 +81,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
         rows["linear-probe top-1"] = _pair(probe["teacher"].accuracy, probe["student"].accuracy)
         details["linear_probe"] = {role: {"best_C": r.best_c, "validation": r.validation} for role, r in probe.items()}
     if "shift" in suites and family == "corruptions":
+        # lazy: defers torch
         from edgeclip.eval.corruption_shift import corruption_shift
 
         accuracy, shifted = corruption_shift(encoders, test, top1, seed=seed, images=shift_images, clean=in_distribution, say=say)
@@ -86,8 +92,6 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
             folders.update(_folder_shift(folder, data, encoders, templates, in_distribution, rows))
         details["shift"] = {**shifted, "folders": folders} if folders else shifted
     elif "shift" in suites:
-        from edgeclip.eval.shift import SHIFT_DESCRIPTIONS, synthetic_shifts
-
         size = max(teacher.preprocess.size, student.preprocess.size)
         shifted: dict[str, Any] = {}
         for name, transform in synthetic_shifts(size, seed).items():
@@ -104,6 +108,7 @@ def run_suite(teacher: Any, student: Any, *, test: Any, train: Any, templates: S
             shifted.update(_folder_shift(folder, data, encoders, templates, in_distribution, rows))
         details["shift"] = shifted
     if "retrieval" in suites:
+        # lazy: defers torch
         from edgeclip.eval.retrieval import recall_at_k, relevance
 
         captions = _held_out_captions(test, seed, templates)
@@ -120,9 +125,7 @@ def _held_out_captions(test: Any, seed: int, templates: Sequence[str]) -> list[s
     """One caption per held-out test image, seeded: digits from their caption bank (templates ×
     word/numeral), any other data from the evaluation's templates × its class names."""
     if test.kind == "digits":
-        from edgeclip.teacher.proxy import caption_bank
-
-        bank, bank_labels = caption_bank(list(test.class_names))
+        bank, bank_labels = digits_caption_bank(list(test.class_names))
     else:
         bank = [t.format(name) for name in test.class_names for t in templates]
         bank_labels = [k for k in range(len(test.class_names)) for _ in templates]
@@ -134,9 +137,6 @@ def _held_out_captions(test: Any, seed: int, templates: Sequence[str]) -> list[s
 def open_shift_folder(folder: str, class_names: Sequence[str], class_map: Mapping[str, str] | None = None) -> Any:
     """A user shift folder, its labels matched by name to the test classes. Called before any
     encoding, so a bad folder fails at once (not after minutes of other rows)."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.class_match import align_classes
-
     if not Path(folder).is_dir():
         raise UserError(f"shift folder {folder} does not exist; give a folder of class folders named like the test classes")
     return align_classes(open_image_dataset(folder, "all"), class_names, class_map, what=f"shift folder {folder}",
@@ -145,6 +145,7 @@ def open_shift_folder(folder: str, class_names: Sequence[str], class_map: Mappin
 
 def _folder_shift(folder: str, data: Any, encoders: dict[str, Any], templates: Sequence[str],
                   in_distribution: dict[str, float], rows: dict[str, Any]) -> dict[str, Any]:
+    # lazy: defers torch
     from edgeclip.eval.zero_shot import zero_shot_top1
 
     name = f"folder:{Path(folder).name}"
@@ -162,6 +163,7 @@ def _corruption_row(name: str, shift: Mapping[str, Any]) -> bool:
 def size_table(teacher_model: Any, student_model: Any, *, teacher_pre: Any, student_pre: Any, teacher_context: int,
                student_context: int, latency: dict[str, Any] | None = None) -> dict[str, Any]:
     """Params and FLOPs per tower for both, ratios student/teacher, and latency per tower per backend."""
+    # lazy: defers torch
     from edgeclip.eval.size import tower_flops, tower_params
 
     table: dict[str, Any] = {}
@@ -178,8 +180,6 @@ def size_table(teacher_model: Any, student_model: Any, *, teacher_pre: Any, stud
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    from edgeclip.distill.results import fmt
-
     suite = report["suite"]
     shift = suite["details"].get("shift") or {}
     corruptions = shift.get("family") == "corruptions"

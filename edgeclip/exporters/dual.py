@@ -26,13 +26,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeclip.backends import get_backend
+from edgeclip.compress.quantize import method_needs_calibration
 from edgeclip.errors import UserError
+from edgeclip.exporters import export_model
 from edgeclip.manifest import MANIFEST_NAME, Artifact
 from edgeclip.exporters.towers import (
     FusedZeroShotClassifier, ImageTower, TextTower, image_tower_spec, text_tower_spec, zero_shot_classifier_spec,
 )
 from edgeclip.io_utils import atomic_dir, write_json
+from edgeclip.prompt_ensemble import class_embeddings_torch
 from edgeclip.students.spec import ModelSpec
+from edgeclip.teacher.proxy import proxy_domain
 
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -54,8 +59,6 @@ def check_class_names(class_names: Sequence[str] | None) -> list[str]:
 def class_embeddings(model: nn.Module, context_length: int, class_names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """Prompt-ensemble class embeddings with the student's own text tower (DESIGN §4.1)."""
     import open_clip
-
-    from edgeclip.prompt_ensemble import class_embeddings_torch
 
     tokenizer = open_clip.SimpleTokenizer(context_length=context_length)
     model.eval()
@@ -85,8 +88,6 @@ def domain_record(extra: dict[str, Any], templates: Sequence[str]) -> dict[str, 
     """What the towers were taught and how they are prompted, for the pages and devices that use them:
     the run's teacher, data and prompt templates, and a proxy teacher's training domain and classes
     (a digits proxy knows nothing else, so a page can say so instead of ranking "car" among digits)."""
-    from edgeclip.teacher.proxy import proxy_domain
-
     teacher = str(extra.get("teacher") or "") or None
     return {"teacher": teacher, "data": extra.get("data"), "template_set": extra.get("templates"),
             "templates": list(templates), "proxy": proxy_domain(teacher) if teacher else None}
@@ -108,9 +109,6 @@ def _amend_manifest(directory: Path, fields: dict[str, Any]) -> None:
 
 
 def _text_int8_needs_calibration(backend: str, precision: str) -> bool:
-    from edgeclip.backends import get_backend
-    from edgeclip.compress.quantize import method_needs_calibration
-
     if precision != "int8":
         return False
     method = get_backend(backend).choose_int8_method(kind="text_encoder", transformer=True, has_calibration=False)
@@ -124,8 +122,6 @@ def export_dual_encoder(
     source_checkpoint: str | None = None, opset: int = 18, name: str | None = None, tensorrt: str | None = None,
 ) -> dict[str, Artifact]:
     """Export the asked-for towers of `model` (an open_clip dual encoder); returns tower → Artifact."""
-    from edgeclip.exporters import export_model
-
     unknown = [t for t in towers if t not in TOWERS]
     if unknown:
         raise UserError(f"unknown tower {unknown[0]!r}; choose from {', '.join(TOWERS)}")

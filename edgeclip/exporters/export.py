@@ -30,8 +30,11 @@ from edgeclip.exporters.common import (
 )
 from edgeclip.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
 from edgeclip.backends import get_backend
-from edgeclip.utils import disable_mha_fastpath
+from edgeclip.bench.flops import count_flops
+from edgeclip.compress.smoothquant import smooth_quant_if_transformer
+from edgeclip.utils import count_params, disable_mha_fastpath
 from edgeclip.io_utils import atomic_dir, write_json
+from edgeclip.runtimes import runtime_class
 from edgeclip.students.repvgg import fold_reparameterizable
 from edgeclip.students.spec import ModelSpec
 
@@ -72,9 +75,6 @@ def _build_manifest(
     model: nn.Module, spec: ModelSpec, backend: str, precision: str, result: ExportResult, work_dir: Path,
     source_checkpoint: str | None, opset: int,
 ) -> dict[str, Any]:
-    from edgeclip.bench.flops import count_flops
-    from edgeclip.utils import count_params
-
     files = _artifact_files(work_dir)
     size = _model_bytes(work_dir, files)
     return {
@@ -123,7 +123,6 @@ def _measure_parity(
         return par.not_run("not_run", "no parity inputs were given")
     if result.parity_mode.startswith("skipped:"):
         return par.not_run("skipped", result.parity_mode.split(":", 1)[1])
-    from edgeclip.runtimes import runtime_class
 
     if result.parity_mode == "simulated":
         run, scope = result.parity_runner, result.parity_scope
@@ -194,8 +193,6 @@ def export_model(
             extra_args["tensorrt_version"] = tensorrt
         exported = deployed
         if int8 is not None and precision == "int8" and int8.smoothquant_alpha is not None and calibration is not None:
-            from edgeclip.compress.smoothquant import smooth_quant_if_transformer
-
             # The smoothed copy is exported; parity still compares against the model as given.
             exported, int8.smoothing = smooth_quant_if_transformer(deployed, calibration, int8.smoothquant_alpha)
         result: ExportResult = exporter(exported, spec, precision, work_dir, calibration=calibration, opset=opset, **extra_args)

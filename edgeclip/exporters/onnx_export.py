@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from edgeclip.compress import quantize as q
+from edgeclip.compress.int8 import quantize_onnx_auto
 from edgeclip.errors import UserError
 from edgeclip.exporters.common import ExportResult, example_input, is_transformer, require_calibration
+from edgeclip.exporters.tensorrt_support import tensor_types
 from edgeclip.utils import disable_mha_fastpath
 from edgeclip.students.spec import ModelSpec
 
@@ -82,8 +84,6 @@ def float_argmax(model: onnx.ModelProto) -> int:
     The indices are the same: token ids (< 49408) are exact in float32 (< 2^24), and ties still
     resolve to the first index (select_last_index stays as it was).
     """
-    from edgeclip.exporters.tensorrt_support import tensor_types
-
     types = tensor_types(model)
     integer = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
                onnx.TensorProto.UINT8}
@@ -227,8 +227,6 @@ def quantize_int8(
     """
     transformer = is_transformer(model)
     if options is not None and options.mode != "classic":
-        from edgeclip.compress.int8 import quantize_onnx_auto
-
         record = quantize_onnx_auto(fp32_path, dst, spec, calibration, options, transformer=transformer, backend=backend)
         return {"architecture": "transformer" if transformer else "cnn", **record}
     method = q.choose_int8_method(

@@ -14,6 +14,7 @@ import numpy as np
 from torch import nn
 
 from edgeclip.compress import quantize as q
+from edgeclip.compress.int8 import quantize_openvino_auto
 from edgeclip.exporters.common import ExportResult, is_transformer, require_calibration
 from edgeclip.exporters.onnx_export import MODEL_FILE as ONNX_FILE
 from edgeclip.exporters.onnx_export import torch_to_onnx
@@ -34,8 +35,6 @@ def export(
         exporter = torch_to_onnx(model, spec, onnx_path, opset)
         ov_model = ov.convert_model(str(onnx_path))
         if precision == "int8" and int8 is not None and int8.mode != "classic":
-            from edgeclip.compress.int8 import quantize_openvino_auto
-
             transformer = is_transformer(model)
             ov_model, record = quantize_openvino_auto(ov_model, spec, calibration, int8, transformer=transformer)
             quantization = {"architecture": "transformer" if transformer else "cnn", **record}

@@ -24,6 +24,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgeclip.errors import UserError
+from edgeclip.paths import kit_dir
 
 SUPPORT_FILE = "onnx_support.json"
 DEFAULT_TENSORRT = "8.6"  # JetPack 6.0, the Jetson profiles' default
@@ -41,8 +42,6 @@ _CONSTANT_INPUTS = {"Slice": 3, "Squeeze": 1, "Unsqueeze": 1}
 
 
 def support_file() -> Path:
-    from edgeclip.paths import kit_dir
-
     return kit_dir("tensorrt") / SUPPORT_FILE
 
 

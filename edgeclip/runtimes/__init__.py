@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgeclip.backends import get_backend
 from edgeclip.manifest import read_manifest
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
 def runtime_class(backend: str) -> type["Runtime"]:
     """The runtime class of a backend row (unknown backend → UserError with close matches)."""
-    from edgeclip.backends import get_backend
-
     return get_backend(backend).load_runtime()
 
 

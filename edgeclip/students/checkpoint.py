@@ -17,7 +17,9 @@ from torch import nn
 
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, safe_torch_load
+from edgeclip.students.registry import STUDENTS, create_student
 from edgeclip.students.spec import ModelSpec
+from edgeclip.students.structure import apply_structure
 
 MODEL_FILE = "model.pt"
 SPEC_FILE = "spec.json"
@@ -42,8 +44,6 @@ def save_checkpoint(
     `spec.extra["build_kwargs"]`. `extra` (e.g. epoch, metrics, teacher name) must be JSON-like.
     `structure` (from `students.structure.describe_structure`) records a pruned architecture.
     """
-    from edgeclip.students.registry import STUDENTS
-
     STUDENTS.get(student_name)  # fail now, not when someone tries to load it
     if build_kwargs is None:
         build_kwargs = dict(spec.extra.get("build_kwargs", {}))
@@ -78,8 +78,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict[str, A
 
     Returns `(model in eval mode, spec, info)` where info has student_name, build_kwargs, extra.
     """
-    from edgeclip.students.registry import create_student
-
     path = Path(path)
     model_path = path / MODEL_FILE if path.is_dir() else path
     spec_path = model_path.parent / SPEC_FILE
@@ -103,8 +101,6 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict[str, A
     model, _ = create_student(name, **payload.get("build_kwargs", {}))
     structure = payload.get("structure")
     if structure:
-        from edgeclip.students.structure import apply_structure
-
         if not isinstance(structure, dict):
             raise UserError(f"{model_path} has a malformed 'structure' entry; re-save the checkpoint with save_checkpoint")
         apply_structure(model, structure, payload["state_dict"])

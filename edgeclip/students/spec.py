@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgeclip.data.preprocess import Preprocess
+from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
 
 ModelKind = Literal["classifier", "dual_encoder", "image_encoder", "text_encoder", "zero_shot_classifier", "temporal_head"]
@@ -57,8 +58,6 @@ class ModelSpec:
 
     def check_exportable(self) -> None:
         """UserError unless this is one exported graph (a dual encoder goes tower by tower)."""
-        from edgeclip.errors import UserError
-
         if self.kind == "dual_encoder":
             raise UserError(
                 f"model '{self.name}' is a dual encoder; export one tower at a time "

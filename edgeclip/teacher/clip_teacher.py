@@ -23,6 +23,7 @@ from edgeclip.clip_models import build_clip_from_config, preprocess_from_open_cl
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError, close_matches, unknown_name_error
 from edgeclip.io_utils import atomic_path, safe_torch_load
+from edgeclip.prompt_ensemble import class_embeddings_torch
 from edgeclip.registry import Registry
 from edgeclip.utils import stable_hash
 
@@ -194,7 +195,6 @@ class ClipTeacher(nn.Module):
         """(C, D): per class, the L2-normalized mean of L2-normalized prompt embeddings."""
         if not class_names:
             raise UserError("no class names for the zero-shot head; the dataset has no classes")
-        from edgeclip.prompt_ensemble import class_embeddings_torch
 
         classname_map = classname_map or {}
         names = [classname_map.get(name, name) for name in class_names]

@@ -19,8 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeclip.data.base import Subset
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir, read_json, safe_torch_load, write_json
+from edgeclip.teacher.cache import cached_image_features
+from edgeclip.teacher.clip_teacher import ClipTeacher
+from edgeclip.teacher.templates import get_templates
 from edgeclip.utils import count_params, seed_everything
 
 HEAD_INPUTS = ("similarity", "features")
@@ -130,8 +134,6 @@ class FinetunedClipTeacher:
               hidden: int = 256, dropout: float = 0.1, epochs: int = 30, lr: float = 1e-3, seed: int = 0,
               progress: bool = False) -> "FinetunedClipTeacher":
         """Build the zero-shot head from prompts, then fit the MLP on the cached train features."""
-        from edgeclip.teacher.templates import get_templates
-
         class_names = list(train_dataset.class_names)
         seed_everything(seed)  # the head's init must not depend on what ran before (e.g. which student was built)
         zero_shot = clip.zero_shot_head(class_names, get_templates(templates))
@@ -178,8 +180,6 @@ class FinetunedClipTeacher:
         if meta.get("kind") != FINETUNED_KIND:
             raise UserError(f"{directory} is a '{meta.get('kind')}' teacher, not a fine-tuned CLIP head; pass it as its own --teacher")
         if clip is None:
-            from edgeclip.teacher.clip_teacher import ClipTeacher
-
             clip = ClipTeacher.load(meta["clip"])
         identity = getattr(clip, "identity", "")
         if meta.get("clip_identity") and identity and identity != meta["clip_identity"]:
@@ -198,9 +198,6 @@ class FinetunedClipTeacher:
 def clip_features(clip: Any, dataset: Any) -> torch.Tensor:
     """Cached CLIP image features (N, D); a Subset reuses its parent's cache, so low-shot runs
     with different k share one teacher pass over the training images."""
-    from edgeclip.data.base import Subset
-    from edgeclip.teacher.cache import cached_image_features
-
     if isinstance(dataset, Subset):
         return clip_features(clip, dataset.dataset)[dataset.indices]
     return cached_image_features(clip, dataset, progress=False)

@@ -24,15 +24,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from edgeclip.data import CIFAR10_CLASSES, DIGIT_WORDS, check_disjoint, open_image_dataset
+from edgeclip.data.captions import DIGIT_NUMERALS, DIGITS_TEMPLATES, digits_caption_bank
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.io_utils import write_json
 from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
-from edgeclip.teacher.templates import DIGITS_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
-
-DIGIT_NUMERALS = [str(i) for i in range(10)]
 
 # Small enough to train in a minute or two on 2 CPU cores: 16 patches of 8×8 pixels (each covers
 # 2×2 pixels of the original 8×8 digit), 16-token captions.
@@ -54,17 +53,6 @@ class ProxyTrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     threads: int = 2  # fixed: the cached teacher is the same bit for bit whoever trains it (CLI, tests, benchmarks)
-
-
-def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
-    """Every (template, name-or-numeral) caption with its class index."""
-    captions, labels = [], []
-    for label, word in enumerate(class_names):
-        for template in DIGITS_TEMPLATES:
-            for name in (word, DIGIT_NUMERALS[label]):
-                captions.append(template.format(name))
-                labels.append(label)
-    return captions, labels
 
 
 def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -96,8 +84,6 @@ def train_proxy_teacher(config: ProxyTrainConfig | None = None, progress: bool =
 
 
 def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, model_config: dict) -> tuple[ClipTeacher, dict]:
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     seed_everything(config.seed)
     # The proxy's own pool: students train on digits "train" and everyone is tested on "test".
     train = open_image_dataset("digits", split="pretrain")
@@ -108,7 +94,7 @@ def _train_proxy_teacher(config: ProxyTrainConfig, progress: bool, name: str, mo
 
     teacher = ClipTeacher.from_config(name, model_config, PROXY_DIGITS_PREPROCESS, source="trained-here")
     model = teacher.model.train()
-    captions, caption_labels = caption_bank(train.class_names)
+    captions, caption_labels = digits_caption_bank(train.class_names)
     caption_tokens = teacher.tokenize(captions)
     caption_labels = torch.tensor(caption_labels)
     by_class = [torch.nonzero(caption_labels == c).flatten() for c in range(len(train.class_names))]
@@ -212,8 +198,6 @@ PROXY_POOLS = {"proxy-digits": "digits", "proxy-digits-large": "digits", "proxy-
 
 def proxy_pool(name: str):
     """The images proxy teacher `name` was trained on (its data's `pretrain` split), for disjointness checks."""
-    from edgeclip.data import open_image_dataset
-
     if name not in PROXY_POOLS:
         raise KeyError(name)
     return open_image_dataset(PROXY_POOLS[name], split="pretrain")
@@ -223,8 +207,6 @@ def check_proxy_pool_held_out(teacher_spec: object, datasets: dict[str, object])
     """UserError when a proxy teacher's training pool shares images with a dataset of the same
     kind (`{"train split": ds, ...}`): a teacher that saw the test or train images would make
     every retention figure a lie."""
-    from edgeclip.data import check_disjoint
-
     if not isinstance(teacher_spec, str) or teacher_spec not in PROXY_POOLS:
         return
     kinds = {getattr(ds, "kind", None) for ds in datasets.values()}
@@ -250,7 +232,6 @@ def proxy_domain(name: str) -> dict | None:
     data = PROXY_POOLS[name]
     # The digits proxies' captions also named each class by numeral (caption_bank).
     aliases = list(DIGIT_NUMERALS) if data == "digits" else []
-    from edgeclip.data import CIFAR10_CLASSES, DIGIT_WORDS
 
     classes = DIGIT_WORDS if data == "digits" else CIFAR10_CLASSES  # without opening (or needing) the data
     return {"name": name, "knows": PROXY_KNOWS[data], "classes": list(classes),

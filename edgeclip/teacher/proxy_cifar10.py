@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from edgeclip.data import check_disjoint, open_image_dataset
+from edgeclip.data.captions import CIFAR_TEMPLATES, cifar10_caption_bank
 from edgeclip.data.preprocess import Preprocess
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_path, safe_torch_load, write_json
@@ -36,7 +38,6 @@ from edgeclip.paths import cache_dir
 from edgeclip.teacher.clip_teacher import PROXY_DESCRIPTIONS, PROXY_TEACHERS, ClipTeacher
 from edgeclip.teacher.contrastive import class_aware_clip_loss, pick_captions
 from edgeclip.teacher.proxy import zero_shot_accuracy
-from edgeclip.teacher.templates import CIFAR_TEMPLATES
 from edgeclip.utils import seed_everything, torch_threads
 
 NAME = "proxy-cifar10"
@@ -98,16 +99,6 @@ def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Genera
     return out
 
 
-def caption_bank(class_names: list[str]) -> tuple[list[str], list[int]]:
-    """Every (template, class) caption with its class index."""
-    captions, labels = [], []
-    for label, name in enumerate(class_names):
-        for template in CIFAR_TEMPLATES:
-            captions.append(template.format(name))
-            labels.append(label)
-    return captions, labels
-
-
 def new_teacher() -> ClipTeacher:
     teacher = ClipTeacher.from_config(NAME, PROXY_CIFAR10_CONFIG, PROXY_CIFAR10_PREPROCESS, source="trained-here")
     model = teacher.model
@@ -122,8 +113,6 @@ def train_proxy_cifar10(config: Cifar10ProxyTrainConfig | None = None, *, work_d
     """Train `proxy-cifar10` (resumable: a checkpoint per epoch in `work_dir`); returns the teacher
     and what was measured. `pool`/`test` default to CIFAR-10's `pretrain`/`test` splits (tests pass
     small slices)."""
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     config = config or Cifar10ProxyTrainConfig()
     work_dir = Path(work_dir or proxy_cifar10_dir() / "training")
     pool = pool if pool is not None else open_image_dataset("cifar10", split="pretrain")
@@ -152,7 +141,7 @@ def _train(config: Cifar10ProxyTrainConfig, work_dir: Path, progress: bool, pool
     pixels = pool.pixels() if hasattr(pool, "pixels") else np.stack([np.asarray(pool.load(i)) for i in range(len(pool))])
     images = normalize_pixels(pixels, teacher.preprocess)
     labels = torch.tensor(pool.labels, dtype=torch.long)
-    captions, caption_labels = caption_bank(list(pool.class_names))
+    captions, caption_labels = cifar10_caption_bank(list(pool.class_names))
     caption_tokens = teacher.tokenize(captions)
     caption_labels = torch.tensor(caption_labels)
     by_class = [torch.nonzero(caption_labels == c).flatten() for c in range(len(pool.class_names))]

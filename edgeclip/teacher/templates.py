@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeclip.data.captions import CIFAR_TEMPLATES, DIGITS_TEMPLATES
 from edgeclip.errors import UserError, unknown_name_error
 from edgeclip.io_utils import read_text_file
 
@@ -24,26 +25,6 @@ def _simple_imagenet() -> list[str]:
 
     return [template("{}") for template in SIMPLE_IMAGENET_TEMPLATES]
 
-
-# OpenAI's 18 CIFAR-10/100 templates (CLIP repository, notebooks/Prompt_Engineering_for_ImageNet).
-CIFAR_TEMPLATES = [
-    "a photo of a {}.", "a blurry photo of a {}.", "a black and white photo of a {}.",
-    "a low contrast photo of a {}.", "a high contrast photo of a {}.", "a bad photo of a {}.",
-    "a good photo of a {}.", "a photo of a small {}.", "a photo of a big {}.", "a photo of the {}.",
-    "a blurry photo of the {}.", "a black and white photo of the {}.", "a low contrast photo of the {}.",
-    "a high contrast photo of the {}.", "a bad photo of the {}.", "a good photo of the {}.",
-    "a photo of the small {}.", "a photo of the big {}.",
-]
-
-# Used both to caption digits when training the proxy teacher and for its zero-shot head.
-DIGITS_TEMPLATES = [
-    "a photo of the digit {}.",
-    "a handwritten {}.",
-    "the number {}, written by hand.",
-    "a low resolution image of the digit {}.",
-    "a scan of a handwritten {}.",
-    "an 8x8 picture of the number {}.",
-]
 
 TEMPLATE_SETS = {
     "openai_imagenet": _openai_imagenet,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgeclip.errors import UserError
+from edgeclip.video.accident_demo import Windows
 from edgeclip.video.clips import ClipEntry, LabelProtocol, Window, clip_windows, describe_counts, onset_index, read_clip_lists
 from edgeclip.video.features import FrameEncoder, clip_features
 from edgeclip.video.io import ClipInfo, clip_info
@@ -79,8 +80,6 @@ def build_dataset(clip_lists: list[str | Path], encoder: FrameEncoder, sampling:
 
 def stream_probabilities(dataset: WindowDataset, clip: int, predict, hop: int) -> tuple[list[int], list[float]]:
     """Sliding window over a whole clip (as the demo runs it): window ends every `hop` frames."""
-    from edgeclip.video.accident_demo import Windows
-
     grid = Windows(dataset.sampling.offsets, hop)
     ends = [t for t in range(dataset.infos[clip].num_frames) if grid.evaluates(t)]
     if not ends:

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from edgeclip.backends import get_backend
 from edgeclip.errors import UserError
+from edgeclip.exporters import export_model
 from edgeclip.manifest import Artifact
 from edgeclip.io_utils import read_json, write_json
 from edgeclip.students.spec import ModelSpec
@@ -48,8 +50,6 @@ def head_spec(name: str, sampling: WindowSampling, encoder: FrameEncoder) -> Mod
 
 def export_encoder(encoder: FrameEncoder, run_dir: Path, backend: str, precision: str, frames: np.ndarray) -> Artifact:
     """`artifacts/encoder-<backend>-<precision>`; an encoder that is already an artifact is copied as is."""
-    from edgeclip.exporters import export_model
-
     out = run_dir / "artifacts" / f"encoder-{backend}-{precision}"
     if encoder.module is None:  # an exported artifact: the demo runs that very file
         manifest = read_json(Path(encoder.spec) / "manifest.json")
@@ -66,8 +66,6 @@ def export_encoder(encoder: FrameEncoder, run_dir: Path, backend: str, precision
 
 def export_head(head: nn.Module, name: str, sampling: WindowSampling, encoder: FrameEncoder, run_dir: Path,
                 backend: str, windows: np.ndarray) -> Artifact:
-    from edgeclip.exporters import export_model
-
     out = run_dir / "artifacts" / f"head-{backend}-{HEAD_PRECISION}"
     return export_model(head.eval(), head_spec(name, sampling, encoder), backend, HEAD_PRECISION, out,
                         parity_inputs=windows[:32])
@@ -108,8 +106,6 @@ def export_accident_model(run_dir: Path, encoder: FrameEncoder, head: nn.Module,
 
 def parse_variants(backends: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     """`--backend onnx,openvino --precision fp32,int8` → every pair, validated against the backend table."""
-    from edgeclip.backends import get_backend
-
     variants = []
     for backend in backends:
         info = get_backend(backend)

@@ -25,11 +25,17 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeclip.data.preprocess import Preprocess
-from edgeclip.errors import UserError
+from edgeclip.errors import UserError, unknown_name_error
+from edgeclip.exporters.towers import ImageTower
 from edgeclip.io_utils import atomic_path
 from edgeclip.paths import cache_dir
-from edgeclip.utils import count_params, stable_hash
+from edgeclip.runtimes import load_runtime
+from edgeclip.students.checkpoint import load_checkpoint
+from edgeclip.students.registry import STUDENTS, create_student
+from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher, _weights_fingerprint
+from edgeclip.utils import count_params, disable_mha_fastpath, stable_hash
 from edgeclip.video.io import ClipInfo, read_frames
+import edgeclip.teacher.proxy  # noqa: F401 - registers the proxy teachers
 
 BATCH = 32
 
@@ -116,17 +122,11 @@ def _text_fn(clip: nn.Module, context_length: int) -> Callable[[list[str]], np.n
 
 
 def _fingerprint(module: nn.Module) -> str:
-    from edgeclip.teacher.clip_teacher import _weights_fingerprint
-
     return _weights_fingerprint(module)
 
 
 def load_encoder(spec: str) -> FrameEncoder:
     """Resolve `--encoder SPEC` (see the module doc); bad specs are a UserError."""
-    from edgeclip.exporters.towers import ImageTower
-    from edgeclip.students.registry import STUDENTS
-    from edgeclip.utils import disable_mha_fastpath
-
     disable_mha_fastpath()
     spec = spec.strip()
     path = Path(spec).expanduser()
@@ -140,9 +140,6 @@ def load_encoder(spec: str) -> FrameEncoder:
     name = spec.removeprefix("student:")
     if name in STUDENTS:
         return _random_student_encoder(name)
-    import edgeclip.teacher.proxy  # noqa: F401  (registers proxy-digits)
-    from edgeclip.errors import unknown_name_error
-    from edgeclip.teacher.clip_teacher import PROXY_TEACHERS, ClipTeacher
 
     if ":" not in spec and spec not in PROXY_TEACHERS and not path.exists():
         raise unknown_name_error("encoder", spec, STUDENTS.names() + PROXY_TEACHERS.names(),
@@ -159,8 +156,6 @@ def load_encoder(spec: str) -> FrameEncoder:
 
 
 def _student_module(model: nn.Module, spec) -> tuple[nn.Module, Callable | None, int]:
-    from edgeclip.exporters.towers import ImageTower
-
     if spec.kind == "dual_encoder":
         return ImageTower(model), _text_fn(model, int(spec.context_length or 77)), count_params(model.visual)
     if spec.kind == "classifier":
@@ -170,8 +165,6 @@ def _student_module(model: nn.Module, spec) -> tuple[nn.Module, Callable | None,
 
 
 def _student_encoder(path: Path) -> FrameEncoder:
-    from edgeclip.students.checkpoint import load_checkpoint
-
     model, spec, info = load_checkpoint(path)
     module, text, params = _student_module(model, spec)
     what = "image tower" if spec.kind == "dual_encoder" else "backbone"
@@ -184,8 +177,6 @@ def _student_encoder(path: Path) -> FrameEncoder:
 
 
 def _random_student_encoder(name: str) -> FrameEncoder:
-    from edgeclip.students.registry import STUDENTS, create_student
-
     torch.manual_seed(0)  # the same "random" tower every time, so its cache key is stable
     kind = STUDENTS.get(name).kind
     model, spec = create_student(name, class_names=[f"class_{i}" for i in range(10)] if kind == "classifier" else None)
@@ -197,8 +188,6 @@ def _random_student_encoder(name: str) -> FrameEncoder:
 
 
 def _artifact_encoder(path: Path) -> FrameEncoder:
-    from edgeclip.runtimes import load_runtime
-
     runtime = load_runtime(path)
     manifest = runtime.manifest
     if manifest.get("kind") != "image_encoder":

@@ -15,8 +15,9 @@ from edgeclip.io_utils import read_json, write_json
 from edgeclip.video import accident_demo as device
 from edgeclip.video.clips import LabelProtocol, read_clip_lists
 from edgeclip.video.dataset import WindowDataset, build_dataset
+from edgeclip.video.export import export_accident_model, parse_variants
 from edgeclip.video.features import FrameEncoder, load_encoder
-from edgeclip.video.heads import save_head
+from edgeclip.video.heads import load_head, save_head
 from edgeclip.video.io import read_frames
 from edgeclip.video.sampling import WindowSampling
 from edgeclip.video.train import HeadTrainConfig, fit_and_evaluate
@@ -72,8 +73,6 @@ def train_video(clip_lists: list[str], encoder_spec: str, out_dir: str | Path, *
     save_head(run_dir / "head.pt", head, config.head, sampling.frames, encoder.embed_dim, config.head_params)
     artifacts = []
     if variants:
-        from edgeclip.video.export import export_accident_model
-
         artifacts = export_accident_model(
             run_dir, encoder, head, config.head, config.head_params, sampling, config.threshold, protocol.describe(),
             variants, real_frames(dataset, encoder), dataset.window_features()[:64],
@@ -128,9 +127,6 @@ def result_markdown(metrics: dict[str, Any]) -> str:
 
 def export_run(run_dir: Path, backends: list[str], precisions: list[str]) -> list[Any]:
     """Export a finished run's encoder (each backend × precision) and head again, e.g. for another device."""
-    from edgeclip.video.export import export_accident_model, parse_variants
-    from edgeclip.video.heads import load_head
-
     if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / "head.pt").is_file():
         raise UserError(f"{run_dir} has no trained temporal head ({CONFIG_FILE} / head.pt missing); "
                         f"train one with `edgeclip video train --out {run_dir}`")

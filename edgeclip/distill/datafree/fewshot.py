@@ -24,6 +24,9 @@ from edgeclip.bench.metrics import top1_accuracy
 from edgeclip.config import DistillConfig
 from edgeclip.data import ImageDataset, Subset, sample_per_class
 from edgeclip.data.preprocess import Preprocess
+from edgeclip.distill.augment import training_view
+from edgeclip.distill.losses import cross_entropy_criterion
+from edgeclip.distill.trainer import predict_logits, train_classifier
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
 from edgeclip.utils import seed_everything
@@ -63,10 +66,6 @@ def fewshot_curves(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Mean ± std top-1 over `seeds` per k, for the distilled student and for random init."""
-    from edgeclip.distill.augment import training_view
-    from edgeclip.distill.losses import cross_entropy_criterion
-    from edgeclip.distill.trainer import predict_logits, train_classifier
-
     check_shots(shots, seeds, steps, lr, batch_size)
     rows = []
     for k in shots:

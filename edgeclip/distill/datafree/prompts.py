@@ -21,6 +21,9 @@ from typing import Any, Sequence
 
 import torch
 
+from edgeclip.distill.datafree.contrastive import learn_pseudo_tokens
+from edgeclip.distill.datafree.styles import styles_for
+from edgeclip.distill.datafree.text_encoder import PLACEHOLDER, PseudoTokenEncoder, token_statistics, token_table
 from edgeclip.errors import UserError, unknown_name_error
 
 PROMPT_METHODS = ("plain", "mix", "random", "contrastive")
@@ -77,8 +80,6 @@ def _plain(teacher: Any, class_names: list[str], per_class: int, cfg: Any) -> Pr
 
 
 def _mix(teacher: Any, class_names: list[str], per_class: int, cfg: Any, seed: int) -> PromptPlan:
-    from edgeclip.distill.datafree.styles import styles_for
-
     check_template(cfg.style_template, 2, "style_template")
     if cfg.mix_alpha <= 0:
         raise UserError(f"datafree.mix_alpha must be > 0 (lambda ~ Beta(alpha, alpha)), got {cfg.mix_alpha}")
@@ -109,8 +110,6 @@ def _encode_many(teacher: Any, prompts: list[str], chunk: int = 512) -> torch.Te
 
 
 def _pseudo_prompts(class_names: list[str], per_class: int, cfg: Any, seed: int) -> tuple[list[dict[str, Any]], list[str], list[int]]:
-    from edgeclip.distill.datafree.text_encoder import PLACEHOLDER
-
     check_template(cfg.style_template, 2, "style_template")
     # A class name that tokenizes to the placeholder too is caught when the prompts are encoded.
     rng = random.Random(seed)
@@ -127,8 +126,6 @@ def _pseudo_prompts(class_names: list[str], per_class: int, cfg: Any, seed: int)
 
 def _random(teacher: Any, class_names: list[str], per_class: int, cfg: Any, seed: int, method: str = "random",
             progress: bool = True) -> PromptPlan:
-    from edgeclip.distill.datafree.text_encoder import PLACEHOLDER, PseudoTokenEncoder, token_statistics, token_table
-
     encoder = PseudoTokenEncoder(teacher)
     if cfg.random_scale < 0:
         raise UserError(f"datafree.random_scale (e) must be >= 0, got {cfg.random_scale}")
@@ -137,8 +134,6 @@ def _random(teacher: Any, class_names: list[str], per_class: int, cfg: Any, seed
     vectors = sample_pseudo_tokens(mu, sigma, cfg.random_scale, seeds)
     info: dict[str, Any] = {"random_scale": cfg.random_scale, "token_mean_norm": float(mu.norm()), "token_std_mean": float(sigma.mean())}
     if method == "contrastive":
-        from edgeclip.distill.datafree.contrastive import learn_pseudo_tokens
-
         for key in ("contrastive_epochs", "contrastive_batch"):
             if getattr(cfg, key) < 1:
                 raise UserError(f"datafree.{key} must be >= 1, got {getattr(cfg, key)}")

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.config import Recipe
+from edgeclip.data import Subset, check_disjoint, open_image_dataset, sample_per_class
+from edgeclip.distill.datafree.classes import resolve_class_names
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json, write_json
 from edgeclip.utils import count_params, seed_everything
@@ -33,10 +35,9 @@ SETTINGS = "settings.json"
 def distill_on_real(recipe: Recipe, per_class: int, out_dir: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """Train the recipe's student with its data-free loss/schedule on `per_class` real train images
     per class; returns (and writes) the result with metrics on the real test split."""
-    from edgeclip.data import Subset, check_disjoint, open_image_dataset, sample_per_class
+    # lazy: defers torch
     from edgeclip.distill.augment import training_view
     from edgeclip.distill.classifier_kd import build_student
-    from edgeclip.distill.datafree.classes import resolve_class_names
     from edgeclip.distill.datafree.synthesis import OnlineTeacher
     from edgeclip.distill.datafree.trainer import _criterion, _measure, _two_phase, open_clip_teacher
     from edgeclip.distill.teachers import ZeroShotClipTeacher

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeclip.config import Recipe
+from edgeclip.data import open_image_dataset
+from edgeclip.data.shifts import SHIFTS_VERSION, ShiftedDataset, check_shift
 from edgeclip.errors import UserError
+from edgeclip.io_utils import read_json, safe_torch_load
 
 CLEAN_KEYS = ("teacher_accuracy", "student_accuracy", "scratch_accuracy", "agreement")
 
@@ -27,12 +30,10 @@ def remeasure_run(run_dir: str | Path, recipe: Recipe, shifts: list[str]) -> dic
 
     `recipe` is the recipe the run was made with (the teacher, class names, test data and
     templates come from it). Raises UserError when the clean figures differ from result.json."""
-    from edgeclip.data import open_image_dataset
-    from edgeclip.data.shifts import SHIFTS_VERSION, ShiftedDataset, check_shift
+    # lazy: defers torch
     from edgeclip.distill.datafree.trainer import _measure, open_clip_teacher
     from edgeclip.distill.results import RESULT_JSON
     from edgeclip.distill.teachers import ZeroShotClipTeacher
-    from edgeclip.io_utils import read_json, safe_torch_load
     from edgeclip.students.checkpoint import load_checkpoint
 
     run = Path(run_dir)

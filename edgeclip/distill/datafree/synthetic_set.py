@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from edgeclip.data.base import ImageDataset
+from edgeclip.distill.datafree.synthesis import SCHEMA, SYNTHETIC_JSON
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_json
 
@@ -23,8 +24,6 @@ class SyntheticImageSet(ImageDataset):
     kind = "datafree-synthetic"
 
     def __init__(self, directory: str | Path) -> None:
-        from edgeclip.distill.datafree.synthesis import SCHEMA, SYNTHETIC_JSON
-
         self.directory = Path(directory)
         path = self.directory / SYNTHETIC_JSON
         if not path.is_file():

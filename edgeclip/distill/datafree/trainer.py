@@ -29,8 +29,38 @@ from torch import nn
 
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
 from edgeclip.config import Recipe
+from edgeclip.data import check_disjoint, open_image_dataset
+from edgeclip.data.shifts import ShiftedDataset, check_shift
+from edgeclip.distill.augment import eval_view, training_view
+from edgeclip.distill.classifier_kd import build_student
 from edgeclip.distill.datafree.classes import resolve_class_names
+from edgeclip.distill.datafree.fewshot import check_shots, fewshot_curves
+from edgeclip.distill.datafree.generators import create_generator
+from edgeclip.distill.datafree.prompts import build_prompt_plan, check_method
+from edgeclip.distill.datafree.report import write_datafree_result
+from edgeclip.distill.datafree.styles import styles_for
+from edgeclip.distill.datafree.synthesis import (
+    IMAGES_DIR,
+    PROMPTS_FILE,
+    OnlineTeacher,
+    SynthesisSettings,
+    clear_method_dir,
+    load_plan,
+    save_plan,
+    synthesize_set,
+)
+from edgeclip.distill.datafree.synthetic_set import SyntheticImageSet
+from edgeclip.distill.datafree.text_encoder import PseudoTokenEncoder
+from edgeclip.distill.losses import WeightedLoss, WeightedTerm, criterion_from_config, cross_entropy_criterion
+from edgeclip.distill.results import clear_result
+from edgeclip.distill.teachers import ZeroShotClipTeacher, open_teacher
+from edgeclip.distill.trainer import TRAINER_INPUTS, check_schedule, history_summary, predict_logits, train_classifier
 from edgeclip.errors import UserError
+from edgeclip.io_utils import atomic_dir
+from edgeclip.students.checkpoint import save_checkpoint
+from edgeclip.students.spec import Deployable
+from edgeclip.teacher.clip_teacher import ClipTeacher
+from edgeclip.teacher.templates import get_templates
 from edgeclip.utils import count_params, seed_everything, stable_hash
 
 METHOD = "data-free"
@@ -48,16 +78,11 @@ class DataFreeResult:
 
     def deployables(self) -> list[Any]:
         """What `edgeclip build` exports: the classifier student."""
-        from edgeclip.students.spec import Deployable
-
         return [Deployable(self.model, self.spec, self.checkpoint_dir)]
 
 
 def open_clip_teacher(spec: Any) -> tuple[Any, str]:
     """A CLIP teacher with a text tower; anything else is a one-line UserError."""
-    from edgeclip.distill.teachers import open_teacher
-    from edgeclip.teacher.clip_teacher import ClipTeacher
-
     if isinstance(spec, ClipTeacher):
         return spec, spec.name
     source = open_teacher(str(spec), "zero_shot")
@@ -83,9 +108,6 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def _criterion(recipe: Recipe) -> Any:
-    from edgeclip.distill.losses import WeightedLoss, WeightedTerm, criterion_from_config
-    from edgeclip.distill.trainer import TRAINER_INPUTS
-
     # Paper 002 eq. 5: L1 to the teacher's similarity vector, unless the recipe names its terms.
     criterion = criterion_from_config(recipe.distill) if recipe.distill.loss else WeightedLoss([WeightedTerm("l1", 1.0)])
     criterion.check_inputs(TRAINER_INPUTS, "data-free KD")
@@ -95,8 +117,6 @@ def _criterion(recipe: Recipe) -> Any:
 def _open_real(recipe: Recipe, class_names: list[str], data: Any = None) -> tuple[Any, Any]:
     """(test, train) real data for measuring and few-shot; classes must be the given names.
     `data` (a DistillData, as `edgeclip build` opens it) replaces opening the recipe's specs."""
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     cfg = recipe.datafree
     if data is not None:
         test = data.test
@@ -132,14 +152,6 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
     """Synthesize, distill and measure; see the module docstring. `data` (a DistillData from
     `edgeclip build`) supplies the real test (and few-shot) images instead of the recipe's specs;
     the student still trains on synthetic images only."""
-    from edgeclip.data.shifts import check_shift
-    from edgeclip.distill.classifier_kd import build_student
-    from edgeclip.distill.datafree.fewshot import check_shots
-    from edgeclip.distill.datafree.generators import create_generator
-    from edgeclip.distill.datafree.prompts import check_method
-    from edgeclip.distill.datafree.synthesis import SynthesisSettings
-    from edgeclip.distill.trainer import check_schedule
-
     started = time.perf_counter()
     cfg, dcfg = recipe.datafree, recipe.distill
     if dcfg.method != METHOD:
@@ -151,12 +163,8 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
     if cfg.images_per_class < 1:
         raise UserError(f"datafree.images_per_class must be >= 1, got {cfg.images_per_class}")
     if method in ("random", "contrastive"):
-        from edgeclip.distill.datafree.text_encoder import PseudoTokenEncoder
-
         PseudoTokenEncoder(clip)
     if method == "mix":
-        from edgeclip.distill.datafree.styles import styles_for
-
         styles_for(cfg.styles_file, cfg.exclude_domains)
     settings = SynthesisSettings.from_config(cfg, clip.preprocess.size)
     create_generator(settings.generator, settings.image_size, settings.generator_params)
@@ -173,7 +181,6 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
 
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    from edgeclip.distill.results import clear_result
 
     clear_result(run_dir)
     ckpt_root = run_dir / "checkpoints"
@@ -182,26 +189,20 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
     synthetic, synthesis, class_embeddings = _synthesize(recipe, clip, class_names, settings, method, run_dir, resume, progress)
 
     # 3. KD on the synthetic set: head warm-up, then everything at lr × factor.
-    from edgeclip.distill.augment import eval_view, training_view
 
     teacher_logits = synthetic.teacher_logits()
     train_set, augment = training_view(synthetic, spec.preprocess, dcfg.augment)
     online = None
     if cfg.online_teacher:
-        from edgeclip.distill.datafree.synthesis import OnlineTeacher
-
         online = OnlineTeacher(clip, class_embeddings, spec.preprocess)
     history = _two_phase(model, train_set, augment, criterion, recipe, teacher_logits, ckpt_root, "", resume, progress, online)
     scratch_model = None
     if dcfg.scratch_baseline:
-        from edgeclip.distill.losses import cross_entropy_criterion
-
         seed_everything(recipe.seed)
         scratch_model, _, _, _ = build_student(recipe, class_names)
         _two_phase(scratch_model, train_set, augment, cross_entropy_criterion(), recipe, None, ckpt_root, "scratch-", resume, progress)
 
     # 4. Measure on real images (never seen in training).
-    from edgeclip.distill.teachers import ZeroShotClipTeacher
 
     zero_shot = ZeroShotClipTeacher(clip, class_names, recipe.data.templates, teacher_spec)
     metrics: dict[str, Any] = {"teacher_accuracy_on_synthetic": synthesis["teacher_agreement_on_synthetic"]}
@@ -210,14 +211,10 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
         metrics.update(_measure(zero_shot, model, scratch_model, test, spec.preprocess))
         metrics["shifts"] = {}
         for shift in cfg.shifts:
-            from edgeclip.data.shifts import ShiftedDataset
-
             # Shifted at the larger of the two input sizes, as the DistillCLIP suite does.
             size = max(clip.preprocess.size, spec.preprocess.size)
             metrics["shifts"][shift] = _measure(zero_shot, model, scratch_model, ShiftedDataset(test, shift, size), spec.preprocess)
         if train_real is not None:
-            from edgeclip.distill.datafree.fewshot import fewshot_curves
-
             test_view = eval_view(test, spec.preprocess)
 
             def fresh() -> nn.Module:
@@ -229,16 +226,11 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
                                      progress=progress)
 
     # 5. Outputs: teacher and student directories atomically, result.json last.
-    from edgeclip.distill.datafree.report import write_datafree_result
-    from edgeclip.distill.trainer import history_summary
-    from edgeclip.io_utils import atomic_dir
-    from edgeclip.students.checkpoint import save_checkpoint
 
     zero_shot.save(run_dir / "teacher")
     student_dir = run_dir / "student"
     # Where `edgeclip eval` / `export` find images by default: the real test data when the recipe
     # has it, else the synthetic images (a plain folder of class folders).
-    from edgeclip.distill.datafree.synthesis import IMAGES_DIR
 
     spec.extra["data"] = recipe.data.test or str(run_dir / "synthetic" / method / IMAGES_DIR)
     with atomic_dir(student_dir) as tmp:
@@ -268,12 +260,6 @@ def distill_datafree(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path
 
 def _synthesize(recipe: Recipe, clip: Any, class_names: list[str], settings: Any, method: str, run_dir: Path,
                 resume: bool, progress: bool) -> tuple[Any, dict[str, Any]]:
-    from edgeclip.distill.datafree.prompts import build_prompt_plan
-    from edgeclip.distill.datafree.synthesis import (PROMPTS_FILE, clear_method_dir, load_plan, save_plan,
-                                                     synthesize_set)
-    from edgeclip.distill.datafree.synthetic_set import SyntheticImageSet
-    from edgeclip.teacher.templates import get_templates
-
     cfg = recipe.datafree
     fingerprint = synthesis_fingerprint(recipe, clip, class_names, settings)
     method_dir = run_dir / "synthetic" / method
@@ -293,8 +279,6 @@ def _synthesize(recipe: Recipe, clip: Any, class_names: list[str], settings: Any
 def _two_phase(model: nn.Module, train_set: Any, augment: Any, criterion: Any, recipe: Recipe, teacher_logits: torch.Tensor | None,
                ckpt_root: Path, prefix: str, resume: bool, progress: bool, online: Any = None) -> tuple[list[Any], list[Any]]:
     """Warm-up (head only, lr = distill.lr, constant) then fine-tune (all, lr × factor, distill.milestones)."""
-    from edgeclip.distill.trainer import train_classifier
-
     cfg, dcfg = recipe.datafree, recipe.distill
     warm: list[Any] = []
     if cfg.warmup_epochs > 0:
@@ -309,9 +293,6 @@ def _two_phase(model: nn.Module, train_set: Any, augment: Any, criterion: Any, r
 
 
 def _measure(zero_shot: Any, model: nn.Module, scratch: nn.Module | None, dataset: Any, preprocess: Any) -> dict[str, Any]:
-    from edgeclip.distill.augment import eval_view
-    from edgeclip.distill.trainer import predict_logits
-
     labels = list(dataset.labels)
     teacher_logits = zero_shot.logits(dataset).float()
     view = eval_view(dataset, preprocess)

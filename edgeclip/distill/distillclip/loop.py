@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgeclip.distill.distillclip import ddp
+from edgeclip.distill.distillclip.student import parameter_groups
 from edgeclip.errors import UserError
 from edgeclip.distill.resume import CHECKPOINT_NAME, restore_training, save_training
 from edgeclip.utils import stable_hash
@@ -116,7 +117,6 @@ def train_dual_encoder(
                         "lower distill.batch_size or give more pairs")
     total_steps = steps * settings.epochs
     params = [p for p in student.parameters() if p.requires_grad]
-    from edgeclip.distill.distillclip.student import parameter_groups
 
     optimizer = torch.optim.AdamW(parameter_groups(student, settings.weight_decay), lr=settings.lr,
                                   betas=tuple(settings.betas), eps=settings.eps)

@@ -10,9 +10,12 @@ from typing import Any
 from torch import nn
 
 from edgeclip.config import Recipe
+from edgeclip.distill.distillclip.losses import DUAL_ENCODER_INPUTS
 from edgeclip.distill.losses import WeightedLoss, WeightedTerm, criterion_from_config
 from edgeclip.errors import UserError
+from edgeclip.students.registry import STUDENTS, create_student
 from edgeclip.students.spec import ModelSpec
+from edgeclip.teacher import ClipTeacher
 
 TEXT_INIT_MODES = ("strict", "skip", "off")
 # Paper 001 eq. 3.3 with λ_inter = λ_intra = 1.
@@ -22,8 +25,6 @@ PAPER_LOSS = [WeightedTerm("inter", 1.0), WeightedTerm("intra_image", 1.0), Weig
 def open_clip_teacher(teacher: Any, recipe: Recipe) -> tuple[Any, str]:
     """(teacher, spec string to record). A string is loaded; an object with encode_image/encode_text is used as is."""
     if teacher is None or isinstance(teacher, str):
-        from edgeclip.teacher import ClipTeacher
-
         spec = teacher or recipe.teacher
         if spec.startswith("cnn:"):
             raise UserError(f"teacher '{spec}' is a CNN classifier; DistillCLIP needs a CLIP teacher (proxy-digits-large, ARCH:TAG, ...)")
@@ -36,8 +37,6 @@ def open_clip_teacher(teacher: Any, recipe: Recipe) -> tuple[Any, str]:
 
 def loss_for(recipe: Recipe) -> WeightedLoss:
     """The recipe's `distill.loss`, or the paper's inter + intra_image + intra_text."""
-    from edgeclip.distill.distillclip.losses import DUAL_ENCODER_INPUTS
-
     criterion = criterion_from_config(recipe.distill) if recipe.distill.loss else WeightedLoss(list(PAPER_LOSS))
     criterion.check_inputs(DUAL_ENCODER_INPUTS, "distillclip")
     return criterion
@@ -50,8 +49,6 @@ def build_student_clip(recipe: Recipe, teacher: Any, log: Any = print) -> tuple[
     student is a UserError (exit 2); `skip`: log which init was skipped and why, continue from
     random init; `off`: no initialisation.
     """
-    from edgeclip.students.registry import STUDENTS, create_student
-
     mode = recipe.distill.text_init
     if mode not in TEXT_INIT_MODES:
         raise UserError(f"distill.text_init must be one of {', '.join(TEXT_INIT_MODES)}, got '{mode}'")

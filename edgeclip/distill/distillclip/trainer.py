@@ -22,14 +22,24 @@ import torch
 from torch import nn
 
 from edgeclip.config import Recipe
+from edgeclip.data import check_disjoint, open_image_dataset
+from edgeclip.data.pair_sources import open_pairs
 from edgeclip.distill.distillclip import ddp
+from edgeclip.distill.distillclip.embeddings import cached_pair_embeddings
 from edgeclip.distill.distillclip.loop import LoopSettings, train_dual_encoder
 from edgeclip.distill.distillclip.setup import build_student_clip, loss_for, open_clip_teacher
 from edgeclip.distill.distillclip.student import DistillStudent, embed_dim_of
 from edgeclip.distill.results import RESULT_JSON, RESULT_MD, clear_result, fmt, machine_info
 from edgeclip.errors import UserError
+from edgeclip.eval.encoders import student_encoder, teacher_encoder
+from edgeclip.eval.zero_shot import zero_shot_top1
 from edgeclip.io_utils import atomic_dir, atomic_path, write_json
+from edgeclip.students.checkpoint import save_checkpoint
 from edgeclip.students.spec import ModelSpec
+from edgeclip.teacher.clip_teacher import PROXY_TEACHERS
+from edgeclip.teacher.proxy import check_proxy_pool_held_out, random_affine
+from edgeclip.teacher.proxy_cifar10 import random_crop_flip
+from edgeclip.teacher.templates import get_templates
 from edgeclip.utils import count_params, seed_everything
 
 
@@ -47,12 +57,9 @@ class DistillClipResult:
 
 def check_held_out(pairs: Any, recipe: Recipe, teacher_spec: str) -> Any:
     """The test split the run is evaluated on, checked disjoint from the pairs and the teacher's pool."""
-    from edgeclip.data import check_disjoint, open_image_dataset
-
     test = open_image_dataset(recipe.data.test, "test", skip_corrupt=recipe.data.skip_corrupt)
     if hasattr(pairs, "sample_ids"):
         check_disjoint(pairs, test, "distillclip pairs vs test split")
-    from edgeclip.teacher.proxy import check_proxy_pool_held_out
 
     check_proxy_pool_held_out(teacher_spec, {"test split": test})
     return test
@@ -61,9 +68,6 @@ def check_held_out(pairs: Any, recipe: Recipe, teacher_spec: str) -> Any:
 def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, progress: bool = True, resume: bool = False,
                  stop_after_steps: int | None = None, log: Any = print, **_: Any) -> DistillClipResult:
     """Distill `teacher` (spec or ClipTeacher-like object; default `recipe.teacher`) into `recipe.student`."""
-    from edgeclip.data.pair_sources import open_pairs
-    from edgeclip.distill.distillclip.embeddings import cached_pair_embeddings
-
     started = time.perf_counter()
     cfg = recipe.distill
     if cfg.method != "distillclip":
@@ -107,9 +111,6 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
         teacher_seconds = time.perf_counter() - t0
         # 3. Train.
         # Photos (CIFAR-10) get crops and flips, digits small affine jitter (a mirrored digit is another thing).
-        from edgeclip.teacher.proxy import random_affine
-        from edgeclip.teacher.proxy_cifar10 import random_crop_flip
-
         augment_fn = ((lambda images, generator: random_crop_flip(images, 4, generator))
                       if getattr(pairs, "mirror_invariant", False) else random_affine)
 
@@ -127,10 +128,6 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
             ddp.barrier()
             return DistillClipResult(clip, spec, run_dir / "student", run_dir, clip_teacher, teacher_spec)
         # 4. Quick zero-shot check on the held-out test split (the full suite is `edgeclip eval --suite`).
-        from edgeclip.eval.encoders import student_encoder, teacher_encoder
-        from edgeclip.eval.zero_shot import zero_shot_top1
-        from edgeclip.teacher.templates import get_templates
-
         templates = get_templates(recipe.data.templates)
         teacher_acc = zero_shot_top1(teacher_encoder(clip_teacher), test, templates)
         student_acc = zero_shot_top1(student_encoder(clip, spec), test, templates)
@@ -147,8 +144,6 @@ def distill_clip(recipe: Recipe, *, teacher: Any = None, out_dir: str | Path, pr
         student_dir = run_dir / "student"
         student_name = recipe.student.name
         with atomic_dir(student_dir) as tmp:
-            from edgeclip.students.checkpoint import save_checkpoint
-
             save_checkpoint(tmp, clip, spec, student_name=student_name,
                             extra={"teacher": teacher_record["spec"], "recipe": recipe.name, "method": "distillclip",
                                    "zero_shot_accuracy": student_acc, "zero_shot_retention": metrics["zero_shot_retention"]})
@@ -189,8 +184,6 @@ def _params(teacher: Any) -> int | None:
 
 
 def _loadable(spec: str) -> bool:
-    from edgeclip.teacher.clip_teacher import PROXY_TEACHERS
-
     return spec in PROXY_TEACHERS or ":" in spec or Path(spec).is_file()
 
 

@@ -1,27 +1,21 @@
-"""Compression inside `edgeclip build`: extra deployables (pruned, QAT) and the int8 options of its exports.
-
-The build exports every deployable for every planned (backend, precision) and its verdict picks
-the fastest row that passed; compression plugs into exactly that:
-- `compressed_deployables`: with `prune.ratio > 0` the student is pruned and recovered with KD
-  (`<run>/student-pruned<R>`); with `int8.qat_epochs > 0` a QAT + KD copy is made
-  (`<run>/student-qat`, exported as int8 only). Each is one more candidate, named
-  `<student>+pruned50` / `<student>+qat` in the report.
-- how int8 artifacts are made (recipe `int8:`, calibration and validation images) is
-  compress/int8_inputs.py, shared with `edgeclip export` and `edgeclip compress int8`.
-Whether an int8 row ships instead of fp32 is decided by compress/ship_rule.py (the one rule for the
-build's verdict, its report and the benchmarks).
-"""
+"""Compression inside `edgeclip build`: the pruned and QAT copies of the distilled student, built as
+extra deployables (`<student>+pruned50` / `<student>+qat` in the report) by the KD-recovery workflow
+(distill/compression.py), and the cheap recipe checks that run before anything is written. How int8
+artifacts are made is compress/int8_inputs.py; whether int8 ships, compress/ship_rule.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from edgeclip.errors import UserError
+from edgeclip.students.spec import Deployable
+
 
 def check_compression(recipe: Any) -> None:
     """Cheap checks of the recipe's prune:/int8: sections (before any file or training)."""
+    # lazy: defers torch
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.errors import UserError
 
     recipe.int8.check()
     if recipe.prune.ratio:
@@ -33,8 +27,8 @@ def check_compression(recipe: Any) -> None:
 
 
 def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tuple[str, ...] | None = None) -> Any:
+    # lazy: defers torch
     from edgeclip.students.checkpoint import load_checkpoint
-    from edgeclip.students.spec import Deployable
 
     model, spec, _ = load_checkpoint(directory)
     spec.name = f"{spec.name}{name_suffix}"
@@ -43,8 +37,9 @@ def _deployable(directory: Path, suffix: str, name_suffix: str, precisions: tupl
 
 def compressed_deployables(plan: Any, distilled: Any, progress: bool, log: Any = print) -> list[Any]:
     """Pruned and QAT candidates of the distilled student, per the recipe (see module doc)."""
+    # lazy: defers torch
     from edgeclip.compress.qat import QatConfig
-    from edgeclip.compress.workflow import prune_checkpoint, qat_checkpoint
+    from edgeclip.distill.compression import prune_checkpoint, qat_checkpoint
 
     recipe = plan.recipe
     if distilled.spec.kind != "classifier" or not (recipe.prune.ratio or recipe.int8.qat_epochs):

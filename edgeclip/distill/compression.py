@@ -22,12 +22,18 @@ import torch
 from torch import nn
 
 from edgeclip.compress.prune import prune_model
-from edgeclip.config import PruneConfig
-from edgeclip.compress.qat import QatConfig, quantization_aware_finetune
+from edgeclip.config import DistillConfig, PruneConfig
+from edgeclip.compress.qat import COMPRESS_JSON, QatConfig, quantization_aware_finetune
+from edgeclip.data import check_disjoint, open_image_dataset, preprocess_all
+from edgeclip.distill.augment import BatchAugment, TensorImages
+from edgeclip.distill.losses import hinton_criterion
+from edgeclip.distill.teachers import check_teacher_classes, load_saved_teacher
+from edgeclip.distill.trainer import history_summary, train_classifier
 from edgeclip.errors import UserError
 from edgeclip.io_utils import atomic_dir, write_json
+from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
+from edgeclip.students.registry import create_student
 
-COMPRESS_JSON = "compress.json"
 DEFAULT_DATA = "digits"
 
 
@@ -45,8 +51,6 @@ class CompressData:
 
 
 def open_compress_data(data: str, preprocess: Any, class_names: list[str] | None, what: str) -> CompressData:
-    from edgeclip.data import check_disjoint, open_image_dataset, preprocess_all
-
     train = open_image_dataset(data, "train")
     test = open_image_dataset(data, "test")
     if len(train) == 0:
@@ -68,8 +72,6 @@ def _outputs(model: nn.Module, images: torch.Tensor, spec: Any, batch: int = 256
 
 def kd_signal(teacher: str, model_dir: Path, reference: nn.Module, spec: Any, data: CompressData) -> dict[str, Any]:
     """{"name", "train_logits", "test_logits", "accuracy"} of the KD teacher (see module doc)."""
-    from edgeclip.distill.teachers import check_teacher_classes, load_saved_teacher
-
     directory = None
     if teacher not in ("", "self"):
         directory = Path(teacher).expanduser()
@@ -105,11 +107,6 @@ def evaluate(model: nn.Module, reference: nn.Module, spec: Any, data: CompressDa
 
 def _recover_classifier(model: nn.Module, data: CompressData, targets: torch.Tensor, *, epochs: int, lr: float,
                         batch_size: int, checkpoint_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
-    from edgeclip.config import DistillConfig
-    from edgeclip.distill.augment import BatchAugment, TensorImages
-    from edgeclip.distill.losses import hinton_criterion
-    from edgeclip.distill.trainer import history_summary, train_classifier
-
     config = DistillConfig(epochs=epochs, lr=lr, batch_size=batch_size,
                            milestones=[max(1, int(epochs * 0.6)), max(1, int(epochs * 0.9))])
     history = train_classifier(model, TensorImages(data.train_images, data.train_labels), criterion=hinton_criterion(0.5, 0.5, 1.0),
@@ -148,8 +145,6 @@ def _recover_tower(model: nn.Module, reference: nn.Module, spec: Any, data: Comp
 
 
 def _baseline(info: dict[str, Any]) -> nn.Module:
-    from edgeclip.students.registry import create_student
-
     model, _ = create_student(info["student_name"], **info.get("build_kwargs", {}))
     return model
 
@@ -165,8 +160,6 @@ def prune_checkpoint(model_dir: str | Path, out_dir: str | Path, settings: Prune
                      data: str | None = None, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Prune a student checkpoint per `settings` (the cut, then `recover_epochs` of KD recovery at
     `recover_lr` from `teacher`), write a new checkpoint; returns the record."""
-    from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
-
     started = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     settings.check()
@@ -204,9 +197,6 @@ def prune_checkpoint(model_dir: str | Path, out_dir: str | Path, settings: Prune
 def qat_checkpoint(model_dir: str | Path, out_dir: str | Path, config: QatConfig, *, teacher: str = "", data: str | None = None,
                    progress: bool = True) -> dict[str, Any]:
     """Quantization-aware KD fine-tune of a classifier checkpoint; writes the QAT-tuned float checkpoint."""
-    from edgeclip.distill.augment import BatchAugment
-    from edgeclip.students.checkpoint import load_checkpoint, save_checkpoint
-
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     config.check()
     _check_out(model_dir, out_dir)

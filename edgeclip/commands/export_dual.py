@@ -8,6 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeclip.bench.remote import EXIT_NO_ENGINE
+from edgeclip.commands.export_inputs import sample_data_images
+from edgeclip.data import open_image_dataset
 from edgeclip.errors import UserError
 from edgeclip.io_utils import read_text_file
 
@@ -18,8 +21,6 @@ TOWER_CHOICES = {"image": ["image"], "text": ["text"], "fused": ["zeroshot"], "z
 def parse_classes(text: str | None, data: str) -> list[str]:
     """--classes 'a,b,c', @file (one per line), or the data's class names when not given."""
     if text is None:
-        from edgeclip.data import open_image_dataset
-
         return list(open_image_dataset(data, "train").class_names)
     if text.startswith("@"):
         path = Path(text[1:])
@@ -30,7 +31,7 @@ def parse_classes(text: str | None, data: str) -> list[str]:
 
 
 def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: Path, data: str) -> int:
-    from edgeclip.commands.export_cmd import _sample_images
+    # lazy: defers torch
     from edgeclip.exporters.dual import check_class_names, export_dual_encoder
     from edgeclip.teacher.templates import get_templates
 
@@ -38,9 +39,9 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
     class_names = check_class_names(parse_classes(args.classes, data)) if "zeroshot" in towers else None
     templates = get_templates(args.templates or spec.extra.get("templates") or "plain")
     images_needed = any(t in ("image", "zeroshot") for t in towers)
-    calibration = _sample_images(data, "train", args.calibration_count, spec.preprocess) \
+    calibration = sample_data_images(data, "train", args.calibration_count, spec.preprocess) \
         if images_needed and args.precision == "int8" else None
-    parity_images = _sample_images(data, "test", args.parity_count, spec.preprocess) if images_needed else None
+    parity_images = sample_data_images(data, "test", args.parity_count, spec.preprocess) if images_needed else None
     parity_tokens = _prompt_tokens(class_names or parse_classes(None, data), templates, int(spec.context_length or 77)) \
         if "text" in towers else None
     out_root = Path(args.out) if args.out else model_dir.parent / "artifacts"
@@ -53,8 +54,6 @@ def run_dual_export(args: argparse.Namespace, model: Any, spec: Any, model_dir: 
         print(f"artifact: {artifact.path} ({tower}; {artifact.backend} {artifact.precision}): {artifact.summary()}")
         ok = ok and artifact.ok
     if any(a.status == "failed" for a in artifacts.values()):  # a TensorRT kit its TensorRT would refuse
-        from edgeclip.bench.remote import EXIT_NO_ENGINE
-
         return EXIT_NO_ENGINE
     return 0 if ok else 1
 
