@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datafree_digits import _load_note, fewshot_plot, pct, run_task  # noqa: E402  (the digits benchmark's runner)
+from datafree_digits import _load_note, fewshot_markdown, fewshot_plot, pct, run_task  # noqa: E402  (the digits benchmark's runner)
 
 RECIPE = "cifar10-datafree"
 REAL_KD_RECIPE = "cifar10-kd"
@@ -211,16 +211,7 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "GPU-hours of synthesis (DeepInv-2k: 42 h; Fast-10: 0.28 h on a GPU) and tens of thousands of images; here a CLIP is "
         "inverted from its text prompts only, with the CPU budget above.",
     ]
-    fewshot = summary.get("fewshot")
-    if fewshot:
-        by = {(r["k"], r["start"]): r for r in fewshot["rows"]}
-        lines += ["", f"## Few-shot fine-tuning (k real `train` photos per class, {fewshot['seeds']} seeds, {fewshot['steps']} SGD "
-                  f"steps, lr {fewshot['lr']}, batch ≤ {fewshot['batch_size']}; mean ± std top-1 % on the 10,000 test photos)", "",
-                  "| k | from the data-free student (Contrastive-Prompt) | from random init |", "|---:|---:|---:|"]
-        for k in fewshot["shots"]:
-            d, r = by[(k, "distilled")], by[(k, "scratch")]
-            lines.append(f"| {k} | {100 * d['mean']:.1f} ± {100 * d['std']:.1f} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} |")
-        lines += ["", f"Plot: `{meta['images_dir']}/fewshot.png`."]
+    lines += fewshot_markdown(summary.get("fewshot"), "photos", "Contrastive-Prompt", " on the 10,000 test photos", meta["images_dir"])
     lines += ["", f"Contact sheets (first 8 synthetic images of every class, per prompt method): `{meta['images_dir']}/<method>.png`.", ""]
     return "\n".join(lines)
 

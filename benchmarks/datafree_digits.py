@@ -295,18 +295,23 @@ def render(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "The proxy's text tower was trained on six caption templates only, so style words (Mix-Prompt) and a random "
         "pseudo-token (Random-Prompt) barely move its embedding; learning the pseudo-tokens contrastively does.",
     ]
-    fewshot = summary.get("fewshot")
-    if fewshot:
-        by = {(r["k"], r["start"]): r for r in fewshot["rows"]}
-        lines += ["", f"## Few-shot fine-tuning (k real `train` digits per class, {fewshot['seeds']} seeds, {fewshot['steps']} SGD steps, "
-                  f"lr {fewshot['lr']}, batch ≤ {fewshot['batch_size']}; mean ± std top-1 %)", "",
-                  "| k | from the data-free student (contrastive) | from random init |", "|---:|---:|---:|"]
-        for k in fewshot["shots"]:
-            d, s = by[(k, "distilled")], by[(k, "scratch")]
-            lines.append(f"| {k} | {100 * d['mean']:.1f} ± {100 * d['std']:.1f} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} |")
-        lines += ["", "Plot: `datafree_digits/fewshot.png`."]
+    lines += fewshot_markdown(summary.get("fewshot"), "digits", "contrastive", "", "datafree_digits")
     lines += ["", "Contact sheets (first images of every class, per prompt method): `datafree_digits/<method>.png`.", ""]
     return "\n".join(lines)
+
+
+def fewshot_markdown(fewshot: dict[str, Any] | None, unit: str, prompt: str, measured_on: str, images_dir: str) -> list[str]:
+    """The few-shot section (data-free student vs random init, mean ± std over seeds); [] when not run."""
+    if not fewshot:
+        return []
+    by = {(r["k"], r["start"]): r for r in fewshot["rows"]}
+    lines = ["", f"## Few-shot fine-tuning (k real `train` {unit} per class, {fewshot['seeds']} seeds, {fewshot['steps']} SGD "
+             f"steps, lr {fewshot['lr']}, batch ≤ {fewshot['batch_size']}; mean ± std top-1 %{measured_on})", "",
+             f"| k | from the data-free student ({prompt}) | from random init |", "|---:|---:|---:|"]
+    for k in fewshot["shots"]:
+        d, s = by[(k, "distilled")], by[(k, "scratch")]
+        lines.append(f"| {k} | {100 * d['mean']:.1f} ± {100 * d['std']:.1f} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} |")
+    return lines + ["", f"Plot: `{images_dir}/fewshot.png`."]
 
 
 def _shift_note(meta: dict[str, Any]) -> str:
