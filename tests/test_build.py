@@ -249,7 +249,7 @@ def test_jetson_build_engine_parity_failure_and_missing_tensorrt(tiny_build_inpu
     code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(tmp_path / "no-trt"), "--quiet",
                  "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
     err = capsys.readouterr().err
-    assert code == 2 and "has no tensorrt backend" in err.splitlines()[-1]
+    assert code == 2 and "has no TensorRT" in err.splitlines()[-1]
 
 
 def test_jetson_build_failed_engine_build_carries_trtexecs_error(tiny_build_inputs, capsys, monkeypatch, fake_trtexec):
