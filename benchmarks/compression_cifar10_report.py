@@ -7,7 +7,6 @@ the published figures it is compared with.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -191,12 +190,10 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python benchmarks/compression_cifar10_report.py RESULT.json  (rewrites RESULT.md)", file=sys.stderr)
-        return 2
-    path = Path(argv[0])
-    path.with_suffix(".md").write_text(to_markdown(json.loads(path.read_text())))
-    return 0
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from compression_report import rerender_main  # the digits report's re-render entry point
+
+    return rerender_main(argv, to_markdown, "benchmarks/compression_cifar10_report.py")
 
 
 if __name__ == "__main__":

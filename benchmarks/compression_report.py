@@ -180,13 +180,18 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> int:
+def rerender_main(argv: list[str], render: Any, script: str) -> int:
+    """`python SCRIPT RESULT.json`: rewrite RESULT.md from the measured JSON with `render` (no re-measuring)."""
     if len(argv) != 1:
-        print("usage: python benchmarks/compression_report.py RESULT.json  (rewrites RESULT.md)", file=sys.stderr)
+        print(f"usage: python {script} RESULT.json  (rewrites RESULT.md)", file=sys.stderr)
         return 2
     path = Path(argv[0])
-    path.with_suffix(".md").write_text(to_markdown(json.loads(path.read_text())))
+    path.with_suffix(".md").write_text(render(json.loads(path.read_text())))
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return rerender_main(argv, to_markdown, "benchmarks/compression_report.py")
 
 
 if __name__ == "__main__":
