@@ -31,10 +31,10 @@ from edgeclip.bench.cpu_timing import interleaved_cpu_medians
 from edgeclip.bench.environment import collect_environment
 from edgeclip.bench.flops import count_flops
 from edgeclip.compress.int8_inputs import int8_options
-from edgeclip.compress.ort_int8 import session_runner
 from edgeclip.config import Int8Config
 from edgeclip.io_utils import write_result_files
 from edgeclip.manifest import read_manifest
+from edgeclip.runtimes import load_runtime
 from edgeclip.students import create_student
 
 WIDTHS = {"resnet18_w8": "8–64", "resnet18_w4": "16–128", "resnet18_w2": "32–256", "resnet18": "64–512"}
@@ -59,19 +59,15 @@ def export_pair(student: str, size: int, work: Path, rng: np.random.Generator) -
     paths, int8_options = {}, {}
     for precision in ("fp32", "int8"):
         directory = work / f"{student}-{size}" / precision
-        artifact = export_model(model, spec, "onnx", precision, directory, calibration=calibration, parity_inputs=calibration[:4],
-                                int8=BUILD_INT8 if precision == "int8" else None)
-        paths[precision] = artifact.path
+        export_model(model, spec, "onnx", precision, directory, calibration=calibration, parity_inputs=calibration[:4],
+                     int8=BUILD_INT8 if precision == "int8" else None)
+        paths[precision] = directory
         if precision == "int8":
             quantization = read_manifest(directory).get("quantization", {})
             int8_options = {"method": quantization.get("method"), **{k: quantization.get("options", {}).get(k)
                                                                      for k in ("weights", "activations", "per_channel")}}
     flops = count_flops(model, torch.zeros(1, 3, size, size))
     return {"paths": paths, "gflops": flops / 1e9, "int8": int8_options}
-
-
-def model_file(path: Path) -> Path:
-    return path if path.is_file() else next(path.glob("*.onnx"))
 
 
 def main() -> int:
@@ -94,7 +90,7 @@ def main() -> int:
                     example = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
                     for precision, path in pair["paths"].items():
                         key = f"{student}|{batch}|{precision}"
-                        runners[key], inputs[key] = session_runner(model_file(Path(path)), threads=1), example
+                        runners[key], inputs[key] = load_runtime(path, threads=1).run, example
             print(f"[{time.strftime('%H:%M:%S')}] timing {len(runners)} artifacts at {size}²", flush=True)
             timed = interleaved_cpu_medians(runners, inputs, rounds=args.rounds, iterations=args.iterations, warmup=3)
             for student, pair in pairs.items():
