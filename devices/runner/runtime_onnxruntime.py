@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 _LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-_INPUT_TYPES = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+_INPUT_TYPES = {"tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                "tensor(uint8)": np.uint8}  # uint8: raw frames of a fused-preprocessing artifact
 
 
 def session_options(threads: int, level: str = "all"):

@@ -133,8 +133,9 @@ class TensorRTModel:
 
 
 def engine_input_dtype(manifest: dict) -> type:
-    """The engine's input element type: TensorRT text towers take int32 token ids (manifest inputs[0].dtype)."""
-    return {"int32": np.int32, "int64": np.int64}.get(str(manifest["inputs"][0].get("dtype", "float32")), np.float32)
+    """The engine's input element type: TensorRT text towers take int32 token ids, fused-preprocessing
+    artifacts uint8 frames (manifest inputs[0].dtype)."""
+    return {"int32": np.int32, "int64": np.int64, "uint8": np.uint8}.get(str(manifest["inputs"][0].get("dtype", "float32")), np.float32)
 
 
 class TrtexecModel:

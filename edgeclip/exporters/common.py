@@ -49,6 +49,8 @@ def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tenso
         return tokens
     if spec.kind == "temporal_head":
         return torch.randn(batch, *spec.input_shape()[1:], generator=generator)
+    if spec.input_dtype == "uint8":  # fused preprocessing: raw RGB frames
+        return torch.randint(0, 256, (batch, *spec.input_shape()[1:]), generator=generator, dtype=torch.uint8)
     size = spec.preprocess.size
     return torch.randn(batch, 3, size, size, generator=generator)
 
@@ -66,6 +68,11 @@ def check_inputs(spec: ModelSpec, array: np.ndarray | None, what: str) -> np.nda
             f"{what} inputs have shape {list(array.shape)} but model '{spec.name}' takes (N, {', '.join(map(str, expected))}); "
             "preprocess them with the model's spec.preprocess"
         )
+    if spec.input_dtype == "uint8":
+        if array.dtype != np.uint8:  # a float tensor here is a preprocessed image: the wrong input, not a cast away
+            raise UserError(f"{what} inputs are {array.dtype} but '{spec.name}' takes uint8 RGB frames (fused "
+                            "preprocessing); pass raw frames (e.g. spec.preprocess.to_frame(image))")
+        return array
     return array.astype(np.int64) if spec.is_text else array.astype(np.float32)
 
 

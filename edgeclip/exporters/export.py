@@ -28,6 +28,7 @@ from edgeclip.exporters import parity as par
 from edgeclip.exporters.common import (
     ExportResult, check_inputs, example_input, output_shape, reference_outputs,
 )
+from edgeclip.exporters.fused_preprocess import classic_agreement, fuse_preprocessing
 from edgeclip.manifest import MANIFEST_NAME, SCHEMA_VERSION, Artifact, tool_versions
 from edgeclip.backends import get_backend
 from edgeclip.bench.flops import count_flops
@@ -92,7 +93,7 @@ def _build_manifest(
         "model_file": result.model_file,
         "files": files,
         "size_bytes": size,
-        "inputs": [{"name": spec.input_names[0], "shape": spec.input_shape(), "dtype": "int64" if spec.is_text else "float32"}],
+        "inputs": [{"name": spec.input_names[0], "shape": spec.input_shape(), "dtype": spec.input_dtype}],
         "outputs": [{"name": spec.output_names[0], "shape": output_shape(model, spec), "dtype": "float32"}],
         "preprocessing": spec.preprocess.to_dict(),
         "class_names": list(spec.class_names),
@@ -118,11 +119,12 @@ def _build_manifest(
 def _measure_parity(
     model: nn.Module, spec: ModelSpec, precision: str, result: ExportResult, work_dir: Path,
     manifest: dict[str, Any], parity_inputs: np.ndarray | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(parity record, the artifact's outputs on `parity_inputs` or None when parity did not run)."""
     if parity_inputs is None:
-        return par.not_run("not_run", "no parity inputs were given")
+        return par.not_run("not_run", "no parity inputs were given"), None
     if result.parity_mode.startswith("skipped:"):
-        return par.not_run("skipped", result.parity_mode.split(":", 1)[1])
+        return par.not_run("skipped", result.parity_mode.split(":", 1)[1]), None
 
     if result.parity_mode == "simulated":
         run, scope = result.parity_runner, result.parity_scope
@@ -138,7 +140,7 @@ def _measure_parity(
     record["batch"] = 1
     if get_backend(manifest["backend"]).build_where == "target":
         _ship_reference(model, work_dir, parity_inputs, reference)
-    return record
+    return record, exported
 
 
 def _ship_reference(model: nn.Module, work_dir: Path, inputs: np.ndarray, outputs: np.ndarray) -> None:
@@ -164,6 +166,7 @@ def export_model(
     opset: int = 18,
     int8: Any = None,
     tensorrt: str | None = None,
+    fused_preprocess: Any = None,
 ) -> Artifact:
     """Export `model` to `out_dir` (conventionally `.../artifacts/<backend>-<precision>/`).
 
@@ -174,10 +177,20 @@ def export_model(
     choice, mixed precision from validation images, speed check); None keeps the classic methods.
     `tensorrt`: the target's TensorRT version (8.5 | 8.6 | 10.3; None = the default, 8.6) — the
     TensorRT export writes what it parses and checks every node against its operator table.
+    `fused_preprocess` ('HxW' or (height, width)): the artifact takes raw uint8 RGB frames of that size
+    and preprocesses them in its graph (exporters/fused_preprocess.py); `calibration`/`parity_inputs`
+    are then uint8 (N, H, W, 3) frames, and the manifest also records the top-1 agreement with the
+    classic path (PIL preprocessing + the unfused model) on the parity frames.
     """
     info = get_backend(backend)  # unknown backend → UserError listing known ones
     info.check_precision(precision)
     spec.check_exportable()
+    unfused = model
+    if fused_preprocess is not None:
+        if precision == "int8":
+            raise UserError("int8 with --fused-preprocess is not supported: int8 calibrates on preprocessed float "
+                            "tensors; export fp32/fp16 with --fused-preprocess, or int8 without it")
+        model, spec = fuse_preprocessing(model, spec, fused_preprocess)
     calibration = check_inputs(spec, calibration, "calibration")
     parity_inputs = check_inputs(spec, parity_inputs, "parity")
     exporter = info.load_exporter()
@@ -199,7 +212,13 @@ def export_model(
         manifest = _build_manifest(deployed, spec, backend, precision, result, work_dir, source_checkpoint, opset)
         manifest["reparameterized"] = deployed is not model
         write_json(work_dir / MANIFEST_NAME, manifest)  # runtimes load from the manifest during parity
-        manifest["parity"] = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
+        manifest["parity"], exported_outputs = _measure_parity(model, spec, precision, result, work_dir, manifest, parity_inputs)
+        if fused_preprocess is not None:
+            manifest["fused_preprocessing"] = {
+                **spec.extra["fused_preprocessing"],
+                "classic_agreement": (classic_agreement(unfused, spec, parity_inputs, exported_outputs)
+                                      if exported_outputs is not None else None),
+            }
         rejected = judge_artifact(manifest)  # compress/int8_rule.py: a failed artifact is never `ready`
         # (a TensorRT artifact stays `needs_target_build`: its failed parity already fails every row)
         if rejected and (manifest["status"] == "ready" or manifest["parity"].get("passed") is not False):

@@ -7,6 +7,7 @@ so the workstation, the parity check at export and the device open a model the s
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Sequence
@@ -40,6 +41,7 @@ class Runtime:
         self.output_name: str = manifest["outputs"][0]["name"]
         self.input_shape: list[Any] = list(manifest["inputs"][0]["shape"])
         self.input_dtype = np.dtype(manifest["inputs"][0].get("dtype", "float32"))
+        self._warned_resize = False
         self.model_path = self.artifact_dir / (model_file or manifest["model_file"])
         if not self.model_path.exists():
             raise UserError(
@@ -80,10 +82,21 @@ class Runtime:
         return np.asarray(self._run(self._check(batch)), dtype=np.float32)
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if self.input_dtype.kind != "f":
+        """Outputs for PIL images. A fused-preprocessing artifact gets each image as a uint8 frame;
+        an image of another size than its frame is stretched to it on the host (PIL bilinear) with a
+        one-time warning: such an artifact is built for one camera's frames."""
+        if self.input_dtype.kind not in "fu":
             raise UserError(f"{self.artifact_dir} is a text encoder; feed token ids to .run(), not images")
         if len(images) == 0:
             raise UserError("predict_images got no images; pass at least one PIL image")
+        frame = self.preprocess.fused_frame
+        if frame is not None and not self._warned_resize:
+            other = sorted({image.size[::-1] for image in images if image.size[::-1] != tuple(frame)})
+            if other:
+                self._warned_resize = True
+                warnings.warn(f"{self.artifact_dir} takes {frame[0]}x{frame[1]} frames (fused preprocessing); images of "
+                              f"{', '.join(f'{h}x{w}' for h, w in other)} are stretched to it on the host (PIL bilinear)",
+                              stacklevel=2)
         return self.run(np.stack([self.preprocess(image) for image in images]))
 
     def __repr__(self) -> str:

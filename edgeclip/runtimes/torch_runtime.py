@@ -31,7 +31,7 @@ class TorchRuntime:
         self.preprocess = spec.preprocess
         self.input_name = spec.input_names[0]
         self.output_name = spec.output_names[0]
-        self.input_dtype = np.dtype("int64" if spec.is_text else "float32")
+        self.input_dtype = np.dtype(spec.input_dtype)
         self.manifest = {
             "backend": "pytorch",
             "precision": "fp32",

@@ -48,8 +48,17 @@ class ModelSpec:
     def is_text(self) -> bool:
         return self.kind == "text_encoder"
 
+    @property
+    def input_dtype(self) -> str:
+        """numpy dtype name of the input: token ids, raw frames (fused preprocessing) or preprocessed floats."""
+        if self.is_text:
+            return "int64"
+        return "uint8" if self.kind in IMAGE_KINDS and self.preprocess.fused else "float32"
+
     def input_shape(self) -> list[Any]:
         """Input shape with the dynamic batch dim as a string (manifest convention)."""
+        if self.kind in IMAGE_KINDS and self.preprocess.fused_frame is not None:  # uint8 RGB frames, NHWC
+            return ["batch", *self.preprocess.fused_frame, 3]
         if self.is_text:
             return ["batch", int(self.context_length or 77)]
         if self.kind == "temporal_head":
