@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -19,6 +20,7 @@ from edgeclip.commands.export_inputs import (
     text_needs_calibration,
 )
 from edgeclip.config import DataConfig, ExportConfig
+from edgeclip.data.preprocess import parse_frame_size
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -32,6 +34,7 @@ EXAMPLES = """
   edgeclip export --model runs/abc123/distillclip --tower text --backend onnx --precision int8
   edgeclip export --model runs/abc123/student --tower fused --classes zero,one,two --backend openvino --precision int8
   edgeclip export --model runs/abc123/student --tower all --backend onnx --precision fp32   # image, text (+tokenizer), fused
+  edgeclip export --model runs/abc123/student --backend openvino --fused-preprocess 720x1280   # takes raw uint8 720p frames
   edgeclip list backends
 """
 
@@ -85,15 +88,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tensorrt", default=None, metavar="VERSION",
                         help="--backend tensorrt: the device's TensorRT, 8.5 (JetPack 5.1.x), 8.6 (JetPack 6.0, default) "
                              "or 10.3 (JetPack 6.1/6.2); the kit is written for it and checked against its ONNX parser")
+    parser.add_argument("--fused-preprocess", default=None, metavar="HxW",
+                        help="frame size the camera/decoder produces, height x width (e.g. 720x1280): the artifact then "
+                             "takes raw uint8 RGB frames (1,H,W,3) and does resize (box pre-filter + bilinear), /255 "
+                             "and mean/std in its graph; parity runs on real images stretched to that frame size; "
+                             "fp32/fp16 only (int8 calibrates on preprocessed floats)")
     parser.add_argument("--out", default=None,
                         help="artifact directory (default: <model>/../artifacts/<backend>-<precision>)")
     parser.set_defaults(func=run, out_replaced=True)  # the artifact is swapped in from a temp sibling
+
+
+def _fused_frame(args: argparse.Namespace) -> tuple[int, int] | None:
+    """--fused-preprocess HxW → (height, width); refuses int8 (calibration feeds preprocessed floats)."""
+    if args.fused_preprocess is None:
+        return None
+    try:
+        frame = parse_frame_size(args.fused_preprocess)
+    except ValueError as exc:
+        raise UserError(f"--fused-preprocess: {exc}") from None
+    if args.precision == "int8":
+        raise UserError("--fused-preprocess with --precision int8 is not supported: int8 calibrates on preprocessed "
+                        "float tensors; export fp32/fp16 with --fused-preprocess, or int8 without it")
+    return frame
+
+
+def fused_summary(manifest: dict) -> str:
+    """One line: frame size, in-graph resize and what it changes against the host's PIL path."""
+    record = manifest.get("fused_preprocessing") or {}
+    classic = record.get("classic_agreement") or {}
+    height, width = record.get("frame", ["?", "?"])
+    agreement = (f"top-1 agreement {classic['top1_agreement']:.3f}, " if classic.get("top1_agreement") is not None else "")
+    measured = (f"{agreement}mean cosine {classic['mean_cosine']:.4f} against {classic['against']} on "
+                f"{classic['num_frames']} frames" if classic else "not compared with the classic path (parity did not run)")
+    return f"fused preprocessing: takes uint8 {height}x{width} RGB frames, resizes in the graph ({record.get('resize')}); {measured}"
 
 
 def run(args: argparse.Namespace) -> int:
     # lazy: `edgeclip --help` does not load it (torch)
     from edgeclip.exporters.export import export_model
     from edgeclip.students.checkpoint import load_checkpoint
+    from edgeclip.students.spec import IMAGE_KINDS
     from edgeclip.targets import load_target
 
     get_backend(args.backend).check_precision(args.precision)  # fail fast, before loading anything
@@ -103,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             pinned = " or ".join(r.name for r in versioned_backends())
             raise UserError(f"--tensorrt applies to --backend {pinned}, not {args.backend}; drop it or export with --backend {pinned}")
         args.tensorrt = row.parse_version(args.tensorrt)
+    frame = _fused_frame(args)  # a malformed frame size fails before anything loads
     model_dir = Path(args.model)
     if not model_dir.exists():
         raise UserError(f"model checkpoint {model_dir} does not exist; pass a directory written by `edgeclip distill`")
@@ -116,8 +151,10 @@ def run(args: argparse.Namespace) -> int:
         # lazy: `edgeclip --help` does not load it
         from edgeclip.commands.export_dual import run_dual_export
 
-        return run_dual_export(args, model, spec, model_dir, data)
+        return run_dual_export(args, model, spec, model_dir, data, frame)
     model, spec, suffix = model_for_export(model, spec, args.tower)
+    if frame is not None and spec.kind not in IMAGE_KINDS:
+        raise UserError(f"--fused-preprocess needs an image model, but '{spec.name}' is a {spec.kind}; drop --fused-preprocess")
 
     int8 = None  # text towers: the backend's own int8 method, as in the build
     if spec.kind == "text_encoder":
@@ -130,7 +167,9 @@ def run(args: argparse.Namespace) -> int:
         if args.precision == "int8":
             calibration, int8 = int8_inputs_for(data, spec.preprocess, recipe, recipe.int8, args.calibration_count,
                                                 target, model_dir, data_given=bool(args.calibration))
-        parity_inputs = sample_data_images(data, "test", args.parity_count, spec.preprocess, recipe.seed)
+        # Fused: the data's images become frames of the artifact's size (stretched on the host, PIL bilinear).
+        parity_preprocess = replace(spec.preprocess, fused_frame=frame) if frame is not None else spec.preprocess
+        parity_inputs = sample_data_images(data, "test", args.parity_count, parity_preprocess, recipe.seed)
 
     out_dir = Path(args.out) if args.out else model_dir.parent / "artifacts" / f"{args.backend}-{args.precision}{suffix}"
     check_output_dir(out_dir, "artifact directory", replaced=True)  # before calibration, export and parity
@@ -138,10 +177,13 @@ def run(args: argparse.Namespace) -> int:
         model, spec, args.backend, args.precision, out_dir,
         calibration=calibration, parity_inputs=parity_inputs, source_checkpoint=str(model_dir), opset=args.opset,
         tensorrt=args.tensorrt if args.tensorrt is not None else (target.tensorrt if target is not None else None), int8=int8,
+        fused_preprocess=frame,
     )
     quant = artifact.manifest.get("quantization", {}).get("method", "none")
     print(f"artifact: {artifact.path} ({artifact.backend} {artifact.precision}, int8 method: {quant})")
     print(f"parity on {len(parity_inputs)} real inputs from '{data}': {artifact.summary()}")
+    if frame is not None:
+        print(fused_summary(artifact.manifest))
     if artifact.status == "failed":  # e.g. its TensorRT would refuse the kit: no engine can be built (exit 3)
         # lazy: `edgeclip --help` does not load it
         from edgeclip.bench.remote import EXIT_NO_ENGINE

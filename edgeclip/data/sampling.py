@@ -82,11 +82,13 @@ def sample_indices(total: int, count: int, seed: int = 0) -> np.ndarray:
 
 
 def sample_images(dataset, preprocess, count: int, seed: int = 0) -> np.ndarray:  # noqa: ANN001 - ImageDataset, Preprocess
-    """A seeded sample of `count` images of `dataset` (0 = all), preprocessed: float32 (N,3,H,W).
+    """A seeded sample of `count` images of `dataset` (0 = all), preprocessed: float32 (N,3,H,W), or
+    uint8 (N,H,W,3) frames for a fused preprocessing (`Preprocess.fused_frame`).
 
     The one sampler behind calibration and parity inputs (build and `edgeclip export`).
     """
     if len(dataset) == 0:
         raise UserError(f"dataset {dataset.identity} has no images; point the calibration/parity data at a folder with images")
     indices = sample_indices(len(dataset), count, seed)
-    return np.stack([preprocess(dataset.load(int(i))) for i in indices]).astype(np.float32)
+    batch = np.stack([preprocess(dataset.load(int(i))) for i in indices])
+    return batch if batch.dtype == np.uint8 else batch.astype(np.float32)

@@ -120,8 +120,10 @@ def export_dual_encoder(
     towers: Sequence[str] = TOWERS, class_names: Sequence[str] | None = None, templates: Sequence[str] = ("{}",),
     calibration: np.ndarray | None = None, parity_images: np.ndarray | None = None, parity_tokens: np.ndarray | None = None,
     source_checkpoint: str | None = None, opset: int = 18, name: str | None = None, tensorrt: str | None = None,
+    fused_preprocess: Any = None,
 ) -> dict[str, Artifact]:
-    """Export the asked-for towers of `model` (an open_clip dual encoder); returns tower → Artifact."""
+    """Export the asked-for towers of `model` (an open_clip dual encoder); returns tower → Artifact.
+    `fused_preprocess` (frame size) applies to the image and zero-shot towers; the text tower takes tokens."""
     unknown = [t for t in towers if t not in TOWERS]
     if unknown:
         raise UserError(f"unknown tower {unknown[0]!r}; choose from {', '.join(TOWERS)}")
@@ -152,7 +154,7 @@ def export_dual_encoder(
         with atomic_dir(final) as tmp:
             artifact = export_model(module, tower_spec, backend, precision, tmp / "artifact", calibration=calib,
                                     parity_inputs=parity, source_checkpoint=source_checkpoint, opset=opset,
-                                    tensorrt=tensorrt)
+                                    tensorrt=tensorrt, fused_preprocess=None if tower == "text" else fused_preprocess)
             for item in (tmp / "artifact").iterdir():
                 item.rename(tmp / item.name)
             (tmp / "artifact").rmdir()

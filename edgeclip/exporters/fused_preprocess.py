@@ -56,7 +56,8 @@ class FusedPreprocess(nn.Module):
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         g = self.geometry
         # Cast before the transpose: TensorRT transposes no UINT8 tensor (its Cast takes UINT8 from 8.6).
-        x = frames.to(torch.float32).permute(0, 3, 1, 2)
+        # To the buffers' dtype: float32 when exported, fp16 in the TensorRT fp16 parity simulation.
+        x = frames.to(self.scale.dtype).permute(0, 3, 1, 2)
         top, left, height, width = g.trim
         if (height, width) != g.frame:
             x = x[:, :, top:top + height, left:left + width]

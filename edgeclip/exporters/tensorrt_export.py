@@ -135,7 +135,8 @@ def simulated_runner(model: nn.Module, onnx_path: Path, precision: str) -> tuple
         @torch.no_grad()
         def run_half(batch: np.ndarray) -> np.ndarray:
             tensor = torch.from_numpy(batch)
-            return half(tensor if tensor.dtype == torch.int64 else tensor.half()).float().numpy()
+            # token ids and uint8 frames (fused preprocessing casts them in the graph) go in as they are
+            return half(tensor if tensor.dtype in (torch.int64, torch.uint8) else tensor.half()).float().numpy()
 
         return run_half, ("PyTorch model in fp16 (fp16 weights and activations, as a TensorRT fp16 engine stores them); "
                           "the engine itself is checked on the target by build_engine.sh")
@@ -143,7 +144,7 @@ def simulated_runner(model: nn.Module, onnx_path: Path, precision: str) -> tuple
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     first = session.get_inputs()[0]
-    dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64}.get(first.type, np.float32)
+    dtype = {"tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}.get(first.type, np.float32)
     return (lambda batch: np.asarray(session.run(None, {first.name: batch.astype(dtype, copy=False)})[0], dtype=np.float32),
             "TensorRT-ready ONNX on onnxruntime CPU (the engine itself is checked on the target by build_engine.sh)")
 
