@@ -179,6 +179,9 @@ class ExportConfig:
     precisions: list[str] = field(default_factory=list)
     opset: int = 18
     parity_samples: int = 64  # real test images compared against PyTorch: enough that one miss is not the verdict
+    # "HxW" (e.g. 720x1280): image artifacts take raw uint8 frames of the camera's size and preprocess them in
+    # their graph (exporters/fused_preprocess.py); "" = the host preprocesses. fp32/fp16 only.
+    fused_preprocess: str = ""
 
 
 PRUNE_IMPORTANCE = ("l2", "l1", "random")

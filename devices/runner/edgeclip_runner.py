@@ -145,12 +145,24 @@ def parity_not_verified(manifest: dict) -> str | None:
     return None
 
 
+def fused_frame(manifest: dict):
+    """[height, width] of the raw frames a fused-preprocessing artifact takes (uint8 input), else None."""
+    declared = (manifest.get("inputs") or [{}])[0]
+    if str(declared.get("dtype")) != "uint8":
+        return None
+    return (manifest.get("preprocessing") or {}).get("fused_frame") or list(declared.get("shape", [0, 224, 224])[1:3])
+
+
 def input_maker(model, manifest: dict):
     """(fixed batch or None, make_batch(n)) for random inputs of the artifact's declared shape."""
     declared = (manifest.get("inputs") or [{}])[0]
     shape = list(model.input_shape)
     fixed_batch = static_dim(shape[0]) if shape else None
     rng = np.random.default_rng(0)
+    if fused_frame(manifest):  # fused preprocessing: raw uint8 RGB frames (N, H, W, 3), preprocessed in the graph
+        height = (static_dim(shape[1]) if len(shape) == 4 else None) or int(fused_frame(manifest)[0])
+        width = (static_dim(shape[2]) if len(shape) == 4 else None) or int(fused_frame(manifest)[1])
+        return fixed_batch, lambda n: rng.integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
     if str(declared.get("dtype", "float32")).startswith("int"):  # text encoder: (N, context) token ids
         context = (static_dim(shape[1]) if len(shape) == 2 else None) or int(manifest.get("context_length") or 77)
         return fixed_batch, lambda n: rng.integers(1, 400, size=(n, context), dtype=np.int64)
@@ -213,6 +225,10 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
                 row["throughput"] = done * n / (time.perf_counter() - start)
         if args.data and str((manifest.get("inputs") or [{}])[0].get("dtype", "float32")).startswith("int"):
             notes.append("accuracy not measured: a text encoder takes token ids, not the --data images")
+        elif args.data and fused_frame(manifest) and "frames" not in np.load(args.data).files:
+            notes.append("accuracy not measured: this artifact takes uint8 {}x{} frames (fused preprocessing) and --data "
+                         "holds preprocessed float images; add a 'frames' array (N,H,W,3) uint8 to the .npz".format(
+                             *fused_frame(manifest)))
         elif args.data and manifest.get("kind") in ("classifier", "zero_shot_classifier"):
             evaluate(row, model, args, fixed_batch or (int(manifest["max_batch"]) if manifest.get("max_batch") else None))
         row["notes"] = "; ".join(notes)
@@ -223,9 +239,11 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
 
 
 def evaluate(row: dict, model, args: argparse.Namespace, fixed_batch: int | None) -> None:
-    """Accuracy and agreement on an .npz with images (N,3,H,W) float32, labels (N,), optional teacher/reference logits."""
+    """Accuracy and agreement on an .npz with images (N,3,H,W) float32 — or frames (N,H,W,3) uint8 for a
+    fused-preprocessing artifact —, labels (N,), optional teacher/reference logits."""
     data = np.load(args.data)
-    images, labels = data["images"], data["labels"].astype(np.int64)
+    images = data["frames"] if fused_frame(getattr(model, "manifest", {}) or {}) else data["images"]
+    labels = data["labels"].astype(np.int64)
     step = min(fixed_batch, args.eval_batch) if fixed_batch else args.eval_batch
     outputs = []
     for i in range(0, len(images), step):
@@ -282,7 +300,8 @@ def child_command(artifact_dir: str, args: argparse.Namespace) -> list:
 def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark edgeclip artifacts on this device; prints one JSON row per artifact.")
     parser.add_argument("artifacts", nargs="+", help="artifact directories (each with manifest.json)")
-    parser.add_argument("--data", help=".npz with images (N,3,H,W) float32 preprocessed, labels (N,), optional teacher_logits / reference_logits")
+    parser.add_argument("--data", help=".npz with images (N,3,H,W) float32 preprocessed, labels (N,), optional teacher_logits / "
+                        "reference_logits; frames (N,H,W,3) uint8 for artifacts with fused preprocessing")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--max-seconds", type=float, default=10.0, help="time cap per measurement")

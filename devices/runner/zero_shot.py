@@ -42,9 +42,20 @@ def text_class_embeddings(text_model, artifact_dir: str, class_names: Sequence[s
 
 
 def load_images(paths: Sequence[str], preprocessing: dict) -> np.ndarray:
-    """Preprocess image files like edgeclip's Preprocess (needs Pillow on the device)."""
+    """Preprocess image files like edgeclip's Preprocess (needs Pillow on the device); for an image tower
+    with fused preprocessing, uint8 frames of its size (other sizes stretched, bilinear, as edgeclip does)."""
     from PIL import Image
 
+    frame = preprocessing.get("fused_frame")
+    if frame:
+        frames = []
+        for path in paths:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if image.size != (int(frame[1]), int(frame[0])):
+                    image = image.resize((int(frame[1]), int(frame[0])), Image.BILINEAR)
+                frames.append(np.asarray(image, dtype=np.uint8))
+        return np.stack(frames)
     size = int(preprocessing.get("size", 224))
     mean = np.asarray(preprocessing.get("mean", (0.48145466, 0.4578275, 0.40821073)), dtype=np.float32)
     std = np.asarray(preprocessing.get("std", (0.26862954, 0.26130258, 0.27577711)), dtype=np.float32)
@@ -104,7 +115,14 @@ def run(args, open_model: Callable, read_manifest: Callable, model_file: Callabl
         result["predictions"] = [{"image": p, "class": class_names[int(i)]} for p, i in zip(args.images, logits.argmax(axis=1))]
     if args.data:
         data = np.load(args.data)
-        logits = classify(image_model, data["images"].astype(np.float32), embeddings, scale)
+        if image_manifest.get("preprocessing", {}).get("fused_frame"):  # the tower takes raw frames
+            if "frames" not in data.files:
+                raise ValueError(f"{image_dir} takes uint8 frames (fused preprocessing) but {args.data} has no 'frames' "
+                                 "array (N,H,W,3) uint8; add one, or use an image tower exported without it")
+            images = data["frames"]
+        else:
+            images = data["images"].astype(np.float32)
+        logits = classify(image_model, images, embeddings, scale)
         predicted = logits.argmax(axis=1)
         result["images"] = int(len(predicted))
         if "labels" in data.files:

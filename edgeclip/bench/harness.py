@@ -172,11 +172,14 @@ def _needs_target(backend: str) -> str:
 
 
 def _example_batch(manifest: dict[str, Any], batch: int, seed: int = 0) -> np.ndarray:
-    """Random input of the artifact's declared shape: images (N,3,S,S) or token ids (N,context)."""
+    """Random input of the artifact's declared shape: images (N,3,S,S), uint8 frames (N,H,W,3) of a
+    fused-preprocessing artifact, or token ids (N,context)."""
     declared = manifest["inputs"][0]
     fixed = declared["shape"][0] if isinstance(declared["shape"][0], int) else None
     shape = [fixed or batch] + [int(d) for d in declared["shape"][1:]]
     rng = np.random.default_rng(seed)
+    if declared.get("dtype") == "uint8":
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
     if str(declared.get("dtype", "float32")).startswith("int"):
         return rng.integers(1, 400, size=shape, dtype=np.int64)
     return rng.standard_normal(shape).astype(np.float32)
@@ -357,6 +360,12 @@ def _evaluate_items(items: list[BenchItem], data: str | Path, split: str, limit:
             item.row.notes = "; ".join(filter(None, [item.row.notes, "accuracy needs a classifier; embeddings not scored"]))
             continue
         preprocessing = item.manifest["preprocessing"]
+        if preprocessing.get("fused_frame") and Path(data).suffix == ".npz":
+            # An .npz holds preprocessed float tensors; this artifact takes raw frames (a visible note, not a pass).
+            item.row.notes = "; ".join(filter(None, [item.row.notes, "accuracy not measured: the artifact takes uint8 "
+                                                     "frames (fused preprocessing), the .npz holds preprocessed floats; "
+                                                     "pass a dataset spec (--data digits / a folder) instead"]))
+            continue
         class_names = item.manifest.get("class_names") or None
         cache_key = json.dumps([preprocessing, class_names], sort_keys=True)
         if cache_key not in cache:

@@ -16,6 +16,7 @@ from edgeclip.build.compression import check_compression
 from edgeclip.build.speed_reference import speed_reference_arch
 from edgeclip.build.student_search import check_search
 from edgeclip.config import Recipe
+from edgeclip.data.preprocess import parse_frame_size
 from edgeclip.distill.data_setup import open_distill_data
 from edgeclip.distill.methods import get_method
 from edgeclip.errors import UserError
@@ -52,6 +53,20 @@ def export_plan(target: Any, recipe: Recipe) -> list[tuple[str, str]]:
     return plan
 
 
+def check_fused_preprocess(recipe: Recipe, exports: list[tuple[str, str]]) -> tuple[int, int] | None:
+    """export.fused_preprocess: a valid frame size, and no int8 in the plan (int8 calibrates on preprocessed floats)."""
+    if not recipe.export.fused_preprocess:
+        return None
+    try:
+        frame = parse_frame_size(recipe.export.fused_preprocess)
+    except ValueError as exc:
+        raise UserError(f"export.fused_preprocess: {exc}") from None
+    if any(precision == "int8" for _backend, precision in exports):
+        raise UserError("export.fused_preprocess cannot go with int8 in the plan (int8 calibrates on preprocessed floats); "
+                        "add --set export.precisions=[fp32] or drop export.fused_preprocess")
+    return frame
+
+
 def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = None) -> BuildPlan:
     """Validate everything cheap — target, plan, data, student, method, speed reference — and pick
     the run directory. Nothing is written."""
@@ -65,6 +80,7 @@ def plan_build(recipe: Recipe, target_name: str, out_dir: str | Path | None = No
     check_search(recipe)  # search: (--latency-budget)
     if recipe.export.parity_samples < 1:
         raise UserError(f"export.parity_samples must be >= 1, got {recipe.export.parity_samples}; the default is 64")
+    check_fused_preprocess(recipe, exports)
     data = open_distill_data(recipe.data, recipe.seed)
     if not recipe.student.checkpoint:
         # lazy: defers torch

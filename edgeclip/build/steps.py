@@ -12,7 +12,7 @@ What a distillation result must offer the build (classifier KD's DistillResult d
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from edgeclip.bench.latency import measure_latency
 from edgeclip.bench.report import ReportRow, one_line
-from edgeclip.build.plan import BuildPlan
+from edgeclip.build.plan import BuildPlan, check_fused_preprocess
 from edgeclip.build.speed_reference import speed_reference_arch, speed_reference_artifacts
 from edgeclip.compress.int8_inputs import int8_images, int8_options, qat_record
 from edgeclip.config import BenchConfig
@@ -29,6 +29,7 @@ from edgeclip.data.sampling import sample_images, sample_indices
 from edgeclip.distill.methods import run_distillation
 from edgeclip.errors import UserError
 from edgeclip.exporters import export_model
+from edgeclip.students.spec import IMAGE_KINDS
 
 
 def log(message: str) -> None:
@@ -96,7 +97,14 @@ def real_inputs(plan: BuildPlan, distilled: Any) -> RealInputs:
 def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> tuple[list[Path], list[ReportRow]]:
     """Every deployable for every planned (backend, precision); a backend that breaks is a failed row."""
     artifacts, failed = [], []
+    frame = check_fused_preprocess(plan.recipe, plan.exports)  # export.fused_preprocess: image models take raw frames
     for deployable in deployables:
+        fused = frame if frame is not None and deployable.spec.kind in IMAGE_KINDS else None
+        # Parity frames: the same test images, stretched to the frame size (accuracy in the bench needs a dataset
+        # spec: eval_data.npz holds preprocessed floats, so a fused row says accuracy was not measured).
+        parity = inputs.parity if fused is None else sample_images(
+            plan.data.test, replace(deployable.spec.preprocess, fused_frame=fused), plan.recipe.export.parity_samples,
+            plan.recipe.seed)
         for backend, precision in plan.exports:
             if deployable.precisions is not None and precision not in deployable.precisions:
                 continue
@@ -107,11 +115,12 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
                 artifact = export_model(deployable.model, deployable.spec, backend, precision,
                                         plan.run_dir / "artifacts" / name,
                                         calibration=None if text else inputs.calibration,
-                                        parity_inputs=None if text else inputs.parity,
+                                        parity_inputs=None if text else parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
                                         tensorrt=plan.target.tensorrt,
                                         int8=None if text else int8_options(plan.recipe.int8, inputs.validation, plan.target,
-                                                                                           qat_record(deployable.checkpoint)))
+                                                                                           qat_record(deployable.checkpoint)),
+                                        fused_preprocess=fused)
             except UserError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one backend failing must not lose the others

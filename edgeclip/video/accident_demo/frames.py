@@ -171,7 +171,17 @@ def letterbox(image, size: int, pad_value=(0, 0, 0), interpolation: str = "bicub
 
 
 def preprocess_frame(image, prep: dict) -> np.ndarray:
-    """RGB PIL frame → float32 (3, S, S): letterbox, scale to [0,1], normalize by mean/std."""
+    """RGB PIL frame → float32 (3, S, S): letterbox, scale to [0,1], normalize by mean/std. An encoder
+    with fused preprocessing (`fused_frame` [H, W]) does that in its graph: it gets the uint8 (H, W, 3)
+    frame, stretched to its size only when the stream's frames differ (PIL bilinear, as edgeclip does)."""
+    frame = prep.get("fused_frame")
+    if frame:
+        image = image.convert("RGB")
+        if image.size != (int(frame[1]), int(frame[0])):
+            from PIL import Image
+
+            image = image.resize((int(frame[1]), int(frame[0])), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
     boxed = letterbox(image.convert("RGB"), int(prep["size"]), tuple(prep.get("pad_value", (0, 0, 0))),
                       prep.get("interpolation", "bicubic"))
     array = np.asarray(boxed, dtype=np.float32) / 255.0
