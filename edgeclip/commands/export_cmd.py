@@ -20,7 +20,7 @@ from edgeclip.commands.export_inputs import (
     text_needs_calibration,
 )
 from edgeclip.config import DataConfig, ExportConfig
-from edgeclip.data.preprocess import parse_frame_size
+from edgeclip.data.preprocess import frame_geometry, parse_frame_size
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
     model, spec, suffix = model_for_export(model, spec, args.tower)
     if frame is not None and spec.kind not in IMAGE_KINDS:
         raise UserError(f"--fused-preprocess needs an image model, but '{spec.name}' is a {spec.kind}; drop --fused-preprocess")
+    if frame is not None:
+        try:
+            frame_geometry(spec.preprocess, frame)  # a frame the model's resize would enlarge fails before any export work
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
 
     int8 = None  # text towers: the backend's own int8 method, as in the build
     if spec.kind == "text_encoder":
