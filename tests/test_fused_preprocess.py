@@ -142,4 +142,6 @@ def test_cli_export_of_test_resnet_takes_720p_frames(tmp_path, capsys):
     assert "fused preprocessing: takes uint8 720x1280 RGB frames" in out and "top-1 agreement" in out
     manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
     assert manifest["inputs"][0]["shape"] == ["batch", 720, 1280, 3] and manifest["parity"]["num_inputs"] == 3
-    assert manifest["fused_preprocessing"]["geometry"]["pool"] == [22, 22]  # 720 → 32: a 22×22 box pre-filter
+    # 720x1280 → 32x57 (center crop): a 20×20 box (20 divides both sides: no trim), then bilinear 36x64 → 32x57
+    assert manifest["fused_preprocessing"]["geometry"]["pool"] == [20, 20]
+    assert manifest["fused_preprocessing"]["geometry"]["trim"] == [0, 0, 720, 1280]

@@ -141,8 +141,9 @@ class FrameGeometry:
     """Static arithmetic of a fused preprocessing: frame (H, W) → `size`×`size` model input.
 
     `trim` (top, left, height, width): the frame region whose height/width divide by `pool` (the
-    remainder is split evenly off both edges); `pool` (kh, kw): integer box pre-filter (average of
-    kh×kw pixels, the antialiasing a bilinear resize lacks when it shrinks by more than 2×);
+    remainder, if any, is split evenly off both edges); `pool` (kh, kw): integer box pre-filter (average
+    of kh×kw pixels, the antialiasing a bilinear resize lacks when it shrinks by more than 2×; a divisor
+    of the side when one leaves the bilinear step ≤ 1.5× to shrink, so most frames need no trim);
     `resized` (h, w): bilinear target, the same size PIL's `Preprocess.resize` resizes to; then the
     center crop (`crop` top, left) or letterbox padding (`pad` top, bottom, left, right).
     """
@@ -179,7 +180,22 @@ def frame_geometry(preprocess: Preprocess, frame: tuple[int, int]) -> FrameGeome
             f"a {height}x{width} frame is smaller than the {new_h}x{new_w} the model's {preprocess.resize_mode} "
             f"to {size}x{size} resizes it to; fused preprocessing only shrinks frames: pass the camera's real "
             "frame size, or export without fused preprocessing")
-    pool = (max(1, height // new_h), max(1, width // new_w))
-    used_h, used_w = height // pool[0] * pool[0], width // pool[1] * pool[1]
+    pool_h, used_h = _pool_factor(height, new_h)
+    pool_w, used_w = _pool_factor(width, new_w)
     trim = ((height - used_h) // 2, (width - used_w) // 2, used_h, used_w)
-    return FrameGeometry((height, width), trim, pool, (new_h, new_w), crop, pad)
+    return FrameGeometry((height, width), trim, (pool_h, pool_w), (new_h, new_w), crop, pad)
+
+
+# The bilinear step after the box pre-filter may shrink by at most this much (more aliases visibly).
+MAX_BILINEAR_SHRINK = 1.5
+
+
+def _pool_factor(side: int, target: int) -> tuple[int, int]:
+    """(box factor k, pixels of `side` it uses) for shrinking `side` towards `target`: the largest divisor of
+    `side` up to side // target when the bilinear step after it then shrinks by ≤ MAX_BILINEAR_SHRINK (no
+    pixel dropped, no copy), else side // target with the remainder trimmed off both edges."""
+    ideal = max(1, side // target)
+    divisor = next(k for k in range(ideal, 0, -1) if side % k == 0)
+    if (side // divisor) <= MAX_BILINEAR_SHRINK * target:
+        return divisor, side
+    return ideal, side // ideal * ideal
