@@ -115,6 +115,27 @@ def test_classifier_fp32_and_int8_on_python38(py38, device_env, tmp_path):
         assert row["latency_ms"]["p50"] > 0
 
 
+def test_fused_preprocessing_classifier_on_python38(py38, device_env, tmp_path):
+    """An artifact that takes raw uint8 frames (--fused-preprocess): timed on frames, scored on the .npz's
+    `frames`, and its predictions on 3.8 are this machine's."""
+    from PIL import Image
+
+    from edgeclip.exporters.export import export_model
+    from edgeclip.exporters.testing import tiny_cnn_spec, trained_tiny_cnn
+    from edgeclip.runtimes import load_runtime
+
+    rng = np.random.default_rng(0)
+    low = rng.integers(0, 256, (6, 4, 6, 3), dtype=np.uint8)
+    frames = np.stack([np.asarray(Image.fromarray(f).resize((96, 64), Image.Resampling.BICUBIC)) for f in low])
+    artifact = export_model(trained_tiny_cnn(), tiny_cnn_spec(), "onnx", "fp32", tmp_path / "onnx-fp32",
+                            parity_inputs=frames, fused_preprocess="64x96")
+    expected = load_runtime(artifact.path).run(frames).argmax(1)
+    np.savez(tmp_path / "eval.npz", frames=frames, images=np.zeros((6, 3, 32, 32), np.float32), labels=expected)
+    row = _rows(_run([py38, RUNNER, artifact.path, "--data", tmp_path / "eval.npz", "--warmup", "1", "--iterations", "3"],
+                     env=device_env))[0]
+    assert row["status"] == "ok" and row["accuracy"] == 1.0 and row["latency_ms"]["p50"] > 0, row
+
+
 # ---- DistillCLIP: image tower, text tower, fused zero-shot ---------------------------------------------
 
 @pytest.fixture(scope="module")

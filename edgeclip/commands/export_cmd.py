@@ -20,7 +20,6 @@ from edgeclip.commands.export_inputs import (
     text_needs_calibration,
 )
 from edgeclip.config import DataConfig, ExportConfig
-from edgeclip.data.preprocess import frame_geometry, parse_frame_size
 from edgeclip.errors import UserError
 from edgeclip.io_utils import check_output_dir
 
@@ -102,6 +101,9 @@ def _fused_frame(args: argparse.Namespace) -> tuple[int, int] | None:
     """--fused-preprocess HxW → (height, width); refuses int8 (calibration feeds preprocessed floats)."""
     if args.fused_preprocess is None:
         return None
+    # lazy: `edgeclip --help` does not load it (edgeclip.data)
+    from edgeclip.data.preprocess import parse_frame_size
+
     try:
         frame = parse_frame_size(args.fused_preprocess)
     except ValueError as exc:
@@ -156,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     if frame is not None and spec.kind not in IMAGE_KINDS:
         raise UserError(f"--fused-preprocess needs an image model, but '{spec.name}' is a {spec.kind}; drop --fused-preprocess")
     if frame is not None:
+        # lazy: `edgeclip --help` does not load it (edgeclip.data)
+        from edgeclip.data.preprocess import frame_geometry
+
         try:
             frame_geometry(spec.preprocess, frame)  # a frame the model's resize would enlarge fails before any export work
         except ValueError as exc:

@@ -6,8 +6,9 @@ does on the host: cast, NHWC → NCHW, the artifact's resize geometry (letterbox
 stretch; with a fixed frame size every offset is static), /255 and mean/std folded into one Mul and
 one Add (letterbox: Mul, Pad with 0, Add), then the model. The host does no numpy work per frame.
 
-The resize is an integer box pre-filter (the mean of kh×kw pixels, as Reshape + ReduceMean) followed by a bilinear
-Resize (half-pixel centres, no antialias attribute) to PIL's target size. Why not Resize's own
+The resize is an integer box pre-filter (the mean of kh×kw pixels: ReduceMean over rows, AveragePool
+over columns) followed by a bilinear Resize (half-pixel centres, no antialias attribute) to PIL's
+target size. Why not Resize's own
 `antialias` (opset 18), measured here with torch 2.14 / onnxruntime 1.32 / OpenVINO 2026.4: the
 TorchScript exporter cannot export it (`aten::_upsample_bilinear2d_aa` unsupported), the dynamo
 exporter writes it and onnxruntime matches PyTorch (max |Δ| 5e-7 on a 360×640 → 32×57 resize), but
@@ -62,14 +63,16 @@ class FusedPreprocess(nn.Module):
         if (height, width) != g.frame:
             x = x[:, top:top + height, left:left + width, :]
         kh, kw = g.pool
-        # The box pre-filter as reshape + mean on the NHWC frame, rows first (contiguous), then columns, and the
-        # transpose on the small result: measured on a 720p frame, 1 thread, 1.0 ms (onnxruntime) / 1.6 ms
-        # (OpenVINO) against 3.8 / 6.6 ms for transpose-then-AveragePool.
+        # The box pre-filter: rows as reshape + mean on the NHWC frame (whole contiguous rows), the transpose on the
+        # row-reduced tensor, columns as AveragePool (1, kw). Measured on this CPU, 1 thread (benchmarks/results/
+        # fused_preprocessing.md, and the variants tried before it): a 720p frame with k=5 takes 1.6 ms in onnxruntime /
+        # 3.0 ms in OpenVINO against 4.0 / 6.6 ms for transpose-then-AveragePool; a reshape + mean over the columns too
+        # was as fast in OpenVINO but 4.4 ms in onnxruntime for k=3 to 5.
         if kh > 1:
             x = x.reshape(-1, height // kh, kh, width * 3).mean(dim=2).reshape(-1, height // kh, width, 3)
-        if kw > 1:
-            x = x.reshape(-1, height // kh, width // kw, kw, 3).mean(dim=3)
         x = x.permute(0, 3, 1, 2)
+        if kw > 1:
+            x = F.avg_pool2d(x, kernel_size=(1, kw), stride=(1, kw))
         if (height // g.pool[0], width // g.pool[1]) != g.resized:
             x = F.interpolate(x, size=g.resized, mode="bilinear", align_corners=False)
         if g.crop is not None:
