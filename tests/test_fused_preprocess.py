@@ -43,7 +43,10 @@ def test_in_graph_preprocessing_matches_the_host_path_with_bilinear(mode, frame)
 
 def test_frame_geometry_is_pils_arithmetic_with_static_offsets():
     g = frame_geometry(Preprocess(size=224, resize_mode="center_crop"), (720, 1280))
-    assert g.resized == (224, 398) and g.crop == (0, 87) and g.pool == (3, 3) and g.trim == (0, 1, 720, 1278)
+    # 3 divides 720; 1280 → 398: a 2× box (640 wide, bilinear 1.6×) rather than a 3× box after a trimmed edge
+    assert g.resized == (224, 398) and g.crop == (0, 87) and g.pool == (3, 2) and g.trim == (0, 0, 720, 1280)
+    g = frame_geometry(Preprocess(size=32, resize_mode="stretch"), (97, 203))  # no divisor fits: trimmed evenly
+    assert g.pool == (3, 6) and g.trim == (0, 2, 96, 198)
     g = frame_geometry(Preprocess(size=224, resize_mode="letterbox"), (720, 1280))
     assert g.resized == (126, 224) and g.pad == (49, 49, 0, 0) and g.pool == (5, 5)
     with pytest.raises(ValueError, match="only shrinks frames"):

@@ -64,7 +64,9 @@ def preview_for_artifact(data: str | Path, manifest: dict[str, Any], *, split: s
     preprocess, classes = manifest.get("preprocessing"), manifest.get("class_names")
     if not isinstance(preprocess, dict) or not classes:
         return None
-    settings = Preprocess.from_dict(preprocess)
+    # Fused preprocessing: the artifact takes frames; the host path shows what its graph computes (PIL bicubic
+    # instead of its box + bilinear resize: the same geometry and normalization).
+    settings = Preprocess.from_dict(preprocess).classic()
     if Path(data).suffix == ".npz":  # already preprocessed (build's eval_data.npz)
         evaluation = load_eval_data(data, settings, split=split, class_names=classes, class_map=class_map)
         images, labels = evaluation.images, evaluation.labels

@@ -143,7 +143,7 @@ class FrameGeometry:
     `trim` (top, left, height, width): the frame region whose height/width divide by `pool` (the
     remainder, if any, is split evenly off both edges); `pool` (kh, kw): integer box pre-filter (average
     of kh×kw pixels, the antialiasing a bilinear resize lacks when it shrinks by more than 2×; a divisor
-    of the side when one leaves the bilinear step ≤ 1.5× to shrink, so most frames need no trim);
+    of the side when one leaves the bilinear step ≤ 2× to shrink, so most frames need no trim);
     `resized` (h, w): bilinear target, the same size PIL's `Preprocess.resize` resizes to; then the
     center crop (`crop` top, left) or letterbox padding (`pad` top, bottom, left, right).
     """
@@ -186,8 +186,12 @@ def frame_geometry(preprocess: Preprocess, frame: tuple[int, int]) -> FrameGeome
     return FrameGeometry((height, width), trim, (pool_h, pool_w), (new_h, new_w), crop, pad)
 
 
-# The bilinear step after the box pre-filter may shrink by at most this much (more aliases visibly).
-MAX_BILINEAR_SHRINK = 1.5
+# The bilinear step after the box pre-filter may shrink by at most this much: up to 2× its two taps still
+# touch every input pixel (beyond, pixels are skipped: aliasing). Preferring a divisor of the side up to here
+# (no trimmed edge) measured better than trimming for a larger box: top-1 agreement with the PIL path of a
+# CIFAR-10 student on 600 photos upsampled to 100² was 0.973 with a 2×2 box (50 → 32 bilinear) and 0.908 with
+# a 3×3 box after trimming 1 pixel (33 → 32).
+MAX_BILINEAR_SHRINK = 2.0
 
 
 def _pool_factor(side: int, target: int) -> tuple[int, int]:
