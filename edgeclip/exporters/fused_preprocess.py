@@ -12,8 +12,10 @@ target size. Why not Resize's own
 `antialias` (opset 18), measured here with torch 2.14 / onnxruntime 1.32 / OpenVINO 2026.4: the
 TorchScript exporter cannot export it (`aten::_upsample_bilinear2d_aa` unsupported), the dynamo
 exporter writes it and onnxruntime matches PyTorch (max |Δ| 5e-7 on a 360×640 → 32×57 resize), but
-OpenVINO's ONNX frontend computes another result (max |Δ| 0.51 on [0,1] pixels), and TensorRT's ONNX
-parser refuses antialiasing (onnx-tensorrt operators.md). The box mean + bilinear Resize run the same
+OpenVINO's ONNX frontend computes another result (max |Δ| 0.51 on [0,1] pixels; openvinotoolkit/openvino
+issue #35893: its CPU plugin ignores `antialias`), and TensorRT's ONNX parser refuses antialiasing
+(onnx-tensorrt operators.md, NVIDIA/TensorRT issue #3560). onnxruntime's CPU kernel implements it
+the way PIL does (microsoft/onnxruntime PR #13890). The box mean + bilinear Resize run the same
 on all three. The host path resizes with PIL bicubic (antialiased); what the difference costs is
 measured at export (`classic_agreement` in the manifest) and in benchmarks/fused_preprocessing.py.
 """
