@@ -111,6 +111,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("export-fused-text-tower", ["export", "--model", "{dual}", "--tower", "text", "--fused-preprocess", "64x64"],
      "text encoder"),
     ("build-fused-malformed", ["build", "--target", "cpu", "--set", "export.fused_preprocess=big"], "not HEIGHTxWIDTH"),
+    ("build-fused-with-int8", ["build", "--target", "cpu", "--set", "export.fused_preprocess=720x1280"],
+     "cannot go with int8"),
     # ---- bench
     ("bench-no-artifact", ["bench"], "required: --artifact"),
     ("bench-missing-artifact", ["bench", "--artifact", "{missing}"], "does not exist"),

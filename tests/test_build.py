@@ -304,3 +304,24 @@ def test_quickstart_build_student_learns_and_meets_the_cpu_budgets(tmp_path, cap
     assert len(students) == 4 and all(r["retention"] >= 0.9 and r["accuracy"] >= 0.85 for r in students)
     # 3 cpu budgets x 4 students, all measured and held
     assert len(report["budget_results"]) == 12 and all(b["status"] == "pass" for b in report["budget_results"])
+
+
+def test_build_with_fused_preprocessing_exports_frame_artifacts(tiny_build_inputs, capsys) -> None:
+    """Recipe `export.fused_preprocess`: the build's artifacts take uint8 frames, parity runs on the test images
+    as frames, and the accuracy the build's preprocessed .npz cannot give is a visible note, not a number."""
+    tmp_path, recipe = tiny_build_inputs
+    target = tmp_path / "tiny-cpu.yaml"
+    target.write_text(TARGET.format(latency=250))
+    out = tmp_path / "run"
+    code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
+                 "--set", "export.fused_preprocess=48x64", "--set", "export.precisions=[fp32]",
+                 "--set", "export.backends=[onnx]"])
+    printed = capsys.readouterr().out
+    manifest = json.loads((out / "artifacts" / "onnx-fp32" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == ["batch", 48, 64, 3] and manifest["inputs"][0]["dtype"] == "uint8"
+    assert manifest["parity"]["passed"] and manifest["parity"]["num_inputs"] == 60  # export.parity_samples, as unfused
+    assert manifest["fused_preprocessing"]["classic_agreement"]["num_frames"] == 60
+    report = json.loads((out / "report.json").read_text())
+    student = next(r for r in report["rows"] if r["role"] == "student")
+    assert student["latency_ms"]["p50"] > 0 and student["accuracy"] is None
+    assert "accuracy not measured: the artifact takes uint8 frames" in student["notes"], (code, printed[-2000:])

@@ -114,7 +114,8 @@ def export_all(plan: BuildPlan, deployables: list[Any], inputs: RealInputs) -> t
             try:
                 artifact = export_model(deployable.model, deployable.spec, backend, precision,
                                         plan.run_dir / "artifacts" / name,
-                                        calibration=None if text else inputs.calibration,
+                                        # fused: int8 is refused at plan time, and calibration is float tensors
+                                        calibration=None if text or fused is not None else inputs.calibration,
                                         parity_inputs=None if text else parity,
                                         source_checkpoint=str(deployable.checkpoint / "model.pt"), opset=plan.recipe.export.opset,
                                         tensorrt=plan.target.tensorrt,
