@@ -19,6 +19,11 @@ running the model at batch 1, minus the same right after importing numpy and the
 interpreter baseline). A peak never goes down, so with several artifacts each one is measured in
 a fresh child process. A TensorRT engine timed through trtexec reports trtexec's own peak RSS.
 
+Speed columns (edgeclip's, measured here): the device's GEMM roof once per invocation, after the
+artifacts, in its own process (gemm_roof.py; `--no-roof` skips it), printed last as {"roof": ...};
+a row that ran on a GPU says `roof_why_not` instead. With `--equal-size N` each student is timed again
+at N x N (the speed reference's input size) by its runtime's `open_resized` (equal_size.py), or says why not.
+
     python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/tensorrt-fp16 --data eval.npz --threads 4
 
 Zero-shot with class names chosen on the device (DistillCLIP towers; see zero_shot.py, which needs

@@ -10,7 +10,7 @@ metadata) is copied byte for byte. tests/test_device_roof.py checks both against
 Field numbers used (onnx.proto): ModelProto 1 ir_version, 7 graph, 8 opset_import;
 OperatorSetIdProto 1 domain, 2 version; GraphProto 1 node, 2 name, 5 initializer, 11 input, 12 output,
 13 value_info; NodeProto 1 input, 2 output, 4 op_type; TensorProto 1 dims, 2 data_type, 8 name,
-9 raw_data, 13 data_location; ValueInfoProto 1 name, 2 type; TypeProto 1 tensor_type;
+9 raw_data, 14 data_location; ValueInfoProto 1 name, 2 type; TypeProto 1 tensor_type;
 TypeProto.Tensor 1 elem_type, 2 shape; TensorShapeProto 1 dim; Dimension 1 dim_value, 3 denotation.
 """
 
@@ -122,7 +122,7 @@ def _value_info(info: bytes, shape_fn) -> bytes:
 
 
 def _is_external(initializer: memoryview) -> bool:
-    return any(number == 13 and value == EXTERNAL for number, _, value, _ in fields(initializer))
+    return any(number == 14 and value == EXTERNAL for number, _, value, _ in fields(initializer))
 
 
 def resize_image_input(model: bytes, size: int) -> Tuple[bytes, bool]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from typing import Callable, Dict, List, Optional
@@ -78,11 +79,14 @@ def ort_session(model, options_, providers: List[str]):
 def _session(model: bytes, model_dir: str, external: bool, options_, providers: List[str]):
     if not external:
         return ort_session(model, options_, providers)
-    # Weights in files beside the model are found relative to the model's folder: the resized copy is
-    # written into a temporary folder holding links to the original folder's files.
+    # Weights in files beside the model are read relative to the model file, and onnxruntime refuses a
+    # path that leaves its folder (links included) or a model given as bytes (before 1.17): the resized
+    # model is written into a temporary folder with copies of the original folder's files (a student's
+    # weights: megabytes), never into the artifact itself.
     with tempfile.TemporaryDirectory(prefix="edgeclip-resized-") as work:
         for entry in os.listdir(model_dir):
-            os.symlink(os.path.join(model_dir, entry), os.path.join(work, entry))
+            if os.path.isfile(os.path.join(model_dir, entry)):
+                shutil.copy(os.path.join(model_dir, entry), os.path.join(work, entry))
         path = os.path.join(work, "resized.onnx")
         with open(path, "wb") as handle:
             handle.write(model)
