@@ -215,8 +215,9 @@ def test_runner_measures_the_roof_and_times_students_at_the_equal_size(tmp_path,
     same = make_artifact(tmp_path / "same", name="same", size=16)  # already at the teacher's size
     reference = make_artifact(tmp_path / "vit", name="vit", size=16, role="speed_reference")
     engine = make_artifact(tmp_path / "trt", name="trt", tensorrt=True)  # timed by (fake) trtexec: a GPU row
-    lines = run_runner([str(convnet), str(flat), str(same), str(reference), str(engine), "--equal-size", "16",
-                        "--trtexec", str(fake_trtexec / "trtexec"), *TIMING_ARGS, *ROOF_SIZE_ARGS], no_torch_env)
+    lines = run_runner([str(convnet), str(flat), str(same), str(reference), str(engine), "--equal-size", "16", "--in-process",
+                        "--trtexec", str(fake_trtexec / "trtexec"), *TIMING_ARGS, "--throughput-batch", "0", *ROOF_SIZE_ARGS],
+                       no_torch_env)
     rows, roof = {line["name"]: line for line in lines if "name" in line}, lines[-1]["roof"]
     assert len(rows) == 5 and rows_are_valid(list(rows.values())) == []
     equal = rows["convnet"]["equal_resolution"]
