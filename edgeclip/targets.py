@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 
 from edgeclip.backends import BACKENDS, versioned_backends
+from edgeclip.compress.int8_rule import REJECTED_NOTE
 from edgeclip.errors import UserError, close_matches
 from edgeclip.io_utils import read_yaml_mapping
 from edgeclip.paths import devices_dir
@@ -228,10 +229,13 @@ def check_budgets(target: Target, rows: Iterable[Any]) -> list[BudgetResult]:
     """Check every budget of `target` against every deployable row (not teacher/reference rows).
 
     A missing measurement is "not measured" (passed=None), never a pass. With no deployable row,
-    each budget yields one "not measured" result so the report still shows it.
+    each budget yields one "not measured" result so the report still shows it. An artifact rejected
+    at export (int8 that changes decisions) never ships: its row already shows the rejection, and
+    a budget it misses says nothing about what the build ships, so it is not checked.
     """
     deployable = [r for r in rows if _row_get(r, "role") == "student"
-                  and str(_row_get(r, "status") or "ok") == "ok"]
+                  and str(_row_get(r, "status") or "ok") == "ok"
+                  and REJECTED_NOTE not in str(_row_get(r, "notes") or "")]
     results: list[BudgetResult] = []
     for budget in ("max_latency_ms", "max_memory_mb", "min_retention"):
         limit = getattr(target.budgets, budget)

@@ -49,8 +49,6 @@ def test_unknown_backend_names_the_known_ones() -> None:
 # backend when its name starts with the backend's name or is `runtime_<runtime_module>.py` in the device
 # layer; OpenVINO's NNCF int8 module keeps its short name.
 OWN_MODULE_ALIASES = {"ov_int8.py": "openvino"}
-# Not a backend fact: the machine's GEMM roof measured per math library (torch, onnxruntime, openvino).
-LIBRARY_NOT_BACKEND = {"roof.py": "openvino"}
 
 
 def test_backend_names_appear_only_in_the_table_and_their_own_modules() -> None:
@@ -65,7 +63,7 @@ def test_backend_names_appear_only_in_the_table_and_their_own_modules() -> None:
         pattern = re.compile(rf'"{re.escape(name)}"')
         for path in [*sorted((root / "edgeclip").rglob("*.py")), *sorted((root / "devices").rglob("*.py"))]:
             own = (path.name.startswith(name) or path.name == f"runtime_{row.runtime_module}.py"
-                   or OWN_MODULE_ALIASES.get(path.name) == name or LIBRARY_NOT_BACKEND.get(path.name) == name
+                   or OWN_MODULE_ALIASES.get(path.name) == name
                    or path.name == "backends.py")
             if not own and "accident_demo/runtime" not in path.as_posix() and pattern.search(path.read_text()):
                 found.append(f"{path.relative_to(root)}: {name}")

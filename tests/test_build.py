@@ -174,7 +174,7 @@ def test_jetson_plan_comes_from_the_target_not_the_recipe():
     assert narrowed == [("onnx", "fp16"), ("onnx", "int8")]
 
 
-JETSON_RECIPE_OVERRIDES = ["--set", "bench.memory=false"]
+JETSON_RECIPE_OVERRIDES = ["--set", "bench.memory=false", "--set", "bench.roof=false"]
 
 
 def _local_device(monkeypatch):
@@ -204,14 +204,18 @@ def test_jetson_build_without_remote_says_how_to_finish(tiny_build_inputs, capsy
 
 
 def test_jetson_build_finishes_on_the_device(tiny_build_inputs, capsys, monkeypatch, fake_trtexec):
+    from edgeclip.bench import remote
+
     tmp_path, recipe = tiny_build_inputs
     _local_device(monkeypatch)
+    real_args = remote.runner_args  # the device's roof by the runner's method, at a size that takes milliseconds
+    monkeypatch.setattr(remote, "runner_args", lambda *a, **kw: [*real_args(*a, **kw), "--roof-size", "64"])
     target = tmp_path / "orin.yaml"  # the Jetson profile with budgets this stand-in device can meet
     target.write_text("name: orin\narch: [aarch64]\nos: [linux]\nbackends: [tensorrt, onnx]\nprecisions: [fp16]\n"
                       "build_on_device: true\nbudgets: {max_latency_ms: 2000, max_memory_mb: 8192}\n")
     out = tmp_path / "orin-run"
     code = main(["build", "--recipe", str(recipe), "--target", str(target), "--out", str(out), "--quiet",
-                 "--remote", "nvidia@orin", "--remote-python", sys.executable, *JETSON_RECIPE_OVERRIDES])
+                 "--remote", "nvidia@orin", "--remote-python", sys.executable, "--set", "bench.memory=false"])
     printed = capsys.readouterr().out
     assert code == 0, printed[-3000:]
     manifest = json.loads((out / "artifacts" / "tensorrt-fp16" / "manifest.json").read_text())
@@ -225,6 +229,21 @@ def test_jetson_build_finishes_on_the_device(tiny_build_inputs, capsys, monkeypa
     assert report["environment"]["measured_on"] == "nvidia@orin"
     trt = next(r for r in report["rows"] if r["role"] == "student" and r["backend"] == "tensorrt")
     assert trt["status"] == "ok" and trt["notes"].startswith("measured on nvidia@orin") and trt["latency_ms"]["p50"] > 0
+    # The speed columns of device rows: a GPU row says why it has no % of roof; the fp16 CPU row has no roof
+    # of its precision on the device; the device's roof is in the environment. Each student was timed again
+    # at the speed reference's input size there, or says why not (an engine is built for one size).
+    assert trt["roof_why_not"] == "not measured for GPU (tensorrt) rows" and trt["roof_percent"] is None
+    onnx_row = next(r for r in report["rows"] if r["role"] == "student" and r["backend"] == "onnx")
+    assert onnx_row["roof_why_not"].startswith("no fp16 GEMM roof measured on device nvidia@orin")
+    assert report["environment"]["roof"]["gemm"] == "64x64x64" and report["environment"]["roof"]["fp32"] > 0
+    reference = next(r for r in report["rows"] if r["role"] == "speed_reference" and r["backend"] == "onnx")
+    student_manifest = json.loads((out / "artifacts" / "onnx-fp16" / "manifest.json").read_text())
+    equal = onnx_row["equal_resolution"]
+    assert equal["input_size"] == 32 and equal["why_not"] is None and equal["latency_ms"]["iterations"] == 5
+    assert equal["speedup"] == pytest.approx(reference["latency_ms"]["p50"] / equal["latency_ms"]["p50"])
+    assert student_manifest["inputs"][0]["shape"][2:] == [16, 16]  # the student's own size: the column is not its native timing
+    assert trt["equal_resolution"]["why_not"] == ("the tensorrt artifact is built for 16x16 only; export the student at "
+                                                  "32x32 to time it there")
     assert report["budget_results"] and all(b["status"] == "pass" for b in report["budget_results"])
     assert report["verdict"]["recommended"] is not None
 

@@ -98,6 +98,8 @@ def _rows(result: subprocess.CompletedProcess) -> list[dict]:
 # ---- classifier ------------------------------------------------------------------------------------
 
 def test_classifier_fp32_and_int8_on_python38(py38, device_env, tmp_path):
+    import torch
+
     from edgeclip.exporters.export import export_model
     from edgeclip.exporters.testing import structured_images, tiny_cnn_spec, trained_tiny_cnn
 
@@ -105,14 +107,31 @@ def test_classifier_fp32_and_int8_on_python38(py38, device_env, tmp_path):
     images, labels = structured_images(48, seed=3)
     artifacts = [export_model(model, spec, "onnx", precision, tmp_path / f"onnx-{precision}", calibration=images,
                               parity_inputs=images[:8]).path for precision in ("fp32", "int8")]
+    torch.manual_seed(0)  # conv + global pool: a student that runs at any input size (the tiny CNN flattens: 32x32 only)
+    pooled = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                 torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
+    artifacts += [export_model(pooled, spec, "onnx", precision, tmp_path / f"pooled-{precision}", calibration=images,
+                               parity_inputs=images[:8]).path for precision in ("fp32", "int8")]
     np.savez(tmp_path / "eval.npz", images=images, labels=labels)
+    # --equal-size and the roof: the ONNX the device times at another size and the roof's GEMM models are
+    # written without the `onnx` package (devices/runner/onnx_proto.py), which this device does not have.
+    equal = 2 * spec.preprocess.size
     rows = _rows(_run([py38, RUNNER, *artifacts, "--data", tmp_path / "eval.npz", "--warmup", "1", "--iterations", "3",
-                       "--environment"], env=device_env))
+                       "--environment", "--equal-size", equal, "--threads", "1", "--roof-size", "128"], env=device_env))
     assert rows[0]["environment"]["python"].startswith("3.8")
     assert rows[0]["environment"]["versions"]["onnxruntime"].startswith("1.19")
-    for row in rows[1:]:
+    trained, resizable, roof = rows[1:3], rows[3:5], rows[-1]["roof"]
+    for row in trained:
         assert row["status"] == "ok" and row["accuracy"] > 0.9, row
         assert row["latency_ms"]["p50"] > 0
+        assert row["equal_resolution"]["why_not"].startswith("fixed-size model: runs only at 32x32"), row
+    for row in resizable:
+        assert row["status"] == "ok" and row["equal_resolution"]["input_size"] == equal, row
+        assert row["equal_resolution"]["latency_ms"]["p50"] > 0 and row["equal_resolution"]["why_not"] is None, row
+    assert roof["gemm"] == "128x128x128" and roof["clock"] == "process CPU time"
+    assert set(roof["by_library"]["fp32"]) == {"numpy", "onnxruntime"}, roof["errors"]  # no openvino on this device
+    assert set(roof["by_library"]["int8"]) == {"onnxruntime MatMulInteger u8s8", "onnxruntime QLinearMatMul u8s8"}
+    assert roof["fp32"] > 0 and roof["int8"] > 0 and "No module named 'openvino'" in roof["errors"]["fp32 openvino"]
 
 
 def test_fused_preprocessing_classifier_on_python38(py38, device_env, tmp_path):

@@ -45,11 +45,21 @@ def test_percent_of_roof_on_a_fake_row():
     int8 = ReportRow("b", precision="int8", flops=2_000_000_000, latency_ms={"p50": 2.5, "p90": 3.0, "p99": 3.0})
     fp16 = ReportRow("c", precision="fp16", flops=1_000_000_000, latency_ms={"p50": 10.0, "p90": 10.0, "p99": 10.0})
     untimed = ReportRow("d", precision="fp32", flops=1_000_000_000)
-    apply_roof([fp32, int8, fp16, untimed], roof)
+    gpu = ReportRow("e", backend="tensorrt", precision="fp32", flops=2_000_000_000, latency_ms={"p50": 1.0, "p90": 1.0, "p99": 1.0})
+    apply_roof([fp32, int8, fp16, untimed, gpu], roof)
     assert fp32.achieved_gflops == pytest.approx(200.0) and fp32.roof_percent == pytest.approx(50.0)
+    assert fp32.roof_source == "this machine, square GEMM" and fp32.roof_why_not is None
     assert int8.achieved_gflops == pytest.approx(800.0) and int8.roof_percent == pytest.approx(50.0)  # int8 roof, not fp32
     assert fp16.achieved_gflops == pytest.approx(100.0) and fp16.roof_percent is None  # no fp16 roof measured
-    assert untimed.achieved_gflops is None and untimed.roof_percent is None
+    assert fp16.roof_why_not == "no fp16 GEMM roof measured on this machine"
+    assert untimed.achieved_gflops is None and untimed.roof_percent is None and untimed.roof_why_not is None
+    # A GPU backend's row is not compared with the CPU's roof, whatever its precision: it says why.
+    assert gpu.achieved_gflops == pytest.approx(2000.0) and gpu.roof_percent is None and gpu.roof_source is None
+    assert gpu.roof_why_not == "not measured for GPU (tensorrt) rows"
+    assert dict(zip(TABLE_HEADER, table_cells(gpu)))["GFLOP/s (% roof)"] == "2e+03 (n/a)"
+    assert "e [tensorrt-fp32] — roof: not measured for GPU (tensorrt) rows" in render_markdown(Report([gpu]))
+    both = ReportRow("f", roof_percent=10.0, roof_why_not="not measured for GPU (tensorrt) rows")
+    assert any("both roof_percent and roof_why_not" in p for p in report_problems(Report([both]).to_dict()))
     report = Report([fp32, int8])
     assert report_problems(report.to_dict()) == []
     cells = dict(zip(TABLE_HEADER, table_cells(fp32)))
@@ -126,7 +136,7 @@ def test_equal_resolution_must_give_a_time_or_a_reason():
     row = ReportRow("s", equal_resolution={"input_size": 224, "latency_ms": None, "speedup": None, "why_not": None})
     assert any("neither latency_ms nor why_not" in p for p in report_problems(Report([row]).to_dict()))
     old = Report([ReportRow("s")]).to_dict()
-    for key in ("achieved_gflops", "roof_gflops", "roof_percent", "equal_resolution"):
+    for key in ("achieved_gflops", "roof_gflops", "roof_percent", "roof_source", "roof_why_not", "equal_resolution"):
         del old["rows"][0][key]  # a report written before these fields still validates
     assert report_problems(old) == []
 

@@ -46,7 +46,7 @@ DUAL_ENCODERS = [n for n, e in STUDENTS.items() if e.kind == "dual_encoder"]
 
 def test_registry_has_the_required_students():
     required = {
-        "mobilenetv3_small", "mobilenetv3_large", "resnet18", "resnet18_w2", "resnet18_w4", "resnet18_w8",
+        "mobilenetv3_small", "mobilenetv3_large", "resnet18", "resnet18_w2", "resnet18_w4", "resnet18_w8", "resnet18_w16",
         "test_mobilenetv3", "test_resnet", "distillclip_vit_s16", "distillclip_mobilenetv3", "test_distillclip",
     }
     assert required <= set(STUDENTS.names())

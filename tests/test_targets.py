@@ -105,3 +105,13 @@ def test_budgets_skip_teacher_and_failed_rows_and_report_unmeasured():
                                      row("broken", status="failed: boom")])
     assert [r.status for r in results] == ["not measured"] * 3 and all(r.row == "" for r in results)
     assert check_budgets(Target("none"), [row("a", p90=1.0)]) == []  # no budgets set, nothing to check
+
+
+def test_budgets_skip_artifacts_rejected_at_export():
+    # A rejected int8 artifact never ships: its row shows the rejection, its missed budget does not fail the build.
+    rejected = {**row("int8", p90=5.0, mem=50.0, retention=0.85), "notes": "rejected at export: int8 changes decisions"}
+    shipped = row("fp32", p90=6.0, mem=50.0, retention=0.93)
+    results = check_budgets(TARGET, [rejected, shipped])
+    assert {r.row.split()[0] for r in results} == {"fp32"} and all(r.passed for r in results)
+    # With only the rejected row, every budget is "not measured", never a pass.
+    assert [r.status for r in check_budgets(TARGET, [rejected])] == ["not measured"] * 3

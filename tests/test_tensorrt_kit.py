@@ -320,7 +320,8 @@ def test_bench_remote_failed_engine_build_is_a_failed_row_with_trtexecs_error(cn
                        run / "tensorrt-fp16", parity_inputs=images, tensorrt="8.6").path
     monkeypatch.setenv("FAKE_TRTEXEC_TENSORRT", "8.5")
     code = main(["bench", "--artifact", str(good), "--artifact", str(bad), "--remote", "nvidia@orin", "--remote-python",
-                 sys.executable, "--warmup", "1", "--iterations", "2", "--throughput-batch", "0", "--no-memory"])
+                 sys.executable, "--warmup", "1", "--iterations", "2", "--throughput-batch", "0", "--no-memory",
+                 "--no-roof"])
     assert code == 3, capsys.readouterr().out[-2000:]  # not parity's 1
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     ok_row, failed_row = [r for r in report["rows"] if r["role"] == "student"]

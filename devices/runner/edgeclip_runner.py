@@ -19,6 +19,11 @@ running the model at batch 1, minus the same right after importing numpy and the
 interpreter baseline). A peak never goes down, so with several artifacts each one is measured in
 a fresh child process. A TensorRT engine timed through trtexec reports trtexec's own peak RSS.
 
+Speed columns (edgeclip's, measured here): the device's GEMM roof once per invocation, after the
+artifacts, in its own process (gemm_roof.py; `--no-roof` skips it), printed last as {"roof": ...};
+a row that ran on a GPU says `roof_why_not` instead. With `--equal-size N` each student is timed again
+at N x N (the speed reference's input size) by its runtime's `open_resized` (equal_size.py), or says why not.
+
     python3 edgeclip_runner.py artifacts/onnx-int8 artifacts/tensorrt-fp16 --data eval.npz --threads 4
 
 Zero-shot with class names chosen on the device (DistillCLIP towers; see zero_shot.py, which needs
@@ -57,10 +62,12 @@ def _load_runtime_layer():
 
 runtime_layer = _load_runtime_layer()
 read_manifest, model_file, open_model = runtime_layer.read_manifest, runtime_layer.model_file, runtime_layer.open_model
+gemm_roof = runtime_layer.load_sibling("gemm_roof.py")  # the machine's GEMM roof, edgeclip's bench/roof.py method
+equal_size = runtime_layer.load_sibling("equal_size.py")  # a student at the teacher's input size, as edgeclip does it
 
 SCHEMA_ROW_FIELDS = ("name", "role", "kind", "backend", "precision", "params", "flops", "flops_per_tower", "size_mb",
                      "latency_ms", "throughput", "peak_mem_mb", "accuracy", "retention", "agreement_teacher",
-                     "agreement_reference", "speedup", "status", "notes")
+                     "agreement_reference", "speedup", "status", "notes", "roof_why_not", "equal_resolution")
 
 
 def maxrss_mb() -> float:
@@ -193,6 +200,8 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
     try:
         row["size_mb"] = manifest["size_bytes"] / 1e6 if manifest.get("size_bytes") else artifact_size_mb(artifact_dir)
         model = runtime_layer.open_artifact(artifact_dir, args, manifest)
+        if getattr(model, "accelerator", None):  # a GPU row: the CPU's GEMM roof says nothing about it
+            row["roof_why_not"] = f"not measured for {model.accelerator} rows"
         fixed_batch, make_batch = input_maker(model, manifest)
         one = make_batch(fixed_batch or 1)
         times_itself = hasattr(model, "latencies")  # trtexec: timing and peak memory are the tool's own
@@ -231,11 +240,49 @@ def benchmark_artifact(artifact_dir: str, args: argparse.Namespace, baseline_mb:
                              *fused_frame(manifest)))
         elif args.data and manifest.get("kind") in ("classifier", "zero_shot_classifier"):
             evaluate(row, model, args, fixed_batch or (int(manifest["max_batch"]) if manifest.get("max_batch") else None))
+        if args.equal_size and row["role"] == "student":  # after the memory peak: the second session is not counted
+            row["equal_resolution"] = time_at_equal_size(artifact_dir, manifest, row["latency_ms"], args)
         row["notes"] = "; ".join(notes)
         row["status"] = parity_not_verified(manifest) or row["status"]
     except Exception as exc:  # one broken artifact must not hide the others' rows
         row["status"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return row
+
+
+def time_at_equal_size(artifact_dir: str, manifest: dict, native_latency: dict, args: argparse.Namespace) -> dict:
+    """The row's `equal_resolution`: the student opened again at --equal-size (the speed reference's input
+    size) with its runtime's `open_resized` and timed with the same loop, or why it cannot run there."""
+    size = args.equal_size
+    if equal_size.image_size(manifest) == size:
+        return equal_size.native_record(size, native_latency)
+    try:
+        code = runtime_layer.runtime(str(manifest.get("runtime_module")))
+    except runtime_layer.ArtifactError:
+        code = None
+    run, why_not = equal_size.resized_runner(manifest, model_file(artifact_dir, manifest), size, args.threads, code, args)
+    if run is None:
+        return equal_size.equal_resolution_record(size, None, why_not)
+    try:
+        samples = timed_loop(run, equal_size.example_input(size), args.warmup, args.iterations, args.max_seconds)
+    except Exception as exc:  # noqa: BLE001 - the native row stands; the equal-size timing says why it failed
+        return equal_size.failed_record(size, f"{type(exc).__name__}: {exc}")
+    return equal_size.equal_resolution_record(size, percentiles(samples))
+
+
+def measure_roof(args: argparse.Namespace) -> dict:
+    """The device's GEMM roof (gemm_roof.py), measured in a fresh process: numpy's BLAS reads its thread
+    count from the environment only at import, and the GEMMs' memory must not count in any row's peak."""
+    env = dict(os.environ)
+    if args.threads > 0:
+        env.update({name: str(args.threads) for name in gemm_roof.BLAS_THREAD_VARIABLES})
+    child = subprocess.run([sys.executable, os.path.abspath(__file__), "--roof-only", "--threads", str(args.threads),
+                            "--roof-size", str(args.roof_size)], capture_output=True, text=True, env=env)
+    for line in child.stdout.splitlines():
+        if line.startswith('{"roof"'):
+            return json.loads(line)["roof"]
+    tail = (child.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"gemm": None, "threads": args.threads, "by_library": {}, "fp32": None, "int8": None,
+            "errors": {"roof": f"the roof process exited {child.returncode}: {tail}"}}
 
 
 def evaluate(row: dict, model, args: argparse.Namespace, fixed_batch: int | None) -> None:
@@ -291,15 +338,15 @@ def child_command(artifact_dir: str, args: argparse.Namespace) -> list:
                         ("--throughput-batch", args.throughput_batch), ("--throughput-iterations", args.throughput_iterations),
                         ("--eval-batch", args.eval_batch), ("--providers", args.providers),
                         ("--openvino-device", args.openvino_device), ("--teacher-accuracy", args.teacher_accuracy),
-                        ("--trtexec", args.trtexec)):
+                        ("--trtexec", args.trtexec), ("--equal-size", args.equal_size)):
         if value is not None:
             argv += [flag, str(value)]
-    return argv
+    return argv + ["--no-roof"]  # the parent measures the roof once, after every artifact
 
 
 def parse_args(argv: list | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark edgeclip artifacts on this device; prints one JSON row per artifact.")
-    parser.add_argument("artifacts", nargs="+", help="artifact directories (each with manifest.json)")
+    parser.add_argument("artifacts", nargs="*", help="artifact directories (each with manifest.json)")
     parser.add_argument("--data", help=".npz with images (N,3,H,W) float32 preprocessed, labels (N,), optional teacher_logits / "
                         "reference_logits; frames (N,H,W,3) uint8 for artifacts with fused preprocessing")
     parser.add_argument("--warmup", type=int, default=10)
@@ -317,6 +364,14 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
                         "(default: $TRTEXEC, PATH, /usr/src/tensorrt/bin/trtexec)")
     parser.add_argument("--environment", action="store_true", help="first print one line {\"environment\": {...}}")
     parser.add_argument("--in-process", action="store_true", help="measure all artifacts in this process (peak memory then accumulates)")
+    parser.add_argument("--equal-size", type=int, help="also time each student artifact with its image input resized to "
+                        "N x N (the speed reference's input size: edgeclip's equal-resolution column), or say why it cannot run there")
+    speed = parser.add_argument_group("GEMM roof (achieved GFLOP/s and % of roof per row; edgeclip's bench/roof.py method)")
+    speed.add_argument("--no-roof", action="store_true", help="skip the roof (measured once per invocation, in its own "
+                       "process, after the artifacts; printed as one line {\"roof\": {...}})")
+    speed.add_argument("--roof-only", action="store_true", help="measure only the roof (no artifacts needed)")
+    speed.add_argument("--roof-size", type=int, default=gemm_roof.ROOF_SIZE,
+                       help="GEMM size (default %(default)s, the method's; smaller ones under-state the roof: quick checks only)")
     zero_shot = parser.add_argument_group("zero-shot with new class names (dual-encoder towers; prints one JSON line)")
     zero_shot.add_argument("--classes", help="class names 'a,b,c' or @file; the artifact is then an image tower to classify with")
     zero_shot.add_argument("--text-tower", help="text-tower artifact (ships its tokenizer) that embeds the class prompts")
@@ -324,7 +379,12 @@ def parse_args(argv: list | None = None) -> argparse.Namespace:
     zero_shot.add_argument("--templates", help="prompt templates 'a photo of a {}.,{}' or @file; default: the text tower's")
     zero_shot.add_argument("--images", nargs="+", help="image files to classify (needs Pillow)")
     zero_shot.add_argument("--logit-scale", type=float, help="default: the one recorded in the image tower's manifest")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.artifacts and not args.roof_only:
+        parser.error("give one or more artifact directories (or --roof-only)")
+    if args.equal_size is not None and args.equal_size < 1 or args.roof_size < 1:
+        parser.error("--equal-size and --roof-size must be positive")
+    return args
 
 
 def import_runtime(artifact_dir: str) -> None:
@@ -349,14 +409,25 @@ def main(argv: list | None = None) -> int:
             return 2
         print(json.dumps({"zero_shot": result}), flush=True)
         return 0
+    if args.roof_only:
+        print(json.dumps({"roof": gemm_roof.measure_roof(args.threads, runtime_layer, size=args.roof_size)}), flush=True)
+        return 0
     if args.environment:
         print(json.dumps({"environment": environment(args)}), flush=True)
+    benchmark_all(args)
+    if not args.no_roof:
+        print(json.dumps({"roof": measure_roof(args)}), flush=True)
+    return 0
+
+
+def benchmark_all(args: argparse.Namespace) -> None:
+    """One JSON row per artifact, in order."""
     if len(args.artifacts) == 1 or args.in_process:
         for artifact_dir in args.artifacts:
             import_runtime(artifact_dir)
             baseline = maxrss_mb()
             print(json.dumps(benchmark_artifact(artifact_dir, args, baseline)), flush=True)
-        return 0
+        return
     for artifact_dir in args.artifacts:  # one fresh process per artifact: ru_maxrss never goes down
         child = subprocess.run(child_command(artifact_dir, args), capture_output=True, text=True)
         rows = [line for line in child.stdout.splitlines() if line.startswith("{")]
@@ -369,7 +440,6 @@ def main(argv: list | None = None) -> int:
             rows = [json.dumps(row)]
         for line in rows:
             print(line, flush=True)
-    return 0
 
 
 if __name__ == "__main__":

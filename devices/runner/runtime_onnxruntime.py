@@ -3,9 +3,19 @@
 Options: `threads` (intra-op threads, 0 = onnxruntime's default) and `providers` (execution providers
 in order, default CPUExecutionProvider; the first one available here is used, else the CPU).
 The manifest's `runtime_hints.ort_graph_optimization` is honoured (the level parity was checked at).
+Also here: `open_resized` (the model at another input size: equal-resolution timing) and `roof_gemms`
+(onnxruntime's fp32 and int8 GEMMs of the machine's roof, gemm_roof.py); both build their ONNX bytes
+with onnx_proto.py beside this file, so neither needs the `onnx` package.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -29,23 +39,87 @@ def session_options(threads: int, level: str = "all"):
     return options
 
 
-def open_resized(model_path: str, size: int, threads: int, manifest: dict):
-    """run(batch) of the model with its image input made size x size (edgeclip's equal-resolution timing;
-    needs the onnx package, so it runs on the workstation, never on the device)."""
-    import onnx
+def _onnx_proto():
+    """onnx_proto.py beside this file, loaded by path once (as artifact_runtime.load_sibling names it)."""
+    name = "edgeclip_device_onnx_proto"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                         "onnx_proto.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def chosen_providers(options) -> List[str]:
+    """The execution providers asked for (`options.providers`, in order) that this onnxruntime has, else the CPU."""
     import onnxruntime as ort
 
-    model = onnx.load(str(model_path))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_value, dims[3].dim_value = size, size
-    del model.graph.value_info[:]  # intermediate shapes were inferred for the native size
-    for output in model.graph.output:
-        output.type.tensor_type.ClearField("shape")
+    wanted = str(getattr(options, "providers", None) or "CPUExecutionProvider")
+    available = ort.get_available_providers()
+    return [p for p in (p.strip() for p in wanted.split(",")) if p and p in available] or ["CPUExecutionProvider"]
+
+
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider", "ROCMExecutionProvider", "MIGraphXExecutionProvider",
+                 "DmlExecutionProvider")
+
+
+def accelerator(provider: str) -> Optional[str]:
+    """What a row timed with this provider ran on when not the CPU (its speed is then no CPU roof's)."""
+    if provider == "CPUExecutionProvider":
+        return None
+    return f"GPU ({provider})" if provider in GPU_PROVIDERS else provider
+
+
+def ort_session(model, options_, providers: List[str]):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model, options_, providers=providers)
+
+
+def _session(model: bytes, model_dir: str, external: bool, options_, providers: List[str]):
+    if not external:
+        return ort_session(model, options_, providers)
+    # Weights in files beside the model are read relative to the model file, and onnxruntime refuses a
+    # path that leaves its folder (links included) or a model given as bytes (before 1.17): the resized
+    # model is written into a temporary folder with copies of the original folder's files (a student's
+    # weights: megabytes), never into the artifact itself.
+    with tempfile.TemporaryDirectory(prefix="edgeclip-resized-") as work:
+        for entry in os.listdir(model_dir):
+            if os.path.isfile(os.path.join(model_dir, entry)):
+                shutil.copy(os.path.join(model_dir, entry), os.path.join(work, entry))
+        path = os.path.join(work, "resized.onnx")
+        with open(path, "wb") as handle:
+            handle.write(model)
+        return ort_session(path, options_, providers)
+
+
+def open_resized(model_path: str, size: int, threads: int, manifest: dict, options=None):
+    """run(batch) of the model with its image input made size x size (edgeclip's equal-resolution timing,
+    here and on the device: the ONNX is rewritten with onnx_proto.py, so the `onnx` package is not needed).
+    `options.providers` as for the artifact itself, so the student runs where its native timing ran."""
+    with open(str(model_path), "rb") as handle:
+        model, external = _onnx_proto().resize_image_input(handle.read(), size)
     level = (manifest.get("runtime_hints") or {}).get("ort_graph_optimization", "all")
-    session = ort.InferenceSession(model.SerializeToString(), session_options(threads, level),
-                                   providers=["CPUExecutionProvider"])
+    session = _session(model, os.path.dirname(os.path.abspath(str(model_path))), external,
+                       session_options(threads, level), chosen_providers(options))
     name = session.get_inputs()[0].name
     return lambda batch: session.run(None, {name: batch})[0]
+
+
+def roof_gemms(threads: int) -> Dict[str, Dict[str, Callable]]:
+    """The GEMMs of the machine's roof run by onnxruntime (gemm_roof.py): {precision: {library: setup(a, b) -> call}}.
+    u8 activations x s8 weights is onnxruntime's fast int8 GEMM on x86 (VNNI/AMX when present)."""
+    def setup(op: str, input_type):
+        def make(a: np.ndarray, b: np.ndarray):
+            session = ort_session(_onnx_proto().gemm_model(op, b), session_options(threads, "all"), ["CPUExecutionProvider"])
+            feed = {"A": np.ascontiguousarray(a, dtype=input_type)}
+            return lambda: session.run(None, feed)
+        return make
+
+    return {"fp32": {"onnxruntime": setup("MatMul", np.float32)},
+            "int8": {"onnxruntime MatMulInteger u8s8": setup("MatMulInteger", np.uint8),
+                     "onnxruntime QLinearMatMul u8s8": setup("QLinearMatMul", np.uint8)}}
 
 
 class OnnxModel:
@@ -54,10 +128,9 @@ class OnnxModel:
 
         level = (manifest.get("runtime_hints") or {}).get("ort_graph_optimization", "all")
         session_options_ = session_options(int(getattr(options, "threads", 0) or 0), level)
-        wanted = str(getattr(options, "providers", None) or "CPUExecutionProvider")
-        available = ort.get_available_providers()
-        chosen = [p for p in (p.strip() for p in wanted.split(",")) if p and p in available] or ["CPUExecutionProvider"]
+        chosen = chosen_providers(options)
         self.session = ort.InferenceSession(path, session_options_, providers=chosen)
+        self.accelerator = accelerator(chosen[0])
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_shape = list(first.shape)

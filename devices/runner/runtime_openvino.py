@@ -10,12 +10,14 @@ demos runs a dynamic-shape compile.
 
 Options: `threads` (INFERENCE_NUM_THREADS, 0 = OpenVINO's default), `openvino_device` (CPU, GPU,
 NPU; default CPU). The manifest's `runtime_hints.openvino_inference_precision` is honoured.
+Also here: `open_resized` (equal-resolution timing) and `roof_gemms` (OpenVINO's fp32 GEMM of the
+machine's roof, gemm_roof.py).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -64,16 +66,44 @@ def compile_config(threads: int, manifest: dict) -> Dict[str, Any]:
     return config
 
 
-def open_resized(model_path: str, size: int, threads: int, manifest: dict):
-    """run(batch) of the model compiled for a size x size image at batch 1 (equal-resolution timing)."""
+def open_resized(model_path: str, size: int, threads: int, manifest: dict, options=None):
+    """run(batch) of the model compiled for a size x size image at batch 1 (equal-resolution timing), on
+    `options.openvino_device` (default CPU) as the artifact itself."""
     import openvino as ov
 
     core = ov.Core()
     model = core.read_model(str(model_path))
     model.reshape({model.input(0): [1, 3, size, size]})
-    compiled = core.compile_model(model, "CPU", compile_config(threads, manifest))
+    compiled = core.compile_model(model, device_of(options), compile_config(threads, manifest))
     request, output = compiled.create_infer_request(), compiled.outputs[0]
     return lambda batch: request.infer({0: batch})[output]
+
+
+def device_of(options) -> str:
+    return str(getattr(options, "openvino_device", None) or "CPU")
+
+
+def roof_gemms(threads: int) -> Dict[str, Dict[str, Callable]]:
+    """OpenVINO's fp32 GEMM of the machine's roof (gemm_roof.py): {precision: {library: setup(a, b) -> call}}."""
+    def fp32(a: np.ndarray, b: np.ndarray):
+        import openvino as ov
+        try:
+            import openvino.opset13 as ops
+        except ImportError:  # OpenVINO before 2023.1 (older device images): the runtime namespace
+            from openvino.runtime import opset8 as ops
+
+        parameter = ops.parameter(list(a.shape), np.float32, name="A")
+        model_class = getattr(ov, "Model", None) or ov.runtime.Model
+        model = model_class([ops.matmul(parameter, ops.constant(b), False, False)], [parameter], "roof")
+        # f32 pinned as edgeclip's OpenVINO artifacts pin it: on a CPU with bf16 (AVX512_BF16/AMX) OpenVINO's
+        # default is bf16, which measured a "fp32" roof 1.9x this one's.
+        config: Dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+        return lambda: request.infer({0: a})
+
+    return {"fp32": {"openvino": fp32}}
 
 
 class OpenVinoModel:
@@ -82,7 +112,8 @@ class OpenVinoModel:
 
         config = compile_config(int(getattr(options, "threads", 0) or 0), manifest)
         precision = (manifest.get("runtime_hints") or {}).get("openvino_inference_precision")
-        device = str(getattr(options, "openvino_device", None) or "CPU")
+        device = device_of(options)
+        self.accelerator = None if device == "CPU" else f"{device} (openvino)"  # GPU/NPU rows: no CPU roof applies
         self.compiler = StaticShapeCompiler(path, device, config)
         self.input_name = manifest["inputs"][0]["name"]
         partial = self.compiler.read().input(0).get_partial_shape()  # a broken IR fails here

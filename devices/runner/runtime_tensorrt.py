@@ -22,6 +22,7 @@ import tempfile
 import numpy as np
 
 ENGINE_FILE = "model.engine"
+ACCELERATOR = "GPU (tensorrt)"  # what its rows ran on: the CPU's GEMM roof does not apply to them
 
 
 def runnable_file(manifest: dict) -> str:
@@ -98,6 +99,7 @@ class TensorRTModel:
         self.stream = self._cuda("cudaStreamCreate", cudart.cudaStreamCreate())
         self.buffers: dict = {}
         self.library = f"TensorRT {trt.__version__} (Python API)"
+        self.accelerator = ACCELERATOR
 
     def _cuda(self, call: str, result):
         return cuda_checked(self.cudart, call, result)
@@ -150,6 +152,7 @@ class TrtexecModel:
         self.dtype = engine_input_dtype(manifest)
         self.peak_rss_mb = 0.0
         self.library = f"trtexec ({trtexec})"
+        self.accelerator = ACCELERATOR
 
     def _call(self, flags: list) -> None:
         result = subprocess.run([self.trtexec, f"--loadEngine={self.path}", *flags], capture_output=True, text=True)

@@ -15,7 +15,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from edgeclip.backends import BACKENDS, get_backend
-from edgeclip.bench.equal_resolution import NATIVE_IS_TEACHER_SIZE, equal_resolution_record, equal_resolution_runs
+from edgeclip.bench.equal_resolution import (
+    NATIVE_IS_TEACHER_SIZE,
+    equal_resolution_record,
+    equal_resolution_runs,
+    failed_record,
+    native_record,
+)
 from edgeclip.bench.latency import benchmark_interleaved, measure_throughput
 from edgeclip.bench.memory import measure_peak_memory
 from edgeclip.bench.metrics import agreement, retention, top1_accuracy
@@ -301,9 +307,9 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
                                   max_seconds=config.max_seconds * max(1, len(runs)))
     for key, result in stats.items():
         if key in equal_runs:
-            items[key[1]].row.equal_resolution = equal_resolution_record(
-                equal_runs[key][1].shape[-1], None if "error" in result else result,
-                f"failed at this size: {one_line(result['error'])}" if "error" in result else None)
+            size = int(equal_runs[key][1].shape[-1])
+            items[key[1]].row.equal_resolution = (failed_record(size, result["error"]) if "error" in result
+                                                  else equal_resolution_record(size, result))
             continue
         item = items[key]
         if "error" in result:
@@ -320,8 +326,7 @@ def bench_artifacts(artifact_dirs: Sequence[str | Path], config: BenchConfig | N
     for item in artifacts:  # a student already at the teacher's size: its own timing is the equal-size one
         equal = item.row.equal_resolution
         if equal and equal.get("note") == NATIVE_IS_TEACHER_SIZE:
-            equal["latency_ms"] = item.row.latency_ms
-            equal["why_not"] = None if item.row.latency_ms else "the student itself was not timed"
+            item.row.equal_resolution = native_record(equal["input_size"], item.row.latency_ms)
     if config.roof:
         apply_roof([item.row for item in items], machine_roof(config.threads))
     teacher = None

@@ -25,14 +25,14 @@ MEMORY_METHOD = ("peak memory = peak RSS (Linux VmHWM, else ru_maxrss) of a fres
 
 def run_runner(artifact_dirs: list[str | Path], extra_args: list[str] | None = None, *, timeout: float = 600.0,
                python: str = sys.executable) -> list[dict]:
-    """Run the standalone runner locally and parse its JSON lines (rows; an environment line is skipped)."""
+    """Run the standalone runner locally and parse its JSON lines (rows; environment and roof lines are skipped)."""
     command = [python, str(RUNNER_PATH), *map(str, artifact_dirs), *(extra_args or [])]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"runner exited {result.returncode}: {tail}")
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return [row for row in rows if "environment" not in row]
+    return [row for row in rows if "environment" not in row and "roof" not in row]
 
 
 def measure_peak_memory(artifact_dir: str | Path, *, threads: int = 0, iterations: int = 5,
@@ -41,7 +41,8 @@ def measure_peak_memory(artifact_dir: str | Path, *, threads: int = 0, iteration
 
     None when the runner cannot run this backend (TensorRT/CoreML need their device).
     """
-    args = ["--warmup", "2", "--iterations", str(iterations), "--throughput-batch", "0", "--threads", str(threads)]
+    args = ["--warmup", "2", "--iterations", str(iterations), "--throughput-batch", "0", "--threads", str(threads),
+            "--no-roof"]
     rows = run_runner([artifact_dir], args, timeout=timeout)
     if not rows or rows[0].get("status") != "ok":
         return None

@@ -3,8 +3,10 @@
 
 On the device: artifacts whose final form must be built there (TensorRT engines) are built with
 their kit (`build_engine.sh`, which also checks the engine against the shipped PyTorch outputs),
-then the standalone runner measures every artifact. Updated manifests (engine parity) are copied
-back into the local artifact directories, so the run directory records what the device found.
+then the standalone runner measures every artifact, times each student again at the speed
+reference's input size (`--equal-size`) and measures the device's GEMM roof (`--no-roof` skips it).
+Updated manifests (engine parity) are copied back into the local artifact directories, so the run
+directory records what the device found.
 
 Only `ssh` and `scp` on this machine and `python3` + numpy + the runtime on the device are needed.
 SSH runs with BatchMode=yes (never hangs on a password prompt) and a ConnectTimeout. The transport
@@ -23,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgeclip.bench.equal_resolution import reference_size
 from edgeclip.bench.report import ReportRow
+from edgeclip.bench.roof import apply_roof
 from edgeclip.errors import UserError
 from edgeclip.paths import runner_files
 
@@ -92,12 +96,18 @@ def _check(result: subprocess.CompletedProcess, transport: SshTransport, what: s
         raise UserError(f"could not {what} on {transport.host} (exit {result.returncode}: {detail}); {_fix_hint(transport.host)}")
 
 
-def runner_args(config: Any, teacher_accuracy: float | None = None) -> list[str]:
-    """The runner's command line for a BenchConfig (same warm-up, iterations, threads as local runs)."""
+def runner_args(config: Any, teacher_accuracy: float | None = None, equal_size: int | None = None) -> list[str]:
+    """The runner's command line for a BenchConfig (same warm-up, iterations, threads as local runs; the
+    device's GEMM roof unless `config.roof` is off; students also timed at `equal_size`, the speed
+    reference's input size)."""
     args = ["--warmup", str(config.warmup), "--iterations", str(config.iterations), "--max-seconds", str(config.max_seconds),
             "--threads", str(config.threads), "--throughput-batch", str(config.throughput_batch)]
     if teacher_accuracy is not None:
         args += ["--teacher-accuracy", str(teacher_accuracy)]
+    if not getattr(config, "roof", True):
+        args.append("--no-roof")
+    if equal_size:
+        args += ["--equal-size", str(int(equal_size))]
     return args
 
 
@@ -276,9 +286,12 @@ def bench_remote(artifact_dirs: Sequence[str | Path], host: str, *, data: str | 
 
 def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Sequence[Path], host: str
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """JSON lines → (rows, environment). Staged names in rows are mapped back to the local artifact names."""
+    """JSON lines → (rows, environment). Staged names in rows are mapped back to the local artifact names;
+    the device's GEMM roof line, when the runner measured one, becomes `environment["roof"]` (with
+    `measured_on`: the host)."""
     rows: list[dict[str, Any]] = []
     environment: dict[str, Any] = {}
+    roof: dict[str, Any] | None = None
     local_names = dict(zip(staged, (a.name for a in artifact_dirs)))
     for line in stdout.splitlines():
         if not line.startswith("{"):
@@ -290,6 +303,9 @@ def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Seque
         if "environment" in item:
             environment = item["environment"]
             continue
+        if "roof" in item:
+            roof = {**item["roof"], "measured_on": host}
+            continue
         if item.get("name") in local_names:  # a manifest without a name: the runner used the staged dir name
             item["name"] = local_names[item["name"]]
         item["notes"] = "; ".join(filter(None, [f"measured on {host}", item.get("notes", "")]))
@@ -297,13 +313,30 @@ def parse_runner_output(stdout: str, staged: Sequence[str], artifact_dirs: Seque
     if len(rows) != len(staged):
         raise UserError(f"the runner on {host} returned {len(rows)} rows for {len(staged)} artifacts; "
                         f"run `python3 edgeclip_runner.py <artifact>` there to see the error")
+    if roof is not None:
+        environment = {**environment, "roof": roof}
     return rows, environment
 
 
+def device_machine(host: str) -> str:
+    """How a report names the machine whose roof a device row is compared with (the row's roof_source)."""
+    return f"device {host}"
+
+
 def finish_on_device(artifact_dirs: Sequence[Path], host: str, *, data: Path | None, config: Any, python: str = "python3",
-                     teacher_accuracy: float | None = None, transport: SshTransport | None = None
-                     ) -> tuple[list[Any], dict[str, Any]]:
-    """`edgeclip build --remote`: bench_remote with the build's settings; rows as ReportRows."""
+                     teacher_accuracy: float | None = None, transport: SshTransport | None = None,
+                     speed_reference_size: int | None = None) -> tuple[list[Any], dict[str, Any]]:
+    """`edgeclip build|bench --remote`: bench_remote with the bench settings; rows as ReportRows carrying what
+    local rows carry: achieved GFLOP/s and % of the device's GEMM roof (bench/roof.apply_roof, roof source
+    "device HOST"), and each student timed at the speed reference's input size (`equal_resolution`; the
+    speedups are filled by Report.fill_speedups as for local rows). That size is the staged speed
+    reference's, or `speed_reference_size` when the caller's speed reference row is timed elsewhere."""
+    manifests = [json.loads((Path(a) / "manifest.json").read_text()) for a in artifact_dirs
+                 if (Path(a) / "manifest.json").is_file()]
+    equal_size = speed_reference_size or reference_size(manifests)
     rows, environment = bench_remote(artifact_dirs, host, data=data, python=python, transport=transport,
-                                     runner_args=runner_args(config, teacher_accuracy))
-    return [ReportRow.from_dict(row) for row in rows], environment
+                                     runner_args=runner_args(config, teacher_accuracy, equal_size))
+    report_rows = [ReportRow.from_dict(row) for row in rows]
+    if environment.get("roof"):
+        apply_roof(report_rows, environment["roof"], machine=device_machine(host))
+    return report_rows, environment

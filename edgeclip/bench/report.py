@@ -61,11 +61,16 @@ class ReportRow:
     # Classifier rows evaluated on labelled data: baselines, prediction spread, per-class accuracy,
     # confusion matrix and flags (bench/qualify.py, harness.row_quality). Absent in older reports.
     quality: dict[str, Any] | None = None
-    # How close the row runs to this machine's GEMM roof (bench/roof.py): FLOPs / p50, and that as a
-    # percentage of the roof of its precision (fp32 or int8). Absent in older reports.
+    # How close the row runs to the GEMM roof of the machine that timed it (bench/roof.py; on a device,
+    # the runner's devices/runner/gemm_roof.py): FLOPs / p50, and that as a percentage of the roof of its
+    # precision (fp32 or int8). `roof_source`: which machine's roof ("this machine: ..." or "device
+    # HOST: ..."); `roof_why_not`: why a timed row has no % (a GPU row, no roof of its precision).
+    # Absent in older reports.
     achieved_gflops: float | None = None
     roof_gflops: float | None = None
     roof_percent: float | None = None
+    roof_source: str | None = None
+    roof_why_not: str | None = None
     # A student timed at the speed reference's (teacher's) input size, so × teacher is never only a
     # resolution trick (bench/equal_resolution.py): {"input_size", "latency_ms", "speedup", "why_not"}.
     equal_resolution: dict[str, Any] | None = None

@@ -10,7 +10,7 @@ from edgeclip.bench.figures import png_figure
 from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_html
 from edgeclip.bench.report_text import (
-    TABLE_HEADER, build_host_caveat, describe_environment, equal_resolution_notes, fmt, roof_sentence, table_cells,
+    TABLE_HEADER, build_host_caveat, describe_environment, equal_resolution_notes, fmt, roof_notes, roof_sentence, table_cells,
 )
 from edgeclip.bench.verdict import verdict_sentence
 
@@ -111,8 +111,9 @@ def render_html(report: Report, inputs_png: bytes | None = None) -> str:
         parts.append(f"<p class='caveat'><b>{esc(caveat)}</b></p>")
     if roof_sentence(report):
         parts.append(f"<p>{esc(roof_sentence(report))}</p>")
-    if equal_resolution_notes(report):
-        parts.append("<ul>" + "".join(f"<li>{esc(note)}</li>" for note in equal_resolution_notes(report)) + "</ul>")
+    speed_notes = roof_notes(report) + equal_resolution_notes(report)
+    if speed_notes:
+        parts.append("<ul>" + "".join(f"<li>{esc(note)}</li>" for note in speed_notes) + "</ul>")
 
     png, left_out = accuracy_latency_png(report.rows)
     parts.append("<h2>Accuracy vs latency</h2>")

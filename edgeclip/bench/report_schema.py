@@ -49,11 +49,12 @@ _ROW_FIELDS: dict[str, tuple[Any, bool]] = {
     "measured_on": (str, True),
     "quality": (dict, True),
     "achieved_gflops": (_is_number, True), "roof_gflops": (_is_number, True), "roof_percent": (_is_number, True),
+    "roof_source": (str, True), "roof_why_not": (str, True),
     "equal_resolution": (dict, True),
 }
 # Fields added after schema version 2 was written: reports from before them still validate.
 _OPTIONAL_ROW_FIELDS = frozenset({"measured_on", "quality", "achieved_gflops", "roof_gflops", "roof_percent",
-                                  "equal_resolution"})
+                                  "roof_source", "roof_why_not", "equal_resolution"})
 _BUDGET_FIELDS: dict[str, tuple[Any, bool]] = {
     "name": (str, False), "row": (str, False), "limit": (_is_number, False), "measured": (_is_number, True),
     "passed": (bool, True), "status": (str, False),
@@ -106,6 +107,8 @@ def _check_row(row: Any, where: str, problems: list[str]) -> None:
     towers = row.get("flops_per_tower")
     if isinstance(towers, dict) and not all(isinstance(k, str) and _is_int(v) for k, v in towers.items()):
         problems.append(f"{where}.flops_per_tower: expected tower name -> integer FLOPs")
+    if row.get("roof_percent") is not None and row.get("roof_why_not"):
+        problems.append(f"{where}: both roof_percent and roof_why_not (a % of a roof that does not apply)")
     equal = row.get("equal_resolution")
     if isinstance(equal, dict):
         if not _is_int(equal.get("input_size")):

@@ -10,7 +10,7 @@ from edgeclip.bench.report import Report, ReportRow
 from edgeclip.bench.report_quality import quality_markdown
 from edgeclip.bench.roof import ROOF_SIZE
 
-ROOF_GEMM = f"{ROOF_SIZE}x{ROOF_SIZE}"
+ROOF_GEMM = f"{ROOF_SIZE}x{ROOF_SIZE}x{ROOF_SIZE}"
 from edgeclip.bench.verdict import verdict_sentence
 from edgeclip.compress.int8_rule import REJECTED_NOTE
 
@@ -71,10 +71,18 @@ def equal_resolution_notes(report: Report) -> list[str]:
 
 
 def _roof_cell(row: ReportRow) -> str:
-    """"47 (28%)": achieved GFLOP/s and the share of this machine's roof for the row's precision."""
+    """"47 (28%)": achieved GFLOP/s and the share of the timing machine's roof for the row's precision;
+    "47 (n/a)" when a roof does not apply (roof_notes says why)."""
     if row.achieved_gflops is None:
         return "-"
-    return fmt(row.achieved_gflops, ".3g") + (f" ({row.roof_percent:.0f}%)" if row.roof_percent is not None else "")
+    if row.roof_percent is not None:
+        return fmt(row.achieved_gflops, ".3g") + f" ({row.roof_percent:.0f}%)"
+    return fmt(row.achieved_gflops, ".3g") + (" (n/a)" if row.roof_why_not else "")
+
+
+def roof_notes(report: Report) -> list[str]:
+    """Why a timed row has no % of roof (a GPU row, no roof of its precision), one line per row."""
+    return [f"{row.label} — roof: {row.roof_why_not}" for row in report.rows if row.roof_why_not]
 
 
 def table_cells(row: ReportRow) -> list[str]:
@@ -89,14 +97,19 @@ def table_cells(row: ReportRow) -> list[str]:
 
 
 def roof_sentence(report: Report) -> str | None:
-    """What GFLOP/s and % roof mean, with the roofs used (bench/roof.py); None when no row has one."""
-    roofs = {row.precision: row.roof_gflops for row in report.rows if row.roof_gflops}
-    if not roofs:
+    """What GFLOP/s and % roof mean, with the roofs used per machine (bench/roof.py here, the runner's
+    gemm_roof.py on a device); None when no row has one."""
+    by_source: dict[str, dict[str, float]] = {}
+    for row in report.rows:
+        if row.roof_gflops:
+            by_source.setdefault(row.roof_source or f"this machine, {ROOF_GEMM} GEMM", {})[row.precision] = row.roof_gflops
+    if not by_source:
         return None
-    listed = ", ".join(f"{precision} {value:.0f}" for precision, value in sorted(roofs.items()))
-    return (f"GFLOP/s = the row's FLOPs / its p50; % roof = that / this machine's best {ROOF_GEMM} GEMM of the row's "
-            f"precision with the same threads ({listed} GFLOP/s; int8 in GOP/s). Far below the roof, per-op overhead, "
-            "not arithmetic, sets the latency.")
+    listed = "; ".join(f"{source}: " + ", ".join(f"{p} {v:.0f}" for p, v in sorted(roofs.items())) + " GFLOP/s"
+                       for source, roofs in sorted(by_source.items()))
+    return (f"GFLOP/s = the row's FLOPs / its p50; % roof = that / the best square GEMM of the row's precision with the "
+            f"same threads on the machine that timed the row ({listed}; int8 in GOP/s). Far below the roof, per-op "
+            "overhead, not arithmetic, sets the latency.")
 
 
 def build_host_caveat(report: Report) -> str | None:
@@ -115,8 +128,19 @@ def _status_text(row: ReportRow) -> str:
     return f"{row.status} (rejected at export: never shipped)" if REJECTED_NOTE in row.notes else row.status
 
 
+def describe_roof(roof: dict[str, Any]) -> str:
+    """A device's GEMM roof as one line: per precision the best figure and every library's."""
+    parts = [f"{roof.get('gemm')} GEMM, {roof.get('threads')} thread(s), {roof.get('clock')} clock"]
+    for precision, rates in (roof.get("by_library") or {}).items():
+        if rates:
+            parts.append(f"{precision} {roof.get(precision)} (" + ", ".join(f"{k} {v}" for k, v in rates.items()) + ")")
+    parts += [f"{key}: {error}" for key, error in (roof.get("errors") or {}).items()]
+    return "; ".join(parts)
+
+
 def describe_environment(env: dict[str, Any]) -> list[str]:
-    lines = [f"{key}: {value}" for key, value in env.items() if key != "versions"]
+    lines = [f"{key}: {describe_roof(value) if key == 'roof' and isinstance(value, dict) else value}"
+             for key, value in env.items() if key != "versions"]
     versions = env.get("versions") or {}
     if versions:
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
@@ -143,7 +167,7 @@ def render_markdown(report: Report, inputs_image: str | None = None) -> str:
         lines += ["", f"**{caveat}**"]
     if roof_sentence(report):
         lines += ["", roof_sentence(report)]
-    lines += [f"- {note}" for note in equal_resolution_notes(report)]
+    lines += [f"- {note}" for note in roof_notes(report) + equal_resolution_notes(report)]
     lines += quality_markdown(report)
     if report.student_search:
         lines += [""] + pareto_markdown(report.student_search, figure=report.student_search.get("figure"))

@@ -6,27 +6,33 @@ ops dominate). The roof is the best a large square GEMM reaches with the same th
 every library edgeclip times with (torch, onnxruntime, OpenVINO for fp32; onnxruntime's u8s8
 MatMulInteger / QLinearMatMul for int8). It is measured once per machine and cached under
 cache_dir()/roof, keyed by CPU model + flags + thread count + library versions (any of them changes
-the roof).
+the roof). How it is measured (size, repeats, clock, the onnxruntime/OpenVINO GEMMs) is the device
+runner's devices/runner/gemm_roof.py, loaded by path: a device measures its own roof the same way
+(numpy's sgemm in place of torch) and `apply_roof` compares its rows with it (bench/remote.py).
+GPU rows (a backend that needs CUDA, or a runner row that ran on a GPU provider) get no % of a CPU
+roof: their `roof_why_not` says so.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from edgeclip.backends import BACKENDS
 from edgeclip.bench.environment import cpu_model, library_versions
 from edgeclip.io_utils import read_json, write_json
-from edgeclip.paths import cache_dir
+from edgeclip.paths import cache_dir, runner_module
 from edgeclip.utils import stable_hash
 
-ROOF_SIZE = 1024  # square GEMM: large enough to run at peak, small enough to time in ~10 ms a call
-ROOF_METHOD = 3  # bumped when how the roof is measured changes: older cached roofs are measured again
-ROOF_REPEATS = 5  # best of: the roof is a peak, the fastest call is the one least disturbed by neighbours
+_DEVICE = runner_module("gemm_roof.py")  # the method, shared with the device runner (devices/runner/gemm_roof.py)
+ROOF_SIZE: int = _DEVICE.ROOF_SIZE
+ROOF_METHOD: int = _DEVICE.ROOF_METHOD  # bumped there when how the roof is measured changes: cached roofs are re-measured
+ROOF_REPEATS: int = _DEVICE.ROOF_REPEATS
 _ROOF_PRECISION = {"fp32": "fp32", "int8": "int8"}  # which roof a row's precision is compared with
+THIS_MACHINE = "this machine"  # roof_source of rows timed here; device rows name the device (bench/remote.py)
 
 
 def cpu_flags() -> list[str]:
@@ -48,124 +54,35 @@ def roof_cache_key(threads: int) -> str:
                                               ROOF_METHOD)
 
 
-def _best_ms(call: Callable[[], Any], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    call()  # warm-up: packing, kernel selection, allocation
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        start = clock()
-        call()
-        best = min(best, clock() - start)
-    return best * 1000.0
+def _torch_gemm(threads: int) -> Callable[[np.ndarray, np.ndarray], Callable[[], Any]]:
+    def setup(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
+        import torch
 
-
-def roof_clock(threads: int) -> Callable[[], float]:
-    """One thread: the process's CPU time (on a loaded machine a 15 ms GEMM is nearly always preempted,
-    and wall time then measured a roof 25% low); several threads: wall time (CPU time would sum them)."""
-    return time.process_time if threads == 1 else time.perf_counter
-
-
-def _ort_session(graph_nodes: list[Any], inputs: list[Any], outputs: list[Any], initializers: list[Any],
-                 threads: int) -> Any:
-    import onnxruntime as ort
-    from onnx import helper
-
-    graph = helper.make_graph(graph_nodes, "roof", inputs, outputs, initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 8)
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads > 0:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-
-
-def _fp32_torch(a: np.ndarray, b: np.ndarray, threads: int, repeats: int) -> float:
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
+        if threads > 0:
+            torch.set_num_threads(threads)  # restored by measure_roof
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        with torch.no_grad():
-            return _best_ms(lambda: torch.mm(ta, tb), repeats, roof_clock(threads))
-    finally:
-        torch.set_num_threads(previous)
 
-
-def _fp32_onnxruntime(a: np.ndarray, b: np.ndarray, threads: int, repeats: int) -> float:
-    from onnx import TensorProto, helper, numpy_helper
-
-    n = a.shape[0]
-    session = _ort_session([helper.make_node("MatMul", ["A", "B"], ["C"])],
-                           [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
-                           [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])],
-                           [numpy_helper.from_array(b, "B")], threads)
-    return _best_ms(lambda: session.run(None, {"A": a}), repeats, roof_clock(threads))
-
-
-def _fp32_openvino(a: np.ndarray, b: np.ndarray, threads: int, repeats: int) -> float:
-    import openvino as ov
-    import openvino.opset13 as ops
-
-    parameter = ops.parameter(list(a.shape), np.float32, name="A")
-    model = ov.Model([ops.matmul(parameter, ops.constant(b), False, False)], [parameter], "roof")
-    # f32 pinned as edgeclip's OpenVINO artifacts pin it: on a CPU with bf16 (AVX512_BF16/AMX) OpenVINO's
-    # default is bf16, which measured a "fp32" roof 1.9x this one's.
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-    if threads > 0:
-        config["INFERENCE_NUM_THREADS"] = threads
-    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
-    return _best_ms(lambda: request.infer({0: a}), repeats, roof_clock(threads))
-
-
-def _int8_onnxruntime(op: str, a: np.ndarray, b: np.ndarray, threads: int, repeats: int) -> float:
-    """u8 activations x s8 weights (onnxruntime's fast int8 GEMM on x86: VNNI/AMX when present)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    n = a.shape[0]
-    a_zero, b_zero = numpy_helper.from_array(np.array(128, np.uint8), "a_zero"), numpy_helper.from_array(np.array(0, np.int8), "b_zero")
-    weights = numpy_helper.from_array(b, "B")
-    if op == "MatMulInteger":
-        node = helper.make_node("MatMulInteger", ["A", "B", "a_zero", "b_zero"], ["C"])
-        out_type, extra = TensorProto.INT32, []
-    else:
-        scale = lambda name: numpy_helper.from_array(np.array(0.01, np.float32), name)  # noqa: E731
-        node = helper.make_node("QLinearMatMul", ["A", "a_scale", "a_zero", "B", "b_scale", "b_zero", "c_scale", "c_zero"], ["C"])
-        out_type = TensorProto.UINT8
-        extra = [scale("a_scale"), scale("b_scale"), scale("c_scale"), numpy_helper.from_array(np.array(128, np.uint8), "c_zero")]
-    session = _ort_session([node], [helper.make_tensor_value_info("A", TensorProto.UINT8, [n, n])],
-                           [helper.make_tensor_value_info("C", out_type, [n, n])], [weights, a_zero, b_zero, *extra], threads)
-    return _best_ms(lambda: session.run(None, {"A": a}), repeats, roof_clock(threads))
+        def call() -> Any:
+            with torch.no_grad():
+                return torch.mm(ta, tb)
+        return call
+    return setup
 
 
 def measure_roof(threads: int, size: int = ROOF_SIZE, repeats: int = ROOF_REPEATS) -> dict[str, Any]:
-    """GFLOP/s (int8: GOP/s) of a size² x size² GEMM per library; a library that fails is left out
-    with its error. `fp32` / `int8` are the best library's figure (the hardware's reachable roof)."""
-    rng = np.random.default_rng(0)
-    a32, b32 = rng.standard_normal((size, size), dtype=np.float32), rng.standard_normal((size, size), dtype=np.float32)
-    a8, b8 = rng.integers(0, 256, (size, size), dtype=np.uint8), rng.integers(-128, 128, (size, size), dtype=np.int8)
-    ops = 2.0 * size ** 3
-    measurements: dict[str, dict[str, Callable[[], float]]] = {
-        "fp32": {"torch": lambda: _fp32_torch(a32, b32, threads, repeats),
-                 "onnxruntime": lambda: _fp32_onnxruntime(a32, b32, threads, repeats),
-                 "openvino": lambda: _fp32_openvino(a32, b32, threads, repeats)},
-        "int8": {"onnxruntime MatMulInteger u8s8": lambda: _int8_onnxruntime("MatMulInteger", a8, b8, threads, repeats),
-                 "onnxruntime QLinearMatMul u8s8": lambda: _int8_onnxruntime("QLinearMatMul", a8, b8, threads, repeats)},
-    }
-    roof: dict[str, Any] = {"gemm": f"{size}x{size}x{size}", "threads": int(threads), "by_library": {}, "errors": {},
-                            "clock": "process CPU time" if threads == 1 else "wall", "repeats": repeats}
-    for precision, libraries in measurements.items():
-        rates = {}
-        for library, measure in libraries.items():
-            try:
-                rates[library] = round(ops / (measure() / 1000.0) / 1e9, 1)
-            except Exception as exc:  # noqa: BLE001 - a library missing or refusing the op leaves the others
-                roof["errors"][f"{precision} {library}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        roof["by_library"][precision] = rates
-        roof[precision] = max(rates.values()) if rates else None
-    return roof
+    """GFLOP/s (int8: GOP/s) of a size² x size² GEMM per library on this machine: torch first, then the
+    device layer's runtimes (onnxruntime fp32/int8, OpenVINO fp32) — the libraries edgeclip times with,
+    measured by the device runner's method (gemm_roof.py). numpy's BLAS is left out here: edgeclip
+    times nothing with it, and its thread count cannot be set once numpy is imported."""
+    # lazy: torch stays off the import path of `edgeclip bench` until a roof is measured
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        return _DEVICE.measure_roof(threads, runner_module("artifact_runtime.py"), size=size, repeats=repeats,
+                                    first={"fp32": {"torch": _torch_gemm(threads)}}, with_numpy=False)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def machine_roof(threads: int, *, measure: Callable[[int], dict[str, Any]] = measure_roof,
@@ -192,15 +109,38 @@ def roof_for(precision: str, roof: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def apply_roof(rows: Iterable[Any], roof: dict[str, Any]) -> None:
-    """achieved GFLOP/s = row FLOPs / p50 latency, and % of the roof of the row's precision, on every
-    row that has both (a dual-encoder reference row has per-tower FLOPs and no single latency)."""
+def gpu_reason(backend: str) -> str | None:
+    """Why a row of `backend` gets no % of the CPU's roof: its backend runs on a GPU (backend table)."""
+    row = BACKENDS.get(backend) if backend in BACKENDS else None
+    return f"not measured for GPU ({backend}) rows" if row is not None and "cuda" in row.requires else None
+
+
+def roof_source(roof: dict[str, Any], machine: str) -> str:
+    """Where a row's roof was measured: "device pi@rpi5, 1024x1024x1024 GEMM" (which library set it is in
+    the roof's `by_library`: the cache here, the report environment's `roof` for a device)."""
+    return f"{machine}, {roof.get('gemm') or 'square'} GEMM"
+
+
+def apply_roof(rows: Iterable[Any], roof: dict[str, Any], machine: str = THIS_MACHINE) -> None:
+    """achieved GFLOP/s = row FLOPs / p50 latency, and % of the roof of the row's precision measured on
+    `machine`, on every row that has both (a dual-encoder reference row has per-tower FLOPs and no
+    single latency). A row that ran on a GPU (its backend, or the runner's `roof_why_not`) and a
+    precision without a measured roof keep their GFLOP/s and get `roof_why_not` instead of a %."""
     for row in rows:
         p50 = (row.latency_ms or {}).get("p50")
         if not row.flops or not p50:
             continue
         row.achieved_gflops = float(row.flops / (p50 / 1000.0) / 1e9)
+        row.roof_why_not = row.roof_why_not or gpu_reason(row.backend)
+        if row.roof_why_not:
+            continue
         ceiling = roof_for(row.precision, roof)
         if ceiling:
             row.roof_gflops = ceiling
             row.roof_percent = float(100.0 * row.achieved_gflops / ceiling)
+            row.roof_source = roof_source(roof, machine)
+        else:
+            # The roof's errors say why (a library missing, the roof process failing): keys "<precision> <library>" or "roof".
+            errors = [f"{key.partition(' ')[2] or key}: {error}" for key, error in (roof.get("errors") or {}).items()
+                      if key.partition(" ")[0] in (row.precision, "roof")]
+            row.roof_why_not = f"no {row.precision} GEMM roof measured on {machine}" + (f" ({errors[0]})" if errors else "")

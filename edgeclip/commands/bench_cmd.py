@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--throughput-batch", type=int, default=16, help="batch for images/s (0 = skip)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-artifact peak-memory subprocess")
     parser.add_argument("--no-roof", action="store_true",
-                        help="skip achieved GFLOP/s and %% of this machine's GEMM roof (measured once per machine, then cached)")
+                        help="skip achieved GFLOP/s and %% of the GEMM roof (here: measured once per machine, then cached; "
+                             "with --remote: the device's, measured by the runner once per run)")
     parser.set_defaults(func=run)
 
 

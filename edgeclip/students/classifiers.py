@@ -107,6 +107,7 @@ _RESNETS = {
     "resnet18_w2": (1 / 2, DEFAULT_IMAGE_SIZE, "ResNet18 with 1/2 of the filters"),
     "resnet18_w4": (1 / 4, DEFAULT_IMAGE_SIZE, "ResNet18 with 1/4 of the filters"),
     "resnet18_w8": (1 / 8, DEFAULT_IMAGE_SIZE, "ResNet18 with 1/8 of the filters (paper 000's tiny student)"),
+    "resnet18_w16": (1 / 16, DEFAULT_IMAGE_SIZE, "ResNet18 with 1/16 of the filters (4-32): at 32x32 under 1/10 of proxy-cifar10's tower FLOPs"),
     "test_resnet": (1 / 16, TEST_IMAGE_SIZE, "tiny ResNet18 with 1/16 of the filters for tests (32x32 by default)"),
 }
 
