@@ -128,6 +128,9 @@ def test_device_runner_times_frames_and_says_why_float_data_gives_no_accuracy(fu
     row = runner.benchmark_artifact(path, runner.parse_args([path, "--data", str(tmp_path / "frames.npz"), "--warmup", "1",
                                                              "--iterations", "2", "--throughput-batch", "0"]), 0.0)
     assert row["status"] == "ok" and row["accuracy"] == 1.0
+    # Equal-resolution timing re-opens a model at the teacher's size: not a frame-taking graph, and it says why.
+    run, why_not = runner_module("equal_size.py").resized_runner(export("onnx").manifest, path, 224, 1, None)
+    assert run is None and why_not.startswith("fused preprocessing: takes 72x128 camera frames")
 
 
 def test_cli_export_of_test_resnet_takes_720p_frames(tmp_path, capsys):
