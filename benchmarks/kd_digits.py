@@ -75,7 +75,8 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
             return {**earlier.result, "reused": True}
         print(f"{task['name']}: {earlier.reason}; training again", flush=True)
     started = time.perf_counter()
-    result = distill_classifier(recipe, teacher=task["teacher"], out_dir=out, progress=False).result
+    # --reuse also resumes an unfinished run from its last.pt (same recipe fingerprint), as `edgeclip distill --resume`.
+    result = distill_classifier(recipe, teacher=task["teacher"], out_dir=out, progress=False, resume=task["reuse"]).result
     result["teacher_spec"] = task["teacher"]
     from edgeclip.distill.results import write_run_result
 
@@ -186,7 +187,8 @@ def main() -> int:
     parser.add_argument("--teacher-epochs", type=int, default=12, help="CE epochs of the CNN teachers")
     parser.add_argument("--lowshot-steps", type=int, default=300, help="optimizer steps (batch 32) of every low-shot run")
     parser.add_argument("--lowshot-head-epochs", type=int, default=60)
-    parser.add_argument("--reuse", action="store_true", help="reuse finished run directories in --work")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse finished run directories in --work and resume unfinished ones from their last.pt")
     parser.add_argument("--shots", type=shots_list, default=None,
                         help="comma-separated settings to run: 0 = full data, k = k images per class "
                              "(default: digits 0,5,10,20; cifar10 0,10,50,100)")
