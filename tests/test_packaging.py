@@ -95,5 +95,7 @@ def test_the_device_runner_runs_on_python_38(tmp_path):
                    "--warmup", "1", "--iterations", "3", "--environment"], env=env)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert result.returncode == 0 and lines[0]["environment"]["python"].startswith("3.8"), result.stderr[-1000:]
-    for row in lines[1:]:
+    rows, roof = [line for line in lines[1:] if "roof" not in line], [line["roof"] for line in lines if "roof" in line]
+    assert len(rows) == 2 and len(roof) == 1 and roof[0]["fp32"] > 0, lines  # the device's GEMM roof, last
+    for row in rows:
         assert row["status"] == "ok" and row["accuracy"] > 0.9, row

@@ -72,7 +72,7 @@ def test_a_wrong_engine_fails_its_parity_and_its_row(cnn, tmp_path, fake_trtexec
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["parity"]["passed"] is False
     # The device runner and the local harness both refuse it as a deployable artifact.
-    runner = subprocess.run([sys.executable, str(runner_path()), str(artifact), "--warmup", "1", "--iterations", "2"],
+    runner = subprocess.run([sys.executable, str(runner_path()), str(artifact), "--warmup", "1", "--iterations", "2", "--no-roof"],
                             capture_output=True, text=True, timeout=120)
     row = json.loads(runner.stdout.splitlines()[-1])
     assert row["status"].startswith("failed: parity against PyTorch failed (TensorRT engine")
@@ -93,7 +93,7 @@ def test_runner_times_and_evaluates_an_engine_through_trtexec(cnn, tmp_path, fak
     images, labels = structured_images(20, seed=9)
     np.savez(tmp_path / "eval.npz", images=images, labels=labels)
     runner = subprocess.run([sys.executable, str(runner_path()), str(artifact), "--data", str(tmp_path / "eval.npz"),
-                             "--warmup", "1", "--iterations", "4", "--throughput-batch", "4"],
+                             "--warmup", "1", "--iterations", "4", "--throughput-batch", "4", "--no-roof"],
                             capture_output=True, text=True, timeout=180)
     row = json.loads(runner.stdout.splitlines()[-1])
     assert row["status"] == "ok", row
