@@ -104,6 +104,27 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     return sorted(tasks, key=lambda t: ("k0" not in t["name"], "mobilenet" not in t["name"]))
 
 
+def flops_at_recipe_size(recipe_name: str, teacher_spec: str, students: list[str]) -> dict[str, Any]:
+    """FLOPs (2 × MACs, bench.flops) of each student and of the teacher's image tower at the recipe's student input
+    size, so the table can say which students fit a fraction of the teacher's compute."""
+    import torch
+
+    from edgeclip.bench.flops import count_flops
+    from edgeclip.config import load_recipe
+    from edgeclip.eval.size import tower_flops
+    from edgeclip.students.registry import create_student
+    from edgeclip.teacher import ClipTeacher
+
+    size = load_recipe(recipe_name).student.image_size
+    teacher = ClipTeacher.load(teacher_spec)
+    flops = {"image_size": size, "teacher_image": tower_flops(teacher.model, size, teacher.context_length)["image"],
+             "students": {}}
+    for name in students:
+        model, _spec = create_student(name, class_names=[str(i) for i in range(DIGIT_CLASSES)], image_size=size)
+        flops["students"][name] = count_flops(model.eval(), (torch.zeros(1, 3, size, size),))
+    return flops
+
+
 def student_table(results: dict[str, dict[str, Any]], shots_run: list[int], students: list[str]) -> list[dict[str, Any]]:
     rows = []
     for shots in shots_run:
@@ -145,11 +166,16 @@ def render(rows: list[dict[str, Any]], capacity_md: str, meta: dict[str, Any]) -
         *([f"Low-shot settings not run in this invocation (--shots {','.join(map(str, meta['shots']))}): "
            f"{', '.join(f'k={k}' for k in meta['setting']['shots'] if k not in meta['shots'])}.", ""]
           if sorted(meta["shots"]) != sorted(meta["setting"]["shots"]) else []),
-        "| setting | train imgs | teacher top-1 (%) | student | params | KD top-1 (%) | scratch top-1 (%) | KD − scratch (pts) | retention KD | retention scratch | agreement KD (%) | epochs × batch |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"FLOPs at {meta['flops']['image_size']}×{meta['flops']['image_size']} (2 × MACs): the teacher's image tower "
+        f"{meta['flops']['teacher_image'] / 1e6:.1f} M; *× teacher* = the student's FLOPs / that.",
+        "",
+        "| setting | train imgs | teacher top-1 (%) | student | params | MFLOPs | × teacher | KD top-1 (%) | scratch top-1 (%) | KD − scratch (pts) | retention KD | retention scratch | agreement KD (%) | epochs × batch |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        student_flops = meta["flops"]["students"][r["student"]]
         lines.append(f"| {r['setting']} | {r['train_images']} | {pct(r['teacher_accuracy'])} | {r['student']} | {r['student_params'] / 1e6:.2f}M | "
+                     f"{student_flops / 1e6:.2f} | {student_flops / meta['flops']['teacher_image']:.3f} | "
                      f"{pct(r['kd_accuracy'])} | {pct(r['scratch_accuracy'])} | {100 * r['kd_gain']:+.1f} | {r['kd_retention']:.3f} | "
                      f"{r['scratch_retention']:.3f} | {pct(r['agreement'])} | {r['epochs']} × {r['batch_size']} |")
     zs = rows[0].get("teacher_zero_shot_accuracy")
@@ -228,7 +254,8 @@ def main() -> int:
             "reused_runs": reused, "run_seconds_total": sum(r["seconds"] for r in finished),
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
             "proxy_teacher": proxy_cifar10_info() if args.dataset == "cifar10" else proxy_info(), "shots": args.shots,
-            "dataset": args.dataset, "setting": setting}
+            "dataset": args.dataset, "setting": setting,
+            "flops": flops_at_recipe_size(setting["recipe"], setting["teacher"], args.students)}
     from dataclasses import asdict
 
     payload = {**meta, "student_table": rows, "capacity_gap": {"gamma": gamma, "rows": [asdict(r) for r in capacity_rows]},
