@@ -98,12 +98,16 @@ def _resample(name: str) -> int:
 
 def center_crop(image: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
     """CLIP preprocessing: resize the short side to `size`, then crop the centre square."""
-    width, height = image.size
+    new_w, new_h, left, top = center_crop_box(*image.size, size)
+    image = image.resize((new_w, new_h), _resample(interpolation))
+    return image.crop((left, top, left + size, top + size))
+
+
+def center_crop_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, resized height, crop left, crop top) of `center_crop`; the fused graph uses the same."""
     scale = size / min(width, height)
     new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-    image = image.resize((new_w, new_h), _resample(interpolation))
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    return new_w, new_h, (new_w - size) // 2, (new_h - size) // 2
 
 
 def letterbox(
@@ -113,13 +117,18 @@ def letterbox(
 
     Nothing is cut off (a dashcam accident at the frame's edge survives), unlike center crop.
     """
-    width, height = image.size
-    scale = size / max(width, height)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    new_w, new_h, left, top = letterbox_box(*image.size, size)
     resized = image.resize((new_w, new_h), _resample(interpolation))
     canvas = Image.new("RGB", (size, size), tuple(pad_value))
-    canvas.paste(resized, ((size - new_w) // 2, (size - new_h) // 2))
+    canvas.paste(resized, (left, top))
     return canvas
+
+
+def letterbox_box(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(resized width, resized height, pad left, pad top) of `letterbox`; the fused graph uses the same."""
+    scale = size / max(width, height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    return new_w, new_h, (size - new_w) // 2, (size - new_h) // 2
 
 
 MAX_FRAME_SIDE = 8192  # larger than any camera/decoder frame edgeclip targets (8K is 7680 wide)
@@ -165,16 +174,13 @@ def frame_geometry(preprocess: Preprocess, frame: tuple[int, int]) -> FrameGeome
     size = preprocess.size
     crop = pad = None
     if preprocess.resize_mode == "letterbox":
-        scale = size / max(width, height)
-        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        left, top = (size - new_w) // 2, (size - new_h) // 2
+        new_w, new_h, left, top = letterbox_box(width, height, size)
         pad = (top, size - new_h - top, left, size - new_w - left)
     elif preprocess.resize_mode == "stretch":
         new_w = new_h = size
-    else:  # center_crop, as `center_crop` above
-        scale = size / min(width, height)
-        new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
-        crop = ((new_h - size) // 2, (new_w - size) // 2)
+    else:  # center_crop
+        new_w, new_h, left, top = center_crop_box(width, height, size)
+        crop = (top, left)
     if new_h > height or new_w > width:
         raise ValueError(
             f"a {height}x{width} frame is smaller than the {new_h}x{new_w} the model's {preprocess.resize_mode} "
