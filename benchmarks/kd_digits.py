@@ -104,7 +104,7 @@ def build_tasks(args: argparse.Namespace) -> list[dict[str, Any]]:
     return sorted(tasks, key=lambda t: ("k0" not in t["name"], "mobilenet" not in t["name"]))
 
 
-def flops_at_recipe_size(recipe_name: str, teacher_spec: str, students: list[str]) -> dict[str, Any]:
+def flops_at_recipe_size(recipe_name: str, teacher: Any, students: list[str]) -> dict[str, Any]:
     """FLOPs (2 × MACs, bench.flops) of each student and of the teacher's image tower at the recipe's student input
     size, so the table can say which students fit a fraction of the teacher's compute."""
     import torch
@@ -113,10 +113,8 @@ def flops_at_recipe_size(recipe_name: str, teacher_spec: str, students: list[str
     from edgeclip.config import load_recipe
     from edgeclip.eval.size import tower_flops
     from edgeclip.students.registry import create_student
-    from edgeclip.teacher import ClipTeacher
 
     size = load_recipe(recipe_name).student.image_size
-    teacher = ClipTeacher.load(teacher_spec)
     flops = {"image_size": size, "teacher_image": tower_flops(teacher.model, size, teacher.context_length)["image"],
              "students": {}}
     for name in students:
@@ -231,7 +229,7 @@ def main() -> int:
 
     from edgeclip.teacher import ClipTeacher
 
-    ClipTeacher.load(setting["teacher"])  # train/cache once before the workers start
+    teacher = ClipTeacher.load(setting["teacher"])  # train/cache once before the workers start
     tasks = build_tasks(args)
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         finished = pool.map(run_task, tasks, chunksize=1)
@@ -255,7 +253,7 @@ def main() -> int:
             "machine": {**machine_info(), "torch_threads": 1}, "seconds": time.perf_counter() - started,
             "proxy_teacher": proxy_cifar10_info() if args.dataset == "cifar10" else proxy_info(), "shots": args.shots,
             "dataset": args.dataset, "setting": setting,
-            "flops": flops_at_recipe_size(setting["recipe"], setting["teacher"], args.students)}
+            "flops": flops_at_recipe_size(setting["recipe"], teacher, args.students)}
     from dataclasses import asdict
 
     payload = {**meta, "student_table": rows, "capacity_gap": {"gamma": gamma, "rows": [asdict(r) for r in capacity_rows]},
